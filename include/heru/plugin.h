@@ -1,0 +1,1 @@
+/* placeholder: the plugin SDK lands with the herud issue */

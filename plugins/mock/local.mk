@@ -1,0 +1,1 @@
+# plugins/mock/local.mk: build fragment (included by the top-level Makefile.am).

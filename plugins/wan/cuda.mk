@@ -1,0 +1,1 @@
+# plugins/wan/cuda.mk: build fragment (included by the top-level Makefile.am).

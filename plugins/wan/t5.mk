@@ -1,0 +1,1 @@
+# plugins/wan/t5.mk: build fragment (included by the top-level Makefile.am).

@@ -1,0 +1,1 @@
+# plugins/wan/vae.mk: build fragment (included by the top-level Makefile.am).

@@ -1,0 +1,1 @@
+# server/local.mk: build fragment (included by the top-level Makefile.am).
