@@ -16,6 +16,8 @@ struct cli_command {
 static const struct cli_command commands[] = {
 	{ "inspect", cli_inspect, "list the tensors of a safetensors/.pt file (name, dtype, shape)" },
 	{ "random-weights", cli_random_weights, "write a DiT checkpoint of random weights (real names)" },
+	{ "dit-forward", cli_dit_forward, "one DiT forward with an empty cache (x, t, context -> flow)" },
+	{ "stream", cli_stream, "the streaming denoiser over latents with injected noise (-> x0)" },
 };
 
 static void usage(FILE *out)

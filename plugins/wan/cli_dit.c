@@ -1,0 +1,499 @@
+/* cli_dit.c: heru-wan dit-forward (one DiT forward with an empty cache) and heru-wan stream
+ * (the StreamDiffusionV2 streaming denoiser over a latent sequence with injected noise).
+ * Tensors go in and out as safetensors; see the README section "heru-wan dit-forward and
+ * stream" for the exact semantics. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dit_cpu.h"
+#include "dit_model.h"
+#include "dit_stream.h"
+#include "wan_config.h"
+#include "wt_file.h"
+
+struct dit_args {
+	const char *weights, *model, *input, *output, *device, *mode;
+	int steps, kv_frames, sink_frames;
+	double sink_threshold;
+};
+
+enum { OPT_WEIGHTS = 1000, OPT_MODEL, OPT_INPUT, OPT_OUTPUT, OPT_DEVICE, OPT_STEPS, OPT_MODE,
+       OPT_KV, OPT_SINK, OPT_THR, OPT_HELP };
+
+static const struct option dit_opts[] = {
+	{ "weights", required_argument, NULL, OPT_WEIGHTS },
+	{ "model", required_argument, NULL, OPT_MODEL },
+	{ "input", required_argument, NULL, OPT_INPUT },
+	{ "output", required_argument, NULL, OPT_OUTPUT },
+	{ "device", required_argument, NULL, OPT_DEVICE },
+	{ "steps", required_argument, NULL, OPT_STEPS },
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "kv-frames", required_argument, NULL, OPT_KV },
+	{ "sink-frames", required_argument, NULL, OPT_SINK },
+	{ "sink-threshold", required_argument, NULL, OPT_THR },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* Parses the shared options; STREAM enables the stream-only ones. Returns 0, 1 for --help,
+ * or 2 after printing a usage error. */
+static int parse_args(int argc, char **argv, bool stream, struct dit_args *a, const char *cmd)
+{
+	memset(a, 0, sizeof(*a));
+	a->device = "cpu";
+	a->mode = "batch";
+	a->steps = 0;
+	a->kv_frames = 6;
+	a->sink_frames = 3;
+	a->sink_threshold = 0.2;
+	optind = 1;
+	opterr = 0;
+	int o;
+	while ((o = getopt_long(argc, argv, "", dit_opts, NULL)) != -1) {
+		switch (o) {
+		case OPT_WEIGHTS: a->weights = optarg; break;
+		case OPT_MODEL: a->model = optarg; break;
+		case OPT_INPUT: a->input = optarg; break;
+		case OPT_OUTPUT: a->output = optarg; break;
+		case OPT_DEVICE: a->device = optarg; break;
+		case OPT_HELP: return 1;
+		case OPT_STEPS:
+		case OPT_MODE:
+		case OPT_KV:
+		case OPT_SINK:
+		case OPT_THR:
+			if (!stream)
+				goto unknown;
+			if (o == OPT_STEPS && parse_int(optarg, 1, WAN_MAX_STEPS, &a->steps)) {
+				fprintf(stderr, "heru-wan %s: --steps must be 1..%d\n", cmd, WAN_MAX_STEPS);
+				return 2;
+			}
+			if (o == OPT_MODE)
+				a->mode = optarg;
+			if (o == OPT_KV && parse_int(optarg, 4, 48, &a->kv_frames)) {
+				fprintf(stderr, "heru-wan %s: --kv-frames must be 4..48\n", cmd);
+				return 2;
+			}
+			if (o == OPT_SINK && parse_int(optarg, 0, 47, &a->sink_frames)) {
+				fprintf(stderr, "heru-wan %s: --sink-frames must be 0..47\n", cmd);
+				return 2;
+			}
+			if (o == OPT_THR) {
+				char *end;
+				a->sink_threshold = strtod(optarg, &end);
+				if (!*optarg || *end || a->sink_threshold < -1 || a->sink_threshold > 1) {
+					fprintf(stderr, "heru-wan %s: --sink-threshold must be -1..1 "
+						"(-1 turns the adaptive sink off)\n", cmd);
+					return 2;
+				}
+			}
+			break;
+		default:
+		unknown:
+			fprintf(stderr, "heru-wan %s: unknown or incomplete option '%s'\n", cmd,
+				argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "heru-wan %s: unexpected argument '%s'\n", cmd, argv[optind]);
+		return 2;
+	}
+	if (!a->weights || !a->model || !a->input || !a->output || (stream && !a->steps)) {
+		fprintf(stderr, "heru-wan %s: --weights, --model, --input, --output%s are required\n",
+			cmd, stream ? ", --steps" : "");
+		return 2;
+	}
+	if (strcmp(a->device, "cpu") && strcmp(a->device, "cuda")) {
+		fprintf(stderr, "heru-wan %s: --device must be cpu or cuda\n", cmd);
+		return 2;
+	}
+	if (stream && strcmp(a->mode, "batch") && strcmp(a->mode, "nobatch")) {
+		fprintf(stderr, "heru-wan %s: --mode must be batch or nobatch\n", cmd);
+		return 2;
+	}
+	if (stream && a->sink_frames >= a->kv_frames) {
+		fprintf(stderr, "heru-wan %s: --sink-frames must be below --kv-frames\n", cmd);
+		return 2;
+	}
+	return 0;
+}
+
+/* The CPU reference as a dit_engine. */
+static int cpu_forward(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
+		       const int64_t *t, const int64_t *c_start, float *flow, char *err,
+		       size_t errlen)
+{
+	return dit_cpu_forward(impl, kv, nslots, frames, x, t, c_start, flow, err, errlen);
+}
+
+static int cpu_expand(void *impl, int slots, char *err, size_t errlen)
+{
+	return dit_cpu_expand(impl, slots, err, errlen);
+}
+
+static void cpu_reset(void *impl)
+{
+	dit_cpu_reset(impl);
+}
+
+/* Reads float tensor NAME of IN whose rank is NDIM; its shape goes to SHAPE. new. */
+static float *read_any_f32(const struct wt_file *in, const char *name, int ndim, int64_t *shape,
+			   char *err, size_t errlen)
+{
+	const struct wt_tensor *t = wt_find(in, name);
+	if (!t) {
+		snprintf(err, errlen, "'%s' has no tensor '%s'", wt_path(in), name);
+		return NULL;
+	}
+	if (t->ndim != ndim) {
+		snprintf(err, errlen, "'%s': tensor '%s' must have %d dimensions, has %d",
+			 wt_path(in), name, ndim, t->ndim);
+		return NULL;
+	}
+	for (int i = 0; i < ndim; i++) {
+		if (t->shape[i] < 1 || t->shape[i] > (1 << 20)) {
+			snprintf(err, errlen, "'%s': tensor '%s' has an unusable shape", wt_path(in),
+				 name);
+			return NULL;
+		}
+		shape[i] = t->shape[i];
+	}
+	return wt_load_f32(in, name, ndim, shape, err, errlen);
+}
+
+static int write_one(const char *path, const char *name, int ndim, const int64_t *shape,
+		     const float *data, char *err, size_t errlen)
+{
+	struct wt_writer *w = wt_writer_new();
+	int rc = -1;
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (wt_writer_add(w, name, WT_F32, ndim, shape, data, err, errlen) == 0 &&
+	    wt_writer_save(w, path, err, errlen) == 0)
+		rc = 0;
+	wt_writer_free(w);
+	return rc;
+}
+
+static int check_device(const char *cmd, const char *device)
+{
+	if (strcmp(device, "cpu")) {
+		fprintf(stderr, "heru-wan %s: --device %s is not available in this build of "
+			"heru-wan (use --device cpu)\n", cmd, device);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- dit-forward ---- */
+
+static void forward_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: heru-wan dit-forward --weights W --model 1.3b|14b|CONFIG.json --input IN\n"
+		"                            --output OUT [--device cpu|cuda]\n"
+		"  IN   safetensors with x f32 [B,16,F,h,w], t i64 [B,F], context f32 [B,512,text_dim]\n"
+		"  OUT  safetensors with flow f32 [B,16,F,h,w]: one forward with an empty KV cache\n"
+		"       (positions from frame 0, the chunk attends to itself)\n");
+}
+
+int cli_dit_forward(int argc, char **argv)
+{
+	struct dit_args a;
+	char err[512];
+	struct wan_dit_config cfg;
+	struct wt_file *in = NULL;
+	struct wan_dit_model *m = NULL;
+	struct dit_cpu *cpu = NULL;
+	struct dit_kv *kv = NULL;
+	float *x = NULL, *ctx = NULL, *flow = NULL;
+	int64_t *t = NULL, *starts = NULL;
+	int rc = 1;
+
+	int pr = parse_args(argc, argv, false, &a, "dit-forward");
+	if (pr == 1) {
+		forward_usage(stdout);
+		return 0;
+	}
+	if (pr) {
+		forward_usage(stderr);
+		return 2;
+	}
+	if (check_device("dit-forward", a.device))
+		return 1;
+	if (wan_dit_config_load(a.model, &cfg, err, sizeof(err)))
+		goto fail;
+	in = wt_open(a.input, err, sizeof(err));
+	if (!in)
+		goto fail;
+	int64_t xs[5], cs[3], ts[2];
+	x = read_any_f32(in, "x", 5, xs, err, sizeof(err));
+	if (!x)
+		goto fail;
+	ctx = read_any_f32(in, "context", 3, cs, err, sizeof(err));
+	if (!ctx)
+		goto fail;
+	int B = (int)xs[0], F = (int)xs[2], h = (int)xs[3], w = (int)xs[4];
+	if (xs[1] != cfg.in_dim || B > 64 || F > 48 || h % 2 || w % 2 || h > 2048 || w > 2048) {
+		snprintf(err, sizeof(err), "'%s': x must be [B<=64, %d, F<=48, h, w] with h, w even "
+			 "and <= 2048", a.input, cfg.in_dim);
+		goto fail;
+	}
+	if (cs[0] != B || cs[1] != cfg.text_len || cs[2] != cfg.text_dim) {
+		snprintf(err, sizeof(err), "'%s': context must be [%d, %d, %d]", a.input, B,
+			 cfg.text_len, cfg.text_dim);
+		goto fail;
+	}
+	ts[0] = B;
+	ts[1] = F;
+	t = malloc(sizeof(int64_t) * B * F);
+	starts = calloc((size_t)B, sizeof(int64_t));
+	if (!t || !starts) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	if (wt_read_i64(in, "t", 2, ts, t, err, sizeof(err)))
+		goto fail;
+	for (int i = 0; i < B * F; i++)
+		if (t[i] < 0 || t[i] > 1000) {
+			snprintf(err, sizeof(err), "'%s': timesteps must be 0..1000, got %lld", a.input,
+				 (long long)t[i]);
+			goto fail;
+		}
+	m = wan_dit_model_open(a.weights, &cfg, err, sizeof(err));
+	if (!m)
+		goto fail;
+	int L = (h / 2) * (w / 2), kvf = F > 6 ? F : 6;
+	struct dit_kv_config kc = { .tokens_per_frame = L, .kv_frames = kvf, .sink_frames = 0,
+				    .sink_threshold = -1, .total_steps = 1,
+				    .layers = cfg.num_layers, .max_slots = B };
+	kv = dit_kv_new(&kc, err, sizeof(err));
+	if (!kv || dit_kv_expand(kv, B, err, sizeof(err)))
+		goto fail;
+	cpu = dit_cpu_new(m, B, kvf * L, h, w, B, err, sizeof(err));
+	if (!cpu)
+		goto fail;
+	dit_cpu_set_context(cpu, ctx);
+	size_t on = (size_t)B * cfg.out_dim * F * h * w;
+	flow = malloc(on * sizeof(float));
+	if (!flow) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	if (dit_cpu_forward(cpu, kv, B, F, x, t, starts, flow, err, sizeof(err)))
+		goto fail;
+	int64_t fs[5] = { B, cfg.out_dim, F, h, w };
+	if (write_one(a.output, "flow", 5, fs, flow, err, sizeof(err)))
+		goto fail;
+	rc = 0;
+	goto done;
+fail:
+	fprintf(stderr, "heru-wan dit-forward: %s\n", err);
+done:
+	free(x);
+	free(ctx);
+	free(flow);
+	free(t);
+	free(starts);
+	dit_cpu_free(cpu);
+	dit_kv_free(kv);
+	wan_dit_model_free(m);
+	if (in)
+		wt_close(in);
+	return rc;
+}
+
+/* ---- stream ---- */
+
+static void stream_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: heru-wan stream --weights W --model 1.3b|14b|CONFIG.json --input IN --output OUT\n"
+		"                       --steps S --mode batch|nobatch [--kv-frames 6] [--sink-frames 3]\n"
+		"                       [--sink-threshold 0.2] [--device cpu|cuda]\n"
+		"  IN   latents f32 [C+1,16,h,w] (chunk 0 = 2 frames, then 1 per chunk),\n"
+		"       context f32 [1,512,text_dim], noise_scale f32 [C] (strength per chunk),\n"
+		"       noise f32 [S*(C+1),16,h,w] (every Gaussian draw, one latent frame at a time)\n"
+		"  OUT  x0 f32 [N',16,h,w]: chunk 0's 2 frames, then one per emitted chunk\n"
+		"       (N' = C+1 in nobatch mode, C-S+2 in batch mode)\n"
+		"  --sink-threshold -1 turns the adaptive sink refresh off\n");
+}
+
+struct noise_src {
+	const float *data; /* borrowed: [M, C, h, w] */
+	size_t frames, next, fe;
+};
+
+static int noise_next(void *ctx, float *dst, size_t n, char *err, size_t errlen)
+{
+	struct noise_src *ns = ctx;
+	if (n != ns->fe || ns->next >= ns->frames) {
+		snprintf(err, errlen, "the noise tensor ran out after %zu frames", ns->frames);
+		return -1;
+	}
+	memcpy(dst, ns->data + ns->next * ns->fe, n * sizeof(float));
+	ns->next++;
+	return 0;
+}
+
+int cli_stream(int argc, char **argv)
+{
+	struct dit_args a;
+	char err[512];
+	struct wan_dit_config cfg;
+	struct wt_file *in = NULL;
+	struct wan_dit_model *m = NULL;
+	struct dit_cpu *cpu = NULL;
+	struct dit_stream *st = NULL;
+	float *lat = NULL, *ctx = NULL, *scale = NULL, *noise = NULL, *out = NULL, *tmp = NULL;
+	int rc = 1;
+
+	int pr = parse_args(argc, argv, true, &a, "stream");
+	if (pr == 1) {
+		stream_usage(stdout);
+		return 0;
+	}
+	if (pr) {
+		stream_usage(stderr);
+		return 2;
+	}
+	if (check_device("stream", a.device))
+		return 1;
+	if (wan_dit_config_load(a.model, &cfg, err, sizeof(err)))
+		goto fail;
+	in = wt_open(a.input, err, sizeof(err));
+	if (!in)
+		goto fail;
+	int64_t ls[4], cs[3], ss[1], ns[4];
+	if (!(lat = read_any_f32(in, "latents", 4, ls, err, sizeof(err))) ||
+	    !(ctx = read_any_f32(in, "context", 3, cs, err, sizeof(err))) ||
+	    !(scale = read_any_f32(in, "noise_scale", 1, ss, err, sizeof(err))) ||
+	    !(noise = read_any_f32(in, "noise", 4, ns, err, sizeof(err))))
+		goto fail;
+	const int S = a.steps, C = (int)ss[0], h = (int)ls[2], w = (int)ls[3];
+	const bool batch = !strcmp(a.mode, "batch");
+	if (ls[1] != cfg.in_dim || h % 2 || w % 2 || h > 2048 || w > 2048) {
+		snprintf(err, sizeof(err), "'%s': latents must be [N, %d, h, w] with h, w even and "
+			 "<= 2048", a.input, cfg.in_dim);
+		goto fail;
+	}
+	if (ls[0] != C + 1) {
+		snprintf(err, sizeof(err), "'%s': latents has %lld frames but noise_scale has %d "
+			 "chunks (need %d frames: 2 for chunk 0, then 1 per chunk)", a.input,
+			 (long long)ls[0], C, C + 1);
+		goto fail;
+	}
+	if (cs[0] != 1 || cs[1] != cfg.text_len || cs[2] != cfg.text_dim) {
+		snprintf(err, sizeof(err), "'%s': context must be [1, %d, %d]", a.input,
+			 cfg.text_len, cfg.text_dim);
+		goto fail;
+	}
+	if (ns[0] != (int64_t)S * (C + 1) || ns[1] != cfg.in_dim || ns[2] != h || ns[3] != w) {
+		snprintf(err, sizeof(err), "'%s': noise must be [%d, %d, %d, %d] (S*(C+1) frames)",
+			 a.input, S * (C + 1), cfg.in_dim, h, w);
+		goto fail;
+	}
+	for (int k = 0; k < C; k++)
+		if (!wan_noise_scale_valid(scale[k])) {
+			snprintf(err, sizeof(err), "'%s': noise_scale[%d] = %g is not in 0.1..1",
+				 a.input, k, scale[k]);
+			goto fail;
+		}
+	m = wan_dit_model_open(a.weights, &cfg, err, sizeof(err));
+	if (!m)
+		goto fail;
+	int L = (h / 2) * (w / 2);
+	cpu = dit_cpu_new(m, batch ? S : 1, a.kv_frames * L, h, w, 1, err, sizeof(err));
+	if (!cpu)
+		goto fail;
+	dit_cpu_set_context(cpu, ctx);
+	struct dit_engine eng = { cpu, cpu_forward, cpu_expand, cpu_reset };
+	struct dit_stream_config sc = { .steps = S, .batch = batch, .kv_frames = a.kv_frames,
+					.sink_frames = a.sink_frames,
+					.sink_threshold = a.sink_threshold,
+					.channels = cfg.in_dim, .h = h, .w = w,
+					.layers = cfg.num_layers };
+	st = dit_stream_new(&sc, &eng, err, sizeof(err));
+	if (!st)
+		goto fail;
+	size_t fe = (size_t)cfg.in_dim * h * w, hw = (size_t)h * w;
+	int nout = batch ? 2 + (C > S ? C - S : 0) : C + 1;
+	out = calloc((size_t)nout * fe, sizeof(float));
+	tmp = malloc(2 * fe * sizeof(float));
+	if (!out || !tmp) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	struct noise_src src = { noise, (size_t)ns[0], 0, fe };
+	/* chunk 0: frames [2][C][hw] -> [C][2][hw] and back */
+	for (int c = 0; c < cfg.in_dim; c++)
+		for (int f = 0; f < 2; f++)
+			memcpy(tmp + ((size_t)c * 2 + f) * hw, lat + f * fe + c * hw, hw * sizeof(float));
+	float *x0 = tmp + 0;
+	float *x0c = malloc(2 * fe * sizeof(float));
+	if (!x0c) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	if (dit_stream_first(st, x0, scale[0], noise_next, &src, x0c, err, sizeof(err))) {
+		free(x0c);
+		goto fail;
+	}
+	for (int c = 0; c < cfg.in_dim; c++)
+		for (int f = 0; f < 2; f++)
+			memcpy(out + f * fe + c * hw, x0c + ((size_t)c * 2 + f) * hw, hw * sizeof(float));
+	free(x0c);
+	int nemit = 2;
+	for (int k = 1; k < C; k++) {
+		bool emitted;
+		if (dit_stream_next(st, lat + (size_t)(k + 1) * fe, scale[k], noise_next, &src, tmp,
+				    &emitted, err, sizeof(err)))
+			goto fail;
+		if (emitted) {
+			if (nemit >= nout) {
+				snprintf(err, sizeof(err), "internal: more outputs than expected");
+				goto fail;
+			}
+			memcpy(out + (size_t)nemit * fe, tmp, fe * sizeof(float));
+			nemit++;
+		}
+	}
+	int64_t os[4] = { nemit, cfg.in_dim, h, w };
+	if (write_one(a.output, "x0", 4, os, out, err, sizeof(err)))
+		goto fail;
+	rc = 0;
+	goto done;
+fail:
+	fprintf(stderr, "heru-wan stream: %s\n", err);
+done:
+	free(lat);
+	free(ctx);
+	free(scale);
+	free(noise);
+	free(out);
+	free(tmp);
+	dit_stream_free(st);
+	dit_cpu_free(cpu);
+	wan_dit_model_free(m);
+	if (in)
+		wt_close(in);
+	return rc;
+}
