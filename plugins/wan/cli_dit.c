@@ -363,7 +363,8 @@ int cli_stream(int argc, char **argv)
 	struct wan_dit_model *m = NULL;
 	struct dit_cpu *cpu = NULL;
 	struct dit_stream *st = NULL;
-	float *lat = NULL, *ctx = NULL, *scale = NULL, *noise = NULL, *out = NULL, *tmp = NULL;
+	float *lat = NULL, *ctx = NULL, *scale = NULL, *noise = NULL, *out = NULL;
+	float *chunk = NULL, *res = NULL;
 	int rc = 1;
 
 	int pr = parse_args(argc, argv, true, &a, "stream");
@@ -437,34 +438,28 @@ int cli_stream(int argc, char **argv)
 	size_t fe = (size_t)cfg.in_dim * h * w, hw = (size_t)h * w;
 	int nout = batch ? 2 + (C > S ? C - S : 0) : C + 1;
 	out = calloc((size_t)nout * fe, sizeof(float));
-	tmp = malloc(2 * fe * sizeof(float));
-	if (!out || !tmp) {
+	chunk = malloc(2 * fe * sizeof(float)); /* chunk 0 as [C, 2, h, w] */
+	res = malloc(2 * fe * sizeof(float));
+	if (!out || !chunk || !res) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
 	struct noise_src src = { noise, (size_t)ns[0], 0, fe };
-	/* chunk 0: frames [2][C][hw] -> [C][2][hw] and back */
+	/* chunk 0: the file's frame-major [2, C, h, w] to the DiT's [C, 2, h, w] and back */
 	for (int c = 0; c < cfg.in_dim; c++)
 		for (int f = 0; f < 2; f++)
-			memcpy(tmp + ((size_t)c * 2 + f) * hw, lat + f * fe + c * hw, hw * sizeof(float));
-	float *x0 = tmp + 0;
-	float *x0c = malloc(2 * fe * sizeof(float));
-	if (!x0c) {
-		snprintf(err, sizeof(err), "out of memory");
+			memcpy(chunk + ((size_t)c * 2 + f) * hw, lat + f * fe + c * hw,
+			       hw * sizeof(float));
+	if (dit_stream_first(st, chunk, scale[0], noise_next, &src, res, err, sizeof(err)))
 		goto fail;
-	}
-	if (dit_stream_first(st, x0, scale[0], noise_next, &src, x0c, err, sizeof(err))) {
-		free(x0c);
-		goto fail;
-	}
 	for (int c = 0; c < cfg.in_dim; c++)
 		for (int f = 0; f < 2; f++)
-			memcpy(out + f * fe + c * hw, x0c + ((size_t)c * 2 + f) * hw, hw * sizeof(float));
-	free(x0c);
+			memcpy(out + f * fe + c * hw, res + ((size_t)c * 2 + f) * hw,
+			       hw * sizeof(float));
 	int nemit = 2;
 	for (int k = 1; k < C; k++) {
 		bool emitted;
-		if (dit_stream_next(st, lat + (size_t)(k + 1) * fe, scale[k], noise_next, &src, tmp,
+		if (dit_stream_next(st, lat + (size_t)(k + 1) * fe, scale[k], noise_next, &src, res,
 				    &emitted, err, sizeof(err)))
 			goto fail;
 		if (emitted) {
@@ -472,7 +467,7 @@ int cli_stream(int argc, char **argv)
 				snprintf(err, sizeof(err), "internal: more outputs than expected");
 				goto fail;
 			}
-			memcpy(out + (size_t)nemit * fe, tmp, fe * sizeof(float));
+			memcpy(out + (size_t)nemit * fe, res, fe * sizeof(float));
 			nemit++;
 		}
 	}
@@ -489,7 +484,8 @@ done:
 	free(scale);
 	free(noise);
 	free(out);
-	free(tmp);
+	free(chunk);
+	free(res);
 	dit_stream_free(st);
 	dit_cpu_free(cpu);
 	wan_dit_model_free(m);
