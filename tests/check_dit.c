@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dit_cpu.h"
+#include "dit_model.h"
+#include "dit_stream.h"
 #include "wan_config.h"
 #include "wan_dit_weights.h"
 #include "wt_file.h"
@@ -275,6 +278,117 @@ START_TEST(test_prefixed_weights)
 }
 END_TEST
 
+/* The driver in process: the events the goldens are meant to cover really happen. */
+struct mem_noise {
+	const float *v;
+	size_t left;
+};
+
+static int mem_noise_next(void *ctx, float *dst, size_t n, char *err, size_t errlen)
+{
+	struct mem_noise *m = ctx;
+	if (n > m->left) {
+		snprintf(err, errlen, "out of noise");
+		return -1;
+	}
+	memcpy(dst, m->v, n * sizeof(float));
+	m->v += n;
+	m->left -= n;
+	return 0;
+}
+
+static int eng_forward(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
+		       const int64_t *t, const int64_t *c_start, float *flow, char *err,
+		       size_t errlen)
+{
+	return dit_cpu_forward(impl, kv, nslots, frames, x, t, c_start, flow, err, errlen);
+}
+
+static int eng_expand(void *impl, int slots, char *err, size_t errlen)
+{
+	return dit_cpu_expand(impl, slots, err, errlen);
+}
+
+static void eng_reset(void *impl)
+{
+	dit_cpu_reset(impl);
+}
+
+START_TEST(test_stream_events)
+{
+	char err[256];
+	struct wan_dit_config cfg;
+	ck_assert_msg(wan_dit_config_load(cfgpath, &cfg, err, sizeof(err)) == 0, "%s", err);
+	struct wan_dit_model *m = wan_dit_model_open(weights, &cfg, err, sizeof(err));
+	ck_assert_msg(m != NULL, "%s", err);
+	const int L = 6, S = 2;
+	struct dit_cpu *cpu = dit_cpu_new(m, S, 6 * L, 4, 6, 1, err, sizeof(err));
+	ck_assert_msg(cpu != NULL, "%s", err);
+	int64_t n, nn;
+	float *lat = load(fix_path("stream_in_s2.safetensors"), "latents", &n);
+	float *ctx = load(fix_path("stream_in_s2.safetensors"), "context", &n);
+	float *scale = load(fix_path("stream_in_s2.safetensors"), "noise_scale", &n);
+	float *noise = load(fix_path("stream_in_s2.safetensors"), "noise", &nn);
+	float *want = load(fix_path("stream_out_s2_batch_sink.safetensors"), "x0", &n);
+	struct mem_noise mn = { noise, (size_t)nn };
+	dit_cpu_set_context(cpu, ctx);
+	struct dit_engine eng = { cpu, eng_forward, eng_expand, eng_reset };
+	struct dit_stream_config sc = { .steps = S, .batch = true, .kv_frames = 6,
+					.sink_frames = 3, .sink_threshold = 0.2, .channels = 16,
+					.h = 4, .w = 6, .layers = cfg.num_layers };
+	struct dit_stream *st = dit_stream_new(&sc, &eng, err, sizeof(err));
+	ck_assert_msg(st != NULL, "%s", err);
+	float chunk[2 * 384], x0[2 * 384];
+	bool emitted;
+	/* a chunk before the first is refused */
+	ck_assert_int_eq(dit_stream_next(st, lat, 0.8, mem_noise_next, &mn, x0, &emitted, err,
+					 sizeof(err)), -1);
+	for (int c = 0; c < 16; c++)
+		for (int f = 0; f < 2; f++)
+			memcpy(chunk + (c * 2 + f) * 24, lat + f * 384 + c * 24, 24 * sizeof(float));
+	ck_assert_msg(dit_stream_first(st, chunk, scale[0], mem_noise_next, &mn, x0, err,
+				       sizeof(err)) == 0, "%s", err);
+	int64_t l[300];
+	float sinks[3 * 6 * 256];
+	bool sink_queued = false, sink_replaced = false, refreshed = false;
+	int emitted_n = 2;
+	for (int k = 1; k < 52; k++) {
+		if (k == 49)
+			refreshed = dit_stream_next_frame(st) == 5;
+		ck_assert_msg(dit_stream_next(st, lat + (k + 1) * 384, scale[k], mem_noise_next, &mn,
+					      x0, &emitted, err, sizeof(err)) == 0, "%s", err);
+		int len = dit_kv_evict_list(dit_stream_kv(st), 0, 0, l, 300);
+		if (k == 1)
+			sink_queued = len > 0 && l[0] <= 3 * L;
+		/* sink rows [0, 3L) of layer 0, slot 0 are final after chunk 1 unless refreshed */
+		const float *kc = dit_cpu_cache_k(cpu, 0, 0);
+		if (k == 4)
+			memcpy(sinks, kc, sizeof(sinks));
+		if (k > 4 && memcmp(sinks, kc, sizeof(sinks)))
+			sink_replaced = true;
+		ck_assert_int_eq(emitted, k >= S);
+		if (emitted) {
+			ck_assert_msg(rel_l2(x0, want + emitted_n * 384, 384) <= 10 * PARITY,
+				      "chunk %d", k);
+			emitted_n++;
+		}
+	}
+	ck_assert_int_eq(emitted_n, 52);
+	ck_assert_msg(sink_queued, "the empty third sink was not queued at the first chunk");
+	ck_assert_msg(sink_replaced, "no sink frame was replaced");
+	ck_assert_msg(refreshed, "no RoPE refresh at chunk 49");
+	ck_assert_int_eq(mn.left, 0);
+	dit_stream_free(st);
+	dit_cpu_free(cpu);
+	wan_dit_model_free(m);
+	free(lat);
+	free(ctx);
+	free(scale);
+	free(noise);
+	free(want);
+}
+END_TEST
+
 int main(void)
 {
 	const char *src = getenv("top_srcdir");
@@ -302,6 +416,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_stream_golden, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_prefixed_weights);
+	tcase_add_test(tc, test_stream_events);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	int failed = 1;
