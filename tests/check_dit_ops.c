@@ -340,6 +340,34 @@ START_TEST(test_kv_pending_cap)
 }
 END_TEST
 
+START_TEST(test_kv_advance_layers)
+{
+	/* without the adaptive sink every layer follows the same trace */
+	char err[256];
+	struct dit_kv *kv = kv_make(3, -1, 2, 2);
+	struct dit_kv_step st[2];
+	ck_assert_int_eq(dit_kv_advance_layers(kv, 0, 0, 2, st, err, sizeof(err)), 0);
+	ck_assert_int_eq(dit_kv_expand(kv, 2, err, sizeof(err)), 0);
+	static const int rows[] = { 2, 3, 4, 5, 3, 4, 5, 3 };
+	for (int f = 2; f < 10; f++) {
+		ck_assert_int_eq(dit_kv_advance_layers(kv, 1, f, 1, st, err, sizeof(err)), 0);
+		ck_assert_int_eq(st[0].write_row, rows[f - 2]);
+		ck_assert(st[1].write_row == st[0].write_row && st[1].attn_len == st[0].attn_len);
+	}
+	/* refused for a slot that does not exist, and nothing moved */
+	ck_assert_int_eq(dit_kv_advance_layers(kv, 2, 10, 1, st, err, sizeof(err)), -1);
+	ck_assert_int_eq(dit_kv_advance_layers(kv, 1, 10, 1, st, err, sizeof(err)), 0);
+	ck_assert_int_eq(st[0].write_row, 4);
+	dit_kv_free(kv);
+	/* with it, each layer must decide on its own */
+	kv = kv_make(3, 0.2, 1, 1);
+	ck_assert_int_eq(dit_kv_advance_layers(kv, 0, 0, 2, st, err, sizeof(err)), 0);
+	ck_assert_int_eq(dit_kv_advance_layers(kv, 0, 2, 1, st, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "adaptive sink"));
+	dit_kv_free(kv);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dit_ops");
@@ -356,6 +384,7 @@ int main(void)
 	tcase_add_test(tk, test_kv_nobatch_steps);
 	tcase_add_test(tk, test_kv_refusals);
 	tcase_add_test(tk, test_kv_pending_cap);
+	tcase_add_test(tk, test_kv_advance_layers);
 	suite_add_tcase(s, tk);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

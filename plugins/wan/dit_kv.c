@@ -171,12 +171,13 @@ static void list_insert_front(struct dit_kv *kv, struct kv_slot *st, int64_t v)
 	st->n++;
 }
 
-int dit_kv_advance(struct dit_kv *kv, int layer, int slot, int64_t c_start, int n_new,
-		   int sink_refresh, struct dit_kv_step *out, char *err, size_t errlen)
+/* Where a write would go, without changing anything. 0, or -1 with ERR. */
+static int kv_plan(const struct dit_kv *kv, int layer, int slot, int64_t c_start, int n_new,
+		   int sink_refresh, bool *full, int64_t *write_end, int64_t *local_end,
+		   char *err, size_t errlen)
 {
 	const int64_t L = kv->c.tokens_per_frame;
 	const int64_t rows = (int64_t)kv->c.kv_frames * L;
-	const int64_t sink_rows = (int64_t)kv->c.sink_frames * L;
 	if (layer < 0 || layer >= kv->c.layers || slot < 0 || slot >= kv->slots) {
 		snprintf(err, errlen, "kv cache: no layer %d slot %d", layer, slot);
 		return -1;
@@ -190,29 +191,40 @@ int dit_kv_advance(struct dit_kv *kv, int layer, int slot, int64_t c_start, int 
 		snprintf(err, errlen, "kv cache: no sink frame %d", sink_refresh);
 		return -1;
 	}
-	struct kv_slot *st = slot_at(kv, layer, slot);
+	const struct kv_slot *st = slot_at(kv, layer, slot);
 	int64_t c_end = c_start + n_new;
-	bool full = c_end > rows || st->local_end >= rows;
-	int64_t local_end, write_end;
-	if (full) {
-		write_end = sink_refresh >= 0 ? (sink_refresh + 1) * L : (st->n ? st->list[0] : -1);
-		local_end = rows;
-		if (write_end - n_new < 0 || write_end > rows) {
+	*full = c_end > rows || st->local_end >= rows;
+	if (*full) {
+		*write_end = sink_refresh >= 0 ? (sink_refresh + 1) * L : (st->n ? st->list[0] : -1);
+		*local_end = rows;
+		if (*write_end - n_new < 0 || *write_end > rows) {
 			snprintf(err, errlen,
 				 "kv cache: the ring has no free slot for %d tokens (layer %d slot %d)",
 				 n_new, layer, slot);
 			return -1;
 		}
 	} else {
-		local_end = st->local_end + c_end - st->global_end;
-		write_end = local_end;
-		if (local_end - n_new < 0 || local_end > rows) {
+		*local_end = st->local_end + c_end - st->global_end;
+		*write_end = *local_end;
+		if (*local_end - n_new < 0 || *local_end > rows) {
 			snprintf(err, errlen, "kv cache: write [%lld, %lld) leaves the cache",
-				 (long long)(local_end - n_new), (long long)local_end);
+				 (long long)(*local_end - n_new), (long long)*local_end);
 			return -1;
 		}
 	}
-	/* validated: mutate */
+	return 0;
+}
+
+/* Applies a planned write (kv_plan succeeded with the same arguments). */
+static void kv_commit(struct dit_kv *kv, int layer, int slot, int64_t c_start, int n_new,
+		      int sink_refresh, bool full, int64_t write_end, int64_t local_end,
+		      struct dit_kv_step *out)
+{
+	const int64_t L = kv->c.tokens_per_frame;
+	const int64_t rows = (int64_t)kv->c.kv_frames * L;
+	const int64_t sink_rows = (int64_t)kv->c.sink_frames * L;
+	struct kv_slot *st = slot_at(kv, layer, slot);
+	int64_t c_end = c_start + n_new;
 	if (sink_refresh >= 0)
 		list_insert_front(kv, st, (sink_refresh + 1) * L);
 	if (full) {
@@ -236,6 +248,38 @@ int dit_kv_advance(struct dit_kv *kv, int layer, int slot, int64_t c_start, int 
 	st->local_end = local_end;
 	out->write_row = (int)(write_end - n_new);
 	out->attn_len = (int)local_end;
+}
+
+int dit_kv_advance(struct dit_kv *kv, int layer, int slot, int64_t c_start, int n_new,
+		   int sink_refresh, struct dit_kv_step *out, char *err, size_t errlen)
+{
+	bool full;
+	int64_t write_end, local_end;
+	if (kv_plan(kv, layer, slot, c_start, n_new, sink_refresh, &full, &write_end, &local_end,
+		    err, errlen))
+		return -1;
+	kv_commit(kv, layer, slot, c_start, n_new, sink_refresh, full, write_end, local_end, out);
+	return 0;
+}
+
+int dit_kv_advance_layers(struct dit_kv *kv, int slot, int64_t c_start, int n_new,
+			  struct dit_kv_step *out, char *err, size_t errlen)
+{
+	if (dit_kv_sink_check_needed(kv, n_new)) {
+		snprintf(err, errlen, "kv cache: with the adaptive sink on, each layer needs its own "
+			 "sink decision (use dit_kv_advance per layer)");
+		return -1;
+	}
+	bool full;
+	int64_t write_end, local_end;
+	for (int l = 0; l < kv->c.layers; l++)
+		if (kv_plan(kv, l, slot, c_start, n_new, -1, &full, &write_end, &local_end, err,
+			    errlen))
+			return -1;
+	for (int l = 0; l < kv->c.layers; l++) {
+		kv_plan(kv, l, slot, c_start, n_new, -1, &full, &write_end, &local_end, err, errlen);
+		kv_commit(kv, l, slot, c_start, n_new, -1, full, write_end, local_end, &out[l]);
+	}
 	return 0;
 }
 

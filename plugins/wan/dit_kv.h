@@ -74,6 +74,13 @@ int dit_kv_sink_pick(const struct dit_kv *kv, const double *a);
 int dit_kv_advance(struct dit_kv *kv, int layer, int slot, int64_t c_start, int n_new,
 		   int sink_refresh, struct dit_kv_step *out, char *err, size_t errlen);
 
+/* The same for every layer at once, when no sink decision is needed
+ * (!dit_kv_sink_check_needed): OUT[layers] gets each layer's step. Without the adaptive sink
+ * every layer's bookkeeping is identical, so a device may run the whole call with OUT[0]
+ * (what a graph-captured forward wants). 0, or -1 with ERR and nothing changed. */
+int dit_kv_advance_layers(struct dit_kv *kv, int slot, int64_t c_start, int n_new,
+			  struct dit_kv_step *out, char *err, size_t errlen);
+
 /* Inspection (tests, debugging): the evict list of a layer and slot in rows, front first;
  * returns its length and copies at most MAX entries. */
 int dit_kv_evict_list(const struct dit_kv *kv, int layer, int slot, int64_t *out, int max);
