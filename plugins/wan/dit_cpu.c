@@ -233,20 +233,129 @@ static void sink_stats(const struct dit_cpu *c, const float *kc, const float *vc
 	free(ms);
 }
 
+/* One forward's shapes and buffers, shared by the per-layer steps below. */
+struct fwd {
+	struct dit_cpu *c;
+	struct dit_kv *kv;
+	const int64_t *c_start;
+	int nslots, frames, n; /* n = tokens per slot */
+	size_t N, SF;          /* tokens, slot-frames */
+	struct fwd_buf b;
+};
+
+/* §2.6: self-attention of layer L over every slot's cache; the gated residual is the
+ * caller's. Leaves the concatenated heads in b.att. 0, or -1 with ERR. */
+static int self_attention(struct fwd *fw, int l, char *err, size_t errlen)
+{
+	struct dit_cpu *c = fw->c;
+	const struct wan_dit_config *cf = &c->m->cfg;
+	const struct wan_dit_block *bl = &c->m->blocks[l];
+	const int D = cf->dim, H = cf->num_heads, HD = cf->head_dim, n = fw->n;
+	const float eps = (float)cf->eps;
+	struct fwd_buf *b = &fw->b;
+
+	ops_linear(b->q, b->h, bl->sa_q_w, bl->sa_q_b, (int)fw->N, D, D);
+	ops_rms_norm(b->q, b->q, bl->sa_norm_q, (int)fw->N, D, eps);
+	ops_linear(b->k, b->h, bl->sa_k_w, bl->sa_k_b, (int)fw->N, D, D);
+	ops_rms_norm(b->k, b->k, bl->sa_norm_k, (int)fw->N, D, eps);
+	ops_linear(b->v, b->h, bl->sa_v_w, bl->sa_v_b, (int)fw->N, D, D);
+	for (int s = 0; s < fw->nslots; s++) {
+		int sf = (int)(fw->c_start[s] / c->L);
+		size_t off = (size_t)s * n * D;
+		ops_rope(b->q + off, fw->frames, c->h / 2, c->w / 2, H, HD, sf);
+		ops_rope(b->k + off, fw->frames, c->h / 2, c->w / 2, H, HD, sf);
+		float *kc = cache_at(c, c->kcache, l, s), *vc = cache_at(c, c->vcache, l, s);
+		/* adaptive sink: the statistic is computed here, the decision by dit_kv */
+		int pick = -1;
+		if (dit_kv_sink_check_needed(fw->kv, n)) {
+			double a[64];
+			int nsink = dit_kv_config(fw->kv)->sink_frames;
+			sink_stats(c, kc, vc, b->k + off, b->v + off, nsink > 64 ? 64 : nsink, a);
+			pick = dit_kv_sink_pick(fw->kv, a);
+		}
+		struct dit_kv_step step;
+		if (dit_kv_advance(fw->kv, l, s, fw->c_start[s], n, pick, &step, err, errlen))
+			return -1;
+		/* the cache holds roped keys and plain values */
+		memcpy(kc + (size_t)step.write_row * D, b->k + off, sizeof(float) * n * D);
+		memcpy(vc + (size_t)step.write_row * D, b->v + off, sizeof(float) * n * D);
+		ops_attention(b->att + off, b->q + off, kc, vc, n, step.attn_len, H, HD,
+			      1.0f / sqrtf((float)HD));
+	}
+	return 0;
+}
+
+/* §2.7: cross-attention of layer L on b.h = LN3(x) against the cached text K/V. */
+static void cross_attention(struct fwd *fw, int l)
+{
+	struct dit_cpu *c = fw->c;
+	const struct wan_dit_config *cf = &c->m->cfg;
+	const struct wan_dit_block *bl = &c->m->blocks[l];
+	const int D = cf->dim, H = cf->num_heads, HD = cf->head_dim;
+	struct fwd_buf *b = &fw->b;
+
+	ops_linear(b->q, b->h, bl->ca_q_w, bl->ca_q_b, (int)fw->N, D, D);
+	ops_rms_norm(b->q, b->q, bl->ca_norm_q, (int)fw->N, D, (float)cf->eps);
+	for (int s = 0; s < fw->nslots; s++) {
+		int p = c->nctx == 1 ? 0 : s;
+		size_t co = ((size_t)l * c->nctx + p) * cf->text_len * D;
+		size_t off = (size_t)s * fw->n * D;
+		ops_attention(b->att + off, b->q + off, c->ck + co, c->cv + co, fw->n, cf->text_len,
+			      H, HD, 1.0f / sqrtf((float)HD));
+	}
+}
+
+/* §2.5: transformer block L on b.x, in place. 0, or -1 with ERR. */
+static int block(struct fwd *fw, int l, char *err, size_t errlen)
+{
+	const struct wan_dit_config *cf = &fw->c->m->cfg;
+	const struct wan_dit_block *bl = &fw->c->m->blocks[l];
+	const int D = cf->dim, L = fw->c->L, SF = (int)fw->SF, N = (int)fw->N;
+	const float eps = (float)cf->eps;
+	struct fwd_buf *b = &fw->b;
+
+	/* (sh1, sc1, g1, sh2, sc2, g2) per slot-frame = modulation + e0 */
+	for (int f = 0; f < SF; f++)
+		for (int j = 0; j < 6 * D; j++)
+			b->mod[(size_t)f * 6 * D + j] = bl->modulation[j] + b->e0[(size_t)f * 6 * D + j];
+	const size_t ms = 6 * (size_t)D;
+	const float *sh1 = b->mod, *sc1 = b->mod + D, *g1 = b->mod + 2 * D;
+	const float *sh2 = b->mod + 3 * D, *sc2 = b->mod + 4 * D, *g2 = b->mod + 5 * D;
+
+	ops_modulate(b->h, b->x, sh1, sc1, ms, SF, L, D, eps);
+	if (self_attention(fw, l, err, errlen))
+		return -1;
+	ops_linear(b->y, b->att, bl->sa_o_w, bl->sa_o_b, N, D, D);
+	ops_gated_add(b->x, b->y, g1, ms, SF, L, D);
+
+	ops_layer_norm(b->h, b->x, bl->norm3_w, bl->norm3_b, N, D, eps);
+	cross_attention(fw, l);
+	ops_linear(b->y, b->att, bl->ca_o_w, bl->ca_o_b, N, D, D);
+	ops_add(b->x, b->y, (size_t)N * D); /* no gate on cross-attention */
+
+	ops_modulate(b->h, b->x, sh2, sc2, ms, SF, L, D, eps);
+	ops_linear(b->ffn, b->h, bl->ffn0_w, bl->ffn0_b, N, D, cf->ffn_dim);
+	ops_gelu_tanh(b->ffn, (size_t)N * cf->ffn_dim);
+	ops_linear(b->y, b->ffn, bl->ffn2_w, bl->ffn2_b, N, cf->ffn_dim, D);
+	ops_gated_add(b->x, b->y, g2, ms, SF, L, D);
+	return 0;
+}
+
 int dit_cpu_forward(struct dit_cpu *c, struct dit_kv *kv, int nslots, int frames,
 		    const float *xin, const int64_t *t, const int64_t *c_start, float *flow,
 		    char *err, size_t errlen)
 {
 	const struct wan_dit_model *m = c->m;
 	const struct wan_dit_config *cf = &m->cfg;
-	const int D = cf->dim, H = cf->num_heads, HD = cf->head_dim, L = c->L;
-	const int gh = c->h / 2, gw = c->w / 2;
+	const int D = cf->dim, L = c->L;
 	const float eps = (float)cf->eps;
-	const int n = frames * L;
-	const size_t N = (size_t)nslots * n, SF = (size_t)nslots * frames;
 	const size_t in_elems = (size_t)cf->in_dim * frames * c->h * c->w;
 	const size_t out_elems = (size_t)cf->out_dim * frames * c->h * c->w;
-	struct fwd_buf b;
+	struct fwd fw = { .c = c, .kv = kv, .c_start = c_start, .nslots = nslots,
+			  .frames = frames, .n = frames * L,
+			  .N = (size_t)nslots * frames * L, .SF = (size_t)nslots * frames };
+	struct fwd_buf *b = &fw.b;
+	const int n = fw.n, N = (int)fw.N, SF = (int)fw.SF;
 	int rc = -1;
 
 	if (nslots < 1 || nslots > c->max_slots || nslots > dit_kv_slots(kv) || frames < 1 ||
@@ -263,8 +372,8 @@ int dit_cpu_forward(struct dit_cpu *c, struct dit_kv *kv, int nslots, int frames
 			return -1;
 		}
 	}
-	if (fwd_buf_alloc(&b, cf, N, SF)) {
-		snprintf(err, errlen, "out of memory for the DiT activations (%zu tokens)", N);
+	if (fwd_buf_alloc(b, cf, fw.N, fw.SF)) {
+		snprintf(err, errlen, "out of memory for the DiT activations (%zu tokens)", fw.N);
 		goto done;
 	}
 	if (!c->cross_ready && fill_cross_cache(c, err, errlen))
@@ -272,91 +381,32 @@ int dit_cpu_forward(struct dit_cpu *c, struct dit_kv *kv, int nslots, int frames
 
 	/* §2.2 patch embedding */
 	for (int s = 0; s < nslots; s++)
-		ops_patch_embed(b.x + (size_t)s * n * D, xin + s * in_elems, m->patch_w, m->patch_b,
+		ops_patch_embed(b->x + (size_t)s * n * D, xin + s * in_elems, m->patch_w, m->patch_b,
 				cf->in_dim, frames, c->h, c->w, D);
 	/* §2.3 time embedding: e = time_embedding(sin(t)), e0 = time_projection(e) */
-	ops_sin_embedding(b.emb, t, (int)SF, cf->freq_dim);
-	ops_linear(b.h, b.emb, m->time0_w, m->time0_b, (int)SF, cf->freq_dim, D);
-	ops_silu(b.h, SF * D);
-	ops_linear(b.e, b.h, m->time2_w, m->time2_b, (int)SF, D, D);
-	memcpy(b.h, b.e, sizeof(float) * SF * D);
-	ops_silu(b.h, SF * D);
-	ops_linear(b.e0, b.h, m->tproj_w, m->tproj_b, (int)SF, D, 6 * D);
+	ops_sin_embedding(b->emb, t, SF, cf->freq_dim);
+	ops_linear(b->h, b->emb, m->time0_w, m->time0_b, SF, cf->freq_dim, D);
+	ops_silu(b->h, (size_t)SF * D);
+	ops_linear(b->e, b->h, m->time2_w, m->time2_b, SF, D, D);
+	memcpy(b->h, b->e, sizeof(float) * SF * D);
+	ops_silu(b->h, (size_t)SF * D);
+	ops_linear(b->e0, b->h, m->tproj_w, m->tproj_b, SF, D, 6 * D);
 
-	for (int l = 0; l < cf->num_layers; l++) {
-		const struct wan_dit_block *bl = &m->blocks[l];
-		/* (sh1, sc1, g1, sh2, sc2, g2) per slot-frame = modulation + e0 */
-		for (size_t f = 0; f < SF; f++)
-			for (int j = 0; j < 6 * D; j++)
-				b.mod[f * 6 * D + j] = bl->modulation[j] + b.e0[f * 6 * D + j];
-		const size_t ms = 6 * (size_t)D;
-		const float *sh1 = b.mod, *sc1 = b.mod + D, *g1 = b.mod + 2 * D;
-		const float *sh2 = b.mod + 3 * D, *sc2 = b.mod + 4 * D, *g2 = b.mod + 5 * D;
-
-		/* §2.6 self-attention */
-		ops_modulate(b.h, b.x, sh1, sc1, ms, (int)SF, L, D, eps);
-		ops_linear(b.q, b.h, bl->sa_q_w, bl->sa_q_b, (int)N, D, D);
-		ops_rms_norm(b.q, b.q, bl->sa_norm_q, (int)N, D, eps);
-		ops_linear(b.k, b.h, bl->sa_k_w, bl->sa_k_b, (int)N, D, D);
-		ops_rms_norm(b.k, b.k, bl->sa_norm_k, (int)N, D, eps);
-		ops_linear(b.v, b.h, bl->sa_v_w, bl->sa_v_b, (int)N, D, D);
-		for (int s = 0; s < nslots; s++) {
-			int sf = (int)(c_start[s] / L);
-			size_t off = (size_t)s * n * D;
-			ops_rope(b.q + off, frames, gh, gw, H, HD, sf);
-			ops_rope(b.k + off, frames, gh, gw, H, HD, sf);
-			float *kc = cache_at(c, c->kcache, l, s), *vc = cache_at(c, c->vcache, l, s);
-			int pick = -1;
-			if (dit_kv_sink_check_needed(kv, n)) {
-				double a[64];
-				int nsink = dit_kv_config(kv)->sink_frames;
-				sink_stats(c, kc, vc, b.k + off, b.v + off, nsink > 64 ? 64 : nsink, a);
-				pick = dit_kv_sink_pick(kv, a);
-			}
-			struct dit_kv_step step;
-			if (dit_kv_advance(kv, l, s, c_start[s], n, pick, &step, err, errlen))
-				goto done;
-			memcpy(kc + (size_t)step.write_row * D, b.k + off, sizeof(float) * n * D);
-			memcpy(vc + (size_t)step.write_row * D, b.v + off, sizeof(float) * n * D);
-			ops_attention(b.att + off, b.q + off, kc, vc, n, step.attn_len, H, HD,
-				      1.0f / sqrtf((float)HD));
-		}
-		ops_linear(b.y, b.att, bl->sa_o_w, bl->sa_o_b, (int)N, D, D);
-		ops_gated_add(b.x, b.y, g1, ms, (int)SF, L, D);
-
-		/* §2.7 cross-attention on LN3(x), no gate */
-		ops_layer_norm(b.h, b.x, bl->norm3_w, bl->norm3_b, (int)N, D, eps);
-		ops_linear(b.q, b.h, bl->ca_q_w, bl->ca_q_b, (int)N, D, D);
-		ops_rms_norm(b.q, b.q, bl->ca_norm_q, (int)N, D, eps);
-		for (int s = 0; s < nslots; s++) {
-			int p = c->nctx == 1 ? 0 : s;
-			size_t co = ((size_t)l * c->nctx + p) * cf->text_len * D;
-			size_t off = (size_t)s * n * D;
-			ops_attention(b.att + off, b.q + off, c->ck + co, c->cv + co, n, cf->text_len,
-				      H, HD, 1.0f / sqrtf((float)HD));
-		}
-		ops_linear(b.y, b.att, bl->ca_o_w, bl->ca_o_b, (int)N, D, D);
-		ops_add(b.x, b.y, N * D);
-
-		/* FFN */
-		ops_modulate(b.h, b.x, sh2, sc2, ms, (int)SF, L, D, eps);
-		ops_linear(b.ffn, b.h, bl->ffn0_w, bl->ffn0_b, (int)N, D, cf->ffn_dim);
-		ops_gelu_tanh(b.ffn, N * cf->ffn_dim);
-		ops_linear(b.y, b.ffn, bl->ffn2_w, bl->ffn2_b, (int)N, cf->ffn_dim, D);
-		ops_gated_add(b.x, b.y, g2, ms, (int)SF, L, D);
-	}
+	for (int l = 0; l < cf->num_layers; l++)
+		if (block(&fw, l, err, errlen))
+			goto done;
 
 	/* §2.8 head: (sh, sc) = head.modulation + e (not e0) */
-	for (size_t f = 0; f < SF; f++)
+	for (int f = 0; f < SF; f++)
 		for (int j = 0; j < 2 * D; j++)
-			b.mod[f * 2 * D + j] = m->head_mod[j] + b.e[f * D + j % D];
-	ops_modulate(b.h, b.x, b.mod, b.mod + D, 2 * (size_t)D, (int)SF, L, D, eps);
-	ops_linear(b.out, b.h, m->head_w, m->head_b, (int)N, D, cf->out_dim * 4);
+			b->mod[(size_t)f * 2 * D + j] = m->head_mod[j] + b->e[(size_t)f * D + j % D];
+	ops_modulate(b->h, b->x, b->mod, b->mod + D, 2 * (size_t)D, SF, L, D, eps);
+	ops_linear(b->out, b->h, m->head_w, m->head_b, N, D, cf->out_dim * 4);
 	for (int s = 0; s < nslots; s++)
-		ops_unpatchify(flow + s * out_elems, b.out + (size_t)s * n * cf->out_dim * 4,
+		ops_unpatchify(flow + s * out_elems, b->out + (size_t)s * n * cf->out_dim * 4,
 			       cf->out_dim, frames, c->h, c->w);
 	rc = 0;
 done:
-	fwd_buf_free(&b);
+	fwd_buf_free(b);
 	return rc;
 }
