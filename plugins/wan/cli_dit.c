@@ -354,6 +354,43 @@ static int noise_next(void *ctx, float *dst, size_t n, char *err, size_t errlen)
 	return 0;
 }
 
+/* Checks the shapes of the stream inputs against each other, the config and --steps. */
+static int stream_check_inputs(const struct dit_args *a, const struct wan_dit_config *cfg,
+			       const int64_t ls[4], const int64_t cs[3], const int64_t ss[1],
+			       const int64_t ns[4], const float *scale, char *err, size_t errlen)
+{
+	const int S = a->steps;
+	const int64_t C = ss[0], h = ls[2], w = ls[3];
+	if (ls[1] != cfg->in_dim || h % 2 || w % 2 || h > 2048 || w > 2048) {
+		snprintf(err, errlen, "'%s': latents must be [N, %d, h, w] with h, w even and "
+			 "<= 2048", a->input, cfg->in_dim);
+		return -1;
+	}
+	if (ls[0] != C + 1) {
+		snprintf(err, errlen, "'%s': latents has %lld frames but noise_scale has %lld "
+			 "chunks (need %lld frames: 2 for chunk 0, then 1 per chunk)", a->input,
+			 (long long)ls[0], (long long)C, (long long)C + 1);
+		return -1;
+	}
+	if (cs[0] != 1 || cs[1] != cfg->text_len || cs[2] != cfg->text_dim) {
+		snprintf(err, errlen, "'%s': context must be [1, %d, %d]", a->input, cfg->text_len,
+			 cfg->text_dim);
+		return -1;
+	}
+	if (ns[0] != S * (C + 1) || ns[1] != cfg->in_dim || ns[2] != h || ns[3] != w) {
+		snprintf(err, errlen, "'%s': noise must be [%lld, %d, %lld, %lld] (S*(C+1) frames)",
+			 a->input, (long long)(S * (C + 1)), cfg->in_dim, (long long)h, (long long)w);
+		return -1;
+	}
+	for (int64_t k = 0; k < C; k++)
+		if (!wan_noise_scale_valid(scale[k])) {
+			snprintf(err, errlen, "'%s': noise_scale[%lld] = %g is not in 0.1..1", a->input,
+				 (long long)k, scale[k]);
+			return -1;
+		}
+	return 0;
+}
+
 int cli_stream(int argc, char **argv)
 {
 	struct dit_args a;
@@ -391,33 +428,8 @@ int cli_stream(int argc, char **argv)
 		goto fail;
 	const int S = a.steps, C = (int)ss[0], h = (int)ls[2], w = (int)ls[3];
 	const bool batch = !strcmp(a.mode, "batch");
-	if (ls[1] != cfg.in_dim || h % 2 || w % 2 || h > 2048 || w > 2048) {
-		snprintf(err, sizeof(err), "'%s': latents must be [N, %d, h, w] with h, w even and "
-			 "<= 2048", a.input, cfg.in_dim);
+	if (stream_check_inputs(&a, &cfg, ls, cs, ss, ns, scale, err, sizeof(err)))
 		goto fail;
-	}
-	if (ls[0] != C + 1) {
-		snprintf(err, sizeof(err), "'%s': latents has %lld frames but noise_scale has %d "
-			 "chunks (need %d frames: 2 for chunk 0, then 1 per chunk)", a.input,
-			 (long long)ls[0], C, C + 1);
-		goto fail;
-	}
-	if (cs[0] != 1 || cs[1] != cfg.text_len || cs[2] != cfg.text_dim) {
-		snprintf(err, sizeof(err), "'%s': context must be [1, %d, %d]", a.input,
-			 cfg.text_len, cfg.text_dim);
-		goto fail;
-	}
-	if (ns[0] != (int64_t)S * (C + 1) || ns[1] != cfg.in_dim || ns[2] != h || ns[3] != w) {
-		snprintf(err, sizeof(err), "'%s': noise must be [%d, %d, %d, %d] (S*(C+1) frames)",
-			 a.input, S * (C + 1), cfg.in_dim, h, w);
-		goto fail;
-	}
-	for (int k = 0; k < C; k++)
-		if (!wan_noise_scale_valid(scale[k])) {
-			snprintf(err, sizeof(err), "'%s': noise_scale[%d] = %g is not in 0.1..1",
-				 a.input, k, scale[k]);
-			goto fail;
-		}
 	m = wan_dit_model_open(a.weights, &cfg, err, sizeof(err));
 	if (!m)
 		goto fail;
