@@ -257,6 +257,49 @@ START_TEST(test_refusals)
 }
 END_TEST
 
+struct visit {
+	size_t tensors;
+	int64_t params;
+	bool saw_norm3;
+};
+
+static int visit_one(void *ctx, const char *name, const float *data, size_t count)
+{
+	struct visit *v = ctx;
+	v->tensors++;
+	v->params += (int64_t)count;
+	if (!strcmp(name, "blocks.1.norm3.weight")) {
+		float want[1];
+		weight_values(name, want, 1);
+		v->saw_norm3 = data[0] == want[0];
+	}
+	return 0;
+}
+
+START_TEST(test_model_foreach)
+{
+	/* every loaded tensor with its name and size, for devices that upload them */
+	struct wan_dit_config cfg;
+	char err[256];
+	ck_assert_msg(wan_dit_config_load(cfgpath, &cfg, err, sizeof(err)) == 0, "%s", err);
+	struct wan_dit_model *m = wan_dit_model_open(weights, &cfg, err, sizeof(err));
+	ck_assert_msg(m != NULL, "%s", err);
+	struct visit v = { 0 };
+	ck_assert_int_eq(wan_dit_model_foreach(m, visit_one, &v), 0);
+	ck_assert_int_eq(v.tensors, WAN_DIT_GLOBAL_TENSORS + WAN_DIT_BLOCK_TENSORS * cfg.num_layers);
+	ck_assert_int_eq(v.params, wan_dit_param_count(&cfg));
+	ck_assert(v.saw_norm3);
+	/* --device cuda is refused clearly where no CUDA engine is built in */
+	const char *out = tmp_path("never2.safetensors");
+	const char *args[] = { "dit-forward", "--weights", weights, "--model", cfgpath, "--input",
+			       fix_path("forward_in.safetensors"), "--output", out, "--device", "cuda",
+			       NULL };
+	ck_assert_int_eq(run(cli_dit_forward, args), 1);
+	ck_assert_int_eq(access(out, F_OK), -1);
+	wan_dit_model_free(m);
+}
+END_TEST
+
 START_TEST(test_prefixed_weights)
 {
 	/* StreamDiffusionV2 stores "model."-prefixed names: same result */
@@ -297,23 +340,6 @@ static int mem_noise_next(void *ctx, float *dst, size_t n, char *err, size_t err
 	return 0;
 }
 
-static int eng_forward(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
-		       const int64_t *t, const int64_t *c_start, float *flow, char *err,
-		       size_t errlen)
-{
-	return dit_cpu_forward(impl, kv, nslots, frames, x, t, c_start, flow, err, errlen);
-}
-
-static int eng_expand(void *impl, int slots, char *err, size_t errlen)
-{
-	return dit_cpu_expand(impl, slots, err, errlen);
-}
-
-static void eng_reset(void *impl)
-{
-	dit_cpu_reset(impl);
-}
-
 START_TEST(test_stream_events)
 {
 	char err[256];
@@ -322,8 +348,11 @@ START_TEST(test_stream_events)
 	struct wan_dit_model *m = wan_dit_model_open(weights, &cfg, err, sizeof(err));
 	ck_assert_msg(m != NULL, "%s", err);
 	const int L = 6, S = 2;
-	struct dit_cpu *cpu = dit_cpu_new(m, S, 6 * L, 4, 6, 1, err, sizeof(err));
-	ck_assert_msg(cpu != NULL, "%s", err);
+	struct dit_engine eng;
+	struct dit_engine_params ep = { .max_slots = S, .kv_rows = 6 * L, .h = 4, .w = 6,
+					.nctx = 1 };
+	ck_assert_msg(dit_cpu_engine_open(m, &ep, &eng, err, sizeof(err)) == 0, "%s", err);
+	struct dit_cpu *cpu = eng.impl;
 	int64_t n, nn;
 	float *lat = load(fix_path("stream_in_s2.safetensors"), "latents", &n);
 	float *ctx = load(fix_path("stream_in_s2.safetensors"), "context", &n);
@@ -331,8 +360,7 @@ START_TEST(test_stream_events)
 	float *noise = load(fix_path("stream_in_s2.safetensors"), "noise", &nn);
 	float *want = load(fix_path("stream_out_s2_batch_sink.safetensors"), "x0", &n);
 	struct mem_noise mn = { noise, (size_t)nn };
-	dit_cpu_set_context(cpu, ctx);
-	struct dit_engine eng = { cpu, eng_forward, eng_expand, eng_reset };
+	ck_assert_int_eq(eng.set_context(eng.impl, ctx, err, sizeof(err)), 0);
 	struct dit_stream_config sc = { .steps = S, .batch = true, .kv_frames = 6,
 					.sink_frames = 3, .sink_threshold = 0.2, .channels = 16,
 					.h = 4, .w = 6, .layers = cfg.num_layers };
@@ -379,7 +407,7 @@ START_TEST(test_stream_events)
 	ck_assert_msg(refreshed, "no RoPE refresh at chunk 49");
 	ck_assert_int_eq(mn.left, 0);
 	dit_stream_free(st);
-	dit_cpu_free(cpu);
+	eng.destroy(eng.impl);
 	wan_dit_model_free(m);
 	free(lat);
 	free(ctx);
@@ -417,6 +445,7 @@ int main(void)
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_prefixed_weights);
 	tcase_add_test(tc, test_stream_events);
+	tcase_add_test(tc, test_model_foreach);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	int failed = 1;

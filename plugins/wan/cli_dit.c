@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "dit_cpu.h"
 #include "dit_model.h"
 #include "dit_stream.h"
 #include "wan_config.h"
@@ -134,24 +133,6 @@ static int parse_args(int argc, char **argv, bool stream, struct dit_args *a, co
 	return 0;
 }
 
-/* The CPU reference as a dit_engine. */
-static int cpu_forward(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
-		       const int64_t *t, const int64_t *c_start, float *flow, char *err,
-		       size_t errlen)
-{
-	return dit_cpu_forward(impl, kv, nslots, frames, x, t, c_start, flow, err, errlen);
-}
-
-static int cpu_expand(void *impl, int slots, char *err, size_t errlen)
-{
-	return dit_cpu_expand(impl, slots, err, errlen);
-}
-
-static void cpu_reset(void *impl)
-{
-	dit_cpu_reset(impl);
-}
-
 /* Reads float tensor NAME of IN whose rank is NDIM; its shape goes to SHAPE. new. */
 static float *read_any_f32(const struct wt_file *in, const char *name, int ndim, int64_t *shape,
 			   char *err, size_t errlen)
@@ -195,12 +176,25 @@ static int write_one(const char *path, const char *name, int ndim, const int64_t
 
 static int check_device(const char *cmd, const char *device)
 {
+#ifndef HERU_DIT_CUDA_ENGINE
 	if (strcmp(device, "cpu")) {
 		fprintf(stderr, "heru-wan %s: --device %s is not available in this build of "
-			"heru-wan (use --device cpu)\n", cmd, device);
+			"heru-wan (it has no CUDA DiT engine); use --device cpu\n", cmd, device);
 		return -1;
 	}
+#endif
 	return 0;
+}
+
+static int open_engine(const char *device, const struct wan_dit_model *m,
+		       const struct dit_engine_params *p, struct dit_engine *e, char *err,
+		       size_t errlen)
+{
+#ifdef HERU_DIT_CUDA_ENGINE
+	if (!strcmp(device, "cuda"))
+		return dit_cuda_engine_open(m, p, e, err, errlen);
+#endif
+	return dit_cpu_engine_open(m, p, e, err, errlen);
 }
 
 /* ---- dit-forward ---- */
@@ -222,7 +216,7 @@ int cli_dit_forward(int argc, char **argv)
 	struct wan_dit_config cfg;
 	struct wt_file *in = NULL;
 	struct wan_dit_model *m = NULL;
-	struct dit_cpu *cpu = NULL;
+	struct dit_engine eng = { 0 };
 	struct dit_kv *kv = NULL;
 	float *x = NULL, *ctx = NULL, *flow = NULL;
 	int64_t *t = NULL, *starts = NULL;
@@ -288,17 +282,18 @@ int cli_dit_forward(int argc, char **argv)
 	kv = dit_kv_new(&kc, err, sizeof(err));
 	if (!kv || dit_kv_expand(kv, B, err, sizeof(err)))
 		goto fail;
-	cpu = dit_cpu_new(m, B, kvf * L, h, w, B, err, sizeof(err));
-	if (!cpu)
+	struct dit_engine_params ep = { .max_slots = B, .kv_rows = kvf * L, .h = h, .w = w,
+					.nctx = B };
+	if (open_engine(a.device, m, &ep, &eng, err, sizeof(err)) ||
+	    eng.set_context(eng.impl, ctx, err, sizeof(err)))
 		goto fail;
-	dit_cpu_set_context(cpu, ctx);
 	size_t on = (size_t)B * cfg.out_dim * F * h * w;
 	flow = malloc(on * sizeof(float));
 	if (!flow) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	if (dit_cpu_forward(cpu, kv, B, F, x, t, starts, flow, err, sizeof(err)))
+	if (eng.forward(eng.impl, kv, B, F, x, t, starts, flow, err, sizeof(err)))
 		goto fail;
 	int64_t fs[5] = { B, cfg.out_dim, F, h, w };
 	if (write_one(a.output, "flow", 5, fs, flow, err, sizeof(err)))
@@ -313,7 +308,8 @@ done:
 	free(flow);
 	free(t);
 	free(starts);
-	dit_cpu_free(cpu);
+	if (eng.destroy)
+		eng.destroy(eng.impl);
 	dit_kv_free(kv);
 	wan_dit_model_free(m);
 	if (in)
@@ -398,7 +394,7 @@ int cli_stream(int argc, char **argv)
 	struct wan_dit_config cfg;
 	struct wt_file *in = NULL;
 	struct wan_dit_model *m = NULL;
-	struct dit_cpu *cpu = NULL;
+	struct dit_engine eng = { 0 };
 	struct dit_stream *st = NULL;
 	float *lat = NULL, *ctx = NULL, *scale = NULL, *noise = NULL, *out = NULL;
 	float *chunk = NULL, *res = NULL;
@@ -434,11 +430,11 @@ int cli_stream(int argc, char **argv)
 	if (!m)
 		goto fail;
 	int L = (h / 2) * (w / 2);
-	cpu = dit_cpu_new(m, batch ? S : 1, a.kv_frames * L, h, w, 1, err, sizeof(err));
-	if (!cpu)
+	struct dit_engine_params ep = { .max_slots = batch ? S : 1, .kv_rows = a.kv_frames * L,
+					.h = h, .w = w, .nctx = 1 };
+	if (open_engine(a.device, m, &ep, &eng, err, sizeof(err)) ||
+	    eng.set_context(eng.impl, ctx, err, sizeof(err)))
 		goto fail;
-	dit_cpu_set_context(cpu, ctx);
-	struct dit_engine eng = { cpu, cpu_forward, cpu_expand, cpu_reset };
 	struct dit_stream_config sc = { .steps = S, .batch = batch, .kv_frames = a.kv_frames,
 					.sink_frames = a.sink_frames,
 					.sink_threshold = a.sink_threshold,
@@ -499,7 +495,8 @@ done:
 	free(chunk);
 	free(res);
 	dit_stream_free(st);
-	dit_cpu_free(cpu);
+	if (eng.destroy)
+		eng.destroy(eng.impl);
 	wan_dit_model_free(m);
 	if (in)
 		wt_close(in);

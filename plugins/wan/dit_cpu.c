@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dit_stream.h"
 #include "ops_ref.h"
 
 struct dit_cpu {
@@ -409,4 +410,46 @@ int dit_cpu_forward(struct dit_cpu *c, struct dit_kv *kv, int nslots, int frames
 done:
 	fwd_buf_free(b);
 	return rc;
+}
+
+/* ---- the C reference as a dit_engine ---- */
+
+static int eng_forward(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
+		       const int64_t *t, const int64_t *c_start, float *flow, char *err,
+		       size_t errlen)
+{
+	return dit_cpu_forward(impl, kv, nslots, frames, x, t, c_start, flow, err, errlen);
+}
+
+static int eng_expand(void *impl, int slots, char *err, size_t errlen)
+{
+	return dit_cpu_expand(impl, slots, err, errlen);
+}
+
+static void eng_reset(void *impl)
+{
+	dit_cpu_reset(impl);
+}
+
+static int eng_set_context(void *impl, const float *ctx, char *err, size_t errlen)
+{
+	dit_cpu_set_context(impl, ctx);
+	return 0;
+}
+
+static void eng_destroy(void *impl)
+{
+	dit_cpu_free(impl);
+}
+
+int dit_cpu_engine_open(const struct wan_dit_model *model, const struct dit_engine_params *p,
+			struct dit_engine *out, char *err, size_t errlen)
+{
+	struct dit_cpu *c = dit_cpu_new(model, p->max_slots, p->kv_rows, p->h, p->w, p->nctx, err,
+					errlen);
+	if (!c)
+		return -1;
+	*out = (struct dit_engine){ c, eng_forward, eng_expand, eng_reset, eng_set_context,
+				    eng_destroy };
+	return 0;
 }

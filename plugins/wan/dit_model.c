@@ -164,3 +164,35 @@ struct wan_dit_model *wan_dit_model_open(const char *path, const struct wan_dit_
 	wt_close(f);
 	return m;
 }
+
+int wan_dit_model_foreach(const struct wan_dit_model *m,
+			  int (*fn)(void *ctx, const char *name, const float *data, size_t count),
+			  void *ctx)
+{
+	size_t count = 0;
+	int rc = -1;
+	struct wan_dit_weight *table = wan_dit_weights_new(&m->cfg, &count);
+	struct slot_ref *refs =
+		malloc((15 + (size_t)WAN_DIT_BLOCK_TENSORS * m->cfg.num_layers) * sizeof(*refs));
+	if (!table || !refs)
+		goto done;
+	/* model_slots only reads the pointers' addresses */
+	size_t n = model_slots((struct wan_dit_model *)m, refs);
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char name[WAN_WEIGHT_NAME_MAX];
+		if (refs[i].block < 0)
+			snprintf(name, sizeof(name), "%s", refs[i].suffix);
+		else
+			snprintf(name, sizeof(name), "blocks.%d.%s", refs[i].block, refs[i].suffix);
+		size_t numel = 0;
+		for (size_t j = 0; j < count; j++)
+			if (strcmp(table[j].name, name) == 0)
+				numel = (size_t)wan_dit_weight_numel(&table[j]);
+		rc = fn(ctx, name, *refs[i].dst, numel);
+	}
+done:
+	free(refs);
+	free(table);
+	return rc;
+}

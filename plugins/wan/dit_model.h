@@ -50,6 +50,14 @@ struct wan_dit_model *wan_dit_model_open(const char *path, const struct wan_dit_
 					 char *err, size_t errlen);
 void wan_dit_model_free(struct wan_dit_model *m);
 
+/* Calls FN for every tensor with its state-dict name (spec §3.1, no "model." prefix), its
+ * fp32 data (borrowed) and its element count, in wan_dit_weights order within each group
+ * (for devices that upload the weights). Stops at FN's first nonzero return and returns it;
+ * 0 when all were visited, -1 when out of memory. */
+int wan_dit_model_foreach(const struct wan_dit_model *m,
+			  int (*fn)(void *ctx, const char *name, const float *data, size_t count),
+			  void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

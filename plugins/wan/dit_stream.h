@@ -30,9 +30,11 @@ extern "C" {
 
 /* A DiT device. All functions run on the thread that drives the stream. */
 struct dit_engine {
-	void *impl; /* borrowed */
+	void *impl; /* owned by the engine: destroy frees it */
 	/* dit_cpu_forward's contract: X [nslots, C, frames, h, w], T [nslots, frames],
-	 * C_START [nslots] tokens, FLOW out; cache slot s serves slot s. */
+	 * C_START [nslots] tokens, FLOW out; cache slot s serves slot s. Per layer and slot the
+	 * engine asks KV where to write (dit_kv_advance, with its own adaptive-sink statistic)
+	 * or, without the adaptive sink, may plan all layers at once (dit_kv_advance_layers). */
 	int (*forward)(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
 		       const int64_t *t, const int64_t *c_start, float *flow, char *err,
 		       size_t errlen);
@@ -40,7 +42,33 @@ struct dit_engine {
 	int (*expand)(void *impl, int slots, char *err, size_t errlen);
 	/* Zero the caches; refill the cross-attention cache at the next forward. */
 	void (*reset)(void *impl);
+	/* CTX [nctx, text_len, text_dim] (T5 output; copied): the cross-attention cache is
+	 * filled from it at the next forward. */
+	int (*set_context)(void *impl, const float *ctx, char *err, size_t errlen);
+	void (*destroy)(void *impl);
 };
+
+/* What an engine is sized for. */
+struct dit_engine_params {
+	int max_slots; /* cache slots (S in batch mode, B for dit-forward) */
+	int kv_rows;   /* cache rows per slot (kv_frames * L) */
+	int h, w;      /* latent size */
+	int nctx;      /* prompts: 1, or one per slot */
+};
+
+struct wan_dit_model;
+
+/* The C fp32 reference engine (dit_cpu.c). MODEL is borrowed and must outlive it. 0, or -1
+ * with ERR. */
+int dit_cpu_engine_open(const struct wan_dit_model *model, const struct dit_engine_params *p,
+			struct dit_engine *out, char *err, size_t errlen);
+#ifdef HERU_DIT_CUDA_ENGINE
+/* The CUDA engine, when the build provides it: the CUDA fragment defines
+ * HERU_DIT_CUDA_ENGINE for heru-wan and links an implementation of this (same contract;
+ * weights from wan_dit_model_foreach). heru-wan --device cuda uses it. */
+int dit_cuda_engine_open(const struct wan_dit_model *model, const struct dit_engine_params *p,
+			 struct dit_engine *out, char *err, size_t errlen);
+#endif
 
 /* Fills DST with N standard normal draws (one latent frame). 0, or -1 with ERR. */
 typedef int (*dit_noise_fn)(void *ctx, float *dst, size_t n, char *err, size_t errlen);
