@@ -6,6 +6,7 @@
  * prompt p is [text_len, D]. Where the cache rows go is decided by dit_kv. */
 #include "dit_cpu.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +365,11 @@ int dit_cpu_forward(struct dit_cpu *c, struct dit_kv *kv, int nslots, int frames
 	    dit_kv_config(kv)->tokens_per_frame != L || dit_kv_config(kv)->layers != cf->num_layers) {
 		snprintf(err, errlen, "DiT forward: %d slots of %d frames do not fit the engine",
 			 nslots, frames);
+		return -1;
+	}
+	if (fw.N > (1u << 24) || fw.N * (size_t)(cf->ffn_dim > D ? cf->ffn_dim : D) > (size_t)INT_MAX) {
+		snprintf(err, errlen, "DiT forward: %zu tokens is more than the reference handles",
+			 fw.N);
 		return -1;
 	}
 	for (int s = 0; s < nslots; s++) {
