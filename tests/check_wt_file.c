@@ -314,6 +314,20 @@ START_TEST(bad_headers)
 	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
 		  "\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
 	expect_open_fails(q, "JSON");
+	/* header lengths whose first byte looks like '{' (0x7b) or a pickle (0x80, 0x01) */
+	for (int k = 0; k < 2; k++) {
+		char hdr[512];
+		size_t want = k ? 0x180 : 0x7b;
+
+		snprintf(hdr, sizeof hdr, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}");
+		while (strlen(hdr) < want)
+			strcat(hdr, " ");
+		write_raw(q, hdr, 4);
+		f = wt_open(q, err, sizeof err);
+		ck_assert_msg(f != NULL, "header length %zu: %s", want, err);
+		ck_assert_uint_eq(wt_count(f), 1);
+		wt_close(f);
+	}
 	/* metadata is skipped; an empty tensor is fine */
 	write_raw(q, "{\"__metadata__\":{\"format\":\"pt\"},\"e\":{\"dtype\":\"BF16\",\"shape\":[0,3],"
 		  "\"data_offsets\":[0,0]}}", 0);
@@ -566,6 +580,8 @@ START_TEST(bad_index)
 	expect_open_fails(idx, "not a shard file name");
 	write_text(idx, "{\"weight_map\": {\"x\": \"missing.safetensors\"}}");
 	expect_open_fails(idx, "missing.safetensors");
+	write_text(idx, "{\"weight_map\": {\"x\": \"m.safetensors.index.json\"}}");
+	expect_open_fails(idx, "not a tensor file");  /* an index naming itself */
 	write_text(idx, "{\"metadata\": {}}");
 	expect_open_fails(idx, "weight_map");
 	write_text(idx, "{\"weight_map\": {\"head.head.bias\": \"model-00002-of-00002.safetensors\"}}");

@@ -305,8 +305,9 @@ const struct wt_tensor *wt_find(const struct wt_file *f, const char *name)
 	return find_exact(f, buf);
 }
 
-/* Sniffs the first bytes: "PK\3\4" is a zip (torch.save), '{' a JSON shard index, anything
- * else is read as safetensors (8-byte header length, then '{'). */
+/* Sniffs the first bytes: "PK\3\4" is a zip (torch.save); a plausible 8-byte length followed
+ * by '{' is safetensors; a leading '{' a JSON shard index; 0x80 <= 5 a legacy torch pickle;
+ * anything else is handed to the safetensors reader, whose errors explain. */
 static int sniff(const char *path, char *err, size_t errlen)
 {
 	unsigned char b[9] = { 0 };
@@ -325,6 +326,15 @@ static int sniff(const char *path, char *err, size_t errlen)
 	}
 	if (n >= 4 && !memcmp(b, "PK\3\4", 4))
 		return 'z';
+	if (n == 9 && b[8] == '{') {
+		/* safetensors first: its length bytes may look like anything below */
+		uint64_t hlen = 0;
+
+		for (int i = 7; i >= 0; i--)
+			hlen = hlen << 8 | b[i];
+		if (hlen >= 2 && hlen <= WT_MAX_HEADER)
+			return 's';
+	}
 	for (ssize_t i = 0; i < n; i++) {
 		if (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t')
 			continue;
@@ -337,7 +347,7 @@ static int sniff(const char *path, char *err, size_t errlen)
 	return 's';
 }
 
-struct wt_file *wt_open(const char *path, char *err, size_t errlen)
+static struct wt_file *open_impl(const char *path, int allow_index, char *err, size_t errlen)
 {
 	struct wt_file *f;
 	int kind, rc;
@@ -352,6 +362,10 @@ struct wt_file *wt_open(const char *path, char *err, size_t errlen)
 	if (kind == 'p') {
 		wt_seterr(err, errlen, "'%s' is a legacy (pre-1.6, non-zip) torch pickle, which is "
 			  "not supported: re-save it with torch.save in PyTorch >= 1.6", path);
+		return NULL;
+	}
+	if (kind == 'j' && !allow_index) {
+		wt_seterr(err, errlen, "'%s' is a JSON file, not a tensor file", path);
 		return NULL;
 	}
 	f = calloc(1, sizeof *f);
@@ -375,6 +389,16 @@ struct wt_file *wt_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	return f;
+}
+
+struct wt_file *wt_open(const char *path, char *err, size_t errlen)
+{
+	return open_impl(path, 1, err, errlen);
+}
+
+struct wt_file *wt_open_shard(const char *path, char *err, size_t errlen)
+{
+	return open_impl(path, 0, err, errlen);
 }
 
 void wt_close(struct wt_file *f)
