@@ -597,6 +597,134 @@ START_TEST(bad_index)
 }
 END_TEST
 
+/* A minimal stored zip holding PREFIX "x": x/data.pkl = PKL (and x/data/0 = 16 zero bytes). */
+static void put16(FILE *fp, unsigned v)
+{
+	fputc((int)(v & 0xff), fp);
+	fputc((int)((v >> 8) & 0xff), fp);
+}
+
+static void put32(FILE *fp, unsigned long v)
+{
+	put16(fp, (unsigned)(v & 0xffff));
+	put16(fp, (unsigned)((v >> 16) & 0xffff));
+}
+
+static void write_pickle_zip(const char *path, const void *pkl, size_t len)
+{
+	const char *names[2] = { "x/data.pkl", "x/data/0" };
+	static const unsigned char zeros[16];
+	const void *data[2] = { pkl, zeros };
+	size_t lens[2] = { len, sizeof zeros };
+	long offs[2], cd;
+	FILE *fp = fopen(path, "wb");
+
+	ck_assert_ptr_nonnull(fp);
+	for (int i = 0; i < 2; i++) {
+		offs[i] = ftell(fp);
+		put32(fp, 0x04034b50);
+		put16(fp, 20); put16(fp, 0); put16(fp, 0); put16(fp, 0); put16(fp, 0);
+		put32(fp, 0); put32(fp, lens[i]); put32(fp, lens[i]);
+		put16(fp, (unsigned)strlen(names[i])); put16(fp, 0);
+		fputs(names[i], fp);
+		fwrite(data[i], 1, lens[i], fp);
+	}
+	cd = ftell(fp);
+	for (int i = 0; i < 2; i++) {
+		put32(fp, 0x02014b50);
+		put16(fp, 20); put16(fp, 20); put16(fp, 0); put16(fp, 0); put16(fp, 0); put16(fp, 0);
+		put32(fp, 0); put32(fp, lens[i]); put32(fp, lens[i]);
+		put16(fp, (unsigned)strlen(names[i])); put16(fp, 0); put16(fp, 0); put16(fp, 0);
+		put16(fp, 0); put32(fp, 0); put32(fp, (unsigned long)offs[i]);
+		fputs(names[i], fp);
+	}
+	{
+		long end = ftell(fp);
+
+		put32(fp, 0x06054b50);
+		put16(fp, 0); put16(fp, 0); put16(fp, 2); put16(fp, 2);
+		put32(fp, (unsigned long)(end - cd)); put32(fp, (unsigned long)cd); put16(fp, 0);
+	}
+	fclose(fp);
+}
+
+#define T_STORAGE "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x04tQ"
+#define T_REBUILD "ctorch._utils\n_rebuild_tensor_v2\n("
+
+START_TEST(hostile_pickles)
+{
+	static const struct { const char *pkl; size_t len; const char *error; } cases[] = {
+#define C(lit, e) { lit, sizeof lit - 1, e }
+		C("\x80\x02K\x05.", "holds no dict"),
+		C("\x80\x02}.", "holds no tensors"),
+		C("\x80\x02}", "no STOP"),
+		C("\x80\x02s.", "stack underflow"),
+		C("\x80\x02h\x05.", "unknown memo"),
+		C("\x80\x02}r\xff\xff\xff\x7f.", "memo index out of range"),
+		C("\x80\x02X\xff\xff\xff\x7f", "truncated"),
+		C("\x80\x02\x8a\x09", "wider than 64 bits"),
+		C("\x80\x02}(X\x01\x00\x00\x00" "aK\x01Qu.", "persistent id"),
+		C("\x80\x02" "cbuiltins\neval\n.", "'builtins.eval'"),
+		C("\x80\x02" "ctorch\nload\n.", "'torch.load'"),
+		C("\x80\x02" "c__builtin__\nset\n.", "'__builtin__.set'"),
+		C("\x80\x02(X\x01\x00\x00\x00" "al.", "opcode 'l'"),
+		C("\x80\x02" "ccollections\nOrderedDict\nK\x01\x85R.", "unexpected arguments"),
+		C("\x80\x02K\x01)R.", "not callable"),
+		/* a tensor of 8 elements on a 4-element storage */
+		C("\x80\x02}X\x01\x00\x00\x00w" T_REBUILD T_STORAGE "K\x00K\x08\x85K\x01\x85\x89)tRs.",
+		  "reaches past the end of its storage"),
+		/* a storage claiming more elements than its 16-byte record holds */
+		C("\x80\x02}X\x01\x00\x00\x00w" T_REBUILD "(X\x07\x00\x00\x00storagectorch\nFloatStorage\n"
+		  "X\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x09tQK\x00K\x09\x85K\x01\x85\x89)tRs.",
+		  "less than"),
+		/* a storage key naming another folder */
+		C("\x80\x02}X\x01\x00\x00\x00w" T_REBUILD "(X\x07\x00\x00\x00storagectorch\nFloatStorage\n"
+		  "X\x04\x00\x00\x00../0X\x03\x00\x00\x00" "cpuK\x04tQK\x00K\x04\x85K\x01\x85\x89)tRs.",
+		  "bad storage key"),
+#undef C
+	};
+	const char *path = tmp_path("hostile.pt");
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		write_pickle_zip(path, cases[i].pkl, cases[i].len);
+		expect_open_fails(path, cases[i].error);
+	}
+	/* the same tensor, well formed, loads: [4] f32 of zeros, shared by two names, with the
+	 * state dict's _metadata applied by BUILD */
+	{
+		static const char ok[] = "\x80\x02" "ccollections\nOrderedDict\n)Rq\x00(X\x01\x00\x00\x00w"
+			T_REBUILD T_STORAGE "K\x00K\x04\x85K\x01\x85\x88)tRq\x01"
+			"X\x01\x00\x00\x00vh\x01u}X\x09\x00\x00\x00_metadata}sb.";
+		const int64_t s4[1] = { 4 };
+		float v[4] = { 1, 1, 1, 1 };
+		char err[512];
+		struct wt_file *f;
+
+		write_pickle_zip(path, ok, sizeof ok - 1);
+		f = wt_open(path, err, sizeof err);
+		ck_assert_msg(f != NULL, "%s", err);
+		ck_assert_uint_eq(wt_count(f), 2);
+		ck_assert_int_eq(wt_read_f32(f, "v", 1, s4, v, err, sizeof err), 0);
+		ck_assert(v[0] == 0 && v[3] == 0);
+		ck_assert_ptr_eq(wt_find(f, "w")->data, wt_find(f, "v")->data);
+		wt_close(f);
+	}
+	/* deeply nested marks */
+	{
+		size_t n = 70000;
+		char *deep = malloc(n + 3);
+
+		deep[0] = '\x80';
+		deep[1] = 2;
+		memset(deep + 2, '(', n);
+		deep[n + 2] = '.';
+		write_pickle_zip(path, deep, n + 3);
+		expect_open_fails(path, "too deep");
+		free(deep);
+	}
+}
+END_TEST
+
 Suite *wt_suite(void);
 Suite *wt_suite(void)
 {
@@ -621,6 +749,7 @@ Suite *wt_suite(void)
 	tcase_add_test(tc, fixture_every_truncation);
 	tcase_add_test(tc, fixture_byte_flips);
 	tcase_add_test(tc, bad_index);
+	tcase_add_test(tc, hostile_pickles);
 	suite_add_tcase(s, tc);
 	return s;
 }

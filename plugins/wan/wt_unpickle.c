@@ -53,14 +53,27 @@ struct up {
 	struct pobj **memo;
 	size_t memo_cap, memo_count;
 	struct pobj *all;         /* every object, for freeing */
+	size_t nobjects;
 	char *err;
 	size_t errlen;
 };
 
+/* Bounds far above what a state dict (or its optimizer state) needs: about 30 objects and a
+ * few marks per tensor. */
+#define MAX_OBJECTS (1u << 21)
+#define MAX_MARKS (1u << 16)
+#define MAX_MEMO (1u << 22)
+
 static struct pobj *obj_new(struct up *u, enum ptype t)
 {
-	struct pobj *o = calloc(1, sizeof *o);
+	struct pobj *o;
 
+	if (++u->nobjects > MAX_OBJECTS) {
+		wt_seterr(u->err, u->errlen, "'%s': data.pkl holds more than %u objects", u->f->path,
+			  MAX_OBJECTS);
+		return NULL;
+	}
+	o = calloc(1, sizeof *o);
 	if (!o) {
 		wt_seterr(u->err, u->errlen, "'%s': out of memory reading data.pkl", u->f->path);
 		return NULL;
@@ -136,7 +149,7 @@ static int memo_put(struct up *u, uint64_t idx)
 {
 	if (!u->sp)
 		return corrupt(u, "memo of an empty stack");
-	if (idx >= (1u << 24) || idx > (uint64_t)(u->end - u->start))
+	if (idx >= MAX_MEMO || idx > (uint64_t)(u->end - u->start))
 		return corrupt(u, "memo index out of range");
 	if (idx >= u->memo_cap) {
 		size_t ncap = u->memo_cap ? u->memo_cap : 256;
@@ -465,6 +478,8 @@ static int run(struct up *u, struct pobj **result)
 			*result = o;
 			return 0;
 		case '(': /* MARK */
+			if (u->nmarks >= MAX_MARKS)
+				return corrupt(u, "marks nested too deep");
 			if (u->nmarks == u->mcap) {
 				size_t ncap = u->mcap ? 2 * u->mcap : 32;
 				size_t *nm = realloc(u->marks, ncap * sizeof *nm);
