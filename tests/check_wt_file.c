@@ -110,6 +110,18 @@ START_TEST(roundtrip)
 	ck_assert_int_eq(t->dtype, WT_BF16);
 	ck_assert_int_eq(wt_read_f32(f, "b", 1, s4, v, err, sizeof err), 0);
 	ck_assert(v[0] == 1 && v[1] == -3 && v[2] == 0.5f && v[3] == 1024);
+	{
+		uint16_t hb[6];
+
+		ck_assert_int_eq(wt_read_bf16(f, "b", 1, s4, hb, err, sizeof err), 0);
+		ck_assert(hb[1] == wt_f32_to_bf16(-3.0f));
+		ck_assert_int_eq(wt_read_bf16(f, "a", 2, s23, hb, err, sizeof err), 0);
+		ck_assert(hb[2] == wt_f32_to_bf16(3.5f) && hb[5] == wt_f32_to_bf16(1e-3f));
+		ck_assert_int_eq(wt_read_bf16(f, "h", 1, s3, hb, err, sizeof err), 0);
+		ck_assert(hb[0] == wt_f32_to_bf16(0.5f));
+		ck_assert_int_eq(wt_read_bf16(f, "i", 1, s2, hb, err, sizeof err), -1);
+		ck_assert_int_eq(wt_read_bf16(f, "a", 1, s4, hb, err, sizeof err), -1);
+	}
 	ck_assert_int_eq(wt_read_f32(f, "h", 1, s3, v, err, sizeof err), 0);
 	ck_assert(v[0] == 0.5f && v[1] == -65504.0f);
 	ck_assert(fabsf(v[2] - 5.96046448e-08f) < 1e-12f);  /* f16 subnormal */

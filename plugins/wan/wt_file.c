@@ -562,3 +562,59 @@ int wt_read_i64(const struct wt_file *f, const char *name, int ndim, const int64
 		  t->name, wt_dtype_name(t->dtype));
 	return -1;
 }
+
+int wt_tensor_to_bf16(const struct wt_tensor *t, uint16_t *dst, char *err, size_t errlen)
+{
+	size_t n = (size_t)wt_numel(t);
+	const unsigned char *src = t->data;
+
+	switch (t->dtype) {
+	case WT_BF16:
+		memcpy(dst, src, n * 2);
+		return 0;
+	case WT_F32:
+		for (size_t i = 0; i < n; i++) {
+			float v;
+
+			memcpy(&v, src + 4 * i, 4);
+			dst[i] = wt_f32_to_bf16(v);
+		}
+		return 0;
+	case WT_F16:
+		for (size_t i = 0; i < n; i++) {
+			uint16_t v;
+
+			memcpy(&v, src + 2 * i, 2);
+			dst[i] = wt_f32_to_bf16(wt_f16_to_f32(v));
+		}
+		return 0;
+	case WT_F64:
+		/* via f32: double rounding can differ from a direct f64->bf16 in rare ties */
+		for (size_t i = 0; i < n; i++) {
+			double v;
+
+			memcpy(&v, src + 8 * i, 8);
+			dst[i] = wt_f32_to_bf16((float)v);
+		}
+		return 0;
+	default:
+		wt_seterr(err, errlen, "tensor '%s' has dtype %s, not a float type", t->name,
+			  wt_dtype_name(t->dtype));
+		return -1;
+	}
+}
+
+int wt_read_bf16(const struct wt_file *f, const char *name, int ndim, const int64_t *shape,
+		 uint16_t *dst, char *err, size_t errlen)
+{
+	const struct wt_tensor *t = find_checked(f, name, ndim, shape, err, errlen);
+
+	if (!t)
+		return -1;
+	if (t->dtype != WT_F32 && t->dtype != WT_F16 && t->dtype != WT_BF16 && t->dtype != WT_F64) {
+		wt_seterr(err, errlen, "'%s': tensor '%s' has dtype %s, expected a float type",
+			  wt_path(f), t->name, wt_dtype_name(t->dtype));
+		return -1;
+	}
+	return wt_tensor_to_bf16(t, dst, err, errlen);
+}

@@ -52,8 +52,15 @@ float *wt_load_f32(const struct wt_file *f, const char *name, int ndim, const in
 int wt_read_i64(const struct wt_file *f, const char *name, int ndim, const int64_t *shape,
 		int64_t *dst, char *err, size_t errlen);  /* from i64/i32 */
 
-/* Converts any float tensor T (f32/f16/bf16/f64) to f32 into DST (T's element count). */
+/* Same checks, converting to bf16 (round to nearest even; a bf16 tensor is copied as is):
+ * for the GPU path, which keeps weights in bf16. */
+int wt_read_bf16(const struct wt_file *f, const char *name, int ndim, const int64_t *shape,
+		 uint16_t *dst, char *err, size_t errlen);
+
+/* Converts any float tensor T (f32/f16/bf16/f64) to f32 (or bf16) into DST (T's element
+ * count). */
 int wt_tensor_to_f32(const struct wt_tensor *t, float *dst, char *err, size_t errlen);
+int wt_tensor_to_bf16(const struct wt_tensor *t, uint16_t *dst, char *err, size_t errlen);
 
 /* Helpers. */
 size_t wt_dtype_size(enum wt_dtype dt);
