@@ -723,6 +723,24 @@ START_TEST(hostile_pickles)
 		ck_assert_ptr_eq(wt_find(f, "w")->data, wt_find(f, "v")->data);
 		wt_close(f);
 	}
+	/* torch 2.x's form for a tensor with Python attributes: _rebuild_from_type_v2 */
+	{
+		static const char ok[] = "\x80\x02}X\x01\x00\x00\x00w"
+			"ctorch._tensor\n_rebuild_from_type_v2\n("
+			"ctorch._utils\n_rebuild_tensor_v2\nctorch\nTensor\n("
+			T_STORAGE "K\x01K\x02\x85K\x01\x85\x89)t}X\x03\x00\x00\x00" "fooK\x01stRs.";
+		const int64_t s2[1] = { 2 };
+		float v[2] = { 1, 1 };
+		char err[512];
+		struct wt_file *f;
+
+		write_pickle_zip(path, ok, sizeof ok - 1);
+		f = wt_open(path, err, sizeof err);
+		ck_assert_msg(f != NULL, "%s", err);
+		ck_assert_int_eq(wt_read_f32(f, "w", 1, s2, v, err, sizeof err), 0);
+		ck_assert(v[0] == 0 && v[1] == 0);
+		wt_close(f);
+	}
 	/* deeply nested marks */
 	{
 		size_t n = 70000;
