@@ -504,6 +504,44 @@ START_TEST(fixture_shape_mismatch)
 }
 END_TEST
 
+/* The whole-checkpoint check of the DiT loader: complete files pass, the views file (with
+ * extra tensors) passes only when not strict, another config fails naming the tensor. */
+START_TEST(fixture_dit_check)
+{
+	struct wan_dit_config cfg, other;
+	json_t *exp = load_expected(), *files = json_object_get(exp, "files"), *fe;
+	struct wt_file *f;
+	char err[512];
+	size_t i;
+
+	ck_assert_int_eq(wan_dit_config_load(fix_path("tiny.json"), &cfg, err, sizeof err), 0);
+	json_array_foreach(files, i, fe) {
+		const char *fname = json_string_value(json_object_get(fe, "file"));
+		int has_extras = json_object_size(json_object_get(fe, "extras")) > 0;
+
+		f = wt_open(fix_path(fname), err, sizeof err);
+		ck_assert_msg(f != NULL, "%s", err);
+		ck_assert_msg(wan_dit_weights_check(f, &cfg, 0, err, sizeof err) == 0, "%s", err);
+		ck_assert_int_eq(wan_dit_weights_check(f, &cfg, 1, err, sizeof err), has_extras ? -1 : 0);
+		if (has_extras)
+			ck_assert_msg(strstr(err, "'extra.") && strstr(err, fname), "%s", err);
+		wt_close(f);
+	}
+	f = wt_open(fix_path("sdv2_generator_bf16.pt"), err, sizeof err);
+	other = cfg;
+	other.num_layers = 3;
+	ck_assert_int_eq(wan_dit_weights_check(f, &other, 1, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "'blocks.2.modulation'"), "%s", err);
+	other = cfg;
+	other.text_dim = 4096;
+	ck_assert_int_eq(wan_dit_weights_check(f, &other, 1, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "'model.text_embedding.0.weight'") && strstr(err, "[16,4096]"),
+		      "%s", err);
+	wt_close(f);
+	json_decref(exp);
+}
+END_TEST
+
 START_TEST(fixture_broken)
 {
 	json_t *exp = load_expected(), *broken = json_object_get(exp, "broken"), *b;
@@ -777,6 +815,7 @@ Suite *wt_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, fixture_files);
 	tcase_add_test(tc, fixture_shape_mismatch);
+	tcase_add_test(tc, fixture_dit_check);
 	tcase_add_test(tc, fixture_broken);
 	tcase_add_test(tc, fixture_every_truncation);
 	tcase_add_test(tc, fixture_byte_flips);
