@@ -319,9 +319,11 @@ START_TEST(bad_headers)
 	expect_open_fails(q, "'t' lies outside");
 	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8);
 	expect_open_fails(q, "invalid shape");
-	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],\"data_offsets\":[0,8]}}", 8);
+	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],"
+		  "\"data_offsets\":[0,8]}}", 8);
 	expect_open_fails(q, "invalid");
-	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4);
+	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],"
+		  "\"data_offsets\":[0,4]}}", 4);
 	expect_open_fails(q, "9 dimensions");
 	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4);
 	expect_open_fails(q, "malformed");
@@ -527,6 +529,13 @@ START_TEST(fixture_dit_check)
 			ck_assert_msg(strstr(err, "'extra.") && strstr(err, fname), "%s", err);
 		wt_close(f);
 	}
+	f = wan_dit_weights_open(fix_path("zip64_manual.pt"), &cfg, err, sizeof err);
+	ck_assert_msg(f != NULL, "%s", err);
+	wt_close(f);
+	ck_assert_ptr_null(wan_dit_weights_open(fix_path("views_f32.pt"), &cfg, err, sizeof err));
+	ck_assert_ptr_null(wan_dit_weights_open(tmp_path("nope.pt"), &cfg, err, sizeof err));
+	ck_assert_msg(strstr(err, "nope.pt") && strstr(err, "random-weights") &&
+		      strstr(err, "model.pt"), "%s", err);
 	f = wt_open(fix_path("sdv2_generator_bf16.pt"), err, sizeof err);
 	other = cfg;
 	other.num_layers = 3;
@@ -700,7 +709,8 @@ static void write_pickle_zip(const char *path, const void *pkl, size_t len)
 	fclose(fp);
 }
 
-#define T_STORAGE "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x04tQ"
+#define T_STORAGE "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" \
+	"0X\x03\x00\x00\x00" "cpuK\x04tQ"
 #define T_REBUILD "ctorch._utils\n_rebuild_tensor_v2\n("
 
 START_TEST(hostile_pickles)

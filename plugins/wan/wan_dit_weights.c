@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "wan_dit_weights.h"
 #include "wt_file.h"
@@ -186,6 +187,32 @@ done:
 	free(names);
 	free(tab);
 	return rc;
+}
+
+struct wt_file *wan_dit_weights_open(const char *path, const struct wan_dit_config *c,
+				     char *err, size_t errlen)
+{
+	struct wt_file *f;
+
+	if (!path || !*path) {
+		snprintf(err, errlen, "no DiT weights given: pass StreamDiffusionV2's model.pt, a "
+			 "Wan2.1 diffusion_pytorch_model*.safetensors(.index.json), or make random "
+			 "ones with 'heru-wan random-weights --model M --out FILE.safetensors'");
+		return NULL;
+	}
+	if (access(path, F_OK) < 0) {
+		snprintf(err, errlen, "DiT weights '%s' not found: download StreamDiffusionV2's "
+			 "ckpts/wan_causal_dmd_v2v/model.pt (1.3B) or ckpts/wan_causal_dmd_v2v_14b/model.pt "
+			 "(14B), or make random ones with 'heru-wan random-weights --model M --out %s'",
+			 path, path);
+		return NULL;
+	}
+	f = wt_open(path, err, errlen);
+	if (f && wan_dit_weights_check(f, c, 1, err, errlen) < 0) {
+		wt_close(f);
+		return NULL;
+	}
+	return f;
 }
 
 /* ---- random weights ---- */

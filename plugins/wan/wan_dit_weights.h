@@ -54,6 +54,12 @@ int64_t wan_dit_param_count(const struct wan_dit_config *c);
 int wan_dit_weights_check(const struct wt_file *f, const struct wan_dit_config *c, int strict,
 			  char *err, size_t errlen);
 
+/* Opens the DiT weights at PATH (safetensors, shard index or torch .pt/.pth) and runs the
+ * strict check above. A missing file gives an error naming the path and how to get weights.
+ * new (wt_close), NULL with ERR. */
+struct wt_file *wan_dit_weights_open(const char *path, const struct wan_dit_config *c,
+				     char *err, size_t errlen);
+
 /* Writes every tensor of the table to PATH (safetensors) with deterministic random values:
  * N(0, 0.02) for WAN_INIT_NORMAL, ones and zeros for the others. Each tensor's values depend
  * only on SEED and its name (not on the thread count). DTYPE: WT_BF16, WT_F32 or WT_F16.
