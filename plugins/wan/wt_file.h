@@ -3,7 +3,8 @@
  * mmap; and a safetensors writer.
  *
  * Every size read from a file is bounded before use; a truncated or corrupt file gives one
- * error naming the file (and the tensor). Tensors are read-only views into the mapping. */
+ * error naming the file (and the tensor). Tensors are read-only views into the mapping; an
+ * open wt_file never changes, so any number of threads may read it at once. */
 #ifndef HERU_WAN_WT_FILE_H
 #define HERU_WAN_WT_FILE_H
 
