@@ -463,6 +463,16 @@ START_TEST(fixture_files)
 			ck_assert_uint_le(json_array_size(vals), 64);
 			for (size_t d = 0; d < json_array_size(shape); d++)
 				shp[d] = json_integer_value(json_array_get(shape, d));
+			if (json_is_true(json_object_get(xv, "int"))) {
+				int64_t iv[64];
+
+				ck_assert_msg(wt_read_i64(f, xname, (int)json_array_size(shape), shp, iv,
+							  err, sizeof err) == 0, "%s", err);
+				ck_assert_int_eq(wt_find(f, xname)->dtype, WT_I64);
+				for (size_t k = 0; k < json_array_size(vals); k++)
+					ck_assert_int_eq(iv[k], json_integer_value(json_array_get(vals, k)));
+				continue;
+			}
 			ck_assert_msg(wt_read_f32(f, xname, (int)json_array_size(shape), shp, v, err,
 						  sizeof err) == 0, "%s", err);
 			for (size_t k = 0; k < json_array_size(vals); k++)
