@@ -1,11 +1,9 @@
 /* dit_model.c: loading the DiT weights (dit_model.h). */
 #include "dit_model.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "wan_dit_weights.h"
 #include "wt_file.h"
@@ -148,16 +146,9 @@ fail:
 struct wan_dit_model *wan_dit_model_open(const char *path, const struct wan_dit_config *cfg,
 					 char *err, size_t errlen)
 {
-	struct stat sb;
-	if (stat(path, &sb) != 0) {
-		snprintf(err, errlen,
-			 "cannot open weights '%s': %s (use StreamDiffusionV2's "
-			 "ckpts/wan_causal_dmd_v2v/model.pt, or make test weights with "
-			 "'heru-wan random-weights')",
-			 path, strerror(errno));
-		return NULL;
-	}
-	struct wt_file *f = wt_open(path, err, errlen);
+	/* opens and checks the whole checkpoint first (missing, misshaped or unexpected
+	 * tensors); a missing file's error says how to get weights */
+	struct wt_file *f = wan_dit_weights_open(path, cfg, err, errlen);
 	if (!f)
 		return NULL;
 	struct wan_dit_model *m = wan_dit_model_load(f, cfg, err, errlen);

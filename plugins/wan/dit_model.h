@@ -45,7 +45,8 @@ struct wan_dit_model {
  * config must have in_dim <= 64, freq_dim even and head_dim even and <= 256. */
 struct wan_dit_model *wan_dit_model_load(struct wt_file *f, const struct wan_dit_config *cfg,
 					 char *err, size_t errlen);
-/* Opens PATH and loads it; a missing file gives an error saying how to get one. new. */
+/* Opens PATH, checks it strictly (wan_dit_weights_open: every tensor present with its shape,
+ * nothing unexpected) and loads it; a missing file's error says how to get one. new. */
 struct wan_dit_model *wan_dit_model_open(const char *path, const struct wan_dit_config *cfg,
 					 char *err, size_t errlen);
 void wan_dit_model_free(struct wan_dit_model *m);
