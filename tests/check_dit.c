@@ -181,11 +181,17 @@ START_TEST(test_forward_golden)
 }
 END_TEST
 
-static const struct { int steps; const char *mode, *tag, *thr; int frames; } cases[] = {
-	{ 1, "batch", "sink", "0.2", 53 },    { 1, "batch", "nosink", "-1", 53 },
-	{ 1, "nobatch", "sink", "0.2", 53 },  { 1, "nobatch", "nosink", "-1", 53 },
-	{ 2, "batch", "sink", "0.2", 52 },    { 2, "batch", "nosink", "-1", 52 },
-	{ 2, "nobatch", "sink", "0.2", 53 },  { 2, "nobatch", "nosink", "-1", 53 },
+static const struct {
+	int steps;
+	const char *mode, *tag, *thr, *kv, *sink;
+	int frames;
+} cases[] = {
+	{ 1, "batch", "sink", "0.2", "6", "3", 53 },   { 1, "batch", "nosink", "-1", "6", "3", 53 },
+	{ 1, "nobatch", "sink", "0.2", "6", "3", 53 }, { 1, "nobatch", "nosink", "-1", "6", "3", 53 },
+	{ 2, "batch", "sink", "0.2", "6", "3", 52 },   { 2, "batch", "nosink", "-1", "6", "3", 52 },
+	{ 2, "nobatch", "sink", "0.2", "6", "3", 53 }, { 2, "nobatch", "nosink", "-1", "6", "3", 53 },
+	/* upstream's "fast" config: 5 cache frames, 2 sinks, adaptive sink off */
+	{ 2, "batch", "kv5_sink2", "-1", "5", "2", 52 },
 };
 
 START_TEST(test_stream_golden)
@@ -198,8 +204,8 @@ START_TEST(test_stream_golden)
 	const char *out = tmp_path("x0.safetensors");
 	const char *args[] = { "stream", "--weights", weights, "--model", cfgpath, "--input",
 			       fix_path(in), "--output", out, "--steps", steps, "--mode",
-			       cases[_i].mode, "--sink-threshold", cases[_i].thr, "--kv-frames", "6",
-			       "--sink-frames", "3", NULL };
+			       cases[_i].mode, "--sink-threshold", cases[_i].thr, "--kv-frames",
+			       cases[_i].kv, "--sink-frames", cases[_i].sink, NULL };
 	ck_assert_int_eq(run(cli_stream, args), 0);
 	int64_t n, ng;
 	float *got = load(out, "x0", &n);

@@ -39,4 +39,5 @@ dist_noinst_DATA += \
 	tests/fixtures/wan/dit/stream_out_s2_batch_sink.safetensors \
 	tests/fixtures/wan/dit/stream_out_s2_batch_nosink.safetensors \
 	tests/fixtures/wan/dit/stream_out_s2_nobatch_sink.safetensors \
-	tests/fixtures/wan/dit/stream_out_s2_nobatch_nosink.safetensors
+	tests/fixtures/wan/dit/stream_out_s2_nobatch_nosink.safetensors \
+	tests/fixtures/wan/dit/stream_out_s2_batch_kv5_sink2.safetensors

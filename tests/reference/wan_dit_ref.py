@@ -465,6 +465,14 @@ def main():
                 name = "stream_out_s%d_%s_%s.safetensors" % (S, mode, tag)
                 save_safetensors(os.path.join(out, name), {"x0": f32(x0.numpy())})
                 print(name, tuple(x0.shape))
+        if S == 2:
+            # the "fast" upstream config: 5 cache frames, 2 sinks, no adaptive sink
+            x0 = run_stream(model, torch.from_numpy(lat).double(), torch.from_numpy(sctx).double(),
+                            [float(v) for v in scales], torch.from_numpy(noise).double(),
+                            S, True, 5, 2, -1.0)
+            name = "stream_out_s2_batch_kv5_sink2.safetensors"
+            save_safetensors(os.path.join(out, name), {"x0": f32(x0.numpy())})
+            print(name, tuple(x0.shape))
 
 
 if __name__ == "__main__":
