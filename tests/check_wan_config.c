@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "wan_config.h"
 #include "wan_dit_weights.h"
+#include "wt_file.h"
 
 static const char tiny_json[] =
 	"{\"dim\": 64, \"ffn_dim\": 128, \"num_heads\": 2, \"num_layers\": 2, \"in_dim\": 16,"
@@ -227,6 +229,104 @@ START_TEST(unknown_model)
 }
 END_TEST
 
+
+static int same_bytes(const char *a, const char *b)
+{
+	FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+	int ca, cb, same = 1;
+
+	ck_assert(fa && fb);
+	do {
+		ca = fgetc(fa);
+		cb = fgetc(fb);
+		if (ca != cb)
+			same = 0;
+	} while (same && ca != EOF);
+	fclose(fa);
+	fclose(fb);
+	return same;
+}
+
+/* random-weights: every tensor of the table with its shape, deterministic for a seed
+ * whatever the thread count, N(0, 0.02) / ones / zeros as documented. */
+START_TEST(random_weights)
+{
+	char dir[] = "/tmp/check_wan_rw.XXXXXX", a[256], b[256], c3[256], err[512], cmd[300];
+	struct wan_dit_config c;
+	struct wan_dit_weight *tab;
+	struct wt_file *f;
+	size_t n;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(a, sizeof a, "%s/a.safetensors", dir);
+	snprintf(b, sizeof b, "%s/b.safetensors", dir);
+	snprintf(c3, sizeof c3, "%s/c.safetensors", dir);
+	ck_assert_int_eq(wan_dit_config_parse(tiny_json, strlen(tiny_json), "tiny", &c, err,
+					      sizeof err), 0);
+	c.ffn_dim = 20000;  /* ffn weights (1.28M elements) span several 1M-element writer pieces */
+	ck_assert_int_eq(wan_dit_random_weights_save(&c, "tiny", a, 7, WT_BF16, "model.", 1, err,
+						     sizeof err), 0);
+	ck_assert_int_eq(wan_dit_random_weights_save(&c, "tiny", b, 7, WT_BF16, "model.", 3, err,
+						     sizeof err), 0);
+	ck_assert_msg(same_bytes(a, b), "thread count changed the file");
+	ck_assert_int_eq(wan_dit_random_weights_save(&c, "tiny", c3, 8, WT_BF16, "model.", 3, err,
+						     sizeof err), 0);
+	ck_assert_msg(!same_bytes(a, c3), "seed did not change the file");
+	ck_assert_int_eq(wan_dit_random_weights_save(&c, NULL, c3, 7, WT_F32, NULL, 2, err,
+						     sizeof err), 0);
+	tab = wan_dit_weights_new(&c, &n);
+	f = wt_open(a, err, sizeof err);
+	ck_assert_msg(f != NULL, "%s", err);
+	ck_assert_uint_eq(wt_count(f), n);
+	for (size_t i = 0; i < n; i++) {
+		int64_t k = wan_dit_weight_numel(&tab[i]);
+		float *v = wt_load_f32(f, tab[i].name, tab[i].ndim, tab[i].shape, err, sizeof err);
+		double s = 0, sq = 0;
+
+		ck_assert_msg(v != NULL, "%s", err);
+		ck_assert_int_eq(wt_find(f, tab[i].name)->dtype, WT_BF16);
+		for (int64_t j = 0; j < k; j++) {
+			s += v[j];
+			sq += (double)v[j] * v[j];
+			if (tab[i].init == WAN_INIT_ONES)
+				ck_assert(v[j] == 1.0f);
+			if (tab[i].init == WAN_INIT_ZEROS)
+				ck_assert(v[j] == 0.0f);
+		}
+		if (tab[i].init == WAN_INIT_NORMAL && k >= 4096) {
+			double mean = s / (double)k, sd = sqrt(sq / (double)k - mean * mean);
+
+			ck_assert_msg(fabs(mean) < 0.002 && fabs(sd - 0.02) < 0.001,
+				      "%s: mean %g std %g", tab[i].name, mean, sd);
+		}
+		free(v);
+	}
+	wt_close(f);
+	/* the f32 file holds the same values before bf16 rounding */
+	f = wt_open(c3, err, sizeof err);
+	ck_assert_msg(f != NULL, "%s", err);
+	ck_assert_str_eq(wt_at(f, 0)->name, "patch_embedding.weight");
+	{
+		struct wt_file *g = wt_open(a, err, sizeof err);
+		float x[64 * 16 * 4], y[64 * 16 * 4];
+
+		ck_assert_int_eq(wt_read_f32(f, "patch_embedding.weight", 5, tab[0].shape, x, err,
+					     sizeof err), 0);
+		ck_assert_int_eq(wt_read_f32(g, "patch_embedding.weight", 5, tab[0].shape, y, err,
+					     sizeof err), 0);
+		for (int j = 0; j < 64 * 16 * 4; j++)
+			ck_assert(wt_bf16_to_f32(wt_f32_to_bf16(x[j])) == y[j]);
+		wt_close(g);
+	}
+	wt_close(f);
+	free(tab);
+	ck_assert_int_eq(wan_dit_random_weights_save(&c, NULL, c3, 7, WT_I64, NULL, 2, err,
+						     sizeof err), -1);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("wan_config");
@@ -241,6 +341,8 @@ int main(void)
 	tcase_add_test(tc, json_file_and_folder);
 	tcase_add_test(tc, json_invalid);
 	tcase_add_test(tc, unknown_model);
+	tcase_add_test(tc, random_weights);
+	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -11,6 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "wan_config.h"
+#include "wan_dit_weights.h"
 #include "wt_file.h"
 
 static char tmpdir[64];
@@ -337,6 +341,246 @@ START_TEST(failed_save_keeps_file)
 }
 END_TEST
 
+
+/* ---- fixtures from tests/reference/make_loader_fixtures.py ---- */
+
+static char fixdir[1024];
+
+static const char *fix_path(const char *name)
+{
+	static char buf[4][1200];
+	static int k;
+
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof buf[k], "%s/%s", fixdir, name);
+	return buf[k];
+}
+
+static json_t *load_expected(void)
+{
+	json_error_t jerr;
+	json_t *root = json_load_file(fix_path("expected.json"), 0, &jerr);
+
+	ck_assert_msg(root != NULL, "expected.json: %s", jerr.text);
+	return root;
+}
+
+static void checksum(const float *v, int64_t n, double *sum, double *wsum)
+{
+	*sum = 0;
+	*wsum = 0;
+	for (int64_t i = 0; i < n; i++) {
+		*sum += v[i];
+		*wsum += (double)v[i] * (double)(i % 7 + 1);
+	}
+}
+
+static void expect_close(double got, double want, const char *file, const char *name)
+{
+	ck_assert_msg(fabs(got - want) <= 1e-9 * (1 + fabs(want)),
+		      "%s: tensor '%s' checksum %.17g, expected %.17g", file, name, got, want);
+}
+
+/* Every tensor of every good fixture matches the DiT table's shape for tiny.json and the
+ * checksums PyTorch computed. */
+START_TEST(fixture_files)
+{
+	struct wan_dit_config cfg;
+	struct wan_dit_weight *tab;
+	json_t *exp = load_expected(), *files = json_object_get(exp, "files"), *fe;
+	size_t ntab, fi;
+	char err[512];
+
+	ck_assert_int_eq(wan_dit_config_load(fix_path("tiny.json"), &cfg, err, sizeof err), 0);
+	tab = wan_dit_weights_new(&cfg, &ntab);
+	ck_assert_ptr_nonnull(tab);
+	ck_assert_uint_ge(json_array_size(files), 10);
+	json_array_foreach(files, fi, fe) {
+		const char *fname = json_string_value(json_object_get(fe, "file"));
+		const char *set = json_string_value(json_object_get(fe, "set"));
+		const char *prefix = json_string_value(json_object_get(fe, "prefix"));
+		const char *dtype = json_string_value(json_object_get(fe, "dtype"));
+		json_t *sums = json_object_get(json_object_get(exp, "sets"), set);
+		json_t *extras = json_object_get(fe, "extras"), *xv;
+		const char *xname;
+		struct wt_file *f = wt_open(fix_path(fname), err, sizeof err);
+
+		ck_assert_msg(f != NULL, "%s: %s", fname, err);
+		ck_assert_uint_eq(wt_count(f), ntab + json_object_size(extras));
+		for (size_t i = 0; i < ntab; i++) {
+			const struct wt_tensor *t = wt_find(f, tab[i].name);
+			json_t *want = json_object_get(sums, tab[i].name);
+			char full[128];
+			double s, ws;
+			float *v;
+
+			ck_assert_msg(t != NULL, "%s: no '%s'", fname, tab[i].name);
+			snprintf(full, sizeof full, "%s%s", prefix, tab[i].name);
+			ck_assert_str_eq(t->name, full);
+			ck_assert_str_eq(wt_dtype_name(t->dtype), dtype);
+			v = wt_load_f32(f, tab[i].name, tab[i].ndim, tab[i].shape, err, sizeof err);
+			ck_assert_msg(v != NULL, "%s", err);
+			checksum(v, wan_dit_weight_numel(&tab[i]), &s, &ws);
+			expect_close(s, json_real_value(json_array_get(want, 0)), fname, tab[i].name);
+			expect_close(ws, json_real_value(json_array_get(want, 1)), fname, tab[i].name);
+			free(v);
+		}
+		json_object_foreach(extras, xname, xv) {
+			json_t *shape = json_object_get(xv, "shape"), *vals = json_object_get(xv, "values");
+			int64_t shp[WT_MAX_DIMS];
+			float v[64];
+
+			ck_assert_uint_le(json_array_size(vals), 64);
+			for (size_t d = 0; d < json_array_size(shape); d++)
+				shp[d] = json_integer_value(json_array_get(shape, d));
+			ck_assert_msg(wt_read_f32(f, xname, (int)json_array_size(shape), shp, v, err,
+						  sizeof err) == 0, "%s", err);
+			for (size_t k = 0; k < json_array_size(vals); k++)
+				ck_assert_msg(v[k] == (float)json_number_value(json_array_get(vals, k)),
+					      "%s: '%s'[%zu] = %g", fname, xname, k, v[k]);
+		}
+		wt_close(f);
+	}
+	free(tab);
+	json_decref(exp);
+}
+END_TEST
+
+/* The loaders check shapes against the config: a checkpoint of one size does not load as
+ * another; the error names the file, the tensor and both shapes. */
+START_TEST(fixture_shape_mismatch)
+{
+	struct wan_dit_config cfg;
+	struct wan_dit_weight *tab;
+	struct wt_file *f;
+	size_t n;
+	char err[512];
+	float *v;
+
+	ck_assert_int_eq(wan_dit_config_load(fix_path("tiny.json"), &cfg, err, sizeof err), 0);
+	cfg.ffn_dim = 48;
+	tab = wan_dit_weights_new(&cfg, &n);
+	f = wt_open(fix_path("sdv2_generator_bf16.pt"), err, sizeof err);
+	ck_assert_msg(f != NULL, "%s", err);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(tab[i].name, "blocks.0.ffn.0.weight"))
+			continue;
+		v = wt_load_f32(f, tab[i].name, tab[i].ndim, tab[i].shape, err, sizeof err);
+		ck_assert_ptr_null(v);
+		ck_assert_msg(strstr(err, "sdv2_generator_bf16.pt") &&
+			      strstr(err, "'model.blocks.0.ffn.0.weight'") && strstr(err, "[32,16]") &&
+			      strstr(err, "[48,16]"), "%s", err);
+	}
+	wt_close(f);
+	free(tab);
+}
+END_TEST
+
+START_TEST(fixture_broken)
+{
+	json_t *exp = load_expected(), *broken = json_object_get(exp, "broken"), *b;
+	size_t i;
+
+	ck_assert_uint_ge(json_array_size(broken), 6);
+	json_array_foreach(broken, i, b)
+		expect_open_fails(fix_path(json_string_value(json_object_get(b, "file"))),
+				  json_string_value(json_object_get(b, "error")));
+	json_decref(exp);
+}
+END_TEST
+
+/* Every prefix of a real checkpoint is refused cleanly (never a crash, never a success). */
+START_TEST(fixture_every_truncation)
+{
+	const char *names[] = { "sdv2_generator_bf16.pt", "zip64_manual.pt", "tiny_bf16.safetensors" };
+
+	for (size_t k = 0; k < 3; k++) {
+		const char *src = fix_path(names[k]), *dst = tmp_path("cut.bin");
+		long n = file_size(src);
+
+		for (long len = 1; len < n; len += (len < 256 ? 1 : 97)) {
+			char err[512];
+			struct wt_file *f;
+
+			write_variant(src, dst, len, 0, NULL, 0);
+			f = wt_open(dst, err, sizeof err);
+			ck_assert_msg(f == NULL, "%s cut at %ld bytes opened", names[k], len);
+			ck_assert_msg(strstr(err, dst), "%s", err);
+		}
+	}
+}
+END_TEST
+
+/* Single-byte corruption anywhere in a .pt never crashes (the outcome may be success when
+ * the byte is in tensor data or an unused field). */
+START_TEST(fixture_byte_flips)
+{
+	const char *src = fix_path("ema_with_optimizer.pt"), *dst = tmp_path("flip.pt");
+	long n = file_size(src);
+
+	for (long off = 0; off < n; off += 13) {
+		const unsigned char x = 0xa5;
+		char err[512];
+		struct wt_file *f;
+
+		write_variant(src, dst, n, off, &x, 1);
+		f = wt_open(dst, err, sizeof err);
+		if (f) {
+			for (size_t i = 0; i < wt_count(f); i++) {
+				const struct wt_tensor *t = wt_at(f, i);
+				volatile unsigned char sink = 0;
+
+				/* every byte of every tensor lies inside the mapping */
+				for (size_t b = 0; b < t->nbytes; b++)
+					sink ^= ((const unsigned char *)t->data)[b];
+				(void)sink;
+			}
+			wt_close(f);
+		} else {
+			ck_assert_msg(strstr(err, dst), "%s", err);
+		}
+	}
+}
+END_TEST
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+START_TEST(bad_index)
+{
+	const char *idx = tmp_path("m.safetensors.index.json");
+	char cmd[1024];
+
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s' '%s/'", fix_path("model-00001-of-00002.safetensors"),
+		 fix_path("model-00002-of-00002.safetensors"), tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+	write_text(idx, "{\"weight_map\": {\"head.head.bias\": \"model-00001-of-00002.safetensors\"}}");
+	expect_open_fails(idx, "'head.head.bias' is listed in shard");
+	write_text(idx, "{\"weight_map\": {\"head.head.bias\": \"../etc/passwd\"}}");
+	expect_open_fails(idx, "not a shard file name");
+	write_text(idx, "{\"weight_map\": {\"x\": \"missing.safetensors\"}}");
+	expect_open_fails(idx, "missing.safetensors");
+	write_text(idx, "{\"metadata\": {}}");
+	expect_open_fails(idx, "weight_map");
+	write_text(idx, "{\"weight_map\": {\"head.head.bias\": \"model-00002-of-00002.safetensors\"}}");
+	{
+		char err[512];
+		struct wt_file *f = wt_open(idx, err, sizeof err);
+
+		ck_assert_msg(f != NULL, "%s", err);
+		ck_assert_uint_eq(wt_count(f), 1);  /* the weight map decides */
+		ck_assert_ptr_nonnull(wt_find(f, "head.head.bias"));
+		wt_close(f);
+	}
+}
+END_TEST
+
 Suite *wt_suite(void);
 Suite *wt_suite(void)
 {
@@ -352,12 +596,26 @@ Suite *wt_suite(void)
 	tcase_add_test(tc, bad_headers);
 	tcase_add_test(tc, failed_save_keeps_file);
 	suite_add_tcase(s, tc);
+	tc = tcase_create("fixtures");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, fixture_files);
+	tcase_add_test(tc, fixture_shape_mismatch);
+	tcase_add_test(tc, fixture_broken);
+	tcase_add_test(tc, fixture_every_truncation);
+	tcase_add_test(tc, fixture_byte_flips);
+	tcase_add_test(tc, bad_index);
+	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(wt_suite());
+	const char *top = getenv("top_srcdir");
+	SRunner *sr;
+
+	snprintf(fixdir, sizeof fixdir, "%s/tests/fixtures/wan/loader", top && *top ? top : "..");
+	sr = srunner_create(wt_suite());
 	int failed;
 
 	srunner_run_all(sr, CK_NORMAL);

@@ -106,71 +106,6 @@ int cli_inspect(int argc, char **argv)
 
 /* ---- random-weights ---- */
 
-/* Counter-based generator: element pairs are hashed from (tensor key, pair index), so the
- * values do not depend on how the writer cuts the tensor into pieces or on thread count. */
-static uint64_t splitmix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return h;
-}
-
-struct rw_fill {
-	uint64_t key;
-	enum wan_weight_init init;
-	enum wt_dtype dtype;
-	float std;
-};
-
-static void store(const struct rw_fill *f, unsigned char *dst, int64_t i, float v)
-{
-	if (f->dtype == WT_F32) {
-		memcpy(dst + 4 * i, &v, 4);
-	} else {
-		uint16_t h = f->dtype == WT_BF16 ? wt_f32_to_bf16(v) : wt_f32_to_f16(v);
-
-		memcpy(dst + 2 * i, &h, 2);
-	}
-}
-
-static void rw_fill_fn(void *ctx, int64_t first, int64_t count, void *dst)
-{
-	const struct rw_fill *f = ctx;
-	unsigned char *out = dst;
-
-	if (f->init != WAN_INIT_NORMAL) {
-		float v = f->init == WAN_INIT_ONES ? 1.0f : 0.0f;
-
-		for (int64_t i = 0; i < count; i++)
-			store(f, out, i, v);
-		return;
-	}
-	for (int64_t p = first / 2; p * 2 < first + count; p++) {
-		uint64_t r = splitmix64(f->key ^ splitmix64((uint64_t)p));
-		/* u1 in (0, 1], u2 in [0, 1): 24 bits each */
-		float u1 = (float)((r >> 40) + 1) * (1.0f / 16777216.0f);
-		float u2 = (float)(r & 0xffffff) * (1.0f / 16777216.0f);
-		float rad = sqrtf(-2.0f * logf(u1)) * f->std;
-		float a = 6.28318530717958647692f * u2;
-		int64_t e0 = 2 * p, e1 = 2 * p + 1;
-
-		if (e0 >= first)
-			store(f, out, e0 - first, rad * cosf(a));
-		if (e1 < first + count)
-			store(f, out, e1 - first, rad * sinf(a));
-	}
-}
-
 static void rw_usage(FILE *out)
 {
 	fprintf(out, "usage: heru-wan random-weights --model 1.3b|14b|CONFIG.json --out FILE.safetensors\n"
@@ -200,11 +135,7 @@ int cli_random_weights(int argc, char **argv)
 	enum wt_dtype dtype = WT_BF16;
 	int threads = 0, c, rc = 1;
 	struct wan_dit_config cfg;
-	struct wan_dit_weight *tab = NULL;
-	struct rw_fill *fills = NULL;
-	struct wt_writer *w = NULL;
-	size_t n = 0;
-	char err[512], *end, name[WAN_WEIGHT_NAME_MAX + 64], sbuf[32];
+	char err[512], *end;
 	struct timespec t0, t1;
 	double secs;
 
@@ -253,45 +184,18 @@ int cli_random_weights(int argc, char **argv)
 		fprintf(stderr, "heru-wan random-weights: %s\n", err);
 		return 1;
 	}
-	tab = wan_dit_weights_new(&cfg, &n);
-	fills = calloc(n ? n : 1, sizeof *fills);
-	w = wt_writer_new();
-	if (!tab || !fills || !w) {
-		fprintf(stderr, "heru-wan random-weights: out of memory\n");
-		goto done;
-	}
-	if (threads)
-		wt_writer_set_threads(w, threads);
-	for (size_t i = 0; i < n; i++) {
-		fills[i] = (struct rw_fill){ splitmix64(seed ^ fnv1a(tab[i].name)), tab[i].init, dtype,
-					     0.02f };
-		snprintf(name, sizeof name, "%s%s", prefix, tab[i].name);
-		if (wt_writer_add_fill(w, name, dtype, tab[i].ndim, tab[i].shape, rw_fill_fn,
-				       &fills[i], err, sizeof err) < 0) {
-			fprintf(stderr, "heru-wan random-weights: %s\n", err);
-			goto done;
-		}
-	}
-	snprintf(sbuf, sizeof sbuf, "%llu", seed);
-	if (wt_writer_set_metadata(w, "format", "pt", err, sizeof err) < 0 ||
-	    wt_writer_set_metadata(w, "heru_random_seed", sbuf, err, sizeof err) < 0 ||
-	    wt_writer_set_metadata(w, "heru_model", model, err, sizeof err) < 0) {
-		fprintf(stderr, "heru-wan random-weights: %s\n", err);
-		goto done;
-	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (wt_writer_save(w, out, err, sizeof err) < 0) {
+	if (wan_dit_random_weights_save(&cfg, model, out, seed, dtype, prefix, threads, err,
+					sizeof err) < 0) {
 		fprintf(stderr, "heru-wan random-weights: %s\n", err);
 		goto done;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
-	fprintf(stderr, "wrote %s: %zu tensors, %lld parameters, %s, %.1f s\n", out, n,
+	fprintf(stderr, "wrote %s: %d tensors, %lld parameters, %s, %.1f s\n", out,
+		WAN_DIT_GLOBAL_TENSORS + WAN_DIT_BLOCK_TENSORS * cfg.num_layers,
 		(long long)wan_dit_param_count(&cfg), wt_dtype_name(dtype), secs);
 	rc = 0;
 done:
-	wt_writer_free(w);
-	free(fills);
-	free(tab);
 	return rc;
 }

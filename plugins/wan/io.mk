@@ -29,4 +29,4 @@ tests_check_wan_config_SOURCES = tests/check_wan_config.c
 tests_check_wan_config_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/wan
 tests_check_wan_config_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
 tests_check_wan_config_LDADD = libwan.la $(CHECK_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS) -lm
-# (fixtures: EXTRA_DIST added with them)
+EXTRA_DIST += tests/reference/make_loader_fixtures.py tests/fixtures/wan/loader

@@ -1,11 +1,13 @@
 /* wan_dit_weights.c: the DiT state dict table of spec §3.1 for any config. */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wan_dit_weights.h"
+#include "wt_file.h"
 
 static void set(struct wan_dit_weight *w, int block, const char *name, enum wan_weight_init init,
 		int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, int64_t d4)
@@ -119,4 +121,124 @@ int64_t wan_dit_param_count(const struct wan_dit_config *c)
 	for (int i = 0; i < WAN_DIT_BLOCK_TENSORS; i++)
 		block += wan_dit_weight_numel(&b[i]);
 	return total + block * c->num_layers;
+}
+
+/* ---- random weights ---- */
+
+/* Counter-based generator: element pairs are hashed from (tensor key, pair index), so the
+ * values do not depend on how the writer cuts the tensor into pieces or on thread count. */
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+struct rw_fill {
+	uint64_t key;
+	enum wan_weight_init init;
+	enum wt_dtype dtype;
+	float std;
+};
+
+static void store(const struct rw_fill *f, unsigned char *dst, int64_t i, float v)
+{
+	if (f->dtype == WT_F32) {
+		memcpy(dst + 4 * i, &v, 4);
+	} else {
+		uint16_t h = f->dtype == WT_BF16 ? wt_f32_to_bf16(v) : wt_f32_to_f16(v);
+
+		memcpy(dst + 2 * i, &h, 2);
+	}
+}
+
+static void rw_fill_fn(void *ctx, int64_t first, int64_t count, void *dst)
+{
+	const struct rw_fill *f = ctx;
+	unsigned char *out = dst;
+
+	if (f->init != WAN_INIT_NORMAL) {
+		float v = f->init == WAN_INIT_ONES ? 1.0f : 0.0f;
+
+		for (int64_t i = 0; i < count; i++)
+			store(f, out, i, v);
+		return;
+	}
+	for (int64_t p = first / 2; p * 2 < first + count; p++) {
+		uint64_t r = splitmix64(f->key ^ splitmix64((uint64_t)p));
+		/* u1 in (0, 1], u2 in [0, 1): 24 bits each */
+		float u1 = (float)((r >> 40) + 1) * (1.0f / 16777216.0f);
+		float u2 = (float)(r & 0xffffff) * (1.0f / 16777216.0f);
+		float rad = sqrtf(-2.0f * logf(u1)) * f->std;
+		float a = 6.28318530717958647692f * u2;
+		int64_t e0 = 2 * p, e1 = 2 * p + 1;
+
+		if (e0 >= first)
+			store(f, out, e0 - first, rad * cosf(a));
+		if (e1 < first + count)
+			store(f, out, e1 - first, rad * sinf(a));
+	}
+}
+
+int wan_dit_random_weights_save(const struct wan_dit_config *c, const char *model_label,
+				const char *path, uint64_t seed, enum wt_dtype dtype,
+				const char *prefix, int threads, char *err, size_t errlen)
+{
+	struct wan_dit_weight *tab = NULL;
+	struct rw_fill *fills = NULL;
+	struct wt_writer *w = NULL;
+	char name[WAN_WEIGHT_NAME_MAX + 64], sbuf[32];
+	size_t n = 0;
+	int rc = -1;
+
+	if (dtype != WT_F32 && dtype != WT_BF16 && dtype != WT_F16) {
+		snprintf(err, errlen, "random weights can be f32, bf16 or f16, not %s",
+			 wt_dtype_name(dtype));
+		return -1;
+	}
+	if (!prefix)
+		prefix = "";
+	if (strlen(prefix) > 32) {
+		snprintf(err, errlen, "name prefix '%.40s' is longer than 32 bytes", prefix);
+		return -1;
+	}
+	tab = wan_dit_weights_new(c, &n);
+	fills = calloc(n ? n : 1, sizeof *fills);
+	w = wt_writer_new();
+	if (!tab || !fills || !w) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	if (threads > 0)
+		wt_writer_set_threads(w, threads);
+	for (size_t i = 0; i < n; i++) {
+		fills[i] = (struct rw_fill){ splitmix64(seed ^ fnv1a(tab[i].name)), tab[i].init, dtype,
+					     0.02f };
+		snprintf(name, sizeof name, "%s%s", prefix, tab[i].name);
+		if (wt_writer_add_fill(w, name, dtype, tab[i].ndim, tab[i].shape, rw_fill_fn,
+				       &fills[i], err, errlen) < 0)
+			goto done;
+	}
+	snprintf(sbuf, sizeof sbuf, "%llu", (unsigned long long)seed);
+	if (wt_writer_set_metadata(w, "format", "pt", err, errlen) < 0 ||
+	    wt_writer_set_metadata(w, "heru_random_seed", sbuf, err, errlen) < 0 ||
+	    (model_label &&
+	     wt_writer_set_metadata(w, "heru_model", model_label, err, errlen) < 0))
+		goto done;
+	rc = wt_writer_save(w, path, err, errlen);
+done:
+	wt_writer_free(w);
+	free(fills);
+	free(tab);
+	return rc;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "wan_config.h"
+#include "wt_file.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,6 +46,15 @@ void wan_dit_weights_block(const struct wan_dit_config *c, int i,
 int64_t wan_dit_weight_numel(const struct wan_dit_weight *w);
 /* Total parameter count: 1,418,996,800 for 1.3b, 14,288,491,584 for 14b. */
 int64_t wan_dit_param_count(const struct wan_dit_config *c);
+
+/* Writes every tensor of the table to PATH (safetensors) with deterministic random values:
+ * N(0, 0.02) for WAN_INIT_NORMAL, ones and zeros for the others. Each tensor's values depend
+ * only on SEED and its name (not on the thread count). DTYPE: WT_BF16, WT_F32 or WT_F16.
+ * PREFIX (e.g. "model.", may be NULL) is prepended to every name; MODEL_LABEL (may be NULL)
+ * goes into the file's metadata. THREADS <= 0: all CPUs (at most 16). 0 or -1 with ERR. */
+int wan_dit_random_weights_save(const struct wan_dit_config *c, const char *model_label,
+				const char *path, uint64_t seed, enum wt_dtype dtype,
+				const char *prefix, int threads, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -75,7 +75,7 @@ int wt_writer_add(struct wt_writer *w, const char *name, enum wt_dtype dtype, in
 		  const int64_t *shape, const void *data, char *err, size_t errlen);
 /* Adds a tensor whose bytes are produced at save time, so huge files never sit in memory:
  * FILL(ctx, first, count, dst) writes elements [first, first+count) in DTYPE's little-endian
- * encoding. It may be called from several threads at once for disjoint ranges, and must
+ * encoding to DST (aligned to the element size). It may be called from several threads at once for disjoint ranges, and must
  * give the same bytes for the same range whatever the order. CTX is borrowed until save. */
 typedef void (*wt_fill_fn)(void *ctx, int64_t first, int64_t count, void *dst);
 int wt_writer_add_fill(struct wt_writer *w, const char *name, enum wt_dtype dtype, int ndim,

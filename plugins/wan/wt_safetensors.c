@@ -164,7 +164,7 @@ int wt_load_index(struct wt_file *f, char *err, size_t errlen)
 	const char *name, *slash;
 	char **shard_names = NULL;
 	size_t nshards = 0, dirlen;
-	char *p = NULL;
+	char *p = NULL, suberr[512];
 	int rc = -1;
 	FILE *fp;
 	long sz;
@@ -220,11 +220,13 @@ int wt_load_index(struct wt_file *f, char *err, size_t errlen)
 			}
 			memcpy(p, f->path, dirlen);
 			strcpy(p + dirlen, sh);
-			sub = wt_open(p, err, errlen);
+			sub = wt_open(p, suberr, sizeof suberr);
 			free(p);
 			p = NULL;
-			if (!sub)
+			if (!sub) {
+				wt_seterr(err, errlen, "shard index '%s': %s", f->path, suberr);
 				goto done;
+			}
 			if (!sub->map) {  /* an index naming an index */
 				wt_seterr(err, errlen, "'%s': shard '%s' is not a tensor file", f->path, sh);
 				wt_close(sub);

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,12 +249,15 @@ struct piece {
 struct pool {
 	struct piece *pieces;
 	size_t npieces, next;
+	int failed;  /* out of memory in a worker */
 	pthread_mutex_t lock;
 };
 
 static void *worker(void *arg)
 {
 	struct pool *p = arg;
+	void *scratch = NULL;
+	size_t scratch_cap = 0, es;
 
 	for (;;) {
 		struct piece *pc;
@@ -261,9 +265,28 @@ static void *worker(void *arg)
 		pthread_mutex_lock(&p->lock);
 		pc = p->next < p->npieces ? &p->pieces[p->next++] : NULL;
 		pthread_mutex_unlock(&p->lock);
-		if (!pc)
+		if (!pc) {
+			free(scratch);
 			return NULL;
-		pc->e->fill(pc->e->ctx, pc->first, pc->count, pc->dst);
+		}
+		es = wt_dtype_size(pc->e->dtype);
+		if ((uintptr_t)pc->dst % es == 0) {
+			pc->e->fill(pc->e->ctx, pc->first, pc->count, pc->dst);
+			continue;
+		}
+		/* a tensor at an unaligned file offset: fill an aligned scratch, then copy */
+		if (scratch_cap < (size_t)pc->count * es) {
+			free(scratch);
+			scratch_cap = (size_t)pc->count * es;
+			scratch = malloc(scratch_cap);
+			if (!scratch) {
+				scratch_cap = 0;
+				p->failed = 1;
+				continue;
+			}
+		}
+		pc->e->fill(pc->e->ctx, pc->first, pc->count, scratch);
+		memcpy(pc->dst, scratch, (size_t)pc->count * es);
 	}
 }
 
@@ -333,7 +356,7 @@ static int fill_window(struct wt_writer *w, unsigned char *window, uint64_t wbeg
 	for (int i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&pool.lock);
-	return 0;
+	return pool.failed ? -2 : 0;
 }
 
 int wt_writer_save(struct wt_writer *w, const char *path, char *err, size_t errlen)
@@ -372,8 +395,11 @@ int wt_writer_save(struct wt_writer *w, const char *path, char *err, size_t errl
 	for (uint64_t wb = 0; wb < total; wb += WINDOW_BYTES) {
 		uint64_t we = total - wb < WINDOW_BYTES ? total : wb + WINDOW_BYTES;
 
-		if (fill_window(w, window, wb, we, pieces, maxpieces) < 0) {
-			wt_seterr(err, errlen, "internal error: too many pieces saving '%s'", path);
+		int fr = fill_window(w, window, wb, we, pieces, maxpieces);
+
+		if (fr < 0) {
+			wt_seterr(err, errlen, "%s saving '%s'", fr == -2 ? "out of memory" :
+				  "internal error: too many pieces", path);
 			goto done;
 		}
 		if (write_all(fd, window, (size_t)(we - wb)) < 0)
