@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cli.h"
 #include "t5_model.h"
+#include "tokenizer.h"
 #include "t5_ref.h"
 #include "wt_file.h"
 
@@ -153,7 +156,7 @@ START_TEST(t_config)
 	char err[512];
 	struct wt_file *f = open_fix("t5_tiny_bf16.pth");
 	tiny_config(&c);
-	ck_assert_int_eq(c.vocab_size, 384);
+	ck_assert_int_eq(c.vocab_size, 2500);
 	ck_assert_int_eq(c.head_dim, 16);
 	ck_assert_msg(t5_config_from_file(f, &d, err, sizeof(err)) == 0, "%s", err);
 	ck_assert(c.vocab_size == d.vocab_size && c.dim == d.dim && c.dim_attn == d.dim_attn && c.dim_ffn == d.dim_ffn &&
@@ -204,10 +207,10 @@ START_TEST(t_weights_errors)
 	/* bad ids are refused */
 	tiny_config(&c);
 	ck_assert_msg(t5_weights_init(&w, f, &c, err, sizeof(err)) == 0, "%s", err);
-	int64_t ids[4] = {1, 2, 384, 0}, mask[4] = {1, 1, 1, 0};
+	int64_t ids[4] = {1, 2, 2500, 0}, mask[4] = {1, 1, 1, 0};
 	float out[4 * 64];
 	ck_assert_int_eq(t5_encode_ref(&w, ids, mask, 4, 1, out, err, sizeof(err)), -1);
-	ck_assert_msg(strstr(err, "384") && strstr(err, "position 2"), "%s", err);
+	ck_assert_msg(strstr(err, "2500") && strstr(err, "position 2"), "%s", err);
 	/* an all-padding mask gives zeros */
 	ids[2] = 3;
 	mask[0] = mask[1] = mask[2] = 0;
@@ -216,6 +219,132 @@ START_TEST(t_weights_errors)
 	ck_assert(out[0] == 0.0f);
 	t5_weights_release(&w);
 	wt_close(f);
+}
+END_TEST
+
+
+static int run_cli(int (*fn)(int, char **), int argc, const char **argv)
+{
+	return fn(argc, (char **)argv);
+}
+
+static char *tmp_out(void)
+{
+	char *p = strdup("/tmp/check_t5_XXXXXX");
+	int fd = mkstemp(p);
+	ck_assert(fd >= 0);
+	close(fd);
+	return p;
+}
+
+START_TEST(t_cli_t5_encode)
+{
+	char w[4200], in[4200], err[512];
+	char *out = tmp_out();
+	int64_t shape[3] = {1, T5_TEXT_LEN, 64};
+	fpath(w, sizeof(w), "t5_tiny_bf16.pth");
+	fpath(in, sizeof(in), "t5_tiny_golden.safetensors");
+	const char *argv[] = {"t5-encode", "--weights", w, "--input", in, "--output", out, "--threads", "2", NULL};
+	ck_assert_int_eq(run_cli(cli_t5_encode, 9, argv), 0);
+	struct wt_file *o = wt_open(out, err, sizeof(err)), *g = open_fix("t5_tiny_golden.safetensors");
+	ck_assert_msg(o != NULL, "%s", err);
+	float *got = wt_load_f32(o, "context", 3, shape, err, sizeof(err));
+	ck_assert_msg(got != NULL, "%s", err);
+	float *want = wt_load_f32(g, "context_a_bf16", 3, shape, err, sizeof(err));
+	compare(got, want, (size_t)T5_TEXT_LEN * 64, 1e-5, "t5-encode context");
+	free(got);
+	free(want);
+	wt_close(o);
+	wt_close(g);
+	/* errors: usage 2, missing weights 1, unknown device 2, cuda without the CUDA encoder 1 */
+	const char *a1[] = {"t5-encode", "--weights", w, NULL};
+	ck_assert_int_eq(run_cli(cli_t5_encode, 3, a1), 2);
+	const char *a2[] = {"t5-encode", "--weights", "/nonexistent/t5.pth", "--input", in, "--output", out, NULL};
+	ck_assert_int_eq(run_cli(cli_t5_encode, 7, a2), 1);
+	const char *a3[] = {"t5-encode", "--weights", w, "--input", in, "--output", out, "--device", "tpu", NULL};
+	ck_assert_int_eq(run_cli(cli_t5_encode, 9, a3), 2);
+	unlink(out);
+	free(out);
+}
+END_TEST
+
+START_TEST(t_cli_encode_prompt)
+{
+	char w[4200], tok[4200], err[512];
+	char *out = tmp_out();
+	const char *text = "  A cat &amp;amp; a dog \xe2\x80\x9cplaying\xe2\x80\x9d in the snow, \xe6\x9d\xb1\xe4\xba\xac  ";
+	int64_t shape3[3] = {1, T5_TEXT_LEN, 64}, shape2[2] = {1, T5_TEXT_LEN};
+	int64_t ids[T5_TEXT_LEN], mask[T5_TEXT_LEN], gids[T5_TEXT_LEN], gmask[T5_TEXT_LEN];
+	int n_real;
+	fpath(w, sizeof(w), "t5_tiny.safetensors");
+	fpath(tok, sizeof(tok), "bytefb.model");
+	const char *argv[] = {"encode-prompt", "--tokenizer", tok, "--weights", w, "--text", text, "--output", out, NULL};
+	ck_assert_int_eq(run_cli(cli_encode_prompt, 9, argv), 0);
+	/* the same as tokenizer + reference */
+	struct tokenizer *t = tokenizer_load(tok, err, sizeof(err));
+	ck_assert_msg(t != NULL, "%s", err);
+	ck_assert_int_eq(tokenizer_encode_wan(t, text, T5_TEXT_LEN, ids, mask, &n_real, err, sizeof(err)), 0);
+	ck_assert_int_gt(n_real, 10);
+	tokenizer_free(t);
+	struct wt_file *o = wt_open(out, err, sizeof(err)), *f = open_fix("t5_tiny.safetensors");
+	ck_assert_msg(o != NULL, "%s", err);
+	ck_assert(wt_read_i64(o, "ids", 2, shape2, gids, err, sizeof(err)) == 0);
+	ck_assert(wt_read_i64(o, "mask", 2, shape2, gmask, err, sizeof(err)) == 0);
+	ck_assert(memcmp(ids, gids, sizeof(ids)) == 0 && memcmp(mask, gmask, sizeof(mask)) == 0);
+	float *got = wt_load_f32(o, "context", 3, shape3, err, sizeof(err));
+	ck_assert_msg(got != NULL, "%s", err);
+	struct t5_config c;
+	struct t5_weights wt;
+	tiny_config(&c);
+	ck_assert(t5_weights_init(&wt, f, &c, err, sizeof(err)) == 0);
+	float *want = malloc(sizeof(float) * T5_TEXT_LEN * 64);
+	ck_assert(t5_encode_ref(&wt, ids, mask, T5_TEXT_LEN, 1, want, err, sizeof(err)) == 0);
+	ck_assert(memcmp(got, want, sizeof(float) * T5_TEXT_LEN * 64) == 0);
+	for (int j = 0; j < 64; j++)
+		ck_assert(got[(size_t)n_real * 64 + j] == 0.0f && got[(size_t)(n_real - 1) * 64 + j] != 0.0f);
+	free(got);
+	free(want);
+	t5_weights_release(&wt);
+	wt_close(o);
+	wt_close(f);
+	/* a missing tokenizer is an error naming it */
+	fpath(w, sizeof(w), "t5_tiny_config.json");
+	const char *a2[] = {"encode-prompt", "--tokenizer", "/nonexistent/spiece.model", "--weights", w, "--text", "x",
+			    "--output", out, NULL};
+	ck_assert_int_eq(run_cli(cli_encode_prompt, 9, a2), 1);
+	unlink(out);
+	free(out);
+}
+END_TEST
+
+/* heru-wan tokenize prints the JSON array of tokenizer_encode_wan_alloc */
+START_TEST(t_cli_tokenize)
+{
+	const char *bd = getenv("top_builddir");
+	char cmd[9000], tok[4200], line[4096] = "", want[4096], err[256];
+	int64_t *ids;
+	size_t n, o = 0;
+	if (!bd) {
+		fprintf(stderr, "top_builddir unset: heru-wan tokenize not run\n");
+		return;
+	}
+	fpath(tok, sizeof(tok), "nfkc.model");
+	snprintf(cmd, sizeof(cmd), "'%s/heru-wan' tokenize --tokenizer '%s' --text 'Hello  world &amp; more'", bd, tok);
+	FILE *p = popen(cmd, "r");
+	ck_assert(p != NULL);
+	ck_assert(fgets(line, sizeof(line), p) != NULL);
+	ck_assert_int_eq(pclose(p), 0);
+	struct tokenizer *t = tokenizer_load(tok, err, sizeof(err));
+	ck_assert(t != NULL);
+	ck_assert(tokenizer_encode_wan_alloc(t, "Hello  world &amp; more", &ids, &n, err, sizeof(err)) == 0);
+	o += (size_t)snprintf(want + o, sizeof(want) - o, "[");
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)snprintf(want + o, sizeof(want) - o, "%s%lld", i ? ", " : "", (long long)ids[i]);
+	snprintf(want + o, sizeof(want) - o, "]\n");
+	ck_assert_str_eq(line, want);
+	ck_assert(ids[n - 1] == 1);
+	free(ids);
+	tokenizer_free(t);
 }
 END_TEST
 
@@ -233,6 +362,9 @@ int main(void)
 	tcase_add_test(tc, t_buckets);
 	tcase_add_test(tc, t_config);
 	tcase_add_test(tc, t_weights_errors);
+	tcase_add_test(tc, t_cli_t5_encode);
+	tcase_add_test(tc, t_cli_encode_prompt);
+	tcase_add_test(tc, t_cli_tokenize);
 	suite_add_tcase(s, tc);
 	SRunner *r = srunner_create(s);
 	srunner_run_all(r, CK_NORMAL);

@@ -10,7 +10,7 @@ Writes:
   t5_tiny_bf16.pth           the same weights rounded to bf16, as torch.save(state_dict)
                              (the layout of models_t5_umt5-xxl-enc-bf16.pth)
   t5_tiny_golden.safetensors inputs and outputs:
-     ids_a, mask_a [1,512] i64   37 real tokens (EOS last) then padding
+     ids_a, mask_a [1,512] i64   37 real tokens (EOS last) then padding (also as ids, mask)
      ids_b, mask_b [1,512] i64   512 real tokens
      context_a, context_b [1,512,dim] f32   fp32 weights, fp32 math
      context_a_bf16 [1,512,dim] f32         bf16 weights upcast, fp32 math
@@ -25,7 +25,8 @@ import sys
 import numpy as np
 import torch
 
-TINY = dict(vocab_size=384, dim=64, dim_attn=64, dim_ffn=160, num_heads=4, num_layers=2, num_buckets=32)
+# vocab_size matches the tokenizer fixtures, so encode-prompt runs end to end on them
+TINY = dict(vocab_size=2500, dim=64, dim_attn=64, dim_ffn=160, num_heads=4, num_layers=2, num_buckets=32)
 MAX_DIST = 128
 EPS = 1e-6
 L = 512
@@ -154,6 +155,7 @@ def main():
         ctx_a16 = encode({k: v.float() for k, v in sd_bf16.items()}, cfg, ids_a, mask_a)
     rel = torch.arange(-600, 601)
     save_safetensors(os.path.join(out, 't5_tiny_golden.safetensors'), {
+        'ids': ids_a.numpy(), 'mask': mask_a.numpy(),  # t5-encode's input names
         'ids_a': ids_a.numpy(), 'mask_a': mask_a.numpy(), 'context_a': ctx_a.numpy(),
         'ids_b': ids_b.numpy(), 'mask_b': mask_b.numpy(), 'context_b': ctx_b.numpy(),
         'context_a_bf16': ctx_a16.numpy(), 'buckets': rel_bucket(rel, cfg['num_buckets']).numpy(),
