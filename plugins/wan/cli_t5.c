@@ -13,6 +13,9 @@
 #include "t5_ref.h"
 #include "tokenizer.h"
 #include "wt_file.h"
+#ifdef HERU_HAVE_CUDA
+#include "cuda/t5_cuda.h"
+#endif
 
 #define T5_WEIGHTS_HINT "models_t5_umt5-xxl-enc-bf16.pth ships in the Wan2.1-T2V-1.3B / -14B model folders"
 
@@ -124,15 +127,38 @@ static int check_device(const char *device, const char *cmd)
 	if (!strcmp(device, "cpu"))
 		return 0;
 	if (!strcmp(device, "cuda")) {
-		fprintf(stderr, "heru-wan %s: the CUDA umT5 encoder is not built yet; use --device cpu\n", cmd);
+#ifdef HERU_HAVE_CUDA
+		return 0;
+#else
+		fprintf(stderr, "heru-wan %s: this build has no CUDA (configure found no nvcc/cuBLASLt); use --device cpu\n", cmd);
 		return -1;
+#endif
 	}
 	fprintf(stderr, "heru-wan %s: unknown device '%s' (cpu or cuda)\n", cmd, device);
 	return -2;
 }
 
-static int encode_and_save(struct t5_session *s, const int64_t *ids, const int64_t *mask, int len, int threads,
-			   const char *output, const char *cmd, int save_inputs)
+/* Runs the encoder on DEVICE ("cpu" or "cuda"). */
+static int run_encoder(const struct t5_weights *w, const char *device, const int64_t *ids, const int64_t *mask,
+		       int len, int threads, float *out, char *err, size_t errlen)
+{
+#ifdef HERU_HAVE_CUDA
+	if (!strcmp(device, "cuda")) {
+		struct t5_cuda *g = t5_cuda_new(w, len, err, errlen);
+		int rc;
+		if (!g)
+			return -1;
+		rc = t5_cuda_encode(g, ids, mask, len, out, err, errlen);
+		t5_cuda_free(g);
+		return rc;
+	}
+#endif
+	(void)device;
+	return t5_encode_ref(w, ids, mask, len, threads, out, err, errlen);
+}
+
+static int encode_and_save(struct t5_session *s, const char *device, const int64_t *ids, const int64_t *mask,
+			   int len, int threads, const char *output, const char *cmd, int save_inputs)
 {
 	char err[512];
 	int dim = s->w.cfg.dim, rc = -1;
@@ -145,7 +171,7 @@ static int encode_and_save(struct t5_session *s, const int64_t *ids, const int64
 		fprintf(stderr, "heru-wan %s: out of memory\n", cmd);
 		goto out;
 	}
-	if (t5_encode_ref(&s->w, ids, mask, len, threads, ctx, err, sizeof(err)))
+	if (run_encoder(&s->w, device, ids, mask, len, threads, ctx, err, sizeof(err)))
 		goto fail;
 	double t1 = now_s();
 	if (wt_writer_add(wr, "context", WT_F32, 3, shape3, ctx, err, sizeof(err)))
@@ -155,7 +181,8 @@ static int encode_and_save(struct t5_session *s, const int64_t *ids, const int64
 		goto fail;
 	if (wt_writer_save(wr, output, err, sizeof(err)))
 		goto fail;
-	fprintf(stderr, "heru-wan %s: encoded %d tokens on the cpu in %.3f s, wrote %s\n", cmd, len, t1 - t0, output);
+	fprintf(stderr, "heru-wan %s: encoded %d tokens on the %s in %.3f s, wrote %s\n", cmd, len, device, t1 - t0,
+		output);
 	rc = 0;
 	goto out;
 fail:
@@ -236,7 +263,7 @@ int cli_t5_encode(int argc, char **argv)
 	}
 	if (open_weights(&s, weights, config, "t5-encode"))
 		goto out;
-	rc = encode_and_save(&s, ids, mask, len, threads, output, "t5-encode", 0) ? 1 : 0;
+	rc = encode_and_save(&s, device, ids, mask, len, threads, output, "t5-encode", 0) ? 1 : 0;
 	close_weights(&s);
 out:
 	free(ids);
@@ -303,7 +330,7 @@ int cli_encode_prompt(int argc, char **argv)
 	}
 	if (open_weights(&s, weights, config, "encode-prompt"))
 		return 1;
-	rc = encode_and_save(&s, ids, mask, T5_TEXT_LEN, threads, output, "encode-prompt", 1) ? 1 : 0;
+	rc = encode_and_save(&s, device, ids, mask, T5_TEXT_LEN, threads, output, "encode-prompt", 1) ? 1 : 0;
 	close_weights(&s);
 	return rc;
 }
@@ -318,97 +345,37 @@ static void bench_usage(FILE *out)
 		"  config's shape (or W), and prints ms and achieved TFLOP/s\n");
 }
 
-/* Random bf16 weights held in memory, presented as wt_tensors. */
-struct rand_weights {
-	struct wt_tensor *t; /* new [n] */
-	uint16_t **buf;      /* new [n] */
-	char **names;        /* new [n] */
-	int n;
-};
-
-static uint64_t rng_next(uint64_t *s)
+static int bench_cpu(const struct t5_weights *w, int tokens, int iters, int threads, double *best, double *mean,
+		     char *err, size_t errlen)
 {
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-static const struct wt_tensor *rand_tensor(struct rand_weights *r, const char *name, int64_t d0, int64_t d1,
-					   float scale, float offset, uint64_t seed)
-{
-	int64_t n = d0 * (d1 ? d1 : 1);
-	struct wt_tensor *t = &r->t[r->n];
-	uint16_t *b = malloc(sizeof(uint16_t) * (size_t)n);
-	char *nm = strdup(name);
-	if (!b || !nm) {
-		free(b);
-		free(nm);
-		return NULL;
+	int64_t *ids = calloc(T5_TEXT_LEN, sizeof(*ids)), *mask = calloc(T5_TEXT_LEN, sizeof(*mask));
+	float *out = malloc(sizeof(float) * T5_TEXT_LEN * (size_t)w->cfg.dim);
+	int rc = -1;
+	double sum = 0;
+	*best = 1e30;
+	if (!ids || !mask || !out) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
 	}
-	uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-	for (int64_t i = 0; i < n; i++) {
-		float u = (float)((rng_next(&s) >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-		b[i] = wt_f32_to_bf16(offset + scale * u);
+	for (int i = 0; i < tokens; i++) {
+		ids[i] = 3 + (i * 7919) % (w->cfg.vocab_size > 3 ? w->cfg.vocab_size - 3 : 1);
+		mask[i] = 1;
 	}
-	t->name = nm;
-	t->dtype = WT_BF16;
-	t->ndim = d1 ? 2 : 1;
-	t->shape[0] = d0;
-	t->shape[1] = d1;
-	t->data = b;
-	t->nbytes = sizeof(uint16_t) * (size_t)n;
-	r->buf[r->n] = b;
-	r->names[r->n] = nm;
-	r->n++;
-	return t;
-}
-
-static void rand_free(struct rand_weights *r)
-{
-	for (int i = 0; i < r->n; i++) {
-		free(r->buf[i]);
-		free(r->names[i]);
+	for (int it = 0; it < iters; it++) {
+		double t0 = now_s();
+		if (t5_encode_ref(w, ids, mask, T5_TEXT_LEN, threads, out, err, errlen))
+			goto out;
+		double dt = (now_s() - t0) * 1e3;
+		sum += dt;
+		*best = dt < *best ? dt : *best;
 	}
-	free(r->t);
-	free(r->buf);
-	free(r->names);
-}
-
-static int rand_weights_init(struct rand_weights *r, struct t5_weights *w, const struct t5_config *c)
-{
-	int total = 2 + 10 * c->num_layers;
-	float sd = 1.7f / sqrtf((float)c->dim), sf = 1.7f / sqrtf((float)c->dim_ffn);
-	memset(r, 0, sizeof(*r));
-	memset(w, 0, sizeof(*w));
-	r->t = calloc((size_t)total, sizeof(*r->t));
-	r->buf = calloc((size_t)total, sizeof(*r->buf));
-	r->names = calloc((size_t)total, sizeof(*r->names));
-	w->layers = calloc((size_t)c->num_layers, sizeof(*w->layers));
-	if (!r->t || !r->buf || !r->names || !w->layers)
-		return -1;
-	w->cfg = *c;
-	w->embedding = rand_tensor(r, "token_embedding.weight", c->vocab_size, c->dim, 1.0f, 0, 1);
-	w->norm = rand_tensor(r, "norm.weight", c->dim, 0, 0.1f, 1.0f, 2);
-	if (!w->embedding || !w->norm)
-		return -1;
-	for (int l = 0; l < c->num_layers; l++) {
-		struct t5_layer_tensors *L = &w->layers[l];
-		uint64_t s = 100 + 16 * (uint64_t)l;
-		L->norm1 = rand_tensor(r, "norm1", c->dim, 0, 0.1f, 1.0f, s);
-		L->q = rand_tensor(r, "q", c->dim_attn, c->dim, 0.6f * sd, 0, s + 1);
-		L->k = rand_tensor(r, "k", c->dim_attn, c->dim, 0.6f * sd, 0, s + 2);
-		L->v = rand_tensor(r, "v", c->dim_attn, c->dim, sd, 0, s + 3);
-		L->o = rand_tensor(r, "o", c->dim, c->dim_attn, sd, 0, s + 4);
-		L->norm2 = rand_tensor(r, "norm2", c->dim, 0, 0.1f, 1.0f, s + 5);
-		L->gate = rand_tensor(r, "gate", c->dim_ffn, c->dim, sd, 0, s + 6);
-		L->fc1 = rand_tensor(r, "fc1", c->dim_ffn, c->dim, sd, 0, s + 7);
-		L->fc2 = rand_tensor(r, "fc2", c->dim, c->dim_ffn, sf, 0, s + 8);
-		L->pos = rand_tensor(r, "pos", c->num_buckets, c->num_heads, 1.0f, 0, s + 9);
-		if (!L->norm1 || !L->q || !L->k || !L->v || !L->o || !L->norm2 || !L->gate || !L->fc1 || !L->fc2 || !L->pos)
-			return -1;
-	}
-	return 0;
+	*mean = sum / iters;
+	rc = 0;
+out:
+	free(ids);
+	free(mask);
+	free(out);
+	return rc;
 }
 
 int cli_bench_t5(int argc, char **argv)
@@ -419,15 +386,13 @@ int cli_bench_t5(int argc, char **argv)
 		{"device", required_argument, NULL, 'd'}, {"threads", required_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
-	const char *config = "umt5-xxl", *weights = NULL, *device = "cpu";
+	const char *config = NULL, *weights = NULL, *device = "cpu";
 	int tokens = T5_TEXT_LEN, iters = 1, threads = 0, c, rc = 1;
 	char err[512];
 	struct t5_config cfg;
 	struct t5_session s;
-	struct rand_weights rw;
-	struct t5_weights *w;
-	int64_t *ids = NULL, *mask = NULL;
-	float *out = NULL;
+	struct t5_random *rw = NULL;
+	double best = 0, mean = 0, t_load, t_up = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -449,63 +414,60 @@ int cli_bench_t5(int argc, char **argv)
 	if ((rc = check_device(device, "bench-t5")))
 		return rc == -2 ? 2 : 1;
 	rc = 1;
-	memset(&rw, 0, sizeof(rw));
 	memset(&s, 0, sizeof(s));
-	double tl = now_s();
+	t_load = now_s();
 	if (weights) {
-		if (open_weights(&s, weights, strcmp(config, "umt5-xxl") ? config : NULL, "bench-t5"))
+		if (open_weights(&s, weights, config, "bench-t5"))
 			return 1;
-		w = &s.w;
 	} else {
-		if (t5_config_load(config, &cfg, err, sizeof(err))) {
+		if (t5_config_load(config ? config : "umt5-xxl", &cfg, err, sizeof(err)) ||
+		    !(rw = t5_weights_random(&s.w, &cfg, 1, threads, err, sizeof(err)))) {
 			fprintf(stderr, "heru-wan bench-t5: %s\n", err);
 			return 1;
 		}
-		w = &s.w;
-		if (rand_weights_init(&rw, w, &cfg)) {
-			fprintf(stderr, "heru-wan bench-t5: out of memory for random weights of %lld parameters\n",
-				(long long)t5_config_params(&cfg));
-			goto out;
-		}
 	}
-	tl = now_s() - tl;
-	ids = calloc(T5_TEXT_LEN, sizeof(*ids));
-	mask = calloc(T5_TEXT_LEN, sizeof(*mask));
-	out = malloc(sizeof(float) * T5_TEXT_LEN * (size_t)w->cfg.dim);
-	if (!ids || !mask || !out) {
-		fprintf(stderr, "heru-wan bench-t5: out of memory\n");
-		goto out;
+	t_load = now_s() - t_load;
+	const struct t5_config *wc = &s.w.cfg;
+	if (!strcmp(device, "cpu")) {
+		if (bench_cpu(&s.w, tokens, iters, threads, &best, &mean, err, sizeof(err)))
+			goto fail;
 	}
-	for (int i = 0; i < tokens; i++) {
-		ids[i] = 3 + (i * 7919) % (w->cfg.vocab_size - 3 > 0 ? w->cfg.vocab_size - 3 : 1);
-		mask[i] = 1;
-	}
-	double best = 1e30, sum = 0;
-	for (int it = 0; it < iters; it++) {
+#ifdef HERU_HAVE_CUDA
+	else {
 		double t0 = now_s();
-		if (t5_encode_ref(w, ids, mask, T5_TEXT_LEN, threads, out, err, sizeof(err))) {
-			fprintf(stderr, "heru-wan bench-t5: %s\n", err);
-			goto out;
-		}
-		double dt = now_s() - t0;
-		sum += dt;
-		best = dt < best ? dt : best;
+		struct t5_cuda *g = t5_cuda_new(&s.w, T5_TEXT_LEN, err, sizeof(err));
+		if (!g)
+			goto fail;
+		t_up = now_s() - t0;
+		printf("bench-t5 gpu memory: weights %.2f GB, activations %.1f MB\n", t5_cuda_weight_bytes(g) / 1e9,
+		       t5_cuda_activation_bytes(g) / 1e6);
+		rc = t5_cuda_bench(g, tokens, iters, &best, &mean, err, sizeof(err));
+		t5_cuda_free(g);
+		rc = rc ? 1 : 0;
+		if (rc)
+			goto fail;
 	}
-	double fl = t5_config_flops(&w->cfg, tokens);
-	printf("bench-t5 device=cpu layers=%d dim=%d tokens=%d params=%lld setup=%.2fs\n", w->cfg.num_layers, w->cfg.dim,
-	       tokens, (long long)t5_config_params(&w->cfg), tl);
-	printf("  forward: best %.3f ms, mean %.3f ms over %d, %.3f TFLOP -> %.4f TFLOP/s\n", best * 1e3,
-	       sum / iters * 1e3, iters, fl / 1e12, fl / best / 1e12);
+#endif
+	double fl = t5_config_flops(wc, tokens);
+	printf("bench-t5 device=%s layers=%d dim=%d ffn=%d heads=%d tokens=%d params=%lld\n", device, wc->num_layers,
+	       wc->dim, wc->dim_ffn, wc->num_heads, tokens, (long long)t5_config_params(wc));
+	printf("  %s: %.3f s%s%s\n", weights ? "open+validate" : "random weights", t_load, weights ? " " : "",
+	       weights ? weights : "");
+	if (t_up > 0)
+		printf("  upload to the GPU: %.3f s (%s total %.3f s)\n", t_up, weights ? "load" : "setup", t_up + t_load);
+	printf("RESULT bench-t5 %s tokens=%d forward best %.3f ms mean %.3f ms over %d, %.3f TFLOP -> %.1f TFLOP/s\n",
+	       device, tokens, best, mean, iters, fl / 1e12, fl / (best * 1e-3) / 1e12);
 	rc = 0;
+	goto out;
+fail:
+	fprintf(stderr, "heru-wan bench-t5: %s\n", err);
+	rc = 1;
 out:
-	free(ids);
-	free(mask);
-	free(out);
 	if (weights) {
 		close_weights(&s);
 	} else {
-		rand_free(&rw);
-		free(s.w.layers);
+		t5_weights_release(&s.w);
+		t5_random_free(rw);
 	}
 	return rc;
 }

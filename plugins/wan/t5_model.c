@@ -10,6 +10,8 @@
 #include <strings.h>
 
 #include <jansson.h>
+#include <pthread.h>
+#include <unistd.h>
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -336,4 +338,136 @@ int t5_tensor_row_f32(const struct wt_tensor *t, int64_t row, float *dst)
 		}
 	}
 	return 0;
+}
+
+/* ---- random weights ---- */
+
+struct t5_random {
+	struct wt_tensor *t; /* new [cap] */
+	uint16_t **buf;      /* new [cap], each new */
+	int n, cap;
+};
+
+struct fill_job {
+	uint16_t *dst;
+	int64_t lo, hi;
+	uint64_t seed;
+	float scale, offset;
+};
+
+static uint64_t mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void *fill_main(void *arg)
+{
+	const struct fill_job *j = arg;
+	for (int64_t i = j->lo; i < j->hi; i++) {
+		float u = (float)(mix64(j->seed + (uint64_t)i) >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f;
+		j->dst[i] = wt_f32_to_bf16(j->offset + j->scale * u);
+	}
+	return NULL;
+}
+
+static const struct wt_tensor *rnd(struct t5_random *r, const char *name, int64_t d0, int64_t d1, float scale,
+				   float offset, uint64_t seed, int threads)
+{
+	int64_t n = d0 * (d1 ? d1 : 1);
+	struct wt_tensor *t = &r->t[r->n];
+	uint16_t *b = malloc(sizeof(uint16_t) * (size_t)n);
+	struct fill_job jobs[64];
+	pthread_t tid[64];
+	int started[64] = {0};
+	if (!b)
+		return NULL;
+	if (threads > 64)
+		threads = 64;
+	if (n < 1 << 16)
+		threads = 1;
+	for (int k = 0; k < threads; k++) {
+		jobs[k] = (struct fill_job){b, n * k / threads, n * (k + 1) / threads, mix64(seed) << 20, scale, offset};
+		if (k > 0)
+			started[k] = pthread_create(&tid[k], NULL, fill_main, &jobs[k]) == 0;
+	}
+	fill_main(&jobs[0]);
+	for (int k = 1; k < threads; k++) {
+		if (started[k])
+			pthread_join(tid[k], NULL);
+		else
+			fill_main(&jobs[k]);
+	}
+	t->name = name;
+	t->dtype = WT_BF16;
+	t->ndim = d1 ? 2 : 1;
+	t->shape[0] = d0;
+	t->shape[1] = d1;
+	t->data = b;
+	t->nbytes = sizeof(uint16_t) * (size_t)n;
+	r->buf[r->n++] = b;
+	return t;
+}
+
+struct t5_random *t5_weights_random(struct t5_weights *w, const struct t5_config *c, uint64_t seed, int threads,
+				    char *err, size_t errlen)
+{
+	struct t5_random *r = calloc(1, sizeof(*r));
+	float sd = 1.7f / sqrtf((float)c->dim), sa = 1.7f / sqrtf((float)c->dim_attn), sf = 1.7f / sqrtf((float)c->dim_ffn);
+
+	memset(w, 0, sizeof(*w));
+	if (threads <= 0) {
+		long nc = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = nc > 0 ? (int)nc : 1;
+	}
+	if (!r || t5_config_validate(c, err, errlen))
+		goto fail;
+	r->cap = 2 + 10 * c->num_layers;
+	r->t = calloc((size_t)r->cap, sizeof(*r->t));
+	r->buf = calloc((size_t)r->cap, sizeof(*r->buf));
+	w->layers = calloc((size_t)c->num_layers, sizeof(*w->layers));
+	if (!r->t || !r->buf || !w->layers)
+		goto oom;
+	w->cfg = *c;
+	w->embedding = rnd(r, "token_embedding.weight", c->vocab_size, c->dim, 1.0f, 0, seed * 1000 + 1, threads);
+	w->norm = rnd(r, "norm.weight", c->dim, 0, 0.1f, 1.0f, seed * 1000 + 2, threads);
+	if (!w->embedding || !w->norm)
+		goto oom;
+	for (int l = 0; l < c->num_layers; l++) {
+		struct t5_layer_tensors *L = &w->layers[l];
+		uint64_t s = seed * 1000 + 16 + 16 * (uint64_t)l;
+		/* q and k scaled down: without 1/sqrt(d) the logits would otherwise saturate softmax */
+		if (!(L->norm1 = rnd(r, "norm1.weight", c->dim, 0, 0.1f, 1.0f, s, threads)) ||
+		    !(L->q = rnd(r, "attn.q.weight", c->dim_attn, c->dim, 0.25f * sd, 0, s + 1, threads)) ||
+		    !(L->k = rnd(r, "attn.k.weight", c->dim_attn, c->dim, 0.25f * sd, 0, s + 2, threads)) ||
+		    !(L->v = rnd(r, "attn.v.weight", c->dim_attn, c->dim, sd, 0, s + 3, threads)) ||
+		    !(L->o = rnd(r, "attn.o.weight", c->dim, c->dim_attn, sa, 0, s + 4, threads)) ||
+		    !(L->norm2 = rnd(r, "norm2.weight", c->dim, 0, 0.1f, 1.0f, s + 5, threads)) ||
+		    !(L->gate = rnd(r, "ffn.gate.0.weight", c->dim_ffn, c->dim, sd, 0, s + 6, threads)) ||
+		    !(L->fc1 = rnd(r, "ffn.fc1.weight", c->dim_ffn, c->dim, sd, 0, s + 7, threads)) ||
+		    !(L->fc2 = rnd(r, "ffn.fc2.weight", c->dim, c->dim_ffn, sf, 0, s + 8, threads)) ||
+		    !(L->pos = rnd(r, "pos_embedding.embedding.weight", c->num_buckets, c->num_heads, 1.0f, 0, s + 9,
+				   threads)))
+			goto oom;
+	}
+	return r;
+oom:
+	set_err(err, errlen, "out of memory for random weights of %lld parameters", (long long)t5_config_params(c));
+fail:
+	free(w->layers);
+	w->layers = NULL;
+	t5_random_free(r);
+	return NULL;
+}
+
+void t5_random_free(struct t5_random *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < r->n; i++)
+		free(r->buf[i]);
+	free(r->t);
+	free(r->buf);
+	free(r);
 }

@@ -65,6 +65,15 @@ int t5_weights_init(struct t5_weights *w, const struct wt_file *f, const struct 
 		    char *err, size_t errlen);
 void t5_weights_release(struct t5_weights *w);
 
+/* Random bf16 weights of CFG's shape held in memory, for benchmarks and tests: uniform values
+ * scaled like a trained model's (norm gains near 1, projections ~1/sqrt(fan_in)), a function
+ * of SEED and the tensor only. W's tensors point into the returned holder (new; free with
+ * t5_random_free after W is released). THREADS <= 0 uses the online CPUs. */
+struct t5_random;
+struct t5_random *t5_weights_random(struct t5_weights *w, const struct t5_config *cfg, uint64_t seed,
+				    int threads, char *err, size_t errlen);
+void t5_random_free(struct t5_random *r);
+
 /* Converts row ROW of a 2-D float tensor to f32 (DST holds shape[1] floats). */
 int t5_tensor_row_f32(const struct wt_tensor *t, int64_t row, float *dst);
 
