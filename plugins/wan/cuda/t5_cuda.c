@@ -9,9 +9,10 @@
  *   S_h = K_h·Q_hᵀ  (fp32 out, all heads)        cuBLAS strided batched, no 1/sqrt(d)
  *   P_h = softmax(S_h + bias_h, masked keys 0)   k_softmax_bias (fp32 math, bf16 out)
  *   O_h = P_h·V_h                                cuBLAS strided batched
- *   x  += O·Woᵀ; h = RMS(x)·norm2                cuBLASLt + k_add_rms
+ *   x  += O·Woᵀ                                  cuBLAS, fp32 output accumulated into x (beta 1)
+ *   h   = RMS(x)·norm2                           k_add_rms
  *   a   = fc1(h) ⊙ gelu_tanh(gate(h))            cuBLASLt + k_geglu
- *   y   = a·Wfc2ᵀ (added to x at the next layer's norm, or the final norm)
+ *   x  += a·Wfc2ᵀ                                cuBLAS, into x like the output projection
  * The residual stream x is fp32 (upstream keeps it in bf16; fp32 is closer to the reference).
  * When the mask is a prefix of real tokens, only R = that count rounded up to 8 rows are
  * computed (padded keys are masked and padded rows zeroed, so the result is the same as
@@ -49,7 +50,7 @@ struct t5_cuda {
 	struct t5_layer_dev *layers; /* new [num_layers] */
 	/* activations (borrowed from aa) */
 	float *x, *out, *s;
-	void *h, *qkv, *p, *o, *y, *gf, *a;
+	void *h, *qkv, *p, *o, *gf, *a;
 	int *ids, *keymask, *bucket;
 	cudaEvent_t ev0, ev1;
 	int have_events;
@@ -90,7 +91,6 @@ static int layout_acts(struct t5_cuda *t, char *err, size_t errlen)
 	t->h = wan_arena_alloc(&t->aa, 2 * n * d, &failed, err, errlen);
 	t->qkv = wan_arena_alloc(&t->aa, 2 * n * 3 * da, &failed, err, errlen);
 	t->o = wan_arena_alloc(&t->aa, 2 * n * da, &failed, err, errlen);
-	t->y = wan_arena_alloc(&t->aa, 2 * n * d, &failed, err, errlen);
 	t->gf = wan_arena_alloc(&t->aa, 2 * n * 2 * f, &failed, err, errlen);
 	t->a = wan_arena_alloc(&t->aa, 2 * n * f, &failed, err, errlen);
 	t->ids = wan_arena_alloc(&t->aa, 4 * n, &failed, err, errlen);
@@ -274,6 +274,17 @@ static int blas_fail(char *err, size_t errlen, const char *what, cublasStatus_t 
 	return -1;
 }
 
+/* x f32 [R, D] += a bf16 [R, K] · W bf16 [D, K]ᵀ: the output projections accumulate straight
+ * into the fp32 residual (beta = 1), so their results are never rounded to bf16. */
+static int residual_gemm(struct t5_cuda *t, int R, int K, const void *a, const void *w, char *err, size_t errlen)
+{
+	const float one = 1.f;
+	cublasStatus_t bs = cublasGemmEx(t->blas, CUBLAS_OP_T, CUBLAS_OP_N, t->cfg.dim, R, K, &one, w, CUDA_R_16BF, K,
+					 a, CUDA_R_16BF, K, &one, t->x, CUDA_R_32F, t->cfg.dim, CUBLAS_COMPUTE_32F,
+					 CUBLAS_GEMM_DEFAULT);
+	return bs == CUBLAS_STATUS_SUCCESS ? 0 : blas_fail(err, errlen, "residual GEMM", bs);
+}
+
 /* Runs the layers over R rows of a LEN-token sequence whose ids and keymask are on the device;
  * leaves the final normalized rows in t->out. */
 static int forward(struct t5_cuda *t, int R, int len, char *err, size_t errlen)
@@ -289,7 +300,7 @@ static int forward(struct t5_cuda *t, int R, int len, char *err, size_t errlen)
 		return -1;
 	for (int l = 0; l < c->num_layers; l++) {
 		const struct t5_layer_dev *L = &t->layers[l];
-		if (t5_k_add_rmsnorm(t->st, t->x, l ? t->y : NULL, L->n1, t->h, NULL, R, d, eps, err, errlen))
+		if (t5_k_add_rmsnorm(t->st, t->x, NULL, L->n1, t->h, NULL, R, d, eps, err, errlen))
 			return -1;
 		if (wan_gemm_bf16(t->gemm, t->st, R, 3 * da, d, t->h, d, L->wqkv, d, NULL, WAN_EPI_NONE, t->qkv, 3 * da,
 				  err, errlen))
@@ -307,19 +318,19 @@ static int forward(struct t5_cuda *t, int R, int len, char *err, size_t errlen)
 						t->o, CUDA_R_16BF, da, hd, H, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 		if (bs != CUBLAS_STATUS_SUCCESS)
 			return blas_fail(err, errlen, "attention PV GEMM", bs);
-		if (wan_gemm_bf16(t->gemm, t->st, R, d, da, t->o, da, L->wo, da, NULL, WAN_EPI_NONE, t->y, d, err, errlen))
+		if (residual_gemm(t, R, da, t->o, L->wo, err, errlen))
 			return -1;
-		if (t5_k_add_rmsnorm(t->st, t->x, t->y, L->n2, t->h, NULL, R, d, eps, err, errlen))
+		if (t5_k_add_rmsnorm(t->st, t->x, NULL, L->n2, t->h, NULL, R, d, eps, err, errlen))
 			return -1;
 		if (wan_gemm_bf16(t->gemm, t->st, R, 2 * f, d, t->h, d, L->wgf, d, NULL, WAN_EPI_NONE, t->gf, 2 * f, err,
 				  errlen))
 			return -1;
 		if (t5_k_geglu(t->st, t->gf, t->a, R, f, err, errlen))
 			return -1;
-		if (wan_gemm_bf16(t->gemm, t->st, R, d, f, t->a, f, L->wfc2, f, NULL, WAN_EPI_NONE, t->y, d, err, errlen))
+		if (residual_gemm(t, R, f, t->a, L->wfc2, err, errlen))
 			return -1;
 	}
-	return t5_k_add_rmsnorm(t->st, t->x, t->y, t->norm, NULL, t->out, R, d, eps, err, errlen);
+	return t5_k_add_rmsnorm(t->st, t->x, NULL, t->norm, NULL, t->out, R, d, eps, err, errlen);
 }
 
 /* Uploads ids and the key mask; returns R (rows to compute) and the real-token count. */
