@@ -257,6 +257,10 @@ START_TEST(t_clean)
 	check_clean("\x1b[31mred\x1b[0m\x07!", "red!");        /* terminal escapes, controls */
 	check_clean("&EACUTE; &eacute;", "\xc3\x89 \xc3\xa9");  /* ftfy's upper-case entity */
 	check_clean("bad \xff byte", "bad \xef\xbf\xbd byte");
+	check_clean("\xef\xbc\x86" "amp; \xef\xbc\xa1\xef\xbc\xa2", "& AB"); /* full-width forms first */
+	/* ftfy works per line and stops unescaping at the first line holding '<' */
+	check_clean("a &amp;amp;amp; b\n<x> &amp;amp;amp;", "a & b <x> &amp;");
+	check_clean("<x>\n&amp;amp;amp;", "<x> &amp;");
 	check_clean("", "");
 }
 END_TEST

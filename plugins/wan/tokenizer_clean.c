@@ -4,16 +4,16 @@
  *     text = ftfy.fix_text(text); text = html.unescape(html.unescape(text)); text = text.strip()
  *     text = re.sub(r'\s+', ' ', text).strip()
  * This file reproduces, on code points:
- *  - the ftfy fixes that change what the tokenizer sees, repeated until nothing changes as
- *    ftfy does: its HTML unescaping (only when the text has no '<'; `&name;` with the semicolon,
- *    ftfy's upper-case variants, `&#...;`), terminal escape removal, C1 controls read as
- *    Windows-1252, Latin ligatures, curly quotes made straight, line breaks, and the removal of
- *    the control characters ftfy drops;
+ *  - the ftfy 6 fixes that change what the tokenizer sees, per line segment and repeated until
+ *    nothing changes, as ftfy does: its HTML unescaping (until the first segment holding '<';
+ *    `&name;` with the semicolon, ftfy's upper-case variants, `&#...;`), terminal escape removal,
+ *    C1 controls read as Windows-1252, Latin ligatures, half/full-width forms, curly quotes
+ *    made straight, line breaks, and the removal of the control characters ftfy drops;
  *  - Python's html.unescape (HTML5 names, the longest-prefix rule for names without ';',
  *    numeric references with the HTML5 fix-ups), twice;
  *  - strip and the collapse of `\s+` with Python's definition of whitespace (str.isspace).
- * Not reproduced (README lists them): ftfy's mojibake repair (fix_encoding and its helpers),
- * fix_character_width and NFC normalization (the tokenizer's NFKC charsmap does both).
+ * Not reproduced (README lists them): ftfy's mojibake repair (fix_encoding and its helpers) and
+ * its NFC normalization (the tokenizer's NFKC charsmap subsumes it).
  * Invalid UTF-8 input bytes become U+FFFD. */
 #include "tokenizer.h"
 #include "tokenizer_html.h"
@@ -358,6 +358,24 @@ static const char *ligature(uint32_t c)
 	}
 }
 
+/* ftfy.fixes.fix_character_width: U+3000 and the half/full-width forms, as NFKC maps them. */
+static const char *width_form(uint32_t c)
+{
+	size_t lo = 0, hi = tok_ftfy_width_count;
+	if (c != 0x3000 && (c < 0xFF01 || c > 0xFFEF))
+		return NULL;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (tok_ftfy_width[mid].num == c)
+			return tok_ftfy_width[mid].value;
+		if (tok_ftfy_width[mid].num < c)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 static bool ftfy_control(uint32_t c)
 {
 	return c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F ||
@@ -390,6 +408,8 @@ static int ftfy_chars(const struct cps *in, struct cps *o)
 				}
 		}
 		const char *lig = ligature(c);
+		if (!lig)
+			lig = width_form(c);
 		if (lig) {
 			if (push_utf8(o, lig))
 				return -1;
@@ -433,50 +453,81 @@ static int apply(int (*f)(const struct cps *, struct cps *), struct cps *a)
 	return 0;
 }
 
+/* ftfy.fix_and_explain on one segment: the fixes, repeated until the text stops changing
+ * (every round that changes something rewrites it toward a fixpoint; 16 rounds is far past any
+ * real input's). */
+static int ftfy_segment(struct cps *a, bool unescape)
+{
+	struct cps prev = {0};
+	int rc = -1;
+	for (int round = 0; round < 16; round++) {
+		free(prev.v);
+		prev.v = malloc((a->n + 1) * sizeof(*a->v));
+		if (!prev.v)
+			goto out;
+		memcpy(prev.v, a->v, a->n * sizeof(*a->v));
+		prev.n = prev.cap = a->n;
+		if (unescape && apply(ftfy_unescape, a))
+			goto out;
+		if (apply(ftfy_chars, a))
+			goto out;
+		if (same(a, &prev))
+			break;
+	}
+	rc = 0;
+out:
+	free(prev.v);
+	return rc;
+}
+
 char *tokenizer_clean_text(const char *text, size_t len)
 {
-	struct cps a = {0}, prev = {0};
+	struct cps a = {0}, all = {0}, seg = {0};
 	char *out = NULL;
 	bool lt = false;
 	size_t lo, hi, w = 0;
 
-	if (decode_str(text, len, &a) || cp_push(&a, 0))
+	if (decode_str(text, len, &a) || cp_push(&all, 0))
 		goto out;
-	a.n--;
-	for (size_t i = 0; i < a.n; i++)
-		lt |= a.v[i] == '<';
-	/* ftfy.fix_text: repeat the fixes until the text stops changing (each round that changes
-	 * anything shortens or rewrites the text; 16 rounds is far past any real fixpoint). */
-	for (int round = 0; round < 16; round++) {
-		free(prev.v);
-		prev.v = malloc((a.n + 1) * sizeof(*a.v));
-		if (!prev.v)
+	all.n = 0;
+	/* ftfy.fix_text: segments end after each '\n'; HTML unescaping stops for good at the first
+	 * segment that contains '<' (checked before fixing, as ftfy does). */
+	for (size_t pos = 0; pos < a.n;) {
+		size_t brk = pos;
+		while (brk < a.n && a.v[brk] != '\n')
+			brk++;
+		if (brk < a.n)
+			brk++;
+		seg.n = 0;
+		for (size_t i = pos; i < brk; i++) {
+			lt |= a.v[i] == '<';
+			if (cp_push(&seg, a.v[i]))
+				goto out;
+		}
+		if (ftfy_segment(&seg, !lt))
 			goto out;
-		memcpy(prev.v, a.v, a.n * sizeof(*a.v));
-		prev.n = prev.cap = a.n;
-		if (!lt && apply(ftfy_unescape, &a))
-			goto out;
-		if (apply(ftfy_chars, &a))
-			goto out;
-		if (same(&a, &prev))
-			break;
+		for (size_t i = 0; i < seg.n; i++)
+			if (cp_push(&all, seg.v[i]))
+				goto out;
+		pos = brk;
 	}
-	if (apply(html_unescape, &a) || apply(html_unescape, &a))
+	if (apply(html_unescape, &all) || apply(html_unescape, &all))
 		goto out;
 	/* strip, collapse \s+ to ' ', strip */
-	for (lo = 0; lo < a.n && py_isspace(a.v[lo]); lo++)
+	for (lo = 0; lo < all.n && py_isspace(all.v[lo]); lo++)
 		;
-	for (hi = a.n; hi > lo && py_isspace(a.v[hi - 1]); hi--)
+	for (hi = all.n; hi > lo && py_isspace(all.v[hi - 1]); hi--)
 		;
 	for (size_t i = lo; i < hi; i++) {
-		if (!py_isspace(a.v[i]))
-			a.v[w++] = a.v[i];
-		else if (a.v[w - 1] != ' ' || !py_isspace(a.v[i - 1]))
-			a.v[w++] = ' ';
+		if (!py_isspace(all.v[i]))
+			all.v[w++] = all.v[i];
+		else if (all.v[w - 1] != ' ' || !py_isspace(all.v[i - 1]))
+			all.v[w++] = ' ';
 	}
-	out = encode_str(a.v, w);
+	out = encode_str(all.v, w);
 out:
-	free(prev.v);
+	free(seg.v);
+	free(all.v);
 	free(a.v);
 	return out;
 }

@@ -23,6 +23,9 @@ extern const size_t tok_html_invalid_codepoints_count;
 /* ftfy's entity table: names with ';' only, plus upper-case variants; sorted bytewise */
 extern const struct tok_html_entity tok_ftfy_entities[];
 extern const size_t tok_ftfy_entities_count;
+/* ftfy's fix_character_width map (U+3000 and half/full-width forms), sorted by code point */
+extern const struct tok_html_charref tok_ftfy_width[];
+extern const size_t tok_ftfy_width_count;
 extern const uint32_t tok_py_spaces[]; /* sorted */
 extern const size_t tok_py_spaces_count;
 

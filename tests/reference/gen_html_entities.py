@@ -59,6 +59,19 @@ def main():
         w('\t{%s, %s},\n' % (c_str(n), c_str(ftfy[n])))
     w('};\n')
     w('const size_t tok_ftfy_entities_count = %d;\n\n' % len(names))
+    # ftfy's fix_character_width (chardata._build_width_map): U+3000 and the NFKC forms of
+    # U+FF01..U+FFEF.
+    import unicodedata
+    width = {0x3000: ' '}
+    for i in range(0xFF01, 0xFFF0):
+        alt = unicodedata.normalize('NFKC', chr(i))
+        if alt != chr(i):
+            width[i] = alt
+    w('const struct tok_html_charref tok_ftfy_width[] = {\n')
+    for k in sorted(width):
+        w('\t{0x%x, %s},\n' % (k, c_str(width[k])))
+    w('};\n')
+    w('const size_t tok_ftfy_width_count = %d;\n\n' % len(width))
     sp = [c for c in range(0x110000) if chr(c).isspace()]
     w('/* Python str.isspace(), which is what re matches as \\s in str patterns */\n')
     w('const uint32_t tok_py_spaces[] = {')
