@@ -304,6 +304,45 @@ START_TEST(t_errors)
 }
 END_TEST
 
+static void encode_cmp(const char *dir_or_file, const char *want_model, const char *text)
+{
+	char path[4200], err[512];
+	int32_t *a, *b;
+	size_t na, nb;
+	struct tokenizer *t = tokenizer_load(dir_or_file, err, sizeof(err)), *u;
+	ck_assert_msg(t != NULL, "%s", err);
+	fixture_path(path, sizeof(path), want_model);
+	u = tokenizer_load(path, err, sizeof(err));
+	ck_assert_msg(u != NULL, "%s", err);
+	ck_assert(tokenizer_encode(t, text, strlen(text), &a, &na, err, sizeof(err)) == 0);
+	ck_assert(tokenizer_encode(u, text, strlen(text), &b, &nb, err, sizeof(err)) == 0);
+	ck_assert_msg(na == nb && !memcmp(a, b, na * sizeof(*a)), "'%s' does not encode like %s", dir_or_file, want_model);
+	free(a);
+	free(b);
+	tokenizer_free(t);
+	tokenizer_free(u);
+}
+
+/* A model folder: tokenizer.json is preferred (upstream's AutoTokenizer reads it), else spiece.model. */
+START_TEST(t_folder)
+{
+	char dir[] = "/tmp/check_tok_dirXXXXXX", a[4200], b[4200], src[4200];
+	const char *text = "unseen \xf0\x9f\xa7\xbf\xf0\x90\x8d\x88 and seen words";
+	ck_assert(mkdtemp(dir) != NULL);
+	snprintf(a, sizeof(a), "%s/tokenizer.json", dir);
+	snprintf(b, sizeof(b), "%s/spiece.model", dir);
+	fixture_path(src, sizeof(src), "bytefb.tokenizer.json");
+	ck_assert(symlink(src, a) == 0);
+	fixture_path(src, sizeof(src), "nfkc.model");
+	ck_assert(symlink(src, b) == 0);
+	encode_cmp(dir, "bytefb.tokenizer.json", text);
+	unlink(a);
+	encode_cmp(dir, "nfkc.model", text);
+	unlink(b);
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(t_pieces)
 {
 	struct tokenizer *t = load("nfkc.model");
@@ -340,6 +379,7 @@ int main(void)
 	tcase_add_test(tc, t_clean);
 	tcase_add_test(tc, t_errors);
 	tcase_add_test(tc, t_pieces);
+	tcase_add_test(tc, t_folder);
 	suite_add_tcase(s, tc);
 	SRunner *r = srunner_create(s);
 	srunner_run_all(r, CK_NORMAL);

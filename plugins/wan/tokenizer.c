@@ -984,9 +984,10 @@ struct tokenizer *tokenizer_load(const char *path, char *err, size_t errlen)
 	long sz;
 
 	if (is_dir(path)) {
-		snprintf(buf, sizeof(buf), "%s/spiece.model", path);
+		/* tokenizer.json first: it is what upstream's AutoTokenizer (the fast tokenizer) reads */
+		snprintf(buf, sizeof(buf), "%s/tokenizer.json", path);
 		if (access(buf, R_OK) != 0) {
-			snprintf(buf, sizeof(buf), "%s/tokenizer.json", path);
+			snprintf(buf, sizeof(buf), "%s/spiece.model", path);
 			if (access(buf, R_OK) != 0) {
 				set_err(err, errlen, "no spiece.model or tokenizer.json in '%s' (the umT5 tokenizer "
 					"ships in Wan2.1-T2V-*/google/umt5-xxl/)", path);

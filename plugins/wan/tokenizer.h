@@ -19,8 +19,9 @@ struct tokenizer; /* opaque */
 /* The Wan / umT5 text length. */
 #define TOKENIZER_WAN_LEN 512
 
-/* Opens PATH: a spiece.model, a tokenizer.json, or a directory holding one of them (spiece.model
- * is preferred). Returns new, or NULL with a one-sentence message in ERR. */
+/* Opens PATH: a spiece.model, a tokenizer.json, or a directory holding one of them
+ * (tokenizer.json is preferred, as upstream's AutoTokenizer reads it). Returns new, or NULL with a
+ * one-sentence message in ERR. */
 struct tokenizer *tokenizer_load(const char *path, char *err, size_t errlen);
 /* Same, from a sentencepiece model already in memory (borrowed; copied as needed). */
 struct tokenizer *tokenizer_load_spm_buffer(const void *data, size_t len, char *err, size_t errlen);
