@@ -24,7 +24,8 @@ plugins/wan/cuda/t5_kernels.lo: plugins/wan/cuda/t5_kernels.h plugins/wan/cuda/c
 GPU_TESTS += tests/gpu_t5
 check_PROGRAMS += tests/gpu_t5
 tests_gpu_t5_SOURCES = tests/gpu_t5.c
-tests_gpu_t5_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) -I$(top_srcdir)/plugins/wan $(CUDA_CFLAGS)
+tests_gpu_t5_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) -I$(top_srcdir)/plugins/wan $(CUDA_CFLAGS) \
+	-DT5_TOP_SRCDIR='"$(abs_top_srcdir)"'
 tests_gpu_t5_CFLAGS = $(AM_CFLAGS) -Wno-strict-prototypes
 tests_gpu_t5_LDADD = libwan.la $(T5CUDA_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS) -lm
 else
