@@ -52,6 +52,7 @@ struct tokenizer {
 	uint32_t max_len;   /* longest Viterbi piece, bytes */
 	uint32_t max_user_len; /* longest user-defined piece, 0 when none */
 	int unk_id, eos_id, pad_id;
+	char eos_piece[64];  /* trainer_spec.eos_piece, "</s>" by default */
 	float min_score, max_score;
 	bool byte_fallback;
 	int byte_id[256];
@@ -247,7 +248,7 @@ static int finish_model(struct tokenizer *t, char *err, size_t errlen)
 			}
 	}
 	if (t->eos_id == -2) { /* by piece, as SentencePieceProcessor::eos_id does */
-		int id = tokenizer_piece_to_id(t, "</s>", 4);
+		int id = tokenizer_piece_to_id(t, t->eos_piece, strlen(t->eos_piece));
 		t->eos_id = id == t->unk_id ? -1 : id;
 	}
 	if (t->pad_id < 0 || t->pad_id >= t->n)
@@ -724,6 +725,7 @@ static struct tokenizer *tok_new(void)
 		return NULL;
 	t->unk_id = -1;
 	t->eos_id = -2;
+	snprintf(t->eos_piece, sizeof(t->eos_piece), "</s>");
 	t->pad_id = -1;
 	t->add_dummy_prefix = t->remove_extra_ws = t->escape_ws = true;
 	return t;
@@ -735,8 +737,8 @@ struct tokenizer *tokenizer_load_spm_buffer(const void *data, size_t len, char *
 	struct piece_acc acc = {{0}, 0};
 	struct pb r = {data, (const unsigned char *)data + len};
 	struct pb charsmap = {NULL, NULL};
-	int model_type = 1, eos_set = 0;
-	int64_t eos_id = 2, pad_id = -1;
+	int model_type = 1;
+	int64_t pad_id = -1;
 
 	if (!t) {
 		set_err(err, errlen, "out of memory");
@@ -769,8 +771,8 @@ struct tokenizer *tokenizer_load_spm_buffer(const void *data, size_t len, char *
 						t->byte_fallback = x != 0;
 					else if (g == 24 && wt2 == 0)
 						t->ws_suffix = x != 0;
-					else if (g == 42 && wt2 == 0)
-						eos_id = (int32_t)x, eos_set = 1;
+					else if (g == 47 && wt2 == 2 && x > 0 && x < sizeof(t->eos_piece))
+						snprintf(t->eos_piece, sizeof(t->eos_piece), "%.*s", (int)x, (const char *)s2.p);
 					else if (g == 43 && wt2 == 0)
 						pad_id = (int32_t)x;
 				} else { /* NormalizerSpec */
@@ -796,8 +798,7 @@ struct tokenizer *tokenizer_load_spm_buffer(const void *data, size_t len, char *
 	}
 	t->strs = acc.strs.p;
 	acc.strs.p = NULL;
-	(void)eos_set;
-	(void)eos_id; /* the EOS is found by its piece "</s>", as sentencepiece does */
+	/* the EOS id is that of trainer_spec.eos_piece, as SentencePieceProcessor::eos_id finds it */
 	t->pad_id = (int)(pad_id >= 0 && pad_id < t->n ? pad_id : -1);
 	if (charsmap.p && set_charsmap(t, charsmap.p, (size_t)(charsmap.end - charsmap.p), err, errlen))
 		goto fail;
