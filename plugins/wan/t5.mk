@@ -1,6 +1,7 @@
 # plugins/wan/t5.mk: the umT5 tokenizer and text encoder (included by the top-level Makefile.am).
 libwan_la_SOURCES += \
-	plugins/wan/tokenizer.c plugins/wan/tokenizer.h \
+	plugins/wan/tokenizer.c plugins/wan/tokenizer.h plugins/wan/tokenizer_internal.h \
+	plugins/wan/tokenizer_load.c \
 	plugins/wan/tokenizer_clean.c \
 	plugins/wan/tokenizer_html.c plugins/wan/tokenizer_html.h \
 	plugins/wan/t5_model.c plugins/wan/t5_model.h \
