@@ -206,7 +206,8 @@ START_TEST(json_invalid)
 	expect_bad("{\"dim\": 64, \"ffn_dim\": 128, \"num_heads\": 2, \"num_layers\": 2, \"in_dim\": 16,"
 		   " \"out_dim\": 16, \"text_len\": 512, \"freq_dim\": 256, \"eps\": -1}",
 		   "eps");
-	expect_bad("{\"dim\": \"64\", \"ffn_dim\": 128, \"num_heads\": 2, \"num_layers\": 2, \"in_dim\": 16,"
+	expect_bad("{\"dim\": \"64\", \"ffn_dim\": 128, \"num_heads\": 2, \"num_layers\": 2,"
+		   " \"in_dim\": 16,"
 		   " \"out_dim\": 16, \"text_len\": 512, \"freq_dim\": 256, \"eps\": 1e-06}",
 		   "\"dim\" must be an integer");
 	expect_bad("{\"dim\": 99999999999, \"ffn_dim\": 128, \"num_heads\": 2, \"num_layers\": 2,"

@@ -31,7 +31,9 @@ static const char *tmp_path(const char *name)
 
 static void setup(void)
 {
-	strcpy(tmpdir, "/tmp/check_wt_file.XXXXXX");
+	/* tmpfs when there is one: the corruption tests write thousands of small files */
+	strcpy(tmpdir, access("/dev/shm", W_OK) ? "/tmp/check_wt_file.XXXXXX"
+						 : "/dev/shm/check_wt_file.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 
@@ -108,6 +110,18 @@ START_TEST(roundtrip)
 	ck_assert_int_eq(t->dtype, WT_BF16);
 	ck_assert_int_eq(wt_read_f32(f, "b", 1, s4, v, err, sizeof err), 0);
 	ck_assert(v[0] == 1 && v[1] == -3 && v[2] == 0.5f && v[3] == 1024);
+	{
+		uint16_t hb[6];
+
+		ck_assert_int_eq(wt_read_bf16(f, "b", 1, s4, hb, err, sizeof err), 0);
+		ck_assert(hb[1] == wt_f32_to_bf16(-3.0f));
+		ck_assert_int_eq(wt_read_bf16(f, "a", 2, s23, hb, err, sizeof err), 0);
+		ck_assert(hb[2] == wt_f32_to_bf16(3.5f) && hb[5] == wt_f32_to_bf16(1e-3f));
+		ck_assert_int_eq(wt_read_bf16(f, "h", 1, s3, hb, err, sizeof err), 0);
+		ck_assert(hb[0] == wt_f32_to_bf16(0.5f));
+		ck_assert_int_eq(wt_read_bf16(f, "i", 1, s2, hb, err, sizeof err), -1);
+		ck_assert_int_eq(wt_read_bf16(f, "a", 1, s4, hb, err, sizeof err), -1);
+	}
 	ck_assert_int_eq(wt_read_f32(f, "h", 1, s3, v, err, sizeof err), 0);
 	ck_assert(v[0] == 0.5f && v[1] == -65504.0f);
 	ck_assert(fabsf(v[2] - 5.96046448e-08f) < 1e-12f);  /* f16 subnormal */
@@ -305,15 +319,31 @@ START_TEST(bad_headers)
 	expect_open_fails(q, "'t' lies outside");
 	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8);
 	expect_open_fails(q, "invalid shape");
-	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],\"data_offsets\":[0,8]}}", 8);
+	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],"
+		  "\"data_offsets\":[0,8]}}", 8);
 	expect_open_fails(q, "invalid");
-	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4);
+	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],"
+		  "\"data_offsets\":[0,4]}}", 4);
 	expect_open_fails(q, "9 dimensions");
 	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4);
 	expect_open_fails(q, "malformed");
 	write_raw(q, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
 		  "\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
 	expect_open_fails(q, "JSON");
+	/* header lengths whose first byte looks like '{' (0x7b) or a pickle (0x80, 0x01) */
+	for (int k = 0; k < 2; k++) {
+		char hdr[512];
+		size_t want = k ? 0x180 : 0x7b;
+
+		snprintf(hdr, sizeof hdr, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}");
+		while (strlen(hdr) < want)
+			strcat(hdr, " ");
+		write_raw(q, hdr, 4);
+		f = wt_open(q, err, sizeof err);
+		ck_assert_msg(f != NULL, "header length %zu: %s", want, err);
+		ck_assert_uint_eq(wt_count(f), 1);
+		wt_close(f);
+	}
 	/* metadata is skipped; an empty tensor is fine */
 	write_raw(q, "{\"__metadata__\":{\"format\":\"pt\"},\"e\":{\"dtype\":\"BF16\",\"shape\":[0,3],"
 		  "\"data_offsets\":[0,0]}}", 0);
@@ -433,6 +463,16 @@ START_TEST(fixture_files)
 			ck_assert_uint_le(json_array_size(vals), 64);
 			for (size_t d = 0; d < json_array_size(shape); d++)
 				shp[d] = json_integer_value(json_array_get(shape, d));
+			if (json_is_true(json_object_get(xv, "int"))) {
+				int64_t iv[64];
+
+				ck_assert_msg(wt_read_i64(f, xname, (int)json_array_size(shape), shp, iv,
+							  err, sizeof err) == 0, "%s", err);
+				ck_assert_int_eq(wt_find(f, xname)->dtype, WT_I64);
+				for (size_t k = 0; k < json_array_size(vals); k++)
+					ck_assert_int_eq(iv[k], json_integer_value(json_array_get(vals, k)));
+				continue;
+			}
 			ck_assert_msg(wt_read_f32(f, xname, (int)json_array_size(shape), shp, v, err,
 						  sizeof err) == 0, "%s", err);
 			for (size_t k = 0; k < json_array_size(vals); k++)
@@ -473,6 +513,51 @@ START_TEST(fixture_shape_mismatch)
 	}
 	wt_close(f);
 	free(tab);
+}
+END_TEST
+
+/* The whole-checkpoint check of the DiT loader: complete files pass, the views file (with
+ * extra tensors) passes only when not strict, another config fails naming the tensor. */
+START_TEST(fixture_dit_check)
+{
+	struct wan_dit_config cfg, other;
+	json_t *exp = load_expected(), *files = json_object_get(exp, "files"), *fe;
+	struct wt_file *f;
+	char err[512];
+	size_t i;
+
+	ck_assert_int_eq(wan_dit_config_load(fix_path("tiny.json"), &cfg, err, sizeof err), 0);
+	json_array_foreach(files, i, fe) {
+		const char *fname = json_string_value(json_object_get(fe, "file"));
+		int has_extras = json_object_size(json_object_get(fe, "extras")) > 0;
+
+		f = wt_open(fix_path(fname), err, sizeof err);
+		ck_assert_msg(f != NULL, "%s", err);
+		ck_assert_msg(wan_dit_weights_check(f, &cfg, 0, err, sizeof err) == 0, "%s", err);
+		ck_assert_int_eq(wan_dit_weights_check(f, &cfg, 1, err, sizeof err), has_extras ? -1 : 0);
+		if (has_extras)
+			ck_assert_msg(strstr(err, "'extra.") && strstr(err, fname), "%s", err);
+		wt_close(f);
+	}
+	f = wan_dit_weights_open(fix_path("zip64_manual.pt"), &cfg, err, sizeof err);
+	ck_assert_msg(f != NULL, "%s", err);
+	wt_close(f);
+	ck_assert_ptr_null(wan_dit_weights_open(fix_path("views_f32.pt"), &cfg, err, sizeof err));
+	ck_assert_ptr_null(wan_dit_weights_open(tmp_path("nope.pt"), &cfg, err, sizeof err));
+	ck_assert_msg(strstr(err, "nope.pt") && strstr(err, "random-weights") &&
+		      strstr(err, "model.pt"), "%s", err);
+	f = wt_open(fix_path("sdv2_generator_bf16.pt"), err, sizeof err);
+	other = cfg;
+	other.num_layers = 3;
+	ck_assert_int_eq(wan_dit_weights_check(f, &other, 1, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "'blocks.2.modulation'"), "%s", err);
+	other = cfg;
+	other.text_dim = 4096;
+	ck_assert_int_eq(wan_dit_weights_check(f, &other, 1, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "'model.text_embedding.0.weight'") && strstr(err, "[16,4096]"),
+		      "%s", err);
+	wt_close(f);
+	json_decref(exp);
 }
 END_TEST
 
@@ -566,6 +651,8 @@ START_TEST(bad_index)
 	expect_open_fails(idx, "not a shard file name");
 	write_text(idx, "{\"weight_map\": {\"x\": \"missing.safetensors\"}}");
 	expect_open_fails(idx, "missing.safetensors");
+	write_text(idx, "{\"weight_map\": {\"x\": \"m.safetensors.index.json\"}}");
+	expect_open_fails(idx, "not a tensor file");  /* an index naming itself */
 	write_text(idx, "{\"metadata\": {}}");
 	expect_open_fails(idx, "weight_map");
 	write_text(idx, "{\"weight_map\": {\"head.head.bias\": \"model-00002-of-00002.safetensors\"}}");
@@ -577,6 +664,153 @@ START_TEST(bad_index)
 		ck_assert_uint_eq(wt_count(f), 1);  /* the weight map decides */
 		ck_assert_ptr_nonnull(wt_find(f, "head.head.bias"));
 		wt_close(f);
+	}
+}
+END_TEST
+
+/* A minimal stored zip holding PREFIX "x": x/data.pkl = PKL (and x/data/0 = 16 zero bytes). */
+static void put16(FILE *fp, unsigned v)
+{
+	fputc((int)(v & 0xff), fp);
+	fputc((int)((v >> 8) & 0xff), fp);
+}
+
+static void put32(FILE *fp, unsigned long v)
+{
+	put16(fp, (unsigned)(v & 0xffff));
+	put16(fp, (unsigned)((v >> 16) & 0xffff));
+}
+
+static void write_pickle_zip(const char *path, const void *pkl, size_t len)
+{
+	const char *names[2] = { "x/data.pkl", "x/data/0" };
+	static const unsigned char zeros[16];
+	const void *data[2] = { pkl, zeros };
+	size_t lens[2] = { len, sizeof zeros };
+	long offs[2], cd;
+	FILE *fp = fopen(path, "wb");
+
+	ck_assert_ptr_nonnull(fp);
+	for (int i = 0; i < 2; i++) {
+		offs[i] = ftell(fp);
+		put32(fp, 0x04034b50);
+		put16(fp, 20); put16(fp, 0); put16(fp, 0); put16(fp, 0); put16(fp, 0);
+		put32(fp, 0); put32(fp, lens[i]); put32(fp, lens[i]);
+		put16(fp, (unsigned)strlen(names[i])); put16(fp, 0);
+		fputs(names[i], fp);
+		fwrite(data[i], 1, lens[i], fp);
+	}
+	cd = ftell(fp);
+	for (int i = 0; i < 2; i++) {
+		put32(fp, 0x02014b50);
+		put16(fp, 20); put16(fp, 20); put16(fp, 0); put16(fp, 0); put16(fp, 0); put16(fp, 0);
+		put32(fp, 0); put32(fp, lens[i]); put32(fp, lens[i]);
+		put16(fp, (unsigned)strlen(names[i])); put16(fp, 0); put16(fp, 0); put16(fp, 0);
+		put16(fp, 0); put32(fp, 0); put32(fp, (unsigned long)offs[i]);
+		fputs(names[i], fp);
+	}
+	{
+		long end = ftell(fp);
+
+		put32(fp, 0x06054b50);
+		put16(fp, 0); put16(fp, 0); put16(fp, 2); put16(fp, 2);
+		put32(fp, (unsigned long)(end - cd)); put32(fp, (unsigned long)cd); put16(fp, 0);
+	}
+	fclose(fp);
+}
+
+#define T_STORAGE "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" \
+	"0X\x03\x00\x00\x00" "cpuK\x04tQ"
+#define T_REBUILD "ctorch._utils\n_rebuild_tensor_v2\n("
+
+START_TEST(hostile_pickles)
+{
+	static const struct { const char *pkl; size_t len; const char *error; } cases[] = {
+#define C(lit, e) { lit, sizeof lit - 1, e }
+		C("\x80\x02K\x05.", "holds no dict"),
+		C("\x80\x02}.", "holds no tensors"),
+		C("\x80\x02}", "no STOP"),
+		C("\x80\x02s.", "stack underflow"),
+		C("\x80\x02h\x05.", "unknown memo"),
+		C("\x80\x02}r\xff\xff\xff\x7f.", "memo index out of range"),
+		C("\x80\x02X\xff\xff\xff\x7f", "truncated"),
+		C("\x80\x02\x8a\x09", "wider than 64 bits"),
+		C("\x80\x02}(X\x01\x00\x00\x00" "aK\x01Qu.", "persistent id"),
+		C("\x80\x02" "cbuiltins\neval\n.", "'builtins.eval'"),
+		C("\x80\x02" "ctorch\nload\n.", "'torch.load'"),
+		C("\x80\x02" "c__builtin__\nset\n.", "'__builtin__.set'"),
+		C("\x80\x02(X\x01\x00\x00\x00" "al.", "opcode 'l'"),
+		C("\x80\x02" "ccollections\nOrderedDict\nK\x01\x85R.", "unexpected arguments"),
+		C("\x80\x02K\x01)R.", "not callable"),
+		/* a tensor of 8 elements on a 4-element storage */
+		C("\x80\x02}X\x01\x00\x00\x00w" T_REBUILD T_STORAGE "K\x00K\x08\x85K\x01\x85\x89)tRs.",
+		  "reaches past the end of its storage"),
+		/* a storage claiming more elements than its 16-byte record holds */
+		C("\x80\x02}X\x01\x00\x00\x00w" T_REBUILD "(X\x07\x00\x00\x00storagectorch\nFloatStorage\n"
+		  "X\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x09tQK\x00K\x09\x85K\x01\x85\x89)tRs.",
+		  "less than"),
+		/* a storage key naming another folder */
+		C("\x80\x02}X\x01\x00\x00\x00w" T_REBUILD "(X\x07\x00\x00\x00storagectorch\nFloatStorage\n"
+		  "X\x04\x00\x00\x00../0X\x03\x00\x00\x00" "cpuK\x04tQK\x00K\x04\x85K\x01\x85\x89)tRs.",
+		  "bad storage key"),
+#undef C
+	};
+	const char *path = tmp_path("hostile.pt");
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		write_pickle_zip(path, cases[i].pkl, cases[i].len);
+		expect_open_fails(path, cases[i].error);
+	}
+	/* the same tensor, well formed, loads: [4] f32 of zeros, shared by two names, with the
+	 * state dict's _metadata applied by BUILD */
+	{
+		static const char ok[] = "\x80\x02" "ccollections\nOrderedDict\n)Rq\x00(X\x01\x00\x00\x00w"
+			T_REBUILD T_STORAGE "K\x00K\x04\x85K\x01\x85\x88)tRq\x01"
+			"X\x01\x00\x00\x00vh\x01u}X\x09\x00\x00\x00_metadata}sb.";
+		const int64_t s4[1] = { 4 };
+		float v[4] = { 1, 1, 1, 1 };
+		char err[512];
+		struct wt_file *f;
+
+		write_pickle_zip(path, ok, sizeof ok - 1);
+		f = wt_open(path, err, sizeof err);
+		ck_assert_msg(f != NULL, "%s", err);
+		ck_assert_uint_eq(wt_count(f), 2);
+		ck_assert_int_eq(wt_read_f32(f, "v", 1, s4, v, err, sizeof err), 0);
+		ck_assert(v[0] == 0 && v[3] == 0);
+		ck_assert_ptr_eq(wt_find(f, "w")->data, wt_find(f, "v")->data);
+		wt_close(f);
+	}
+	/* torch 2.x's form for a tensor with Python attributes: _rebuild_from_type_v2 */
+	{
+		static const char ok[] = "\x80\x02}X\x01\x00\x00\x00w"
+			"ctorch._tensor\n_rebuild_from_type_v2\n("
+			"ctorch._utils\n_rebuild_tensor_v2\nctorch\nTensor\n("
+			T_STORAGE "K\x01K\x02\x85K\x01\x85\x89)t}X\x03\x00\x00\x00" "fooK\x01stRs.";
+		const int64_t s2[1] = { 2 };
+		float v[2] = { 1, 1 };
+		char err[512];
+		struct wt_file *f;
+
+		write_pickle_zip(path, ok, sizeof ok - 1);
+		f = wt_open(path, err, sizeof err);
+		ck_assert_msg(f != NULL, "%s", err);
+		ck_assert_int_eq(wt_read_f32(f, "w", 1, s2, v, err, sizeof err), 0);
+		ck_assert(v[0] == 0 && v[1] == 0);
+		wt_close(f);
+	}
+	/* deeply nested marks */
+	{
+		size_t n = 70000;
+		char *deep = malloc(n + 3);
+
+		deep[0] = '\x80';
+		deep[1] = 2;
+		memset(deep + 2, '(', n);
+		deep[n + 2] = '.';
+		write_pickle_zip(path, deep, n + 3);
+		expect_open_fails(path, "too deep");
+		free(deep);
 	}
 }
 END_TEST
@@ -601,10 +835,12 @@ Suite *wt_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, fixture_files);
 	tcase_add_test(tc, fixture_shape_mismatch);
+	tcase_add_test(tc, fixture_dit_check);
 	tcase_add_test(tc, fixture_broken);
 	tcase_add_test(tc, fixture_every_truncation);
 	tcase_add_test(tc, fixture_byte_flips);
 	tcase_add_test(tc, bad_index);
+	tcase_add_test(tc, hostile_pickles);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -18,9 +18,11 @@
 
 static void inspect_usage(FILE *out)
 {
-	fprintf(out, "usage: heru-wan inspect FILE [--stats]\n"
+	fprintf(out, "usage: heru-wan inspect FILE [--stats] [--model 1.3b|14b|CONFIG.json]\n"
 		"  FILE     a .safetensors file, a *.safetensors.index.json, or a torch.save .pt/.pth\n"
-		"  --stats  also print min, max, mean and standard deviation of every float tensor\n");
+		"  --stats  also print min, max, mean and standard deviation of every float tensor\n"
+		"  --model  check that FILE is a complete DiT checkpoint for that config (every\n"
+		"           tensor present with its exact shape, nothing extra); exit 1 if not\n");
 }
 
 static int print_stats(const struct wt_tensor *t)
@@ -55,19 +57,24 @@ int cli_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "stats", no_argument, NULL, 's' },
+		{ "model", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct wt_file *f;
 	char err[512], shape[160];
-	int stats = 0, c;
+	int stats = 0, c, rc = 0;
+	const char *model = NULL;
+	struct wan_dit_config cfg;
 	int64_t params = 0;
 	uint64_t bytes = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "sh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "sm:h", opts, NULL)) != -1) {
 		if (c == 's') {
 			stats = 1;
+		} else if (c == 'm') {
+			model = optarg;
 		} else if (c == 'h') {
 			inspect_usage(stdout);
 			return 0;
@@ -79,6 +86,10 @@ int cli_inspect(int argc, char **argv)
 	if (optind != argc - 1) {
 		inspect_usage(stderr);
 		return 2;
+	}
+	if (model && wan_dit_config_load(model, &cfg, err, sizeof err) < 0) {
+		fprintf(stderr, "heru-wan inspect: %s\n", err);
+		return 1;
 	}
 	f = wt_open(argv[optind], err, sizeof err);
 	if (!f) {
@@ -100,8 +111,17 @@ int cli_inspect(int argc, char **argv)
 	}
 	printf("%zu tensors, %lld elements, %llu bytes\n", wt_count(f), (long long)params,
 	       (unsigned long long)bytes);
+	if (model) {
+		if (wan_dit_weights_check(f, &cfg, 1, err, sizeof err) < 0) {
+			fprintf(stderr, "heru-wan inspect: %s\n", err);
+			rc = 1;
+		} else {
+			printf("complete Wan2.1 DiT checkpoint for %s (%lld parameters)\n", model,
+			       (long long)wan_dit_param_count(&cfg));
+		}
+	}
 	wt_close(f);
-	return 0;
+	return rc;
 }
 
 /* ---- random-weights ---- */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "wan_dit_weights.h"
 #include "wt_file.h"
@@ -121,6 +122,97 @@ int64_t wan_dit_param_count(const struct wan_dit_config *c)
 	for (int i = 0; i < WAN_DIT_BLOCK_TENSORS; i++)
 		block += wan_dit_weight_numel(&b[i]);
 	return total + block * c->num_layers;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int wan_dit_weights_check(const struct wt_file *f, const struct wan_dit_config *c, int strict,
+			  char *err, size_t errlen)
+{
+	struct wan_dit_weight *tab;
+	const char **names = NULL;
+	size_t n;
+	int rc = -1;
+
+	tab = wan_dit_weights_new(c, &n);
+	if (!tab || !(names = malloc(n * sizeof *names))) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct wt_tensor *t = wt_find(f, tab[i].name);
+		char want[128], got[128];
+		int same;
+
+		if (!t) {
+			snprintf(err, errlen, "'%s' has no tensor '%s' (nor 'model.%s'): not a Wan2.1 "
+				 "DiT checkpoint for this config", wt_path(f), tab[i].name, tab[i].name);
+			goto done;
+		}
+		same = t->ndim == tab[i].ndim;
+		for (int d = 0; same && d < t->ndim; d++)
+			same = t->shape[d] == tab[i].shape[d];
+		if (!same) {
+			snprintf(err, errlen, "'%s': tensor '%s' has shape %s, expected %s for this "
+				 "config", wt_path(f), t->name,
+				 wt_shape_str(t->ndim, t->shape, got, sizeof got),
+				 wt_shape_str(tab[i].ndim, tab[i].shape, want, sizeof want));
+			goto done;
+		}
+		if (t->dtype != WT_F32 && t->dtype != WT_BF16 && t->dtype != WT_F16 &&
+		    t->dtype != WT_F64) {
+			snprintf(err, errlen, "'%s': tensor '%s' has dtype %s, expected a float type",
+				 wt_path(f), t->name, wt_dtype_name(t->dtype));
+			goto done;
+		}
+		names[i] = t->name;
+	}
+	if (strict) {
+		qsort(names, n, sizeof *names, cmp_str);
+		for (size_t i = 0; i < wt_count(f); i++) {
+			const char *nm = wt_at(f, i)->name;
+
+			if (!bsearch(&nm, names, n, sizeof *names, cmp_str)) {
+				snprintf(err, errlen, "'%s' holds tensor '%s', which a Wan2.1 DiT of this "
+					 "config does not have", wt_path(f), nm);
+				goto done;
+			}
+		}
+	}
+	rc = 0;
+done:
+	free(names);
+	free(tab);
+	return rc;
+}
+
+struct wt_file *wan_dit_weights_open(const char *path, const struct wan_dit_config *c,
+				     char *err, size_t errlen)
+{
+	struct wt_file *f;
+
+	if (!path || !*path) {
+		snprintf(err, errlen, "no DiT weights given: pass StreamDiffusionV2's model.pt, a "
+			 "Wan2.1 diffusion_pytorch_model*.safetensors(.index.json), or make random "
+			 "ones with 'heru-wan random-weights --model M --out FILE.safetensors'");
+		return NULL;
+	}
+	if (access(path, F_OK) < 0) {
+		snprintf(err, errlen, "DiT weights '%s' not found: download StreamDiffusionV2's "
+			 "ckpts/wan_causal_dmd_v2v/model.pt (1.3B) or ckpts/wan_causal_dmd_v2v_14b/model.pt "
+			 "(14B), or make random ones with 'heru-wan random-weights --model M --out %s'",
+			 path, path);
+		return NULL;
+	}
+	f = wt_open(path, err, errlen);
+	if (f && wan_dit_weights_check(f, c, 1, err, errlen) < 0) {
+		wt_close(f);
+		return NULL;
+	}
+	return f;
 }
 
 /* ---- random weights ---- */

@@ -47,6 +47,19 @@ int64_t wan_dit_weight_numel(const struct wan_dit_weight *w);
 /* Total parameter count: 1,418,996,800 for 1.3b, 14,288,491,584 for 14b. */
 int64_t wan_dit_param_count(const struct wan_dit_config *c);
 
+/* Checks that F holds every tensor of the table for C (directly or with the "model." prefix)
+ * with exactly its shape and a float dtype. STRICT also refuses tensors that are not in the
+ * table (as upstream's load_state_dict(strict=True) does). 0, or -1 with ERR naming the file
+ * and the first missing, misshaped or unexpected tensor. */
+int wan_dit_weights_check(const struct wt_file *f, const struct wan_dit_config *c, int strict,
+			  char *err, size_t errlen);
+
+/* Opens the DiT weights at PATH (safetensors, shard index or torch .pt/.pth) and runs the
+ * strict check above. A missing file gives an error naming the path and how to get weights.
+ * new (wt_close), NULL with ERR. */
+struct wt_file *wan_dit_weights_open(const char *path, const struct wan_dit_config *c,
+				     char *err, size_t errlen);
+
 /* Writes every tensor of the table to PATH (safetensors) with deterministic random values:
  * N(0, 0.02) for WAN_INIT_NORMAL, ones and zeros for the others. Each tensor's values depend
  * only on SEED and its name (not on the thread count). DTYPE: WT_BF16, WT_F32 or WT_F16.

@@ -305,8 +305,9 @@ const struct wt_tensor *wt_find(const struct wt_file *f, const char *name)
 	return find_exact(f, buf);
 }
 
-/* Sniffs the first bytes: "PK\3\4" is a zip (torch.save), '{' a JSON shard index, anything
- * else is read as safetensors (8-byte header length, then '{'). */
+/* Sniffs the first bytes: "PK\3\4" is a zip (torch.save); a plausible 8-byte length followed
+ * by '{' is safetensors; a leading '{' a JSON shard index; 0x80 <= 5 a legacy torch pickle;
+ * anything else is handed to the safetensors reader, whose errors explain. */
 static int sniff(const char *path, char *err, size_t errlen)
 {
 	unsigned char b[9] = { 0 };
@@ -325,6 +326,15 @@ static int sniff(const char *path, char *err, size_t errlen)
 	}
 	if (n >= 4 && !memcmp(b, "PK\3\4", 4))
 		return 'z';
+	if (n == 9 && b[8] == '{') {
+		/* safetensors first: its length bytes may look like anything below */
+		uint64_t hlen = 0;
+
+		for (int i = 7; i >= 0; i--)
+			hlen = hlen << 8 | b[i];
+		if (hlen >= 2 && hlen <= WT_MAX_HEADER)
+			return 's';
+	}
 	for (ssize_t i = 0; i < n; i++) {
 		if (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t')
 			continue;
@@ -337,7 +347,7 @@ static int sniff(const char *path, char *err, size_t errlen)
 	return 's';
 }
 
-struct wt_file *wt_open(const char *path, char *err, size_t errlen)
+static struct wt_file *open_impl(const char *path, int allow_index, char *err, size_t errlen)
 {
 	struct wt_file *f;
 	int kind, rc;
@@ -352,6 +362,10 @@ struct wt_file *wt_open(const char *path, char *err, size_t errlen)
 	if (kind == 'p') {
 		wt_seterr(err, errlen, "'%s' is a legacy (pre-1.6, non-zip) torch pickle, which is "
 			  "not supported: re-save it with torch.save in PyTorch >= 1.6", path);
+		return NULL;
+	}
+	if (kind == 'j' && !allow_index) {
+		wt_seterr(err, errlen, "'%s' is a JSON file, not a tensor file", path);
 		return NULL;
 	}
 	f = calloc(1, sizeof *f);
@@ -375,6 +389,16 @@ struct wt_file *wt_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	return f;
+}
+
+struct wt_file *wt_open(const char *path, char *err, size_t errlen)
+{
+	return open_impl(path, 1, err, errlen);
+}
+
+struct wt_file *wt_open_shard(const char *path, char *err, size_t errlen)
+{
+	return open_impl(path, 0, err, errlen);
 }
 
 void wt_close(struct wt_file *f)
@@ -537,4 +561,60 @@ int wt_read_i64(const struct wt_file *f, const char *name, int ndim, const int64
 	wt_seterr(err, errlen, "'%s': tensor '%s' has dtype %s, expected I64 or I32", wt_path(f),
 		  t->name, wt_dtype_name(t->dtype));
 	return -1;
+}
+
+int wt_tensor_to_bf16(const struct wt_tensor *t, uint16_t *dst, char *err, size_t errlen)
+{
+	size_t n = (size_t)wt_numel(t);
+	const unsigned char *src = t->data;
+
+	switch (t->dtype) {
+	case WT_BF16:
+		memcpy(dst, src, n * 2);
+		return 0;
+	case WT_F32:
+		for (size_t i = 0; i < n; i++) {
+			float v;
+
+			memcpy(&v, src + 4 * i, 4);
+			dst[i] = wt_f32_to_bf16(v);
+		}
+		return 0;
+	case WT_F16:
+		for (size_t i = 0; i < n; i++) {
+			uint16_t v;
+
+			memcpy(&v, src + 2 * i, 2);
+			dst[i] = wt_f32_to_bf16(wt_f16_to_f32(v));
+		}
+		return 0;
+	case WT_F64:
+		/* via f32: double rounding can differ from a direct f64->bf16 in rare ties */
+		for (size_t i = 0; i < n; i++) {
+			double v;
+
+			memcpy(&v, src + 8 * i, 8);
+			dst[i] = wt_f32_to_bf16((float)v);
+		}
+		return 0;
+	default:
+		wt_seterr(err, errlen, "tensor '%s' has dtype %s, not a float type", t->name,
+			  wt_dtype_name(t->dtype));
+		return -1;
+	}
+}
+
+int wt_read_bf16(const struct wt_file *f, const char *name, int ndim, const int64_t *shape,
+		 uint16_t *dst, char *err, size_t errlen)
+{
+	const struct wt_tensor *t = find_checked(f, name, ndim, shape, err, errlen);
+
+	if (!t)
+		return -1;
+	if (t->dtype != WT_F32 && t->dtype != WT_F16 && t->dtype != WT_BF16 && t->dtype != WT_F64) {
+		wt_seterr(err, errlen, "'%s': tensor '%s' has dtype %s, expected a float type",
+			  wt_path(f), t->name, wt_dtype_name(t->dtype));
+		return -1;
+	}
+	return wt_tensor_to_bf16(t, dst, err, errlen);
 }

@@ -3,7 +3,8 @@
  * mmap; and a safetensors writer.
  *
  * Every size read from a file is bounded before use; a truncated or corrupt file gives one
- * error naming the file (and the tensor). Tensors are read-only views into the mapping. */
+ * error naming the file (and the tensor). Tensors are read-only views into the mapping; an
+ * open wt_file never changes, so any number of threads may read it at once. */
 #ifndef HERU_WAN_WT_FILE_H
 #define HERU_WAN_WT_FILE_H
 
@@ -52,8 +53,15 @@ float *wt_load_f32(const struct wt_file *f, const char *name, int ndim, const in
 int wt_read_i64(const struct wt_file *f, const char *name, int ndim, const int64_t *shape,
 		int64_t *dst, char *err, size_t errlen);  /* from i64/i32 */
 
-/* Converts any float tensor T (f32/f16/bf16/f64) to f32 into DST (T's element count). */
+/* Same checks, converting to bf16 (round to nearest even; a bf16 tensor is copied as is):
+ * for the GPU path, which keeps weights in bf16. */
+int wt_read_bf16(const struct wt_file *f, const char *name, int ndim, const int64_t *shape,
+		 uint16_t *dst, char *err, size_t errlen);
+
+/* Converts any float tensor T (f32/f16/bf16/f64) to f32 (or bf16) into DST (T's element
+ * count). */
 int wt_tensor_to_f32(const struct wt_tensor *t, float *dst, char *err, size_t errlen);
+int wt_tensor_to_bf16(const struct wt_tensor *t, uint16_t *dst, char *err, size_t errlen);
 
 /* Helpers. */
 size_t wt_dtype_size(enum wt_dtype dt);
@@ -75,8 +83,9 @@ int wt_writer_add(struct wt_writer *w, const char *name, enum wt_dtype dtype, in
 		  const int64_t *shape, const void *data, char *err, size_t errlen);
 /* Adds a tensor whose bytes are produced at save time, so huge files never sit in memory:
  * FILL(ctx, first, count, dst) writes elements [first, first+count) in DTYPE's little-endian
- * encoding to DST (aligned to the element size). It may be called from several threads at once for disjoint ranges, and must
- * give the same bytes for the same range whatever the order. CTX is borrowed until save. */
+ * encoding to DST (aligned to the element size). It may be called from several threads at
+ * once for disjoint ranges, and must give the same bytes for the same range whatever the
+ * order. CTX is borrowed until save. */
 typedef void (*wt_fill_fn)(void *ctx, int64_t first, int64_t count, void *dst);
 int wt_writer_add_fill(struct wt_writer *w, const char *name, enum wt_dtype dtype, int ndim,
 		       const int64_t *shape, wt_fill_fn fill, void *ctx, char *err, size_t errlen);

@@ -43,6 +43,9 @@ int wt_own_buffer(struct wt_file *f, void *buf, char *err, size_t errlen);
 /* Sorts the name index and refuses duplicate names. */
 int wt_finish(struct wt_file *f, char *err, size_t errlen);
 
+/* wt_open for the shards of an index: refuses JSON (an index naming an index). */
+struct wt_file *wt_open_shard(const char *path, char *err, size_t errlen);
+
 /* Readers: fill F (already holding path) from its mapping or from the files it names. */
 int wt_load_safetensors(struct wt_file *f, char *err, size_t errlen);
 int wt_load_index(struct wt_file *f, char *err, size_t errlen);

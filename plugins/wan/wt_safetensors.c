@@ -220,16 +220,11 @@ int wt_load_index(struct wt_file *f, char *err, size_t errlen)
 			}
 			memcpy(p, f->path, dirlen);
 			strcpy(p + dirlen, sh);
-			sub = wt_open(p, suberr, sizeof suberr);
+			sub = wt_open_shard(p, suberr, sizeof suberr);
 			free(p);
 			p = NULL;
 			if (!sub) {
 				wt_seterr(err, errlen, "shard index '%s': %s", f->path, suberr);
-				goto done;
-			}
-			if (!sub->map) {  /* an index naming an index */
-				wt_seterr(err, errlen, "'%s': shard '%s' is not a tensor file", f->path, sh);
-				wt_close(sub);
 				goto done;
 			}
 			f->subs[f->subs_count++] = sub;

@@ -2,8 +2,10 @@
  * protocol 2 opcodes torch emits for a state dict and the handful of values that sit next to
  * one (ints, floats, strings, bools, None, tuples, lists, dicts), and it calls nothing: the
  * only globals accepted are collections.OrderedDict, torch._utils._rebuild_tensor_v2,
- * torch._utils._rebuild_parameter and the torch.*Storage types, each interpreted here. Any
- * other opcode or global is refused with an error naming the file and what was refused.
+ * torch._utils._rebuild_parameter(_with_state), torch._tensor._rebuild_from_type_v2 (with
+ * torch.Tensor / torch.nn.parameter.Parameter as its type) and the torch.*Storage types,
+ * each interpreted here. Any other opcode or global is refused with an error naming the file
+ * and what was refused.
  *
  * A storage is the persistent id ('storage', torch.FloatStorage, KEY, LOCATION, NUMEL)
  * (torch 1.13 and 2.x both write the typed storage class, even though 2.x keeps untyped
@@ -24,7 +26,8 @@
 
 enum ptype { P_NONE, P_BOOL, P_INT, P_FLOAT, P_STR, P_BYTES, P_TUPLE, P_LIST, P_DICT, P_GLOBAL,
 	     P_STORAGE, P_TENSOR };
-enum pglobal { G_ORDERED_DICT, G_REBUILD_TENSOR_V2, G_REBUILD_PARAMETER, G_STORAGE_TYPE };
+enum pglobal { G_ORDERED_DICT, G_REBUILD_TENSOR_V2, G_REBUILD_PARAMETER, G_REBUILD_FROM_TYPE,
+	       G_TENSOR_TYPE, G_STORAGE_TYPE };
 
 struct pobj {
 	enum ptype type;
@@ -53,14 +56,27 @@ struct up {
 	struct pobj **memo;
 	size_t memo_cap, memo_count;
 	struct pobj *all;         /* every object, for freeing */
+	size_t nobjects;
 	char *err;
 	size_t errlen;
 };
 
+/* Bounds far above what a state dict (or its optimizer state) needs: about 30 objects and a
+ * few marks per tensor. */
+#define MAX_OBJECTS (1u << 21)
+#define MAX_MARKS (1u << 16)
+#define MAX_MEMO (1u << 22)
+
 static struct pobj *obj_new(struct up *u, enum ptype t)
 {
-	struct pobj *o = calloc(1, sizeof *o);
+	struct pobj *o;
 
+	if (++u->nobjects > MAX_OBJECTS) {
+		wt_seterr(u->err, u->errlen, "'%s': data.pkl holds more than %u objects", u->f->path,
+			  MAX_OBJECTS);
+		return NULL;
+	}
+	o = calloc(1, sizeof *o);
 	if (!o) {
 		wt_seterr(u->err, u->errlen, "'%s': out of memory reading data.pkl", u->f->path);
 		return NULL;
@@ -136,7 +152,7 @@ static int memo_put(struct up *u, uint64_t idx)
 {
 	if (!u->sp)
 		return corrupt(u, "memo of an empty stack");
-	if (idx >= (1u << 24) || idx > (uint64_t)(u->end - u->start))
+	if (idx >= MAX_MEMO || idx > (uint64_t)(u->end - u->start))
 		return corrupt(u, "memo index out of range");
 	if (idx >= u->memo_cap) {
 		size_t ncap = u->memo_cap ? u->memo_cap : 256;
@@ -230,8 +246,14 @@ static int op_global(struct up *u)
 		o->global = G_ORDERED_DICT;
 	} else if (!strcmp(mod, "torch._utils") && !strcmp(name, "_rebuild_tensor_v2")) {
 		o->global = G_REBUILD_TENSOR_V2;
-	} else if (!strcmp(mod, "torch._utils") && !strcmp(name, "_rebuild_parameter")) {
+	} else if (!strcmp(mod, "torch._utils") && (!strcmp(name, "_rebuild_parameter") ||
+						    !strcmp(name, "_rebuild_parameter_with_state"))) {
 		o->global = G_REBUILD_PARAMETER;
+	} else if (!strcmp(mod, "torch._tensor") && !strcmp(name, "_rebuild_from_type_v2")) {
+		o->global = G_REBUILD_FROM_TYPE;
+	} else if ((!strcmp(mod, "torch") && !strcmp(name, "Tensor")) ||
+		   (!strcmp(mod, "torch.nn.parameter") && !strcmp(name, "Parameter"))) {
+		o->global = G_TENSOR_TYPE;  /* only as _rebuild_from_type_v2's type argument */
 	} else {
 		size_t i;
 
@@ -323,8 +345,20 @@ static int op_reduce(struct up *u)
 			return corrupt(u, "malformed _rebuild_parameter arguments");
 		r = args->items[0];
 		break;
+	case G_REBUILD_FROM_TYPE:
+		/* torch 2.x, a tensor carrying Python attributes: (func, type, args, state); the
+		 * state (attributes) is dropped */
+		if (args->n != 4 || args->items[0]->type != P_GLOBAL ||
+		    args->items[0]->global != G_REBUILD_TENSOR_V2 || args->items[1]->type != P_GLOBAL ||
+		    args->items[1]->global != G_TENSOR_TYPE || args->items[2]->type != P_TUPLE)
+			return corrupt(u, "malformed _rebuild_from_type_v2 arguments");
+		r = rebuild_tensor(u, args->items[2]);
+		if (!r)
+			return -1;
+		break;
+	case G_TENSOR_TYPE:
 	case G_STORAGE_TYPE:
-		return corrupt(u, "a storage type called as a function");
+		return corrupt(u, "a type called as a function");
 	}
 	return push(u, r);
 }
@@ -465,6 +499,8 @@ static int run(struct up *u, struct pobj **result)
 			*result = o;
 			return 0;
 		case '(': /* MARK */
+			if (u->nmarks >= MAX_MARKS)
+				return corrupt(u, "marks nested too deep");
 			if (u->nmarks == u->mcap) {
 				size_t ncap = u->mcap ? 2 * u->mcap : 32;
 				size_t *nm = realloc(u->marks, ncap * sizeof *nm);

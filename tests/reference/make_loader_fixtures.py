@@ -182,10 +182,16 @@ base = torch.arange(12, dtype=torch.float32).reshape(3, 4) * 0.5 - 1
 views = cast(SD, torch.float32)
 views["extra.transposed"] = base.t()
 views["extra.row"] = base[2]
+views["extra.param"] = torch.nn.Parameter(base[1].clone())  # _rebuild_parameter
+views["extra.long"] = torch.tensor([700, -5, 2 ** 40], dtype=torch.int64)
+views["extra.bf16_t"] = base.bfloat16().t()  # a 2-byte strided gather
 torch.save(views, p("views_f32.pt"))
 record("views_f32.pt", "f32", extras={
     "extra.transposed": {"shape": [4, 3], "values": base.t().reshape(-1).tolist()},
-    "extra.row": {"shape": [4], "values": base[2].tolist()}})
+    "extra.row": {"shape": [4], "values": base[2].tolist()},
+    "extra.param": {"shape": [4], "values": base[1].tolist()},
+    "extra.long": {"shape": [3], "int": True, "values": [700, -5, 2 ** 40]},
+    "extra.bf16_t": {"shape": [4, 3], "values": base.bfloat16().t().float().reshape(-1).tolist()}})
 
 
 def rewrite_zip(src, dst, compression=zipfile.ZIP_STORED, force_zip64=False, drop=None):
