@@ -191,7 +191,8 @@ enum { OP_BMM1, OP_SCALE, OP_MAX, OP_SUB, OP_EXP, OP_SUM, OP_LOG, OP_STATS, OP_D
 /* Builds the SDPA graph for shape s and finalizes the first engine config that works.
  * Returns 0 with *plan set, or a cuDNN status (the shape is then refused). why gets a short
  * reason. */
-static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *sh,
+/* variant bits: 1 = no statistics ops, 2 = P stored as bf16, 4 = fallback heuristics. */
+static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *sh, int variant,
 				cudnnBackendDescriptor_t *plan_out, int64_t *ws_out,
 				char *why, size_t whylen)
 {
@@ -205,7 +206,9 @@ static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *
 	int64_t one[4] = {1, 1, 1, 1};
 	int64_t sd[4] = {b, h, sq, skv}, ss[4] = {h * sq * skv, sq * skv, skv, 1};
 	int64_t rd[4] = {b, h, sq, 1}, rs[4] = {h * sq, sq, 1, 1};
-	cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+	cudnnBackendHeurMode_t mode = (variant & 4) ? CUDNN_HEUR_MODE_FALLBACK : CUDNN_HEUR_MODE_A;
+	int nops = (variant & 1) ? OP_COUNT - 2 : OP_COUNT;
+	cudnnBackendDescriptor_t graph_ops[OP_COUNT];
 	int64_t ncfg = 0, got = 0;
 	cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
 	int64_t uid = UID_VIRT;
@@ -225,7 +228,8 @@ static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *
 	    (s = make_tensor(&t[T_SUM], uid++, CUDNN_DATA_FLOAT, rd, rs, true, false)) ||
 	    (s = make_tensor(&t[T_LOG], uid++, CUDNN_DATA_FLOAT, rd, rs, true, false)) ||
 	    (s = make_tensor(&t[T_STATS], uid++, CUDNN_DATA_FLOAT, rd, rs, true, false)) ||
-	    (s = make_tensor(&t[T_P], uid++, CUDNN_DATA_FLOAT, sd, ss, true, false)))
+	    (s = make_tensor(&t[T_P], uid++, (variant & 2) ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT,
+			      sd, ss, true, false)))
 		goto cleanup;
 	if ((s = make_matmul(&ops[OP_BMM1], t[T_Q], t[T_KT], t[T_S])) ||
 	    (s = make_pointwise(&ops[OP_SCALE], CUDNN_POINTWISE_MUL, t[T_S], t[T_SCALE], t[T_SS])) ||
@@ -233,13 +237,17 @@ static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *
 	    (s = make_pointwise(&ops[OP_SUB], CUDNN_POINTWISE_SUB, t[T_SS], t[T_MAX], t[T_SUB])) ||
 	    (s = make_pointwise(&ops[OP_EXP], CUDNN_POINTWISE_EXP, t[T_SUB], NULL, t[T_EXP])) ||
 	    (s = make_reduction(&ops[OP_SUM], CUDNN_REDUCE_TENSOR_ADD, t[T_EXP], t[T_SUM])) ||
-	    (s = make_pointwise(&ops[OP_LOG], CUDNN_POINTWISE_LOG, t[T_SUM], NULL, t[T_LOG])) ||
-	    (s = make_pointwise(&ops[OP_STATS], CUDNN_POINTWISE_ADD, t[T_MAX], t[T_LOG], t[T_STATS])) ||
+	    (!(variant & 1) && (s = make_pointwise(&ops[OP_LOG], CUDNN_POINTWISE_LOG, t[T_SUM], NULL, t[T_LOG]))) ||
+	    (!(variant & 1) && (s = make_pointwise(&ops[OP_STATS], CUDNN_POINTWISE_ADD, t[T_MAX], t[T_LOG], t[T_STATS]))) ||
 	    (s = make_pointwise(&ops[OP_DIV], CUDNN_POINTWISE_DIV, t[T_EXP], t[T_SUM], t[T_P])) ||
 	    (s = make_matmul(&ops[OP_BMM2], t[T_P], t[T_V], t[T_O])))
 		goto cleanup;
+	nops = 0;
+	for (int i = 0; i < OP_COUNT; i++)
+		if (ops[i])
+			graph_ops[nops++] = ops[i];
 	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph)) ||
-	    (s = cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, OP_COUNT, ops)) ||
+	    (s = cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, nops, graph_ops)) ||
 	    (s = cudnnBackendSetAttribute(graph, ATTR_OPGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &dnn)) ||
 	    (s = cudnnBackendFinalize(graph))) {
 		snprintf(why, whylen, "operation graph refused");
@@ -345,8 +353,27 @@ static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shap
 	p = &a->plans[a->nplans];
 	memset(p, 0, sizeof(*p));
 	p->s = *s;
-	if (a->use_cudnn && build_plan(a->dnn, s, &p->plan, &p->workspace, why, sizeof(why)) == 0) {
-		p->on_cudnn = 1;
+	if (a->use_cudnn) {
+		static const int variants[] = {0, 1, 2, 3, 4, 5};
+		const char *dbg = getenv("WAN_ATTN_DEBUG");
+
+		for (size_t vi = 0; vi < sizeof(variants) / sizeof(variants[0]) && !p->on_cudnn; vi++) {
+			cudnnStatus_t bs = build_plan(a->dnn, s, variants[vi], &p->plan, &p->workspace,
+						      why, sizeof(why));
+
+			if (bs == CUDNN_STATUS_SUCCESS)
+				p->on_cudnn = 1;
+			if (dbg) {
+				char last[512] = "";
+
+				cudnnGetLastErrorString(last, sizeof(last));
+				fprintf(stderr, "attn b%d h%d d%d sq%d skv%d variant %d: %s (%s) %s\n", s->b, s->h,
+					s->d, s->sq, s->skv, variants[vi], bs ? cudnnGetErrorString(bs) : "ok",
+					bs ? why : "planned", bs ? last : "");
+			}
+		}
+	}
+	if (p->on_cudnn) {
 		if ((size_t)p->workspace > a->workspace_bytes) {
 			if (a->workspace)
 				cudaFree(a->workspace);
@@ -409,8 +436,11 @@ int wan_attn_run_ragged(struct wan_attn *a, cudaStream_t st, const struct wan_at
 			const int *kv_len_dev, const void *q, const void *k, const void *v,
 			void *o, char *err, size_t errlen)
 {
+	struct wan_attn_shape chk = *s;
+
 	(void)a;
-	if (check_shape(s, err, errlen))
+	chk.skv = 1; /* per-entry lengths come from kv_len_dev */
+	if (check_shape(&chk, err, errlen))
 		return -1;
 	return wan_attn_fallback(st, s, kv_len_dev, q, k, v, o, err, errlen);
 }

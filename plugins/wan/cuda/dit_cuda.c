@@ -195,7 +195,8 @@ static int build_rope(struct dit_cuda *m, char *err, size_t errlen)
 			tab[((size_t)pos * half + j) * 2 + 1] = (float)sin(ang);
 		}
 	}
-	CU_TRY(cudaMemcpy(m->rope, tab, n * 2 * sizeof(float), cudaMemcpyHostToDevice));
+	CU_TRY(cudaMemcpyAsync(m->rope, tab, n * 2 * sizeof(float), cudaMemcpyHostToDevice, m->st));
+	CU_TRY(cudaStreamSynchronize(m->st));
 cleanup:
 	free(tab);
 	return rc;
@@ -478,12 +479,15 @@ int dit_cuda_set_tensor(struct dit_cuda *m, const char *name, const float *data,
 			snprintf(err, errlen, "tensor '%s' has %zu elements, the model needs %zu", name, count, pt.count);
 			return -1;
 		}
+		/* async copies on m->st: a plain cudaMemcpy from pageable memory may return before
+		 * the DMA lands, and m->st does not wait for the legacy stream */
 		if (pt.is_f32) {
-			CU_RET(cudaMemcpy(pt.ptr, data, count * 4, cudaMemcpyHostToDevice));
+			CU_RET(cudaMemcpyAsync(pt.ptr, data, count * 4, cudaMemcpyHostToDevice, m->st));
+			CU_RET(cudaStreamSynchronize(m->st));
 			return 0;
 		}
 		CU_TRY(cudaMalloc((void **)&tmp, count * 4));
-		CU_TRY(cudaMemcpy(tmp, data, count * 4, cudaMemcpyHostToDevice));
+		CU_TRY(cudaMemcpyAsync(tmp, data, count * 4, cudaMemcpyHostToDevice, m->st));
 		if (wan_k_f32_to_bf16(m->st, tmp, pt.ptr, count, err, errlen)) {
 			rc = -1;
 			goto cleanup;
@@ -511,7 +515,7 @@ int dit_cuda_set_context(struct dit_cuda *m, const float *ctx, uint64_t seed, ch
 
 	if (ctx) {
 		CU_TRY(cudaMalloc((void **)&tmp, n * 4));
-		CU_TRY(cudaMemcpy(tmp, ctx, n * 4, cudaMemcpyHostToDevice));
+		CU_TRY(cudaMemcpyAsync(tmp, ctx, n * 4, cudaMemcpyHostToDevice, m->st));
 		if (wan_k_f32_to_bf16(m->st, tmp, m->ctx_in, n, err, errlen))
 			goto fail;
 	} else if (wan_k_fill_uniform_bf16(m->st, m->ctx_in, n, seed, 0.5f, err, errlen)) {

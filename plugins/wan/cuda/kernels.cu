@@ -455,61 +455,80 @@ extern "C" int wan_k_row_mean(cudaStream_t st, const void *x, int64_t row0, int 
 }
 
 /* ---- fallback attention ----
- * One warp per (query, head, batch). Keys go in tiles of 32: lane j scores key j of the tile
- * (a full dot product over d), the warp does an online softmax over the tile, then every lane
- * accumulates its d/32 output channels over the tile's 32 values. Exact (fp32) and general;
- * used for ragged key lengths and for shapes cuDNN refuses. */
-__global__ void k_attn_fallback(const bf16 *q, const bf16 *k, const bf16 *v, bf16 *o, int h,
-				int d, int sq, int skv, const int *kv_len, int64_t qb, int64_t qs,
-				int64_t kvb, int64_t kvs, int64_t ob, int64_t os, float scale)
+ * A block of FB_WARPS warps handles FB_WARPS consecutive queries of one (batch, head). Keys
+ * and values go through shared memory in tiles of 32 rows, loaded once per block: lane j
+ * scores key j of the tile against its warp's query (rows padded to an odd word count, so
+ * the 32 lanes hit 32 banks), the warp does an online softmax over the tile, then each lane
+ * accumulates its d/32 output channels. fp32 math; exact for any head dim <= 128 (multiple of
+ * 2) and any key count. Used for ragged key lengths and for shapes cuDNN refuses. */
+#define FB_WARPS 8
+#define FB_TILE 32
+#define FB_KPAD 130
+__global__ void __launch_bounds__(FB_WARPS * 32)
+k_attn_fallback(const bf16 *q, const bf16 *k, const bf16 *v, bf16 *o, int h, int d, int sq,
+		int skv, const int *kv_len, int64_t qb, int64_t qs, int64_t kvb, int64_t kvs,
+		int64_t ob, int64_t os, float scale)
 {
-	__shared__ float qsh[4][128];
+	__shared__ __align__(16) bf16 ks[FB_TILE][FB_KPAD];
+	__shared__ __align__(16) bf16 vsh[FB_TILE][128];
+	__shared__ float qsh[FB_WARPS][128];
 	int lane = threadIdx.x & 31, wq = threadIdx.x >> 5;
-	int qi = blockIdx.x * 4 + wq, hh = blockIdx.y, bb = blockIdx.z;
-	int nkv = kv_len ? kv_len[bb] : skv;
-	const bf16 *qrow = q + bb * qb + (int64_t)qi * qs + hh * d;
+	int qi = blockIdx.x * FB_WARPS + wq, hh = blockIdx.y, bb = blockIdx.z;
+	int nkv = kv_len ? kv_len[bb] : skv, active = qi < sq;
 	const bf16 *kbase = k + bb * kvb + hh * d, *vbase = v + bb * kvb + hh * d;
 	float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, m = -INFINITY, lsum = 0.0f;
 
-	if (qi >= sq)
-		return;
-	for (int j = lane; j < d; j += 32)
-		qsh[wq][j] = __bfloat162float(qrow[j]) * scale;
-	__syncwarp();
-	for (int t0 = 0; t0 < nkv; t0 += 32) {
-		int key = t0 + lane;
-		float s = -INFINITY, mt, p;
+	if (active) {
+		const bf16 *qrow = q + bb * qb + (int64_t)qi * qs + hh * d;
 
-		if (key < nkv) {
-			const bf16 *kr = kbase + (int64_t)key * kvs;
+		for (int j = lane; j < d; j += 32)
+			qsh[wq][j] = __bfloat162float(qrow[j]) * scale;
+	}
+	for (int t0 = 0; t0 < nkv; t0 += FB_TILE) {
+		__syncthreads(); /* previous tile fully consumed (and qsh written) */
+		for (int idx = threadIdx.x; idx < FB_TILE * d; idx += blockDim.x) {
+			int r = idx / d, c = idx % d, key = t0 + r;
+			bf16 z = __float2bfloat16(0.0f);
 
-			s = 0.0f;
-			for (int j = 0; j < d; j++)
-				s += qsh[wq][j] * __bfloat162float(kr[j]);
+			ks[r][c] = key < nkv ? kbase[(int64_t)key * kvs + c] : z;
+			vsh[r][c] = key < nkv ? vbase[(int64_t)key * kvs + c] : z;
 		}
-		mt = fmaxf(m, warp_max(s));
-		p = key < nkv ? expf(s - mt) : 0.0f;
-		{
-			float corr = expf(m - mt);
+		__syncthreads();
+		if (active) {
+			int key = t0 + lane;
+			float s = -INFINITY, mt, p, corr;
 
+			if (key < nkv) {
+				s = 0.0f;
+				for (int c = 0; c < d; c += 2) {
+					float2 kv2 = __bfloat1622float2(*(const __nv_bfloat162 *)&ks[lane][c]);
+
+					s += qsh[wq][c] * kv2.x + qsh[wq][c + 1] * kv2.y;
+				}
+			}
+			mt = fmaxf(m, warp_max(s));
+			p = key < nkv ? __expf(s - mt) : 0.0f;
+			corr = __expf(m - mt);
 			lsum = lsum * corr + warp_sum(p);
+#pragma unroll
 			for (int r = 0; r < 4; r++)
 				acc[r] *= corr;
 			m = mt;
-		}
-		for (int jj = 0; jj < 32 && t0 + jj < nkv; jj++) {
-			float pj = __shfl_sync(0xffffffffu, p, jj);
-			const bf16 *vr = vbase + (int64_t)(t0 + jj) * kvs;
+			for (int jj = 0; jj < FB_TILE; jj++) {
+				float pj = __shfl_sync(0xffffffffu, p, jj);
 
 #pragma unroll
-			for (int r = 0; r < 4; r++) {
-				int c = lane + 32 * r;
+				for (int r = 0; r < 4; r++) {
+					int c = lane + 32 * r;
 
-				if (c < d)
-					acc[r] += pj * __bfloat162float(vr[c]);
+					if (c < d)
+						acc[r] += pj * __bfloat162float(vsh[jj][c]);
+				}
 			}
 		}
 	}
+	if (!active)
+		return;
 	for (int r = 0; r < 4; r++) {
 		int c = lane + 32 * r;
 
@@ -522,13 +541,13 @@ extern "C" int wan_attn_fallback(cudaStream_t st, const struct wan_attn_shape *s
 				 const int *kv_len_dev, const void *q, const void *k, const void *v,
 				 void *o, char *err, size_t errlen)
 {
-	dim3 grid((s->sq + 3) / 4, s->h, s->b);
+	dim3 grid((s->sq + FB_WARPS - 1) / FB_WARPS, s->h, s->b);
 
-	if (s->d > 128) {
-		snprintf(err, errlen, "fallback attention supports head dim <= 128, got %d", s->d);
+	if (s->d > 128 || s->d % 2) {
+		snprintf(err, errlen, "fallback attention supports even head dims <= 128, got %d", s->d);
 		return -1;
 	}
-	k_attn_fallback<<<grid, 128, 0, st>>>((const bf16 *)q, (const bf16 *)k, (const bf16 *)v,
+	k_attn_fallback<<<grid, FB_WARPS * 32, 0, st>>>((const bf16 *)q, (const bf16 *)k, (const bf16 *)v,
 					      (bf16 *)o, s->h, s->d, s->sq, s->skv, kv_len_dev,
 					      s->q_bstride, s->q_sstride, s->kv_bstride, s->kv_sstride,
 					      s->o_bstride, s->o_sstride, s->scale);
