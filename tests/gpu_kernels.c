@@ -122,8 +122,17 @@ static void test_attn(struct wan_attn *a, int b, int h, int d, int sq, int kv_ro
 	} else {
 		rc = wan_attn_run(a, 0, &s, dq, dk, dv, dO, err, sizeof(err));
 	}
-	snprintf(what, sizeof(what), "attention %s b%d h%d d%d sq%d kv%d%s [%s]", label, b, h, d, sq, kv_rows,
-		 ragged ? " ragged" : "", ragged ? "fallback" : wan_attn_uses_cudnn(a, &s) ? "cuDNN" : "fallback");
+	{
+		char how[32];
+		int split = ragged ? 0 : wan_attn_split(a, &s);
+
+		if (split > 1)
+			snprintf(how, sizeof(how), "cuDNN, keys split %d", split);
+		else
+			snprintf(how, sizeof(how), "%s", split ? "cuDNN" : "fallback");
+		snprintf(what, sizeof(what), "attention %s b%d h%d d%d sq%d kv%d%s [%s]", label, b, h, d, sq,
+			 kv_rows, ragged ? " ragged" : "", how);
+	}
 	if (rc || cudaDeviceSynchronize() != cudaSuccess) {
 		fprintf(stderr, "FAIL %s: %s\n", what, rc ? err : cudaGetErrorString(cudaGetLastError()));
 		failures++;
@@ -180,6 +189,55 @@ static void test_ln_mod(int b, int fr, int l, int d)
 	free(x); free(mod); free(emb); free(y); free(r);
 }
 
+/* x += y·gate; out = LN(x)·(1+sc)+sh, against the reference; x itself checked too. */
+static void test_res_ln(int b, int fr, int l, int d)
+{
+	int n = fr * l, t = b * n, m = b * fr;
+	size_t nx = (size_t)t * d, nm = (size_t)m * 6 * d;
+	float *x = malloc(nx * 4), *y = malloc(nx * 4), *mv = malloc(nm * 4), *o = malloc(nx * 4);
+	float *r = malloc(nx * 4), *xg = malloc(nx * 4);
+	float *dx, *dmv;
+	void *dy, *dout;
+	char err[256], what[96];
+
+	fill_uniform(x, nx, &seed, 3.0f);
+	fill_uniform(y, nx, &seed, 1.0f);
+	fill_uniform(mv, nm, &seed, 0.5f);
+	dy = to_dev_bf16(y, nx);
+	cudaMalloc((void **)&dx, nx * 4);
+	cudaMalloc((void **)&dmv, nm * 4);
+	cudaMalloc(&dout, nx * 2);
+	cudaMemset(dout, 0xff, nx * 2);
+	cudaMemcpy(dx, x, nx * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(dmv, mv, nm * 4, cudaMemcpyHostToDevice);
+	snprintf(what, sizeof(what), "fused residual+LN+mod D=%d (%d slots x %d frames)", d, b, fr);
+	if (wan_k_res_ln(0, dx, dy, dmv, 5, dout, dmv, 6, 0, 1, NULL, NULL, t, d, n, l, 1e-6f, err, sizeof(err)) ||
+	    cudaDeviceSynchronize() != cudaSuccess) {
+		fprintf(stderr, "FAIL %s: %s\n", what, err);
+		failures++;
+	} else {
+		for (int i = 0; i < t; i++) {
+			size_t mi = (size_t)(i / n) * fr + (i % n) / l;
+
+			for (int c = 0; c < d; c++)
+				x[(size_t)i * d + c] += y[(size_t)i * d + c] * mv[(mi * 6 + 5) * d + c];
+		}
+		ref_layernorm(x, r, t, d, 1e-6f);
+		for (int i = 0; i < t; i++) {
+			size_t mi = (size_t)(i / n) * fr + (i % n) / l;
+
+			for (int c = 0; c < d; c++)
+				r[(size_t)i * d + c] = r[(size_t)i * d + c] * (1 + mv[(mi * 6 + 1) * d + c]) + mv[(mi * 6) * d + c];
+		}
+		from_dev_bf16(dout, o, nx);
+		cudaMemcpy(xg, dx, nx * 4, cudaMemcpyDeviceToHost);
+		check(what, o, r, nx, 1e-2);
+		check("  ... residual stream after the update", xg, x, nx, 1e-5);
+	}
+	cudaFree(dx); cudaFree(dmv); cudaFree(dy); cudaFree(dout);
+	free(x); free(y); free(mv); free(o); free(r); free(xg);
+}
+
 int main(void)
 {
 	int ndev = 0;
@@ -204,10 +262,14 @@ int main(void)
 	test_gemm(g, 512, 1536, 4096, WAN_EPI_BIAS_GELU);
 	test_attn(a, 2, 12, 128, 390, 2340, 0, "self");
 	test_attn(a, 1, 12, 128, 780, 512, 0, "cross");
+	test_attn(a, 1, 12, 128, 200, 2400, 0, "self");
+	test_attn(a, 4, 12, 128, 390, 2340, 0, "self");
 	test_attn(a, 1, 3, 64, 77, 131, 0, "odd");
 	test_attn(fb, 2, 4, 128, 100, 600, 0, "self");
 	test_attn(fb, 3, 2, 40, 50, 300, 1, "odd");
 	test_ln_mod(2, 2, 24, 1536);
+	test_res_ln(2, 2, 24, 1536);
+	test_res_ln(1, 1, 40, 5120);
 	wan_gemm_free(g);
 	wan_attn_free(a);
 	wan_attn_free(fb);

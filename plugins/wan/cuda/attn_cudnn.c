@@ -18,14 +18,17 @@
 #define ATTR_OPGRAPH_HANDLE ((cudnnBackendAttributeName_t)800)
 #define ATTR_PLAN_HANDLE ((cudnnBackendAttributeName_t)400)
 
-enum { UID_Q = 1, UID_K, UID_V, UID_O, UID_SCALE, UID_VIRT = 100 };
+enum { UID_Q = 1, UID_K, UID_V, UID_O, UID_SCALE, UID_STATS, UID_VIRT = 100 };
 
 struct attn_plan {
 	struct wan_attn_shape s;
 	int on_cudnn;                      /* 0: refused, fallback kernel */
+	int split;                         /* > 1: keys in `split` parts, merged by statistics */
 	cudnnBackendDescriptor_t plan;     /* new */
 	int64_t workspace;
 };
+
+#define RETIRED_MAX 64
 
 struct wan_attn {
 	int use_cudnn;
@@ -34,7 +37,38 @@ struct wan_attn {
 	size_t workspace_bytes;
 	int nplans;
 	struct attn_plan plans[ATTN_CACHE_MAX];
+	int sms;                           /* multiprocessors of the device */
+	/* split-key scratch: duplicated Q, partial outputs (bf16), statistics (f32) */
+	void *qdup, *opart;
+	float *stats;
+	size_t qdup_bytes, opart_bytes, stats_bytes;
+	/* buffers replaced by larger ones stay allocated until wan_attn_free: captured CUDA
+	 * graphs may still point into them */
+	void *retired[RETIRED_MAX];
+	int nretired;
 };
+
+/* Makes *buf at least `bytes` long. The old buffer is retired, not freed. */
+static int grow(struct wan_attn *a, void **buf, size_t *cap, size_t bytes, char *err, size_t errlen)
+{
+	void *p = NULL;
+
+	if (bytes <= *cap)
+		return 0;
+	if (*buf) {
+		if (a->nretired == RETIRED_MAX) {
+			snprintf(err, errlen, "attention scratch grew too often");
+			return -1;
+		}
+		a->retired[a->nretired++] = *buf;
+	}
+	*buf = NULL;
+	*cap = 0;
+	CU_RET(cudaMalloc(&p, bytes));
+	*buf = p;
+	*cap = bytes;
+	return 0;
+}
 
 struct wan_attn *wan_attn_new(int use_cudnn, char *err, size_t errlen)
 {
@@ -48,6 +82,12 @@ struct wan_attn *wan_attn_new(int use_cudnn, char *err, size_t errlen)
 	a->use_cudnn = use_cudnn;
 	if (use_cudnn)
 		DNN_TRY(cudnnCreate(&a->dnn));
+	{
+		int dev = 0;
+
+		CU_TRY(cudaGetDevice(&dev));
+		CU_TRY(cudaDeviceGetAttribute(&a->sms, cudaDevAttrMultiProcessorCount, dev));
+	}
 cleanup:
 	if (rc) {
 		wan_attn_free(a);
@@ -65,6 +105,14 @@ void wan_attn_free(struct wan_attn *a)
 			cudnnBackendDestroyDescriptor(a->plans[i].plan);
 	if (a->workspace)
 		cudaFree(a->workspace);
+	for (int i = 0; i < a->nretired; i++)
+		cudaFree(a->retired[i]);
+	if (a->qdup)
+		cudaFree(a->qdup);
+	if (a->opart)
+		cudaFree(a->opart);
+	if (a->stats)
+		cudaFree(a->stats);
 	if (a->dnn)
 		cudnnDestroy(a->dnn);
 	free(a);
@@ -191,7 +239,9 @@ enum { OP_BMM1, OP_SCALE, OP_MAX, OP_SUB, OP_EXP, OP_SUM, OP_LOG, OP_STATS, OP_D
 /* Builds the SDPA graph for shape s and finalizes the first engine config that works.
  * Returns 0 with *plan set, or a cuDNN status (the shape is then refused). why gets a short
  * reason. */
-static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *sh,
+/* variant bits: 1 = no statistics ops, 2 = P stored as bf16, 4 = fallback heuristics,
+ * 8 = the statistics (max + log-sum) are a real fp32 output [b, h, sq, 1] (uid UID_STATS). */
+static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *sh, int variant,
 				cudnnBackendDescriptor_t *plan_out, int64_t *ws_out,
 				char *why, size_t whylen)
 {
@@ -205,7 +255,9 @@ static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *
 	int64_t one[4] = {1, 1, 1, 1};
 	int64_t sd[4] = {b, h, sq, skv}, ss[4] = {h * sq * skv, sq * skv, skv, 1};
 	int64_t rd[4] = {b, h, sq, 1}, rs[4] = {h * sq, sq, 1, 1};
-	cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+	cudnnBackendHeurMode_t mode = (variant & 4) ? CUDNN_HEUR_MODE_FALLBACK : CUDNN_HEUR_MODE_A;
+	int nops = (variant & 1) ? OP_COUNT - 2 : OP_COUNT;
+	cudnnBackendDescriptor_t graph_ops[OP_COUNT];
 	int64_t ncfg = 0, got = 0;
 	cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
 	int64_t uid = UID_VIRT;
@@ -224,8 +276,10 @@ static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *
 	    (s = make_tensor(&t[T_EXP], uid++, CUDNN_DATA_FLOAT, sd, ss, true, false)) ||
 	    (s = make_tensor(&t[T_SUM], uid++, CUDNN_DATA_FLOAT, rd, rs, true, false)) ||
 	    (s = make_tensor(&t[T_LOG], uid++, CUDNN_DATA_FLOAT, rd, rs, true, false)) ||
-	    (s = make_tensor(&t[T_STATS], uid++, CUDNN_DATA_FLOAT, rd, rs, true, false)) ||
-	    (s = make_tensor(&t[T_P], uid++, CUDNN_DATA_FLOAT, sd, ss, true, false)))
+	    (s = make_tensor(&t[T_STATS], (variant & 8) ? UID_STATS : uid++, CUDNN_DATA_FLOAT, rd, rs,
+			      !(variant & 8), false)) ||
+	    (s = make_tensor(&t[T_P], uid++, (variant & 2) ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT,
+			      sd, ss, true, false)))
 		goto cleanup;
 	if ((s = make_matmul(&ops[OP_BMM1], t[T_Q], t[T_KT], t[T_S])) ||
 	    (s = make_pointwise(&ops[OP_SCALE], CUDNN_POINTWISE_MUL, t[T_S], t[T_SCALE], t[T_SS])) ||
@@ -233,13 +287,17 @@ static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *
 	    (s = make_pointwise(&ops[OP_SUB], CUDNN_POINTWISE_SUB, t[T_SS], t[T_MAX], t[T_SUB])) ||
 	    (s = make_pointwise(&ops[OP_EXP], CUDNN_POINTWISE_EXP, t[T_SUB], NULL, t[T_EXP])) ||
 	    (s = make_reduction(&ops[OP_SUM], CUDNN_REDUCE_TENSOR_ADD, t[T_EXP], t[T_SUM])) ||
-	    (s = make_pointwise(&ops[OP_LOG], CUDNN_POINTWISE_LOG, t[T_SUM], NULL, t[T_LOG])) ||
-	    (s = make_pointwise(&ops[OP_STATS], CUDNN_POINTWISE_ADD, t[T_MAX], t[T_LOG], t[T_STATS])) ||
+	    (!(variant & 1) && (s = make_pointwise(&ops[OP_LOG], CUDNN_POINTWISE_LOG, t[T_SUM], NULL, t[T_LOG]))) ||
+	    (!(variant & 1) && (s = make_pointwise(&ops[OP_STATS], CUDNN_POINTWISE_ADD, t[T_MAX], t[T_LOG], t[T_STATS]))) ||
 	    (s = make_pointwise(&ops[OP_DIV], CUDNN_POINTWISE_DIV, t[T_EXP], t[T_SUM], t[T_P])) ||
 	    (s = make_matmul(&ops[OP_BMM2], t[T_P], t[T_V], t[T_O])))
 		goto cleanup;
+	nops = 0;
+	for (int i = 0; i < OP_COUNT; i++)
+		if (ops[i])
+			graph_ops[nops++] = ops[i];
 	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph)) ||
-	    (s = cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, OP_COUNT, ops)) ||
+	    (s = cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, nops, graph_ops)) ||
 	    (s = cudnnBackendSetAttribute(graph, ATTR_OPGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &dnn)) ||
 	    (s = cudnnBackendFinalize(graph))) {
 		snprintf(why, whylen, "operation graph refused");
@@ -345,15 +403,68 @@ static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shap
 	p = &a->plans[a->nplans];
 	memset(p, 0, sizeof(*p));
 	p->s = *s;
-	if (a->use_cudnn && build_plan(a->dnn, s, &p->plan, &p->workspace, why, sizeof(why)) == 0) {
-		p->on_cudnn = 1;
-		if ((size_t)p->workspace > a->workspace_bytes) {
-			if (a->workspace)
-				cudaFree(a->workspace);
-			a->workspace = NULL;
-			a->workspace_bytes = 0;
-			CU_TRY(cudaMalloc(&a->workspace, (size_t)p->workspace));
-			a->workspace_bytes = (size_t)p->workspace;
+	p->split = 1;
+	if (a->use_cudnn) {
+		static const int variants[] = {2, 0, 1, 3, 6, 4};
+		const char *dbg = getenv("WAN_ATTN_DEBUG");
+		int ctas = s->b * s->h * ((s->sq + 127) / 128), split = 1;
+		struct wan_attn_shape ss = *s;
+
+		/* Few CTAs (small batch): split the keys so the grid fills the GPU ~3 times. The
+		 * parts of batch entry b become entries b·split + j, which is one uniform stride
+		 * when b == 1 or the keys fill their batch stride. */
+		while (split < 4 && ctas * split < 3 * a->sms && s->skv % (2 * split) == 0 &&
+		       s->skv / (2 * split) >= 32 &&
+		       (s->b == 1 || s->kv_bstride == (int64_t)s->skv * s->kv_sstride) &&
+		       s->q_sstride == (int64_t)s->h * s->d && !getenv("WAN_ATTN_NOSPLIT"))
+			split *= 2;
+		if (split > 1) {
+			ss.b = s->b * split;
+			ss.skv = s->skv / split;
+			ss.q_bstride = (int64_t)s->sq * s->q_sstride;
+			ss.kv_bstride = (int64_t)ss.skv * s->kv_sstride;
+			ss.o_bstride = (int64_t)s->sq * s->h * s->d;
+			ss.o_sstride = (int64_t)s->h * s->d;
+			if (build_plan(a->dnn, &ss, 2 | 8, &p->plan, &p->workspace, why, sizeof(why)) == 0) {
+				p->on_cudnn = 1;
+				p->split = split;
+			}
+			if (dbg)
+				fprintf(stderr, "attn b%d h%d d%d sq%d skv%d split %d: %s\n", s->b, s->h, s->d,
+					s->sq, s->skv, split, p->on_cudnn ? "planned" : why);
+			if (p->on_cudnn) {
+				size_t n = (size_t)ss.b * s->sq * s->h * s->d;
+
+				if (grow(a, &a->qdup, &a->qdup_bytes, n * 2, err, errlen) ||
+				    grow(a, &a->opart, &a->opart_bytes, n * 2, err, errlen) ||
+				    grow(a, (void **)&a->stats, &a->stats_bytes,
+					 (size_t)ss.b * s->h * s->sq * sizeof(float), err, errlen)) {
+					rc = -1;
+					goto cleanup;
+				}
+			}
+		}
+		for (size_t vi = 0; vi < sizeof(variants) / sizeof(variants[0]) && !p->on_cudnn; vi++) {
+			cudnnStatus_t bs = build_plan(a->dnn, s, variants[vi], &p->plan, &p->workspace,
+						      why, sizeof(why));
+
+			if (bs == CUDNN_STATUS_SUCCESS)
+				p->on_cudnn = 1;
+			if (dbg) {
+				char last[512] = "";
+
+				cudnnGetLastErrorString(last, sizeof(last));
+				fprintf(stderr, "attn b%d h%d d%d sq%d skv%d variant %d: %s (%s) %s\n", s->b, s->h,
+					s->d, s->sq, s->skv, variants[vi], bs ? cudnnGetErrorString(bs) : "ok",
+					bs ? why : "planned", bs ? last : "");
+			}
+		}
+	}
+	if (p->on_cudnn) {
+		if ((size_t)p->workspace > a->workspace_bytes &&
+		    grow(a, &a->workspace, &a->workspace_bytes, (size_t)p->workspace, err, errlen)) {
+			rc = -1;
+			goto cleanup;
 		}
 	}
 cleanup:
@@ -374,15 +485,23 @@ int wan_attn_uses_cudnn(struct wan_attn *a, const struct wan_attn_shape *s)
 	return p ? p->on_cudnn : 0;
 }
 
+int wan_attn_split(struct wan_attn *a, const struct wan_attn_shape *s)
+{
+	char err[128];
+	struct attn_plan *p = plan_get(a, s, err, sizeof(err));
+
+	return p && p->on_cudnn ? p->split : 0;
+}
+
 int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,
 		 const void *q, const void *k, const void *v, void *o, char *err, size_t errlen)
 {
 	cudnnBackendDescriptor_t vp = NULL;
 	struct attn_plan *p;
-	int64_t uids[5] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE};
-	void *ptrs[5];
+	int64_t uids[6] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE, UID_STATS};
+	void *ptrs[6] = {0};
 	float scale = s->scale;
-	int rc = 0;
+	int rc = 0, nptr;
 
 	if (check_shape(s, err, errlen))
 		return -1;
@@ -391,14 +510,29 @@ int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shap
 		return -1;
 	if (!p->on_cudnn)
 		return wan_attn_fallback(st, s, NULL, q, k, v, o, err, errlen);
+	nptr = p->split > 1 ? 6 : 5;
 	ptrs[0] = (void *)q; ptrs[1] = (void *)k; ptrs[2] = (void *)v; ptrs[3] = o; ptrs[4] = &scale;
+	if (p->split > 1) {
+		size_t qbytes = (size_t)s->sq * s->q_sstride * 2;
+
+		for (int i = 0; i < s->b * p->split; i++)
+			CU_TRY(cudaMemcpyAsync((char *)a->qdup + i * qbytes,
+					       (const char *)q + (size_t)(i / p->split) * s->q_bstride * 2,
+					       qbytes, cudaMemcpyDeviceToDevice, st));
+		ptrs[0] = a->qdup;
+		ptrs[3] = a->opart;
+		ptrs[5] = a->stats;
+	}
 	DNN_TRY(cudnnSetStream(a->dnn, st));
 	DNN_TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp));
-	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 5, uids));
-	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 5, ptrs));
+	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, nptr, uids));
+	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, nptr, ptrs));
 	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &a->workspace));
 	DNN_TRY(cudnnBackendFinalize(vp));
 	DNN_TRY(cudnnBackendExecute(a->dnn, p->plan, vp));
+	if (p->split > 1 && wan_attn_combine(st, a->opart, a->stats, o, s->b, p->split, s->h, s->d,
+					     s->sq, s->o_bstride, s->o_sstride, err, errlen))
+		rc = -1;
 cleanup:
 	if (vp)
 		cudnnBackendDestroyDescriptor(vp);
@@ -409,8 +543,11 @@ int wan_attn_run_ragged(struct wan_attn *a, cudaStream_t st, const struct wan_at
 			const int *kv_len_dev, const void *q, const void *k, const void *v,
 			void *o, char *err, size_t errlen)
 {
+	struct wan_attn_shape chk = *s;
+
 	(void)a;
-	if (check_shape(s, err, errlen))
+	chk.skv = 1; /* per-entry lengths come from kv_len_dev */
+	if (check_shape(&chk, err, errlen))
 		return -1;
 	return wan_attn_fallback(st, s, kv_len_dev, q, k, v, o, err, errlen);
 }

@@ -48,9 +48,19 @@ int wan_attn_run_ragged(struct wan_attn *a, cudaStream_t st, const struct wan_at
 /* 1 when the shape runs on cuDNN (after planning it), 0 when on the fallback kernel. */
 int wan_attn_uses_cudnn(struct wan_attn *a, const struct wan_attn_shape *s);
 
+/* Key split of a planned cuDNN shape (1: none; 0: not on cuDNN). */
+int wan_attn_split(struct wan_attn *a, const struct wan_attn_shape *s);
+
 /* The fallback kernel's launcher (kernels.cu). kv_len_dev may be NULL: then s->skv for all. */
 int wan_attn_fallback(cudaStream_t st, const struct wan_attn_shape *s, const int *kv_len_dev,
 		      const void *q, const void *k, const void *v, void *o, char *err, size_t errlen);
+
+/* Merges `split` partial attention outputs of one query set (kernels.cu): opart bf16
+ * [b·split, sq, h·d] each normalised by its own softmax, stats f32 [b·split, h, sq] their
+ * log-sum-exp; writes o (BSHD with the given strides). */
+int wan_attn_combine(cudaStream_t st, const void *opart, const float *stats, void *o, int b,
+		     int split, int h, int d, int sq, int64_t o_bstride, int64_t o_sstride,
+		     char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

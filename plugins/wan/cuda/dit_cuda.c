@@ -57,11 +57,13 @@ struct dit_cuda {
 	void *pe_w, *pe_b, *te0_w, *te0_b, *te2_w, *te2_b, *tp_w, *tp_b;
 	void *tx0_w, *tx0_b, *tx2_w, *tx2_b, *head_w, *head_b;
 	float *head_mod;
+	float *mods;                /* all layers' modulation [num_layers, 6, D] */
 	struct layer_w *layers;     /* new [num_layers] */
 	/* activations */
 	float *x_in, *x0, *flow, *x;      /* x: residual stream f32 [T, D] */
 	void *cols, *hbuf, *qkv, *qbuf, *abuf, *ybuf, *fbuf, *obuf;
 	float *temb, *e1, *e, *e0;        /* [M,256], [M,D], [M,D], [M,6D] */
+	float *mvec, *hvec;               /* modulation + e0 per layer [layers, M, 6, D]; head [M, 2, D] */
 	void *ctx_in, *ctx_h, *ctx;       /* [text_len, text_dim], [text_len, D] x2 */
 	void *rope;                       /* float2 [1024][hd/2] */
 	int *call_i;                      /* device: t[M], start[B], write[B], kvlen[B] */
@@ -103,10 +105,11 @@ static void layout_params(struct dit_cuda *m, int *f, char *err, size_t errlen)
 	m->head_w = aalloc(a, 64 * D * BF, f, err, errlen);
 	m->head_b = aalloc(a, 64 * BF, f, err, errlen);
 	m->head_mod = aalloc(a, 2 * D * 4, f, err, errlen);
+	m->mods = aalloc(a, (size_t)m->d.num_layers * 6 * D * 4, f, err, errlen);
 	for (int i = 0; i < m->d.num_layers; i++) {
 		struct layer_w *w = &m->layers[i];
 
-		w->mod = aalloc(a, 6 * D * 4, f, err, errlen);
+		w->mod = m->mods ? m->mods + (size_t)i * 6 * D : NULL;
 		w->wqkv = aalloc(a, 3 * D * D * BF, f, err, errlen);
 		w->bqkv = aalloc(a, 3 * D * BF, f, err, errlen);
 		w->gq = aalloc(a, D * 4, f, err, errlen);
@@ -155,6 +158,8 @@ static void layout_acts(struct dit_cuda *m, int *f, char *err, size_t errlen)
 	m->e1 = aalloc(a, M * D * 4, f, err, errlen);
 	m->e = aalloc(a, M * D * 4, f, err, errlen);
 	m->e0 = aalloc(a, M * 6 * D * 4, f, err, errlen);
+	m->mvec = aalloc(a, (size_t)m->d.num_layers * M * 6 * D * 4, f, err, errlen);
+	m->hvec = aalloc(a, M * 2 * D * 4, f, err, errlen);
 	m->ctx_in = aalloc(a, (size_t)m->d.text_len * m->d.text_dim * BF, f, err, errlen);
 	m->ctx_h = aalloc(a, (size_t)m->d.text_len * D * BF, f, err, errlen);
 	m->ctx = aalloc(a, (size_t)m->d.text_len * D * BF, f, err, errlen);
@@ -195,7 +200,8 @@ static int build_rope(struct dit_cuda *m, char *err, size_t errlen)
 			tab[((size_t)pos * half + j) * 2 + 1] = (float)sin(ang);
 		}
 	}
-	CU_TRY(cudaMemcpy(m->rope, tab, n * 2 * sizeof(float), cudaMemcpyHostToDevice));
+	CU_TRY(cudaMemcpyAsync(m->rope, tab, n * 2 * sizeof(float), cudaMemcpyHostToDevice, m->st));
+	CU_TRY(cudaStreamSynchronize(m->st));
 cleanup:
 	free(tab);
 	return rc;
@@ -213,7 +219,7 @@ struct dit_cuda *dit_cuda_new(const struct dit_cuda_dims *dims, const struct dit
 		return NULL;
 	}
 	if (dims->dim <= 0 || dims->num_heads <= 0 || dims->dim % dims->num_heads ||
-	    (dims->dim / dims->num_heads) % 8 || dims->dim / dims->num_heads > 128 ||
+	    (dims->dim / dims->num_heads) % 8 || dims->dim / dims->num_heads > 128 || dims->dim > 8192 ||
 	    dims->num_layers <= 0 || dims->ffn_dim <= 0 || dims->text_len <= 0 ||
 	    dims->text_dim <= 0 || dims->freq_dim != 256) {
 		snprintf(err, errlen, "unsupported DiT dims (dim %d, heads %d, head dim must be 8..128 in steps of 8, freq_dim 256)",
@@ -478,12 +484,15 @@ int dit_cuda_set_tensor(struct dit_cuda *m, const char *name, const float *data,
 			snprintf(err, errlen, "tensor '%s' has %zu elements, the model needs %zu", name, count, pt.count);
 			return -1;
 		}
+		/* async copies on m->st: a plain cudaMemcpy from pageable memory may return before
+		 * the DMA lands, and m->st does not wait for the legacy stream */
 		if (pt.is_f32) {
-			CU_RET(cudaMemcpy(pt.ptr, data, count * 4, cudaMemcpyHostToDevice));
+			CU_RET(cudaMemcpyAsync(pt.ptr, data, count * 4, cudaMemcpyHostToDevice, m->st));
+			CU_RET(cudaStreamSynchronize(m->st));
 			return 0;
 		}
 		CU_TRY(cudaMalloc((void **)&tmp, count * 4));
-		CU_TRY(cudaMemcpy(tmp, data, count * 4, cudaMemcpyHostToDevice));
+		CU_TRY(cudaMemcpyAsync(tmp, data, count * 4, cudaMemcpyHostToDevice, m->st));
 		if (wan_k_f32_to_bf16(m->st, tmp, pt.ptr, count, err, errlen)) {
 			rc = -1;
 			goto cleanup;
@@ -511,7 +520,7 @@ int dit_cuda_set_context(struct dit_cuda *m, const float *ctx, uint64_t seed, ch
 
 	if (ctx) {
 		CU_TRY(cudaMalloc((void **)&tmp, n * 4));
-		CU_TRY(cudaMemcpy(tmp, ctx, n * 4, cudaMemcpyHostToDevice));
+		CU_TRY(cudaMemcpyAsync(tmp, ctx, n * 4, cudaMemcpyHostToDevice, m->st));
 		if (wan_k_f32_to_bf16(m->st, tmp, m->ctx_in, n, err, errlen))
 			goto fail;
 	} else if (wan_k_fill_uniform_bf16(m->st, m->ctx_in, n, seed, 0.5f, err, errlen)) {
@@ -585,11 +594,17 @@ static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform, ch
 	TRY(wan_k_linear_small(m->st, m->temb, m->te0_w, m->te0_b, m->e1, M, D, 256, 0, err, errlen));
 	TRY(wan_k_linear_small(m->st, m->e1, m->te2_w, m->te2_b, m->e, M, D, D, 1, err, errlen));
 	TRY(wan_k_linear_small(m->st, m->e, m->tp_w, m->tp_b, m->e0, M, 6 * D, D, 1, err, errlen));
+	TRY(wan_k_modvec(m->st, m->mods, m->d.num_layers, m->e0, M, 6, D, e0_row, D, m->mvec, err, errlen));
+	TRY(wan_k_modvec(m->st, m->head_mod, 1, m->e, M, 2, D, D, 0, m->hvec, err, errlen));
+	prof_mark(m, DIT_C_NORMS);
+	TRY(wan_k_res_ln(m->st, m->x, NULL, NULL, -1, m->hbuf, m->mvec, 6, 0, 1, NULL, NULL, T, D, n,
+			 L, eps, err, errlen));
 	for (int li = 0; li < m->d.num_layers; li++) {
 		struct layer_w *w = &m->layers[li];
+		const float *mv = m->mvec + (size_t)li * M * 6 * D;
+		int last = li + 1 == m->d.num_layers;
 
-		prof_mark(m, DIT_C_NORMS);
-		TRY(wan_k_ln_mod(m->st, m->x, m->hbuf, T, D, n, L, w->mod, m->e0, e0_row, D, 0, 1, eps, err, errlen));
+		/* hbuf holds LN(x)·(1+scale1)+shift1 (fused into the previous residual) */
 		prof_mark(m, DIT_C_QKV);
 		TRY(wan_gemm_bf16(m->gemm, m->st, T, 3 * D, D, m->hbuf, D, w->wqkv, D, w->bqkv, WAN_EPI_BIAS,
 				  m->qkv, 3 * D, err, errlen));
@@ -607,8 +622,9 @@ static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform, ch
 		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, D, m->abuf, D, w->wo, D, w->bo, WAN_EPI_BIAS,
 				  m->ybuf, D, err, errlen));
 		prof_mark(m, DIT_C_NORMS);
-		TRY(wan_k_residual(m->st, m->x, m->ybuf, T, D, n, L, w->mod, m->e0, e0_row, D, 2, err, errlen));
-		TRY(wan_k_ln_affine(m->st, m->x, m->hbuf, T, D, w->n3g, w->n3b, eps, err, errlen));
+		/* x += o·gate1; hbuf = norm3(x) */
+		TRY(wan_k_res_ln(m->st, m->x, m->ybuf, mv, 2, m->hbuf, NULL, 0, 0, 0, w->n3g, w->n3b, T, D,
+				 n, L, eps, err, errlen));
 		prof_mark(m, DIT_C_PROJ);
 		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, D, m->hbuf, D, w->cwq, D, w->cbq, WAN_EPI_BIAS,
 				  m->ybuf, D, err, errlen));
@@ -620,18 +636,24 @@ static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform, ch
 		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, D, m->abuf, D, w->cwo, D, w->cbo, WAN_EPI_BIAS,
 				  m->ybuf, D, err, errlen));
 		prof_mark(m, DIT_C_NORMS);
-		TRY(wan_k_residual(m->st, m->x, m->ybuf, T, D, n, L, NULL, NULL, 0, 0, 0, err, errlen));
-		TRY(wan_k_ln_mod(m->st, m->x, m->hbuf, T, D, n, L, w->mod, m->e0, e0_row, D, 3, 4, eps, err, errlen));
+		/* x += cross; hbuf = LN(x)·(1+scale2)+shift2 */
+		TRY(wan_k_res_ln(m->st, m->x, m->ybuf, NULL, -1, m->hbuf, mv, 6, 3, 4, NULL, NULL, T, D, n,
+				 L, eps, err, errlen));
 		prof_mark(m, DIT_C_FFN);
 		TRY(wan_gemm_bf16(m->gemm, m->st, T, FF, D, m->hbuf, D, w->w1, D, w->b1, WAN_EPI_BIAS_GELU,
 				  m->fbuf, FF, err, errlen));
 		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, FF, m->fbuf, FF, w->w2, FF, w->b2, WAN_EPI_BIAS,
 				  m->ybuf, D, err, errlen));
-		prof_mark(m, DIT_C_NORMS);
-		TRY(wan_k_residual(m->st, m->x, m->ybuf, T, D, n, L, w->mod, m->e0, e0_row, D, 5, err, errlen));
+		prof_mark(m, last ? DIT_C_HEAD : DIT_C_NORMS);
+		/* x += ffn·gate2; hbuf = the next layer's LN+mod (or the head's) */
+		if (last)
+			TRY(wan_k_res_ln(m->st, m->x, m->ybuf, mv, 5, m->hbuf, m->hvec, 2, 0, 1, NULL, NULL, T,
+					 D, n, L, eps, err, errlen));
+		else
+			TRY(wan_k_res_ln(m->st, m->x, m->ybuf, mv, 5, m->hbuf, mv + (size_t)M * 6 * D, 6, 0, 1,
+					 NULL, NULL, T, D, n, L, eps, err, errlen));
 	}
 	prof_mark(m, DIT_C_HEAD);
-	TRY(wan_k_ln_mod(m->st, m->x, m->hbuf, T, D, n, L, m->head_mod, m->e, D, 0, 0, 1, eps, err, errlen));
 	TRY(wan_gemm_bf16(m->gemm, m->st, T, 64, D, m->hbuf, D, m->head_w, D, m->head_b, WAN_EPI_BIAS,
 			  m->obuf, 64, err, errlen));
 	TRY(wan_k_unpatchify_x0(m->st, m->obuf, m->x_in, m->call_f, m->flow, m->x0, B, Fr, m->p.lat_h,

@@ -272,6 +272,146 @@ extern "C" int wan_k_ln_affine(cudaStream_t st, const float *x, void *out, int t
 	return 0;
 }
 
+/* ---- modulation vectors and the fused residual + LayerNorm ---- */
+
+/* out[((g·M + m)·nj + j)·D + c] = mods[(g·nj + j)·D + c] + emb[m·emb_row + j·emb_chunk + c] */
+__global__ void k_modvec(const float *mods, int ng, const float *emb, int m, int nj, int d,
+			 int64_t emb_row, int64_t emb_chunk, float *out)
+{
+	size_t total = (size_t)ng * m * nj * d;
+
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		int c = (int)(i % d), j = (int)((i / d) % nj);
+		int mm = (int)((i / ((size_t)d * nj)) % m), g = (int)(i / ((size_t)d * nj * m));
+
+		out[i] = mods[((size_t)g * nj + j) * d + c] + emb[mm * emb_row + j * emb_chunk + c];
+	}
+}
+
+extern "C" int wan_k_modvec(cudaStream_t st, const float *mods, int ng, const float *emb, int m,
+			    int nj, int d, int64_t emb_row, int64_t emb_chunk, float *out,
+			    char *err, size_t errlen)
+{
+	k_modvec<<<grid_for((size_t)ng * m * nj * d), 256, 0, st>>>(mods, ng, emb, m, nj, d, emb_row,
+								    emb_chunk, out);
+	LAUNCH_CHECK("k_modvec");
+	return 0;
+}
+
+#define RL_THREADS 256
+#define RL_MAXV 8 /* float4 per thread: D <= 8192 */
+
+static __device__ __forceinline__ float4 bf16x4_to_f4(uint2 raw)
+{
+	__nv_bfloat162 a = *reinterpret_cast<__nv_bfloat162 *>(&raw.x);
+	__nv_bfloat162 b = *reinterpret_cast<__nv_bfloat162 *>(&raw.y);
+	float2 fa = __bfloat1622float2(a), fb = __bfloat1622float2(b);
+
+	return make_float4(fa.x, fa.y, fb.x, fb.y);
+}
+
+static __device__ __forceinline__ uint2 f4_to_bf16x4(float4 v)
+{
+	__nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+	uint2 r;
+
+	r.x = *reinterpret_cast<uint32_t *>(&a);
+	r.y = *reinterpret_cast<uint32_t *>(&b);
+	return r;
+}
+
+/* One block per token, the row held in registers (one read of x). */
+__global__ void __launch_bounds__(RL_THREADS)
+k_res_ln(float *x, const bf16 *y, const float *gv, int gidx, bf16 *out, const float *mv, int nj,
+	 int sh_idx, int sc_idx, const float *gamma, const float *beta, int d, int n_per_slot,
+	 int l, float eps)
+{
+	__shared__ float sh[32];
+	size_t tok = blockIdx.x;
+	int d4 = d / 4, fpslot = n_per_slot / l;
+	size_t mi = (tok / n_per_slot) * fpslot + (tok % n_per_slot) / l;
+	float4 *xr = reinterpret_cast<float4 *>(x + tok * d);
+	float4 v[RL_MAXV];
+	float s = 0.0f, s2 = 0.0f, mean, rstd;
+
+#pragma unroll
+	for (int r = 0; r < RL_MAXV; r++) {
+		int i = threadIdx.x + r * RL_THREADS;
+
+		if (i < d4) {
+			float4 a = xr[i];
+
+			if (y) {
+				float4 yy = bf16x4_to_f4(reinterpret_cast<const uint2 *>(y + tok * d)[i]);
+
+				if (gidx >= 0) {
+					float4 g = reinterpret_cast<const float4 *>(gv + (mi * 6 + gidx) * d)[i];
+
+					yy.x *= g.x; yy.y *= g.y; yy.z *= g.z; yy.w *= g.w;
+				}
+				a.x += yy.x; a.y += yy.y; a.z += yy.z; a.w += yy.w;
+				xr[i] = a;
+			}
+			v[r] = a;
+			s += a.x + a.y + a.z + a.w;
+		}
+	}
+	mean = block_sum(s, sh) / d;
+#pragma unroll
+	for (int r = 0; r < RL_MAXV; r++) {
+		int i = threadIdx.x + r * RL_THREADS;
+
+		if (i < d4) {
+			float4 a = v[r];
+
+			a.x -= mean; a.y -= mean; a.z -= mean; a.w -= mean;
+			v[r] = a;
+			s2 += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w;
+		}
+	}
+	rstd = rsqrtf(block_sum(s2, sh) / d + eps);
+#pragma unroll
+	for (int r = 0; r < RL_MAXV; r++) {
+		int i = threadIdx.x + r * RL_THREADS;
+
+		if (i < d4) {
+			float4 a = v[r], o;
+
+			a.x *= rstd; a.y *= rstd; a.z *= rstd; a.w *= rstd;
+			if (mv) {
+				float4 sc = reinterpret_cast<const float4 *>(mv + (mi * nj + sc_idx) * d)[i];
+				float4 sf = reinterpret_cast<const float4 *>(mv + (mi * nj + sh_idx) * d)[i];
+
+				o = make_float4(a.x * (1.0f + sc.x) + sf.x, a.y * (1.0f + sc.y) + sf.y,
+						a.z * (1.0f + sc.z) + sf.z, a.w * (1.0f + sc.w) + sf.w);
+			} else {
+				float4 g = reinterpret_cast<const float4 *>(gamma)[i];
+				float4 b = reinterpret_cast<const float4 *>(beta)[i];
+
+				o = make_float4(a.x * g.x + b.x, a.y * g.y + b.y, a.z * g.z + b.z, a.w * g.w + b.w);
+			}
+			reinterpret_cast<uint2 *>(out + tok * d)[i] = f4_to_bf16x4(o);
+		}
+	}
+}
+
+extern "C" int wan_k_res_ln(cudaStream_t st, float *x, const void *y, const float *gv, int gidx,
+			    void *out, const float *mv, int nj, int sh_idx, int sc_idx,
+			    const float *gamma, const float *beta, int t, int d, int n_per_slot, int l,
+			    float eps, char *err, size_t errlen)
+{
+	if (d % 4 || d > RL_THREADS * 4 * RL_MAXV) {
+		snprintf(err, errlen, "fused LayerNorm needs a width divisible by 4 and <= %d, got %d",
+			 RL_THREADS * 4 * RL_MAXV, d);
+		return -1;
+	}
+	k_res_ln<<<t, RL_THREADS, 0, st>>>(x, (const bf16 *)y, gv, gidx, (bf16 *)out, mv, nj, sh_idx,
+					   sc_idx, gamma, beta, d, n_per_slot, l, eps);
+	LAUNCH_CHECK("k_res_ln");
+	return 0;
+}
+
 /* ---- q/k RMSNorm + RoPE + KV cache write ---- */
 
 static __device__ __forceinline__ void rope_pair(float *a, float *b, float2 cs)
@@ -299,28 +439,29 @@ __global__ void k_qkv_rope_cache(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *v
 	bf16 *krow = kc + (size_t)b * kv_bstride + (size_t)(write_row[b] + i) * d;
 	bf16 *vrow = vc + (size_t)b * kv_bstride + (size_t)(write_row[b] + i) * d;
 
-	for (int j = threadIdx.x; j < d; j += blockDim.x) {
-		float a = __bfloat162float(q[j]), c = __bfloat162float(k[j]);
+	for (int p = threadIdx.x; p < d / 2; p += blockDim.x) {
+		float2 a = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162 *>(q)[p]);
+		float2 c = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162 *>(k)[p]);
 
-		sq += a * a;
-		sk += c * c;
+		sq += a.x * a.x + a.y * a.y;
+		sk += c.x * c.x + c.y * c.y;
 	}
 	rq = rsqrtf(block_sum(sq, sh) / d + eps);
 	rk = rsqrtf(block_sum(sk, sh) / d + eps);
 	for (int p = threadIdx.x; p < d / 2; p += blockDim.x) {
-		int j = 2 * p, pj = p % half, pos = pj < ct ? pos_t : (pj < ct + ch ? pos_y : pos_x);
+		int pj = p % half, pos = pj < ct ? pos_t : (pj < ct + ch ? pos_y : pos_x);
 		float2 cs = rope[(size_t)pos * half + pj];
-		float q0 = __bfloat162float(q[j]) * rq * g_q[j], q1 = __bfloat162float(q[j + 1]) * rq * g_q[j + 1];
-		float k0 = __bfloat162float(k[j]) * rk * g_k[j], k1 = __bfloat162float(k[j + 1]) * rk * g_k[j + 1];
+		float2 qa = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162 *>(q)[p]);
+		float2 ka = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162 *>(k)[p]);
+		float2 gq = reinterpret_cast<const float2 *>(g_q)[p], gk = reinterpret_cast<const float2 *>(g_k)[p];
+		float q0 = qa.x * rq * gq.x, q1 = qa.y * rq * gq.y;
+		float k0 = ka.x * rk * gk.x, k1 = ka.y * rk * gk.y;
 
 		rope_pair(&q0, &q1, cs);
 		rope_pair(&k0, &k1, cs);
-		q_out[tok * d + j] = __float2bfloat16(q0);
-		q_out[tok * d + j + 1] = __float2bfloat16(q1);
-		krow[j] = __float2bfloat16(k0);
-		krow[j + 1] = __float2bfloat16(k1);
-		vrow[j] = v[j];
-		vrow[j + 1] = v[j + 1];
+		reinterpret_cast<__nv_bfloat162 *>(q_out + tok * d)[p] = __floats2bfloat162_rn(q0, q1);
+		reinterpret_cast<__nv_bfloat162 *>(krow)[p] = __floats2bfloat162_rn(k0, k1);
+		reinterpret_cast<__nv_bfloat162 *>(vrow)[p] = reinterpret_cast<const __nv_bfloat162 *>(v)[p];
 	}
 }
 
@@ -455,61 +596,80 @@ extern "C" int wan_k_row_mean(cudaStream_t st, const void *x, int64_t row0, int 
 }
 
 /* ---- fallback attention ----
- * One warp per (query, head, batch). Keys go in tiles of 32: lane j scores key j of the tile
- * (a full dot product over d), the warp does an online softmax over the tile, then every lane
- * accumulates its d/32 output channels over the tile's 32 values. Exact (fp32) and general;
- * used for ragged key lengths and for shapes cuDNN refuses. */
-__global__ void k_attn_fallback(const bf16 *q, const bf16 *k, const bf16 *v, bf16 *o, int h,
-				int d, int sq, int skv, const int *kv_len, int64_t qb, int64_t qs,
-				int64_t kvb, int64_t kvs, int64_t ob, int64_t os, float scale)
+ * A block of FB_WARPS warps handles FB_WARPS consecutive queries of one (batch, head). Keys
+ * and values go through shared memory in tiles of 32 rows, loaded once per block: lane j
+ * scores key j of the tile against its warp's query (rows padded to an odd word count, so
+ * the 32 lanes hit 32 banks), the warp does an online softmax over the tile, then each lane
+ * accumulates its d/32 output channels. fp32 math; exact for any head dim <= 128 (multiple of
+ * 2) and any key count. Used for ragged key lengths and for shapes cuDNN refuses. */
+#define FB_WARPS 8
+#define FB_TILE 32
+#define FB_KPAD 130
+__global__ void __launch_bounds__(FB_WARPS * 32)
+k_attn_fallback(const bf16 *q, const bf16 *k, const bf16 *v, bf16 *o, int h, int d, int sq,
+		int skv, const int *kv_len, int64_t qb, int64_t qs, int64_t kvb, int64_t kvs,
+		int64_t ob, int64_t os, float scale)
 {
-	__shared__ float qsh[4][128];
+	__shared__ __align__(16) bf16 ks[FB_TILE][FB_KPAD];
+	__shared__ __align__(16) bf16 vsh[FB_TILE][128];
+	__shared__ float qsh[FB_WARPS][128];
 	int lane = threadIdx.x & 31, wq = threadIdx.x >> 5;
-	int qi = blockIdx.x * 4 + wq, hh = blockIdx.y, bb = blockIdx.z;
-	int nkv = kv_len ? kv_len[bb] : skv;
-	const bf16 *qrow = q + bb * qb + (int64_t)qi * qs + hh * d;
+	int qi = blockIdx.x * FB_WARPS + wq, hh = blockIdx.y, bb = blockIdx.z;
+	int nkv = kv_len ? kv_len[bb] : skv, active = qi < sq;
 	const bf16 *kbase = k + bb * kvb + hh * d, *vbase = v + bb * kvb + hh * d;
 	float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, m = -INFINITY, lsum = 0.0f;
 
-	if (qi >= sq)
-		return;
-	for (int j = lane; j < d; j += 32)
-		qsh[wq][j] = __bfloat162float(qrow[j]) * scale;
-	__syncwarp();
-	for (int t0 = 0; t0 < nkv; t0 += 32) {
-		int key = t0 + lane;
-		float s = -INFINITY, mt, p;
+	if (active) {
+		const bf16 *qrow = q + bb * qb + (int64_t)qi * qs + hh * d;
 
-		if (key < nkv) {
-			const bf16 *kr = kbase + (int64_t)key * kvs;
+		for (int j = lane; j < d; j += 32)
+			qsh[wq][j] = __bfloat162float(qrow[j]) * scale;
+	}
+	for (int t0 = 0; t0 < nkv; t0 += FB_TILE) {
+		__syncthreads(); /* previous tile fully consumed (and qsh written) */
+		for (int idx = threadIdx.x; idx < FB_TILE * d; idx += blockDim.x) {
+			int r = idx / d, c = idx % d, key = t0 + r;
+			bf16 z = __float2bfloat16(0.0f);
 
-			s = 0.0f;
-			for (int j = 0; j < d; j++)
-				s += qsh[wq][j] * __bfloat162float(kr[j]);
+			ks[r][c] = key < nkv ? kbase[(int64_t)key * kvs + c] : z;
+			vsh[r][c] = key < nkv ? vbase[(int64_t)key * kvs + c] : z;
 		}
-		mt = fmaxf(m, warp_max(s));
-		p = key < nkv ? expf(s - mt) : 0.0f;
-		{
-			float corr = expf(m - mt);
+		__syncthreads();
+		if (active) {
+			int key = t0 + lane;
+			float s = -INFINITY, mt, p, corr;
 
+			if (key < nkv) {
+				s = 0.0f;
+				for (int c = 0; c < d; c += 2) {
+					float2 kv2 = __bfloat1622float2(*(const __nv_bfloat162 *)&ks[lane][c]);
+
+					s += qsh[wq][c] * kv2.x + qsh[wq][c + 1] * kv2.y;
+				}
+			}
+			mt = fmaxf(m, warp_max(s));
+			p = key < nkv ? __expf(s - mt) : 0.0f;
+			corr = __expf(m - mt);
 			lsum = lsum * corr + warp_sum(p);
+#pragma unroll
 			for (int r = 0; r < 4; r++)
 				acc[r] *= corr;
 			m = mt;
-		}
-		for (int jj = 0; jj < 32 && t0 + jj < nkv; jj++) {
-			float pj = __shfl_sync(0xffffffffu, p, jj);
-			const bf16 *vr = vbase + (int64_t)(t0 + jj) * kvs;
+			for (int jj = 0; jj < FB_TILE; jj++) {
+				float pj = __shfl_sync(0xffffffffu, p, jj);
 
 #pragma unroll
-			for (int r = 0; r < 4; r++) {
-				int c = lane + 32 * r;
+				for (int r = 0; r < 4; r++) {
+					int c = lane + 32 * r;
 
-				if (c < d)
-					acc[r] += pj * __bfloat162float(vr[c]);
+					if (c < d)
+						acc[r] += pj * __bfloat162float(vsh[jj][c]);
+				}
 			}
 		}
 	}
+	if (!active)
+		return;
 	for (int r = 0; r < 4; r++) {
 		int c = lane + 32 * r;
 
@@ -522,16 +682,62 @@ extern "C" int wan_attn_fallback(cudaStream_t st, const struct wan_attn_shape *s
 				 const int *kv_len_dev, const void *q, const void *k, const void *v,
 				 void *o, char *err, size_t errlen)
 {
-	dim3 grid((s->sq + 3) / 4, s->h, s->b);
+	dim3 grid((s->sq + FB_WARPS - 1) / FB_WARPS, s->h, s->b);
 
-	if (s->d > 128) {
-		snprintf(err, errlen, "fallback attention supports head dim <= 128, got %d", s->d);
+	if (s->d > 128 || s->d % 2) {
+		snprintf(err, errlen, "fallback attention supports even head dims <= 128, got %d", s->d);
 		return -1;
 	}
-	k_attn_fallback<<<grid, 128, 0, st>>>((const bf16 *)q, (const bf16 *)k, (const bf16 *)v,
+	k_attn_fallback<<<grid, FB_WARPS * 32, 0, st>>>((const bf16 *)q, (const bf16 *)k, (const bf16 *)v,
 					      (bf16 *)o, s->h, s->d, s->sq, s->skv, kv_len_dev,
 					      s->q_bstride, s->q_sstride, s->kv_bstride, s->kv_sstride,
 					      s->o_bstride, s->o_sstride, s->scale);
 	LAUNCH_CHECK("k_attn_fallback");
+	return 0;
+}
+
+/* ---- split-key merge ---- */
+
+/* One warp per (entry b, query, head); lanes own d/32 channels. */
+__global__ void k_attn_combine(const bf16 *opart, const float *stats, bf16 *o, int b, int split,
+			       int h, int d, int sq, int64_t ob, int64_t os)
+{
+	int64_t w = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+	int lane = threadIdx.x & 31;
+	int hh = (int)(w % h), qi = (int)((w / h) % sq), bb = (int)(w / ((int64_t)h * sq));
+	float lse[4], mx = -INFINITY, wsum = 0.0f;
+
+	if (bb >= b)
+		return;
+	for (int j = 0; j < split; j++) {
+		lse[j] = stats[((int64_t)(bb * split + j) * h + hh) * sq + qi];
+		mx = fmaxf(mx, lse[j]);
+	}
+	for (int j = 0; j < split; j++) {
+		lse[j] = __expf(lse[j] - mx);
+		wsum += lse[j];
+	}
+	for (int c = lane; c < d; c += 32) {
+		float acc = 0.0f;
+
+		for (int j = 0; j < split; j++)
+			acc += lse[j] * __bfloat162float(opart[(((int64_t)(bb * split + j) * sq + qi) * h + hh) * d + c]);
+		o[bb * ob + (int64_t)qi * os + hh * d + c] = __float2bfloat16(acc / wsum);
+	}
+}
+
+extern "C" int wan_attn_combine(cudaStream_t st, const void *opart, const float *stats, void *o,
+				int b, int split, int h, int d, int sq, int64_t o_bstride,
+				int64_t o_sstride, char *err, size_t errlen)
+{
+	int64_t warps = (int64_t)b * sq * h;
+
+	if (split < 1 || split > 4) {
+		snprintf(err, errlen, "attention split %d outside 1..4", split);
+		return -1;
+	}
+	k_attn_combine<<<(unsigned)((warps + 7) / 8), 256, 0, st>>>((const bf16 *)opart, stats, (bf16 *)o, b,
+								  split, h, d, sq, o_bstride, o_sstride);
+	LAUNCH_CHECK("k_attn_combine");
 	return 0;
 }

@@ -48,6 +48,20 @@ int wan_k_ln_mod(cudaStream_t st, const float *x, void *out, int t, int d, int n
 int wan_k_ln_affine(cudaStream_t st, const float *x, void *out, int t, int d,
 		    const float *gamma, const float *beta, float eps, char *err, size_t errlen);
 
+/* Modulation vectors: out[((g·M + m)·nj + j)·D + c] = mods[(g·nj + j)·D + c] +
+ * emb[m·emb_row + j·emb_chunk + c] for g < ng groups (layers), m < M rows (slot frames). */
+int wan_k_modvec(cudaStream_t st, const float *mods, int ng, const float *emb, int m, int nj,
+		 int d, int64_t emb_row, int64_t emb_chunk, float *out, char *err, size_t errlen);
+/* Fused residual + LayerNorm, one read of the residual row:
+ *   y != NULL: x += y · gate, gate = gv[(m·6 + gidx)·D + c] (gidx < 0: no gate);
+ *   out = LN(x)·(1 + mv[(m·nj+sc_idx)·D]) + mv[(m·nj+sh_idx)·D]   when mv != NULL,
+ *   out = LN(x)·gamma + beta                                        otherwise,
+ * m = b·F + f of the token. D divisible by 4, <= 8192. */
+int wan_k_res_ln(cudaStream_t st, float *x, const void *y, const float *gv, int gidx, void *out,
+		 const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma,
+		 const float *beta, int t, int d, int n_per_slot, int l, float eps, char *err,
+		 size_t errlen);
+
 /* Self-attention input stage, one token per block. From qkv bf16 [T, 3D] (q | k | v):
  *  q_out bf16 [T, D]  = RoPE(RMSNorm(q)·g_q)
  *  k cache row        = RoPE(RMSNorm(k)·g_k), v cache row = v,
