@@ -7,5 +7,9 @@ int cli_inspect(int argc, char **argv);
 int cli_random_weights(int argc, char **argv);
 int cli_dit_forward(int argc, char **argv);
 int cli_stream(int argc, char **argv);
+int cli_tokenize(int argc, char **argv);
+int cli_t5_encode(int argc, char **argv);
+int cli_encode_prompt(int argc, char **argv);
+int cli_bench_t5(int argc, char **argv);
 
 #endif

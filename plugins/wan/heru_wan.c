@@ -18,6 +18,10 @@ static const struct cli_command commands[] = {
 	{ "random-weights", cli_random_weights, "write a DiT checkpoint of random weights (real names)" },
 	{ "dit-forward", cli_dit_forward, "one DiT forward with an empty cache (x, t, context -> flow)" },
 	{ "stream", cli_stream, "the streaming denoiser over latents with injected noise (-> x0)" },
+	{ "tokenize", cli_tokenize, "umT5 token ids of a prompt as Wan makes them (JSON array)" },
+	{ "t5-encode", cli_t5_encode, "umT5 encoder: ids and mask [1,L] to context [1,L,dim]" },
+	{ "encode-prompt", cli_encode_prompt, "prompt text to the [1,512,dim] context the DiT attends to" },
+	{ "bench-t5", cli_bench_t5, "time the umT5 encoder on random weights of the real shape" },
 };
 
 static void usage(FILE *out)
