@@ -59,7 +59,7 @@ function showError(message, errors) {
   const p = document.createElement('p');
   p.textContent = message;
   el.append(p);
-  if (errors?.length) {
+  if (errors?.length > 1) {
     const ul = document.createElement('ul');
     for (const e of errors) {
       const li = document.createElement('li');
