@@ -7,7 +7,7 @@ dist_web_DATA = web/index.html web/style.css
 webjsdir = $(webdir)/js
 dist_webjs_DATA = \
 	web/js/app.js web/js/connection.js web/js/controls.js \
-	web/js/protocol.js web/js/record.js web/js/stream.js
+	web/js/protocol.js web/js/record.js web/js/stream.js web/js/ticker.js
 
 TESTS += tests/browser/browser-ui.sh
 EXTRA_DIST += \

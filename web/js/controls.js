@@ -42,7 +42,8 @@ export class Controls {
         el.addEventListener('input', () => {
           this._mark(field);
           this._showOutput(el);
-          this._throttled(field, () => this._commit(field));
+          // A field that rebuilds the backend (data-apply="release") waits for the release.
+          if (el.dataset.apply !== 'release') this._throttled(field, () => this._commit(field));
         });
         el.addEventListener('change', () => this._commit(field));
       } else if (el.tagName === 'SELECT') {

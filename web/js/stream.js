@@ -15,6 +15,7 @@
 // pending so the display never lags behind the stream.
 
 import { nowMs, packFrame, parseFrame, quantile } from './protocol.js';
+import { Ticker } from './ticker.js';
 
 const JPEG_QUALITY = 0.8;
 const MAX_SIDE = 1920;
@@ -80,7 +81,11 @@ export class Sender {
     this.canvas = document.createElement('canvas');
     this.ctx = this.canvas.getContext('2d', { alpha: false });
     this.running = false;
-    this.timer = null;
+    this.ticker = new Ticker(() => {
+      if (!this.running) return;
+      this._tick();
+      this._schedule();
+    });
     this.nextId = 1;
     this.inflight = new Map(); // id -> ts (ms, nowMs clock): sent, not yet answered
     this.sentLog = new Map(); // id -> ts of the last 256 frames sent, to recognize our answers
@@ -101,7 +106,7 @@ export class Sender {
 
   stop() {
     this.running = false;
-    clearTimeout(this.timer);
+    this.ticker.cancel();
     this.inflight.clear();
   }
 
@@ -116,10 +121,7 @@ export class Sender {
     this.due += period;
     const now = performance.now();
     if (this.due < now - period) this.due = now; // fell behind (background tab): do not burst
-    this.timer = setTimeout(() => {
-      this._tick();
-      this._schedule();
-    }, Math.max(0, this.due - now));
+    this.ticker.after(this.due - now);
   }
 
   _expire(now) {
