@@ -59,11 +59,13 @@ function showError(message, errors) {
   const p = document.createElement('p');
   p.textContent = message;
   el.append(p);
-  if (errors?.length > 1) {
+  // The field errors, unless the sentence already says each of them.
+  const lines = (errors || []).map((e) => (e.field ? `${e.field}: ${e.reason}` : String(e.reason ?? e)));
+  if (lines.some((l) => !message.includes(l))) {
     const ul = document.createElement('ul');
-    for (const e of errors) {
+    for (const l of lines) {
       const li = document.createElement('li');
-      li.textContent = e.field ? `${e.field}: ${e.reason}` : String(e.reason ?? e);
+      li.textContent = l;
       ul.append(li);
     }
     el.append(ul);
@@ -88,7 +90,9 @@ function cameraError(e) {
 
 function renderRuntime() {
   if (!cfg) {
-    ui.runtime.textContent = conn.open ? 'Waiting for the server…' : 'Not connected';
+    ui.runtime.textContent = conn.open ? 'Waiting for the server…'
+      : conn.state === 'idle' ? 'Not connected. Press Connect, or Start Stream to connect and start the camera at once.'
+      : 'Not connected';
     ui.runtime.dataset.mode = '';
     ui.load.hidden = true;
     return;
@@ -159,7 +163,8 @@ function renderStats() {
     ui.st.server.textContent = '–';
   }
   const lost = sender.lost ? ` · ${sender.lost} unanswered` : '';
-  ui.st.drops.textContent = `${stats?.frames_dropped ?? 0} by server · ${sender.heldBack} held back here${lost}`;
+  ui.st.drops.textContent = live || sender.sent
+    ? `${stats?.frames_dropped ?? 0} by server · ${sender.heldBack} held back here${lost}` : '–';
   ui.st.rev.textContent = cfg ? `revision ${cfg.revision}` : '–';
   ui.st.rev.dataset.revision = cfg ? String(cfg.revision) : '';
   ui.output.dataset.frames = String(viewer.shown);

@@ -91,7 +91,9 @@ export class Connection {
     this.ws = ws;
     this._set('connecting', { url: this.url, attempt: this.attempt });
     this.timer = setTimeout(() => this._retry('the server did not answer in time'), CONNECT_TIMEOUT_MS);
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       clearTimeout(this.timer);
       this.attempt = 0;
       this._set('open', { url: this.url });
@@ -111,6 +113,7 @@ export class Connection {
     };
     ws.onclose = (ev) => {
       const why = ev.reason ? `${ev.reason} (code ${ev.code})`
+        : !opened ? 'the server cannot be reached'
         : ev.code === 1006 ? 'connection lost' : `closed with code ${ev.code}`;
       this._retry(why);
     };
