@@ -11,7 +11,7 @@ dist_webjs_DATA = \
 
 TESTS += tests/browser/browser-ui.sh
 EXTRA_DIST += \
-	tests/browser/browser-ui.sh tests/browser/ui.test.mjs \
+	tests/browser/browser-ui.sh tests/browser/ui.test.mjs tests/browser/protocol.test.mjs \
 	tests/browser/package.json tests/browser/package-lock.json
 
 # The test installs playwright-core into the build tree and leaves screenshots there.

@@ -24,6 +24,8 @@ HERUD=${HERUD:-$top_builddir/herud}
 export HERUD
 
 src="$top_srcdir/tests/browser"
+node "$src/protocol.test.mjs" || exit 1
+
 dir="$top_builddir/tests/browser"
 mkdir -p "$dir" || exit 99
 if [ ! -f "$dir/node_modules/playwright-core/package.json" ] ||

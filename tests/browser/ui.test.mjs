@@ -74,8 +74,8 @@ function freePort() {
   });
 }
 
-async function startServer(port) {
-  const args = ['--listen', `127.0.0.1:${port}`, '--plugin-dir', env.HERU_PLUGIN_DIR, '--web-root', env.HERU_WEB_ROOT];
+async function startServer(port, extra = []) {
+  const args = ['--listen', `127.0.0.1:${port}`, '--plugin-dir', env.HERU_PLUGIN_DIR, '--web-root', env.HERU_WEB_ROOT, ...extra];
   const child = spawn(HERUD, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = (d) => {
     serverLog += d.toString();
@@ -91,7 +91,7 @@ async function startServer(port) {
   await until('herud to answer /api/health', async () => {
     if (exited) throw new TestFailure(exited);
     const r = await fetch(`http://127.0.0.1:${port}/api/health`);
-    return r.ok;
+    return r.ok || r.status === 401;
   }, 15000, 100);
   return child;
 }
@@ -351,6 +351,27 @@ async function runPage(port, ctx) {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, `at 420 px wide the page scrolls sideways by ${overflow} px`);
   ok(`screenshots ${shot} (${st.colors} colors) and ${narrow}; no sideways scroll at 420 px`);
+
+  // -- a server that requires a token; ?ws= and ?token= ----------------------------------
+  await stopServer();
+  const token = 'heru-test-token-7f3a';
+  await startServer(port, ['--token', token]);
+  const page3 = await ctx.newPage();
+  await page3.goto(`http://127.0.0.1:${port}/?session=${SESSION}&ws=ws://127.0.0.1:${port}&token=${token}`);
+  check(!page3.url().includes(token), `the token stays in the address bar: ${page3.url()}`);
+  await page3.getByRole('button', { name: 'Connect', exact: true }).click();
+  await until('the page with the token to connect', async () => (await connState(page3)) === 'open');
+  await page3.reload();
+  await page3.getByRole('button', { name: 'Connect', exact: true }).click();
+  await until('the token to survive a reload', async () => (await connState(page3)) === 'open');
+  await page3.close();
+  const page4 = await ctx.newPage();
+  await page4.goto(`http://127.0.0.1:${port}/?session=${SESSION}`);
+  await page4.getByRole('button', { name: 'Connect', exact: true }).click();
+  await until('the page without a token to say so', async () => /token/.test(await page4.locator('#conn-state').textContent()));
+  const noToken = (await page4.locator('#conn-state').textContent()).trim();
+  await page4.close();
+  ok(`--token: ?ws= and ?token= connect (token dropped from the URL, kept over a reload); without it: "${noToken.slice(0, 60)}"`);
 }
 
 const guard = setTimeout(() => {
