@@ -255,7 +255,22 @@ async function runPage(port, ctx) {
   await until('preset A applied', async () => (await api(port, `/api/session/${SESSION}/config`)).prompt === prompt1);
   await until('the prompt field to show preset A', async () => (await box.inputValue()) === prompt1);
   check((await revision(page)) > revBeforeApply, 'applying the preset did not change the revision');
-  ok('preset A saved, another prompt set, preset A applied (the page follows)');
+  // B holds prompt 2; the crossfade slider, driven by keyboard, moves between A and B.
+  await box.fill(prompt2);
+  await box.press('Enter');
+  await until('prompt 2 again', async () => (await api(port, `/api/session/${SESSION}/config`)).prompt === prompt2);
+  await page.locator('.preset[data-preset="B"]').getByRole('button', { name: 'Save current settings as preset B' }).click();
+  await until('preset B to be saved', async () => (await api(port, `/api/session/${SESSION}/config`)).B?.prompt === prompt2);
+  const fade = page.getByLabel('Crossfade A → B');
+  await until('the crossfade to be enabled', () => fade.isEnabled());
+  await fade.focus();
+  await fade.press('End'); // the slider starts at 0: move it so Home is a change
+  await fade.press('Home');
+  await until('crossfade 0 to give preset A', async () => (await api(port, `/api/session/${SESSION}/config`)).prompt === prompt1);
+  await fade.press('End');
+  await until('crossfade 1 to give preset B', async () => (await api(port, `/api/session/${SESSION}/config`)).prompt === prompt2);
+  await until('the prompt field to follow the crossfade', async () => (await box.inputValue()) === prompt2);
+  ok('presets: A saved and applied, B saved, crossfade slider moves the session from A to B');
 
   // -- two tabs stay in sync; keyboard drives a slider -----------------------------------
   const page2 = await ctx.newPage();
@@ -263,7 +278,7 @@ async function runPage(port, ctx) {
   await page2.goto(url);
   await page2.getByRole('button', { name: 'Connect', exact: true }).click();
   await until('tab 2 to connect', async () => (await connState(page2)) === 'open');
-  await until('tab 2 to show the prompt', async () => (await page2.getByLabel('Prompt', { exact: true }).inputValue()) === prompt1);
+  await until('tab 2 to show the prompt', async () => (await page2.getByLabel('Prompt', { exact: true }).inputValue()) === prompt2);
   const dom0 = Number(await page.locator('#f-prompt_dominance').inputValue());
   const slider = page.getByLabel('Prompt dominance');
   await slider.focus();

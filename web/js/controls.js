@@ -62,6 +62,12 @@ export class Controls {
       clearTimeout(this.promptTimer);
       this.promptTimer = setTimeout(() => this._commit('prompt'), TYPING_PAUSE_MS);
     });
+    prompt.addEventListener('blur', () => {
+      if (this.editing.has('prompt')) {
+        clearTimeout(this.promptTimer);
+        this._commit('prompt');
+      }
+    });
     prompt.addEventListener('keydown', (e) => {
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
@@ -139,12 +145,15 @@ export class Controls {
     if (this.current) this._set(field, this.current[field]);
   }
 
+  /** True while the user's own edit of field must not be overwritten by config.current. */
   _busy(field) {
-    const t = this.editing.get(field);
-    if (t === undefined) return false;
+    if (!this.editing.has(field)) return false;
     const el = this.els.get(field);
-    if (field === 'prompt') return document.activeElement === el && this.value('prompt') !== this.current?.prompt;
-    return performance.now() - t < EDIT_GRACE_MS && document.activeElement === el;
+    // An unsent or unconfirmed prompt edit survives until the server has it (or refuses it).
+    if (field === 'prompt') return this.value('prompt') !== this.current?.prompt;
+    if (el.tagName === 'SELECT') return false;
+    if (el.type === 'range') return document.activeElement === el && performance.now() - this.editing.get(field) < EDIT_GRACE_MS;
+    return document.activeElement === el; // a number or text field being typed in
   }
 
   _set(field, v) {
@@ -153,7 +162,8 @@ export class Controls {
     if (el.tagName === 'SELECT' && v !== null && ![...el.options].some((o) => o.value === String(v))) {
       el.add(new Option(String(v), String(v)));
     }
-    el.value = v === null ? '' : (el.type === 'range' || el.type === 'number') ? fmt(field, v) : String(v);
+    const text = v === null ? '' : (el.type === 'range' || el.type === 'number') ? fmt(field, v) : String(v);
+    if (el.value !== text) el.value = text; // an equal write would still move a caret
     if (el.type === 'range') this._showOutput(el);
     el.removeAttribute('aria-invalid');
   }
