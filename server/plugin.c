@@ -291,7 +291,7 @@ static int add_loaded(struct plugin_registry *reg, const char *file, void *handl
 /* Size of the object `sym` points into, from the dynamic symbol table; 0 if unknown. */
 static size_t symbol_size(void *sym)
 {
-#ifdef RTLD_DL_SYMENT
+#ifdef __GLIBC__ /* dladdr1 and RTLD_DL_SYMENT are GNU extensions */
 	Dl_info info;
 	const ElfW(Sym) *esym = NULL;
 
