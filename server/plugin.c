@@ -41,7 +41,7 @@
 #include <sys/stat.h>
 
 #define PLUGIN_MAX_FILES 256     /* files considered per folder */
-#define PLUGIN_REASON_MAX 512
+#define PLUGIN_REASON_MAX 1024
 #define PLUGIN_ID_MAX 63
 #define PLUGIN_TEXT_MAX 256      /* name, version, description, capability ids */
 #define PLUGIN_MAX_CAPS 32
@@ -307,7 +307,7 @@ static size_t symbol_size(void *sym)
 /* Load one file. Returns 0 (loaded or refused) or HERU_ENOMEM. */
 static int load_one(struct plugin_registry *reg, const char *dir, const char *file)
 {
-	char path[4096], reason[PLUGIN_REASON_MAX], ierr[PLUGIN_REASON_MAX];
+	char path[4096], reason[PLUGIN_REASON_MAX], ierr[256];
 	const struct heru_plugin_entry *e;
 	const struct heru_plugin_entry *other;
 	void *handle, *sym;
