@@ -18,7 +18,7 @@ done
 [ -x "$CHROMIUM" ] || { echo "SKIP: $CHROMIUM not found (tools/install-deps --test installs chromium)"; exit 77; }
 
 HERUD=${HERUD:-$top_builddir/herud}
-[ -x "$HERUD" ] || { echo "SKIP: herud is not built at $HERUD (yet)"; exit 77; }
+[ -x "$HERUD" ] || { echo "FAIL: herud is not built at $HERUD"; exit 99; }
 [ -f "${HERU_PLUGIN_DIR:-}/mock.so" ] || [ -n "${HERU_TEST_ANY_PLUGIN_DIR:-}" ] ||
   { echo "FAIL: no mock.so in HERU_PLUGIN_DIR='${HERU_PLUGIN_DIR:-}'"; exit 99; }
 export HERUD
