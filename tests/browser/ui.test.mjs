@@ -105,6 +105,10 @@ async function stopServer() {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
   await gone;
   clearTimeout(timer);
+  // In the sanitizer build, whatever the browser made herud do must be clean.
+  const san = serverLog.match(/(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:)[^\n]*/);
+  if (san) throw new TestFailure(`herud reported: ${san[0]}`);
+  check(child.exitCode === 0 || child.signalCode === 'SIGTERM', `herud exited with code ${child.exitCode} (signal ${child.signalCode}) on SIGTERM`);
 }
 
 async function api(port, p) {
@@ -391,13 +395,14 @@ async function runPage(port, ctx) {
 
 const guard = setTimeout(() => {
   console.log(`not ok - the test ran over ${DEADLINE_MS / 1000} s`);
+  if (server) server.kill('SIGKILL');
   process.exit(1);
 }, DEADLINE_MS);
 
 try {
   await run();
-  console.log(`browser-ui: all ${step} steps passed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   await stopServer();
+  console.log(`browser-ui: all ${step} steps passed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   clearTimeout(guard);
   process.exit(0);
 } catch (e) {
@@ -411,6 +416,6 @@ try {
   console.log('--- herud log (tail) ---');
   console.log(serverLog.slice(-4000));
   if (context) await context.close().catch(() => {});
-  await stopServer();
+  await stopServer().catch((err) => console.log(err.message));
   process.exit(1);
 }
