@@ -195,6 +195,10 @@ function renderPresets() {
     box.classList.toggle('set', Boolean(p));
   }
   ui.crossfade.disabled = !(cfg?.A && cfg?.B && conn.open);
+  if (!(cfg?.A && cfg?.B) && ui.crossfade.value !== '0') {
+    ui.crossfade.value = '0'; // a crossfade needs both presets; start over when one is gone
+    ui.crossfade.nextElementSibling.value = '0.00';
+  }
 }
 
 function renderSizePreset() {
