@@ -157,8 +157,10 @@ function renderStats() {
   ui.st.latency.textContent = Number.isFinite(p50) ? `p50 ${fmtMs(p50)} · p95 ${fmtMs(p95)}` : '–';
   if (live && stats) {
     const n = stats.clients ?? 0;
-    ui.st.server.textContent = `in ${fmtFps(stats.fps_in)} · out ${fmtFps(stats.fps_out)} · `
-      + `${stats.frames_out ?? 0} frames · ${n} ${n === 1 ? 'tab' : 'tabs'}`;
+    const num = (v) => (Number.isFinite(v) ? v.toFixed(1) : '–');
+    ui.st.server.textContent = `in ${num(stats.fps_in)} · out ${num(stats.fps_out)} fps · ${n} ${n === 1 ? 'tab' : 'tabs'}`;
+    ui.st.server.title = `${stats.frames_in ?? 0} frames in, ${stats.frames_out ?? 0} out; `
+      + `server latency p50 ${fmtMs(stats.p50_ms)}, p95 ${fmtMs(stats.p95_ms)}`;
   } else {
     ui.st.server.textContent = '–';
   }
