@@ -29,6 +29,7 @@ const CHROME_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-q
   '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
 
 const consoleLines = [];
+const pageErrors = []; // uncaught exceptions in any tab: each one fails the test
 let serverLog = '';
 let server = null;
 let context = null;
@@ -199,7 +200,10 @@ async function run() {
 async function runPage(port, ctx) {
   page = ctx.pages()[0] || (await ctx.newPage());
   page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
+  ctx.on('weberror', (e) => {
+    consoleLines.push(`[pageerror] ${e.error().message}`);
+    pageErrors.push(e.error().message);
+  });
   const url = `http://127.0.0.1:${port}/?session=${SESSION}`;
   await page.goto(url);
   check(await page.title() === 'Heru', 'the page served at / is not the Heru UI');
@@ -278,7 +282,6 @@ async function runPage(port, ctx) {
 
   // -- two tabs stay in sync; keyboard drives a slider -----------------------------------
   const page2 = await ctx.newPage();
-  page2.on('pageerror', (e) => consoleLines.push(`[tab2 pageerror] ${e.message}`));
   await page2.goto(url);
   await page2.getByRole('button', { name: 'Connect', exact: true }).click();
   await until('tab 2 to connect', async () => (await connState(page2)) === 'open');
@@ -390,6 +393,7 @@ async function runPage(port, ctx) {
   await until('the page without a token to say so', async () => /token/.test(await page4.locator('#conn-state').textContent()));
   const noToken = (await page4.locator('#conn-state').textContent()).trim();
   await page4.close();
+  check(pageErrors.length === 0, `the page threw: ${pageErrors.join('; ')}`);
   ok(`--token: ?ws= and ?token= connect (token dropped from the URL, kept over a reload); without it: "${noToken.slice(0, 60)}"`);
 }
 
