@@ -232,16 +232,21 @@ async function fetchJson(path) {
 }
 
 async function loadServerInfo() {
+  let gpus = null;
   try {
     const h = await fetchJson('/api/health');
-    const gpu = h.gpu?.present ? `${h.gpu.count} GPU${h.gpu.count === 1 ? '' : 's'}` : 'no GPU';
+    gpus = h.gpu?.present ? h.gpu.count : 0;
+    const gpu = gpus ? `${gpus} GPU${gpus === 1 ? '' : 's'}` : 'no GPU';
     ui.serverInfo.textContent = `herud ${h.version ?? ''} · ${gpu} · plugins: ${(h.plugins || []).join(', ') || 'none'}`;
   } catch {
     ui.serverInfo.textContent = '';
   }
   try {
     const p = await fetchJson('/api/plugins');
-    controls.addBackends((p.plugins || []).filter((x) => x.kind === 'backend').map((x) => x.id));
+    controls.addBackends((p.plugins || []).filter((x) => x.kind === 'backend').map((x) => {
+      const noGpu = gpus === 0 && (x.flags || []).includes('needs_gpu') ? ' (needs a GPU)' : '';
+      return { id: x.id, label: `${x.id}: ${x.name || x.id}${noGpu}` };
+    }));
   } catch {
     /* the backend menu keeps auto and mock */
   }

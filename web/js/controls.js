@@ -190,10 +190,17 @@ export class Controls {
     }
   }
 
-  /** Adds the server's backend plugin ids to the backend menu. */
-  addBackends(ids) {
+  /** Lists the server's backend plugins ({id, label}) in the backend menu. */
+  addBackends(list) {
     const el = this.els.get('backend');
-    for (const id of ids) if (![...el.options].some((o) => o.value === id)) el.add(new Option(id, id));
+    for (const { id, label } of list) {
+      const have = [...el.options].find((o) => o.value === id);
+      if (have) {
+        if (id !== 'mock' && id !== 'auto') have.textContent = label;
+      } else {
+        el.add(new Option(label, id));
+      }
+    }
   }
 
   setEnabled(on) {
