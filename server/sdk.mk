@@ -7,6 +7,22 @@ server_libheru_loader_la_SOURCES = server/plugin.c server/plugin.h
 server_libheru_loader_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 server_libheru_loader_la_LIBADD = $(JANSSON_LIBS) $(LIBS)
 
+# The blocking HTTP + masking WebSocket client (CLIs, integration tests):
+#   foo_LDADD += server/libheru_wsclient.la
+noinst_LTLIBRARIES += server/libheru_wsclient.la
+server_libheru_wsclient_la_SOURCES = server/ws_client.c server/ws_client.h
+
+# ---- CLIs that drive a running herud ----
+bin_PROGRAMS += server/heru-smoke server/heru-bench
+HERU_CLI_SOURCES = server/cli_util.c server/cli_util.h
+server_heru_smoke_SOURCES = server/heru_smoke.c $(HERU_CLI_SOURCES)
+server_heru_smoke_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(TURBOJPEG_CFLAGS)
+server_heru_smoke_LDADD = server/libheru_wsclient.la $(JANSSON_LIBS) $(TURBOJPEG_LIBS) $(LIBS)
+server_heru_bench_SOURCES = server/heru_bench.c $(HERU_CLI_SOURCES)
+server_heru_bench_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(JANSSON_CFLAGS) $(TURBOJPEG_CFLAGS)
+server_heru_bench_LDADD = server/libheru_wsclient.la $(JANSSON_LIBS) $(TURBOJPEG_LIBS) \
+	$(PTHREAD_LIBS) $(LIBS)
+
 # ---- plugins for tests: one deliberately broken plugin per loader refusal path ----
 FIXTURE_PLUGIN_LINK = -module -avoid-version -shared -rpath /nowhere -no-undefined
 check_LTLIBRARIES += tests/fixtures/plugins/good.la tests/fixtures/plugins/dup_id.la \
