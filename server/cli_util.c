@@ -158,6 +158,10 @@ static void herud_path(char out[PATH_MAX], size_t outlen)
 			snprintf(out, outlen, "%s/herud", self);
 			if (access(out, X_OK) == 0)
 				return;
+			/* in a build tree the CLIs live in server/, herud at the top */
+			snprintf(out, outlen, "%s/../herud", self);
+			if (access(out, X_OK) == 0)
+				return;
 		}
 	}
 	snprintf(out, outlen, "herud");

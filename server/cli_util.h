@@ -30,7 +30,7 @@ bool cli_parse_frame_header(const uint8_t *p, size_t len, uint32_t *id, double *
 /*
  * Make sure a herud answers GET /api/health at `url`. When nothing listens and the
  * host is a loopback address, start one (env HERUD, else the herud next to this
- * program, else `herud` on PATH) with --listen HOST:PORT and, when given,
+ * program or one folder up (a build tree), else `herud` on PATH) with --listen HOST:PORT and, when given,
  * --plugin-dir `plugin_dir` and --config `config`; its output goes to a log file
  * named in the messages. *started receives its pid (0 when a server was already
  * running). 0, or -1 with err.

@@ -240,8 +240,8 @@ static char *config_patch(const struct smoke_opts *o)
 
 	if (!p)
 		return NULL;
-	if (o->backend)
-		json_object_set_new(p, "backend", json_string(o->backend));
+	/* "auto": the server picks the Wan plugin for the model and topology */
+	json_object_set_new(p, "backend", json_string(o->backend ? o->backend : "auto"));
 	msg = json_pack("{s:s, s:o}", "type", "config.update", "payload", p);
 	s = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
 	json_decref(msg);
@@ -367,7 +367,8 @@ int main(int argc, char **argv)
 		}
 		if (st.revision > rev0 && ack_ms == 0)
 			ack_ms = ws_now_ms();
-		if (ack_ms && ws_now_ms() - ack_ms > 3000 && strcmp(st.mode, "mock") == 0)
+		if (ack_ms && ws_now_ms() - ack_ms > 5000 && strcmp(st.mode, "mock") == 0 &&
+		    (!o.require_core || (o.backend && strcmp(o.backend, "mock") == 0)))
 			break; /* nothing is loading: the backend is what it is */
 	}
 	if (st.revision <= rev0) {

@@ -60,7 +60,8 @@ tests_fixtures_plugins_no_process_la_LDFLAGS = $(FIXTURE_PLUGIN_LINK)
 
 # ---- Check suites ----
 check_PROGRAMS += tests/check_plugin tests/check_mock
-TESTS += tests/check_plugin tests/check_mock
+TESTS += tests/check_plugin tests/check_mock tests/sdk_cli.sh
+EXTRA_DIST += tests/sdk_cli.sh tests/fixtures/plugins/fixture.c
 
 tests_check_plugin_SOURCES = tests/check_plugin.c plugins/wan/plugin_shell.c \
 	plugins/wan/plugin_shell.h
