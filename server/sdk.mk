@@ -29,7 +29,7 @@ check_LTLIBRARIES += tests/fixtures/plugins/good.la tests/fixtures/plugins/dup_i
 	tests/fixtures/plugins/wrong_major.la tests/fixtures/plugins/newer_minor.la \
 	tests/fixtures/plugins/bad_fingerprint.la tests/fixtures/plugins/no_entry.la \
 	tests/fixtures/plugins/tiny_entry.la tests/fixtures/plugins/init_fails.la \
-	tests/fixtures/plugins/no_process.la
+	tests/fixtures/plugins/no_process.la tests/fixtures/plugins/libcuda.la
 tests_fixtures_plugins_good_la_SOURCES = tests/fixtures/plugins/fixture.c
 tests_fixtures_plugins_good_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_GOOD
 tests_fixtures_plugins_good_la_LDFLAGS = $(FIXTURE_PLUGIN_LINK)
@@ -58,10 +58,14 @@ tests_fixtures_plugins_no_process_la_SOURCES = tests/fixtures/plugins/fixture.c
 tests_fixtures_plugins_no_process_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_NO_PROCESS
 tests_fixtures_plugins_no_process_la_LDFLAGS = $(FIXTURE_PLUGIN_LINK)
 
+# a fake libcuda.so.1 with one "GPU" (see fake_cuda.c)
+tests_fixtures_plugins_libcuda_la_SOURCES = tests/fixtures/plugins/fake_cuda.c
+tests_fixtures_plugins_libcuda_la_LDFLAGS = -rpath /nowhere -version-info 1:0:0 -no-undefined
+
 # ---- Check suites ----
 check_PROGRAMS += tests/check_plugin tests/check_mock
 TESTS += tests/check_plugin tests/check_mock tests/sdk_cli.sh
-EXTRA_DIST += tests/sdk_cli.sh tests/fixtures/plugins/fixture.c
+EXTRA_DIST += tests/sdk_cli.sh
 
 tests_check_plugin_SOURCES = tests/check_plugin.c plugins/wan/plugin_shell.c \
 	plugins/wan/plugin_shell.h
