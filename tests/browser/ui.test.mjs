@@ -308,7 +308,7 @@ async function runPage(port, ctx) {
   await until('the error to show', () => page.locator('#error').isVisible());
   await until('the width to snap back', async () => Number(await wbox.inputValue()) === width0);
   check((await api(port, `/api/session/${SESSION}/config`)).output_width === width0, 'a refused change changed the server config');
-  const errText = await page.locator('#error').textContent();
+  const errText = (await page.locator('#error p, #error li').allTextContents()).join(' / ');
   check(/output_width/.test(errText), `the error does not name the field: ${errText}`);
   ok(`refused output_width 0: snapped back to ${width0}, error shown ("${errText.trim().slice(0, 80)}")`);
 
@@ -339,7 +339,8 @@ async function runPage(port, ctx) {
   }
 
   // -- snapshot and record ---------------------------------------------------------------
-  const [snap] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Snapshot' }).click()]);
+  await page.evaluate(() => document.activeElement?.blur());
+  const [snap] = await Promise.all([page.waitForEvent('download'), page.keyboard.press('p')]); // the P shortcut
   const snapFile = path.join(ARTIFACTS, 'snapshot.png');
   await snap.saveAs(snapFile);
   const snapStats = await pngStats(page, snapFile);
@@ -351,7 +352,7 @@ async function runPage(port, ctx) {
   await rec.saveAs(recFile);
   const recSize = fs.statSync(recFile).size;
   check(recSize > 1000, `the recording is only ${recSize} bytes`);
-  ok(`snapshot ${snapStats.width}x${snapStats.height} PNG and a ${recSize}-byte ${path.extname(recFile)} recording downloaded`);
+  ok(`snapshot (P key) ${snapStats.width}x${snapStats.height} PNG and a ${recSize}-byte ${path.extname(recFile)} recording downloaded`);
 
   // -- the page reconnects after a server restart ----------------------------------------
   await stopServer();

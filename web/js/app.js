@@ -70,6 +70,12 @@ function showError(message, errors) {
     }
     el.append(ul);
   }
+  const close = document.createElement('button');
+  close.type = 'button';
+  close.className = 'dismiss';
+  close.textContent = 'Dismiss';
+  close.addEventListener('click', clearError);
+  el.append(close);
   el.hidden = false;
   clearTimeout(errorTimer);
   errorTimer = setTimeout(clearError, 15000);
@@ -485,6 +491,21 @@ ui.applyConn.addEventListener('click', () => {
   sessionStorage.setItem('heru.token', settings.token);
   clearError();
   startConnection();
+});
+
+// Shortcuts for the output, when no text field has the keyboard: F fullscreen, P snapshot,
+// R record. Buttons announce them through aria-keyshortcuts.
+const SHORTCUTS = { f: ui.fullscreen, p: ui.snapshot, r: ui.record };
+for (const [k, b] of Object.entries(SHORTCUTS)) b.setAttribute('aria-keyshortcuts', k.toUpperCase());
+document.addEventListener('keydown', (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+  const t = e.target;
+  if (t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+  const b = SHORTCUTS[e.key.toLowerCase()];
+  if (b && !b.disabled) {
+    e.preventDefault();
+    b.click();
+  }
 });
 
 setInterval(renderStats, 500);
