@@ -249,6 +249,21 @@ async function runPage(port, ctx) {
   check(moved > 2, `the output did not change with the prompt (mean color moved ${moved.toFixed(2)})`);
   ok(`prompt on Enter: revision ${cfg0.revision} -> ${cfg1.revision}, output mean color moved ${moved.toFixed(1)}`);
 
+  // Typing without Enter: applied once after the pause, not per keystroke.
+  const typed = `${prompt1}, film grain`;
+  await box.focus();
+  await box.press('End');
+  await box.pressSequentially(', film grain', { delay: 40 });
+  const revTyping = (await api(port, `/api/session/${SESSION}/config`)).revision;
+  check(revTyping === cfg1.revision, `the prompt was sent while typing (revision ${cfg1.revision} -> ${revTyping})`);
+  await until('the typed prompt after a pause', async () => (await api(port, `/api/session/${SESSION}/config`)).prompt === typed, 5000);
+  const revPaused = (await api(port, `/api/session/${SESSION}/config`)).revision;
+  check(revPaused === cfg1.revision + 1, `typing ${', film grain'.length} characters made ${revPaused - cfg1.revision} revisions, not 1`);
+  await box.fill(prompt1);
+  await box.press('Enter');
+  await until('prompt 1 again', async () => (await api(port, `/api/session/${SESSION}/config`)).prompt === prompt1);
+  ok('prompt typed without Enter: applied once after the pause');
+
   // -- presets ---------------------------------------------------------------------------
   const presetA = page.locator('.preset[data-preset="A"]');
   await presetA.getByRole('button', { name: 'Save current settings as preset A' }).click();
