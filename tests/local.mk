@@ -1,1 +1,25 @@
 # tests/local.mk: build fragment (included by the top-level Makefile.am).
+
+# ---- herud modules (Check suites) ----
+HERUD_TEST_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/server $(CHECK_CFLAGS) $(JANSSON_CFLAGS) $(LIBEVENT_CFLAGS) \
+	$(TURBOJPEG_CFLAGS) $(WSLAY_CFLAGS) $(PTHREAD_CFLAGS)
+HERUD_TEST_LIBS = server/libherud.la $(CHECK_LIBS)
+
+check_PROGRAMS += tests/check_config tests/check_protocol tests/check_jpeg
+TESTS += tests/check_config tests/check_protocol tests/check_jpeg
+tests_check_config_SOURCES = tests/check_config.c
+tests_check_config_CFLAGS = $(HERUD_TEST_CFLAGS)
+tests_check_config_LDADD = $(HERUD_TEST_LIBS)
+tests_check_protocol_SOURCES = tests/check_protocol.c
+tests_check_protocol_CFLAGS = $(HERUD_TEST_CFLAGS)
+tests_check_protocol_LDADD = $(HERUD_TEST_LIBS)
+tests_check_jpeg_SOURCES = tests/check_jpeg.c
+tests_check_jpeg_CFLAGS = $(HERUD_TEST_CFLAGS)
+tests_check_jpeg_LDADD = $(HERUD_TEST_LIBS)
+
+# ---- herud integration tests (Python 3 standard library; real server, real sockets) ----
+HERUD_INTEGRATION = tests/integration/test_rest.py tests/integration/test_ws.py tests/integration/test_swap.py
+TESTS += $(HERUD_INTEGRATION)
+dist_noinst_SCRIPTS += $(HERUD_INTEGRATION)
+dist_noinst_DATA += tests/integration/herutest.py tests/fixtures/server/camera_320x240.jpg \
+	tests/fixtures/server/camera_160x120.jpg

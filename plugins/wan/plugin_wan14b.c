@@ -1,0 +1,65 @@
+/*
+ * plugin_wan14b.c: wan14b_dist.so, the wan-14b backend plugin (see plugin_shell.c).
+ *
+ * Flags: NEEDS_GPU (never dlclose()d) and THREAD_AFFINE (create, process and destroy
+ * of an instance run on its own worker thread, where its CUDA context lives).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "plugin_shell.h"
+
+static const struct wan_shell_spec spec = {
+	.plugin_id = "wan14b_dist",
+	.default_model = "wan-14b",
+	.distributed = true,
+};
+
+static void *wan_create(const struct heru_host *host, const char *config_json, char *err,
+	size_t errlen)
+{
+	return wan_shell_create(&spec, host, config_json, err, errlen);
+}
+
+/* Unreachable until the engine is integrated: create never returns an instance. */
+static int wan_process(void *instance, const struct heru_process_args *args, char *err,
+	size_t errlen)
+{
+	(void)instance;
+	(void)args;
+	snprintf(err, errlen, "the Wan engine is not integrated into the wan14b_dist plugin yet");
+	return HERU_ENOTSUP;
+}
+
+static void wan_destroy(void *instance)
+{
+	free(instance);
+}
+
+static const struct heru_backend_vtable wan_vtable = {
+	.struct_size = sizeof(struct heru_backend_vtable),
+	.create = wan_create,
+	.process = wan_process,
+	.update_config = NULL, /* every change rebuilds the instance */
+	.stats = NULL,
+	.destroy = wan_destroy,
+};
+
+static const char *const wan_caps[] = { HERU_CAP_VIDEO_GEN, HERU_CAP_DIST, NULL };
+
+HERU_PLUGIN_EXPORT const struct heru_plugin_entry heru_plugin_entry = {
+	.abi_major = HERU_ABI_MAJOR,
+	.abi_minor = HERU_ABI_MINOR,
+	.struct_size = sizeof(struct heru_plugin_entry),
+	.kind = HERU_KIND_BACKEND,
+	.abi_fingerprint = HERU_ABI_FINGERPRINT,
+	.id = "wan14b_dist",
+	.name = "Wan2.1 14B (StreamDiffusionV2, one or more GPUs)",
+	.version = "0.1.0",
+	.description = "Wan2.1 T2V 14B causal video diffusion (StreamDiffusionV2), pipelined over several NVIDIA GPUs.",
+	.flags = HERU_FLAG_NEEDS_GPU | HERU_FLAG_THREAD_AFFINE,
+	.capabilities = wan_caps,
+	.backend = &wan_vtable,
+};
