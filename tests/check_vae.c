@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check_vae_fixture.h"
 #include "vae_config.h"
+#include "taehv_model.h"
 #include "vae_model.h"
+#include "wt_file.h"
 
 static struct fx_file *weights, *golden;
 static struct vae_config cfg;
@@ -209,6 +212,98 @@ START_TEST(test_config)
 }
 END_TEST
 
+/* heru-wan vae-encode / vae-decode stream the fixture like the library calls above. */
+static int run_cli(const char *args)
+{
+	char cmd[20480];
+	const char *top = getenv("top_builddir");
+	snprintf(cmd, sizeof(cmd), "%s/heru-wan %s", top ? top : "..", args);
+	return system(cmd);
+}
+
+START_TEST(test_cli)
+{
+	char dir[] = "/tmp/check_vae_cliXXXXXX", args[16384], out[4200];
+	ck_assert(mkdtemp(dir));
+	char cfgp[2048], wp[2048], gp[2048];
+	snprintf(cfgp, sizeof(cfgp), "%s", fx_path("tiny_config.json"));
+	snprintf(wp, sizeof(wp), "%s", fx_path("tiny_vae.safetensors"));
+	snprintf(gp, sizeof(gp), "%s", fx_path("tiny_golden.safetensors"));
+	static const struct {
+		const char *cmd, *out_name, *gold_name;
+	} runs[2] = { { "vae-encode", "latents", "latents" }, { "vae-decode", "frames", "decoded" } };
+	/* the decoder's input: the golden latents_in under the CLI's tensor name */
+	char inp[2100];
+	snprintf(inp, sizeof(inp), "%s/in.safetensors", dir);
+	{
+		int64_t ls[8];
+		const float *lat = gold("latents_in", ls);
+		struct wt_writer *wr = wt_writer_new();
+		ck_assert(wt_writer_add(wr, "latents", WT_F32, 4, ls, lat, err, sizeof(err)) == 0);
+		ck_assert_msg(wt_writer_save(wr, inp, err, sizeof(err)) == 0, "%s", err);
+		wt_writer_free(wr);
+	}
+	for (int i = 0; i < 2; i++) {
+		snprintf(out, sizeof(out), "%s/%s.safetensors", dir, runs[i].out_name);
+		snprintf(args, sizeof(args), "%s --weights %s --config %s --input %s --output %s",
+			 runs[i].cmd, wp, cfgp, i ? inp : gp, out);
+		ck_assert_int_eq(run_cli(args), 0);
+		struct fx_file *f = fx_open(out, err, sizeof(err));
+		ck_assert_msg(f, "%s", err);
+		int nd;
+		int64_t a[8], b[8];
+		const float *got = fx_get(f, runs[i].out_name, &nd, a);
+		const float *want = fx_get(golden, runs[i].gold_name, &nd, b);
+		ck_assert(got && want);
+		ck_assert(memcmp(a, b, sizeof(int64_t) * 4) == 0);
+		ck_assert(fx_rel_max(got, want, (size_t)(a[0] * a[1] * a[2] * a[3])) < 1e-4);
+		fx_close(f);
+		unlink(out);
+	}
+	/* taehv-decode in both modes on the same latents */
+	static const char *modes[2][2] = { { "", "taehv_context" }, { "--incremental", "taehv_incremental" } };
+	for (int i = 0; i < 2; i++) {
+		snprintf(out, sizeof(out), "%s/t.safetensors", dir);
+		snprintf(args, sizeof(args), "taehv-decode %s --weights %s --config %s --input %s --output %s",
+			 modes[i][0], fx_path("tiny_taehv.safetensors"), cfgp, inp, out);
+		ck_assert_int_eq(run_cli(args), 0);
+		struct fx_file *f = fx_open(out, err, sizeof(err));
+		ck_assert_msg(f, "%s", err);
+		int nd;
+		int64_t a[8], b[8];
+		const float *got = fx_get(f, "frames", &nd, a);
+		const float *want = fx_get(golden, modes[i][1], &nd, b);
+		ck_assert(got && want && a[0] == 16 && memcmp(a, b, sizeof(int64_t) * 4) == 0);
+		ck_assert(fx_rel_max(got, want, (size_t)(a[0] * a[1] * a[2] * a[3])) < 1e-4);
+		fx_close(f);
+		unlink(out);
+	}
+	/* usage errors exit 2, bad files exit 1 with one line naming the file */
+	ck_assert_int_eq(WEXITSTATUS(run_cli("vae-encode --input x 2>/dev/null")), 2);
+	snprintf(args, sizeof(args), "vae-decode --weights %s/missing.pth --input %s --output %s/o "
+		 "2>/dev/null", dir, gp, dir);
+	ck_assert_int_eq(WEXITSTATUS(run_cli(args)), 1);
+	unlink(inp);
+	rmdir(dir);
+}
+END_TEST
+
+/* The analytic FLOPs of the real architecture match spec §5.6 / §5.7. */
+START_TEST(test_flops)
+{
+	struct vae_config c;
+	struct taehv_config t;
+	vae_config_default(&c);
+	taehv_config_default(&t);
+	ck_assert(fabs(vae_flops_encode(&c, 480, 832) / 1e12 - 8.05) < 0.01);
+	ck_assert(fabs(vae_flops_decode(&c, 480, 832) / 1e12 - 13.55) < 0.01);
+	ck_assert(fabs(vae_flops_encode(&c, 512, 512) / 1e12 - 5.27) < 0.01);
+	ck_assert(fabs(vae_flops_decode(&c, 512, 512) / 1e12 - 8.88) < 0.01);
+	ck_assert(fabs(4 * taehv_flops_latent(&t, 480, 832) / 1e12 - 2.18) < 0.01);
+	ck_assert(fabs(4 * taehv_flops_latent(&t, 512, 512) / 1e12 - 1.43) < 0.01);
+}
+END_TEST
+
 static Suite *vae_suite(void)
 {
 	Suite *s = suite_create("vae");
@@ -219,9 +314,11 @@ static Suite *vae_suite(void)
 	tcase_add_test(tc, test_decode_stream);
 	tcase_add_test(tc, test_bad_calls);
 	tcase_add_test(tc, test_load_errors);
+	tcase_add_test(tc, test_cli);
 	suite_add_tcase(s, tc);
 	TCase *tc2 = tcase_create("config");
 	tcase_add_test(tc2, test_config);
+	tcase_add_test(tc2, test_flops);
 	suite_add_tcase(s, tc2);
 	return s;
 }

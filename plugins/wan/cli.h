@@ -5,5 +5,9 @@
 
 int cli_inspect(int argc, char **argv);
 int cli_random_weights(int argc, char **argv);
+int cli_vae_encode(int argc, char **argv);
+int cli_vae_decode(int argc, char **argv);
+int cli_taehv_decode(int argc, char **argv);
+int cli_bench_vae(int argc, char **argv);
 
 #endif

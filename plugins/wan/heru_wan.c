@@ -16,6 +16,10 @@ struct cli_command {
 static const struct cli_command commands[] = {
 	{ "inspect", cli_inspect, "list the tensors of a safetensors/.pt file (name, dtype, shape)" },
 	{ "random-weights", cli_random_weights, "write a DiT checkpoint of random weights (real names)" },
+	{ "vae-encode", cli_vae_encode, "encode frames [T,3,H,W] to raw latents with the Wan VAE (streamed)" },
+	{ "vae-decode", cli_vae_decode, "decode latents [F,16,h,w] to frames with the Wan VAE (streamed)" },
+	{ "taehv-decode", cli_taehv_decode, "decode latents to frames with TAEHV (SDV2 context or --incremental)" },
+	{ "bench-vae", cli_bench_vae, "time the VAE encode/decode and TAEHV (random weights)" },
 };
 
 static void usage(FILE *out)

@@ -473,3 +473,23 @@ int taehv_decode(const struct taehv_model *m, struct taehv_stream *s, const floa
 	}
 	return rc;
 }
+
+double taehv_flops_latent(const struct taehv_config *cfg, int h, int w)
+{
+	const int *n = cfg->widths;
+	double f = 0.0, px = (double)(h / 8) * (w / 8);
+	double mb[3], frames[3] = { 1, 1, 2 };
+	for (int i = 0; i < 3; i++)
+		mb[i] = 9.0 * (2.0 * n[i] * n[i] + 2.0 * n[i] * n[i]);
+	f += px * 9.0 * 16 * n[0] + px * 3 * mb[0];           /* conv in, 3 MemBlocks */
+	px *= 4;
+	f += px * n[0] * n[0];                                /* TGrow(n0, 1) */
+	f += px * 9.0 * n[0] * n[1] + px * 3 * mb[1];
+	px *= 4;
+	f += px * n[1] * 2.0 * n[1];                          /* TGrow(n1, 2) */
+	f += frames[2] * (px * 9.0 * n[1] * n[2] + px * 3 * mb[2]);
+	px *= 4;
+	f += 2 * px * n[2] * 2.0 * n[2];                      /* TGrow(n2, 2) on 2 frames */
+	f += 4 * (px * 9.0 * n[2] * n[3] + px * 9.0 * n[3] * 3);
+	return 2.0 * f;
+}

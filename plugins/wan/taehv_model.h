@@ -50,4 +50,8 @@ int taehv_decode_count(int first, int f);
 int taehv_decode(const struct taehv_model *m, struct taehv_stream *s, const float *latents, int f,
 		 int h, int w, float *frames, char *err, size_t errlen);
 
+/* FLOPs (2 per MAC) of decoding one latent at pixel size H x W (4 frames). The context mode
+ * decodes up to 4 latents per new latent. */
+double taehv_flops_latent(const struct taehv_config *cfg, int h, int w);
+
 #endif

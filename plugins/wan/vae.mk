@@ -1,29 +1,29 @@
 # plugins/wan/vae.mk: Wan2.1 causal 3D VAE and TAEHV decoder (fp32 C reference), their tests
 # and fixtures (included by the top-level Makefile.am).
 
-VAE_REF_SOURCES = \
+libwan_la_SOURCES += \
 	plugins/wan/vae_ops.c plugins/wan/vae_ops.h \
 	plugins/wan/vae_config.c plugins/wan/vae_config.h \
-	plugins/wan/vae_source.h \
+	plugins/wan/vae_source.c plugins/wan/vae_source.h \
 	plugins/wan/vae_model.c plugins/wan/vae_model.h \
 	plugins/wan/taehv_model.c plugins/wan/taehv_model.h
+heru_wan_SOURCES += plugins/wan/cli_vae.c
 
 VAE_TEST_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/wan $(JANSSON_CFLAGS) $(CHECK_CFLAGS)
-VAE_TEST_LDADD = $(JANSSON_LIBS) $(CHECK_LIBS) -lm
+VAE_TEST_LDADD = libwan.la $(JANSSON_LIBS) $(CHECK_LIBS) $(PTHREAD_LIBS) -lm
 
+# check_vae also runs the heru-wan CLI (vae-encode, vae-decode) on the fixtures.
 check_PROGRAMS += tests/check_vae tests/check_taehv
 TESTS += tests/check_vae tests/check_taehv
 
-tests_check_vae_SOURCES = tests/check_vae.c tests/check_vae_fixture.c tests/check_vae_fixture.h \
-	$(VAE_REF_SOURCES)
+tests_check_vae_SOURCES = tests/check_vae.c tests/check_vae_fixture.c tests/check_vae_fixture.h
 tests_check_vae_CPPFLAGS = $(VAE_TEST_CPPFLAGS)
-tests_check_vae_CFLAGS = $(AM_CFLAGS) -O2
 tests_check_vae_LDADD = $(VAE_TEST_LDADD)
+EXTRA_tests_check_vae_DEPENDENCIES = heru-wan$(EXEEXT)
 
 tests_check_taehv_SOURCES = tests/check_taehv.c tests/check_vae_fixture.c \
-	tests/check_vae_fixture.h $(VAE_REF_SOURCES)
+	tests/check_vae_fixture.h
 tests_check_taehv_CPPFLAGS = $(VAE_TEST_CPPFLAGS)
-tests_check_taehv_CFLAGS = $(AM_CFLAGS) -O2
 tests_check_taehv_LDADD = $(VAE_TEST_LDADD)
 
 dist_noinst_DATA += \

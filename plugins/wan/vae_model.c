@@ -888,3 +888,78 @@ int vae_decode(const struct vae_model *m, struct vae_stream *s, const float *lat
 	}
 	return rc;
 }
+
+/* ---- FLOP count (steady state) ---- */
+
+static double conv_flops(const struct vae_conv_shape *s, int tout, int hout, int wout)
+{
+	return 2.0 * tout * hout * wout * (double)s->cout * s->cin * s->kt * s->kh * s->kw;
+}
+
+static double coder_flops(const struct vae_coder *c, int t, int h, int w)
+{
+	double f = conv_flops(&c->conv_in.s, t, h, w);
+	for (int i = 0; i < c->nblocks; i++) {
+		const struct vae_block *b = &c->blocks[i];
+		switch (b->kind) {
+		case VK_RES:
+			f += conv_flops(&b->a.s, t, h, w) + conv_flops(&b->b.s, t, h, w);
+			if (b->has_sc)
+				f += conv_flops(&b->sc.s, t, h, w);
+			break;
+		case VK_ATTN: {
+			double n = (double)h * w;
+			f += conv_flops(&b->a.s, t, h, w) + conv_flops(&b->b.s, t, h, w);
+			f += t * 4.0 * n * n * b->cin;
+			break;
+		}
+		case VK_DOWN2D:
+		case VK_DOWN3D:
+			h /= 2;
+			w /= 2;
+			f += conv_flops(&b->a.s, t, h, w);
+			if (b->kind == VK_DOWN3D) {
+				t = (t + 1 - 3) / 2 + 1;
+				f += conv_flops(&b->b.s, t, h, w);
+			}
+			break;
+		default:
+			if (b->kind == VK_UP3D) {
+				f += conv_flops(&b->b.s, t, h, w);
+				t *= 2;
+			}
+			h *= 2;
+			w *= 2;
+			f += conv_flops(&b->a.s, t, h, w);
+			break;
+		}
+	}
+	return f + conv_flops(&c->head.s, t, h, w);
+}
+
+double vae_flops_encode(const struct vae_config *cfg, int h, int w)
+{
+	struct vae_model m;
+	memset(&m, 0, sizeof(m));
+	double f = -1.0;
+	if (build(&m, cfg, VAE_LOAD_ENCODER) == 0) {
+		int sp = vae_config_spatial(cfg);
+		f = coder_flops(&m.enc, vae_config_temporal(cfg), h, w) +
+		    conv_flops(&m.quant.s, 1, h / sp, w / sp);
+	}
+	free(m.enc.blocks);
+	return f;
+}
+
+double vae_flops_decode(const struct vae_config *cfg, int h, int w)
+{
+	struct vae_model m;
+	memset(&m, 0, sizeof(m));
+	double f = -1.0;
+	if (build(&m, cfg, VAE_LOAD_DECODER) == 0) {
+		int sp = vae_config_spatial(cfg);
+		f = coder_flops(&m.dec, 1, h / sp, w / sp) + conv_flops(&m.post_quant.s, 1, h / sp, w / sp);
+	}
+	free(m.dec.blocks);
+	return f;
+}

@@ -70,6 +70,11 @@ int vae_encode(const struct vae_model *m, struct vae_stream *s, const float *fra
 int vae_decode(const struct vae_model *m, struct vae_stream *s, const float *latents, int f,
 	       int h, int w, float *frames, char *err, size_t errlen);
 
+/* Exact FLOPs (2 per MAC; all convs and the middle attention) of a steady-state call at pixel
+ * size H x W: encoding 4 frames, decoding 1 latent. */
+double vae_flops_encode(const struct vae_config *cfg, int h, int w);
+double vae_flops_decode(const struct vae_config *cfg, int h, int w);
+
 /* Latent normalization constants of Wan2.1 (16 channels). */
 extern const float vae_latent_mean[16];
 extern const float vae_latent_std[16];

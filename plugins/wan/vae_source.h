@@ -20,4 +20,13 @@ struct vae_source {
 	const char *path;
 };
 
+struct wt_file;
+
+/* A source reading from an open tensor file F (borrowed; keep it open while loading). */
+struct vae_source vae_source_wt(struct wt_file *f);
+
+/* A source of deterministic random weights (for benchmarks and GPU tests): conv weights
+ * uniform with variance 1/fan_in, RMS gammas 1 + small noise, biases small. CTX is SEED. */
+struct vae_source vae_source_random(uint64_t *seed);
+
 #endif
