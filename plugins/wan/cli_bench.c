@@ -1,0 +1,349 @@
+/* cli_bench.c: bench-dit — times the CUDA DiT with random weights of the real shapes
+ * (generated on the GPU; no file needed):
+ *   - first chunk: S sequential forwards of 1 slot x 2 latent frames (empty cache, rows
+ *     [0, 2L)), as prepare() does (spec §4.4);
+ *   - steady state: one call with a full cache (6 latent frames attended): batch mode is one
+ *     forward of S slots x 1 frame (spec §4.5); nobatch mode is S sequential 1-slot forwards
+ *     (spec §4.6);
+ * with the per-component breakdown of one profiled (eager) call, achieved TFLOP/s next to
+ * the FLOP count of spec §10, peak GPU memory, and upstream's eager numbers of spec §9. */
+#include "config.h"
+#include "plugins/wan/cli_bench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef HERU_HAVE_CUDA
+#include <cuda_runtime.h>
+#include "plugins/wan/cuda/dit_cuda.h"
+#include "plugins/wan/cuda/kernels.h"
+#endif
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: bench-dit --model 1.3b|14b --height H --width W --steps 1..4 [--mode batch|nobatch]\n"
+		   "                 [--iters N] [--kv-frames 6] [--seed N] [--no-graph] [--fallback-attn]\n");
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (!*s || *end || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+#ifdef HERU_HAVE_CUDA
+
+static const int step_list[4] = {700, 500, 400, 200};
+
+/* sigma(t) by nearest grid point of the shifted 1000-step schedule (spec §4.2). */
+static float sigma_of_t(int t)
+{
+	double best = 1e30, sig = 1.0;
+
+	for (int i = 0; i < 1000; i++) {
+		float s = 1.0f - (float)i / 1000.0f;
+		double sg = 8.0 * s / (1.0 + 7.0 * s), d = 1000.0 * sg - t;
+
+		if (d < 0)
+			d = -d;
+		if (d < best) {
+			best = d;
+			sig = sg;
+		}
+	}
+	return (float)sig;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Upstream eager numbers (spec §9, §4.11), ms; 0 = not measured. */
+static double upstream_call_ms(int is14b, int is480, int s)
+{
+	static const double t13_480[4] = {63.9, 99.1, 111.3, 135.5}, t13_512[4] = {72.5, 79.9, 98.4, 110.0};
+	static const double t14_480[4] = {134.0, 267.3, 399.5, 527.7}, t14_512[4] = {125.0, 183.1, 274.8, 341.2};
+
+	if (is14b)
+		return is480 ? t14_480[s - 1] : t14_512[s - 1];
+	return is480 ? t13_480[s - 1] : t13_512[s - 1];
+}
+
+static double upstream_first_ms(int is14b, int is480, int s)
+{
+	if (!is480)
+		return 0;
+	if (!is14b)
+		return s == 2 ? 159.0 : s == 4 ? 286.0 : 0;
+	return s == 1 ? 332.0 : 0;
+}
+
+/* DiT FLOPs of one forward (spec §10.1): GEMMs + attention QKᵀ and AV. */
+static double forward_flops(const struct dit_cuda_dims *d, double tokens, double lk)
+{
+	double D = d->dim, F = d->ffn_dim;
+
+	return d->num_layers * tokens * (2 * D * (6 * D + 2 * F) + 4 * D * lk + 4 * D * d->text_len);
+}
+
+static void fill_call(struct dit_cuda_call *c, int slots, int frames, int L, int kv_frames,
+		      int first, int iter, int steps, int step_idx)
+{
+	memset(c, 0, sizeof(*c));
+	c->slots = slots;
+	c->frames = frames;
+	for (int b = 0; b < slots; b++) {
+		int t = step_list[(slots > 1 ? b : step_idx) % steps];
+
+		for (int f = 0; f < frames; f++) {
+			c->t[b][f] = t;
+			c->sigma[b][f] = sigma_of_t(t);
+		}
+		if (first) {
+			c->start_frame[b] = 0;
+			c->write_row[b] = 0;
+			c->kv_len[b] = 2 * L;
+		} else {
+			/* full cache: 3 sink frames, the ring rotates over the rest */
+			int ring = kv_frames - 3;
+
+			c->start_frame[b] = 10 + (iter + b) % 40;
+			c->write_row[b] = (3 + (iter + b) % ring) * L;
+			c->kv_len[b] = kv_frames * L;
+		}
+	}
+}
+
+static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int width, int steps,
+		     int batch, int iters, int kv_frames, unsigned seed, int graphs, int cudnn)
+{
+	struct dit_cuda_plan plan = {.lat_h = height / 8, .lat_w = width / 8,
+				     .slots = batch ? steps : 1, .kv_frames = kv_frames};
+	int L = (plan.lat_h / 2) * (plan.lat_w / 2), is480 = height == 480 && width == 832;
+	struct dit_cuda *m = NULL;
+	struct dit_cuda_call c;
+	struct cudaDeviceProp prop;
+	char err[512];
+	double *t = calloc((size_t)iters, sizeof(double)), first_ms, steady_ms, tput_ms, ms[DIT_C_COUNT];
+	double f_first, f_call, up;
+	size_t free0 = 0, total = 0, free1 = 0;
+	int rc = 1, nslots = plan.slots, calls_per_chunk = batch ? 1 : steps;
+
+	if (!t)
+		return 1;
+	if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
+		fprintf(stderr, "bench-dit: no CUDA device\n");
+		goto out;
+	}
+	cudaMemGetInfo(&free0, &total);
+	m = dit_cuda_new(d, &plan, err, sizeof(err));
+	if (!m)
+		goto fail;
+	dit_cuda_set_options(m, graphs, cudnn);
+	if (dit_cuda_random_weights(m, seed, err, sizeof(err)) ||
+	    dit_cuda_set_context(m, NULL, seed + 1, err, sizeof(err)) ||
+	    wan_k_fill_uniform_f32(0, dit_cuda_input(m), (size_t)16 * plan.lat_h * plan.lat_w * (nslots > 2 ? nslots : 2),
+				   seed + 2, 0.0f, 1.5f, err, sizeof(err)) ||
+	    cudaDeviceSynchronize() != cudaSuccess)
+		goto fail;
+	printf("bench-dit: %s %dx%d (latent %dx%d, L=%d tokens/frame), S=%d, mode %s, kv %d frames, %s\n",
+	       is14b ? "14B" : "1.3B", height, width, plan.lat_h, plan.lat_w, L, steps,
+	       batch ? "batch" : "nobatch", kv_frames, prop.name);
+
+	/* first chunk: S sequential 1-slot x 2-frame forwards on an empty cache */
+	for (int it = -2; it < iters; it++) {
+		double t0 = now_ms();
+
+		for (int s = 0; s < steps; s++) {
+			fill_call(&c, 1, 2, L, kv_frames, 1, 0, steps, s);
+			if (dit_cuda_forward(m, &c, NULL, NULL, NULL, err, sizeof(err)))
+				goto fail;
+		}
+		if (dit_cuda_sync(m, err, sizeof(err)))
+			goto fail;
+		if (it >= 0)
+			t[it] = now_ms() - t0;
+	}
+	qsort(t, (size_t)iters, sizeof(double), cmp_double);
+	first_ms = t[iters / 2];
+
+	/* steady state, full cache */
+	for (int it = -3; it < iters; it++) {
+		double t0 = now_ms();
+
+		for (int s = 0; s < calls_per_chunk; s++) {
+			fill_call(&c, nslots, 1, L, kv_frames, 0, it + 3, steps, s);
+			if (dit_cuda_forward(m, &c, NULL, NULL, NULL, err, sizeof(err)))
+				goto fail;
+		}
+		if (dit_cuda_sync(m, err, sizeof(err)))
+			goto fail;
+		if (it >= 0)
+			t[it] = now_ms() - t0;
+	}
+	qsort(t, (size_t)iters, sizeof(double), cmp_double);
+	steady_ms = t[iters / 2];
+	{
+		double t0 = now_ms();
+
+		for (int it = 0; it < iters; it++)
+			for (int s = 0; s < calls_per_chunk; s++) {
+				fill_call(&c, nslots, 1, L, kv_frames, 0, it, steps, s);
+				if (dit_cuda_forward(m, &c, NULL, NULL, NULL, err, sizeof(err)))
+					goto fail;
+			}
+		if (dit_cuda_sync(m, err, sizeof(err)))
+			goto fail;
+		tput_ms = (now_ms() - t0) / iters;
+	}
+	fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
+	if (dit_cuda_profile(m, &c, ms, err, sizeof(err)))
+		goto fail;
+	cudaMemGetInfo(&free1, &total);
+
+	f_first = steps * forward_flops(d, 2.0 * L, 2.0 * L);
+	f_call = calls_per_chunk * forward_flops(d, (double)nslots * L, (double)kv_frames * L);
+	printf("\n%-34s %10s %12s %10s %12s\n", "", "median ms", "TFLOP", "TFLOP/s", "upstream ms");
+	up = upstream_first_ms(is14b, is480, steps);
+	{
+		char ups[32] = "-";
+
+		if (up > 0)
+			snprintf(ups, sizeof(ups), "%.1f", up);
+		printf("%-34s %10.2f %12.3f %10.1f %12s\n", "first chunk (S fwd, 1x2 frames)", first_ms,
+		       f_first / 1e12, f_first / first_ms / 1e9, ups);
+	}
+	up = batch ? upstream_call_ms(is14b, is480 || height == 480, steps) : 0;
+	printf("%-34s %10.2f %12.3f %10.1f %12.1f\n", batch ? "steady call (S slots, full cache)" : "steady chunk (S x 1 slot, full)",
+	       steady_ms, f_call / 1e12, f_call / steady_ms / 1e9, up);
+	printf("%-34s %10.2f %12s %10.1f\n", "  back-to-back (throughput)", tput_ms, "", f_call / tput_ms / 1e9);
+	printf("\nper-component (one eager profiled %s call, event-timed):\n", batch ? "S-slot" : "1-slot");
+	{
+		double sum = 0;
+
+		for (int i = 0; i < DIT_C_COUNT; i++)
+			sum += ms[i];
+		for (int i = 0; i < DIT_C_COUNT; i++)
+			printf("  %-22s %8.3f ms  %5.1f%%\n", dit_cuda_comp_names[i], ms[i], sum > 0 ? 100 * ms[i] / sum : 0);
+		printf("  %-22s %8.3f ms\n", "total (eager)", sum);
+	}
+	printf("\nmemory: params %.2f GB, activations %.2f GB, KV+cross caches %.2f GB; device used %.2f GB of %.2f GB (peak, incl. workspaces and context)\n",
+	       dit_cuda_param_bytes(m) / 1e9, dit_cuda_act_bytes(m) / 1e9, dit_cuda_cache_bytes(m) / 1e9,
+	       (total - free1) / 1e9, total / 1e9);
+	printf("cuda graph: %s; self-attention: %s\n", dit_cuda_graphs_used(m) ? "yes" : "no",
+	       dit_cuda_self_attn_on_cudnn(m, nslots, 1, kv_frames * L) ? "cuDNN flash" : "fallback kernel");
+	printf("RESULT model=%s res=%dx%d S=%d mode=%s first_ms=%.2f call_ms=%.2f tput_ms=%.2f tflops=%.1f\n",
+	       is14b ? "14b" : "1.3b", height, width, steps, batch ? "batch" : "nobatch", first_ms,
+	       steady_ms, tput_ms, f_call / steady_ms / 1e9);
+	(void)free0;
+	rc = 0;
+	goto out;
+fail:
+	fprintf(stderr, "bench-dit: %s\n", err);
+out:
+	dit_cuda_free(m);
+	free(t);
+	return rc;
+}
+#endif
+
+int cli_bench_dit(int argc, char **argv)
+{
+	const char *model = NULL, *mode = "batch";
+	int height = 0, width = 0, steps = 0, iters = 30, kv_frames = 6, seed = 1, graphs = 1, cudnn = 1;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		int bad = 0;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--no-graph")) {
+			graphs = 0;
+			continue;
+		} else if (!strcmp(a, "--fallback-attn")) {
+			cudnn = 0;
+			continue;
+		}
+		if (!v) {
+			fprintf(stderr, "bench-dit: option '%s' needs a value\n", a);
+			usage(stderr);
+			return 2;
+		}
+		if (!strcmp(a, "--model"))
+			model = v;
+		else if (!strcmp(a, "--mode"))
+			mode = v;
+		else if (!strcmp(a, "--height"))
+			bad = parse_int(v, 16, 4096, &height) || height % 16;
+		else if (!strcmp(a, "--width"))
+			bad = parse_int(v, 16, 4096, &width) || width % 16;
+		else if (!strcmp(a, "--steps"))
+			bad = parse_int(v, 1, 4, &steps);
+		else if (!strcmp(a, "--iters"))
+			bad = parse_int(v, 1, 10000, &iters);
+		else if (!strcmp(a, "--kv-frames"))
+			bad = parse_int(v, 4, 64, &kv_frames);
+		else if (!strcmp(a, "--seed"))
+			bad = parse_int(v, 0, 1 << 30, &seed);
+		else {
+			fprintf(stderr, "bench-dit: unknown option '%s'\n", a);
+			usage(stderr);
+			return 2;
+		}
+		if (bad) {
+			fprintf(stderr, "bench-dit: bad value '%s' for %s (height/width: multiples of 16; steps 1..4)\n", v, a);
+			return 2;
+		}
+		i++;
+	}
+	if (!model || !height || !width || !steps) {
+		fprintf(stderr, "bench-dit: --model, --height, --width and --steps are required\n");
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(model, "1.3b") && strcmp(model, "14b")) {
+		fprintf(stderr, "bench-dit: unknown model '%s' (1.3b or 14b)\n", model);
+		return 2;
+	}
+	if (strcmp(mode, "batch") && strcmp(mode, "nobatch")) {
+		fprintf(stderr, "bench-dit: unknown mode '%s' (batch or nobatch)\n", mode);
+		return 2;
+	}
+#ifdef HERU_HAVE_CUDA
+	{
+		int is14b = !strcmp(model, "14b");
+		struct dit_cuda_dims d = {
+			.dim = is14b ? 5120 : 1536, .ffn_dim = is14b ? 13824 : 8960,
+			.num_heads = is14b ? 40 : 12, .num_layers = is14b ? 40 : 30,
+			.text_len = 512, .text_dim = 4096, .freq_dim = 256, .eps = 1e-6,
+		};
+
+		return run_bench(&d, is14b, height, width, steps, !strcmp(mode, "batch"), iters,
+				 kv_frames, (unsigned)seed, graphs, cudnn);
+	}
+#else
+	(void)iters; (void)kv_frames; (void)seed; (void)graphs; (void)cudnn;
+	fprintf(stderr, "bench-dit: this build has no CUDA (configure found no nvcc/cuBLASLt/cuDNN)\n");
+	return 1;
+#endif
+}

@@ -1,0 +1,416 @@
+/* attn_cudnn.c: see attn_cudnn.h.
+ *
+ * The cuDNN backend recognises flash attention as this operation graph (the one the cuDNN
+ * frontend's SDPA node lowers to): S = matmul(Q, Kᵀ) → S·scale → softmax written out as
+ * max-reduce, sub, exp, add-reduce, div (plus log/add for the statistics, left virtual) →
+ * O = matmul(P, V). Kᵀ is K's descriptor with the last two dims and strides swapped. All
+ * intermediates are virtual fp32 tensors; the engine never materialises them. */
+#include "plugins/wan/cuda/attn_cudnn.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cudnn.h>
+#include "plugins/wan/cuda/cuda_check.h"
+
+#define ATTN_CACHE_MAX 32
+/* Deprecated attribute names in cuDNN 9.19 that older 9.x libraries still require. */
+#define ATTR_OPGRAPH_HANDLE ((cudnnBackendAttributeName_t)800)
+#define ATTR_PLAN_HANDLE ((cudnnBackendAttributeName_t)400)
+
+enum { UID_Q = 1, UID_K, UID_V, UID_O, UID_SCALE, UID_VIRT = 100 };
+
+struct attn_plan {
+	struct wan_attn_shape s;
+	int on_cudnn;                      /* 0: refused, fallback kernel */
+	cudnnBackendDescriptor_t plan;     /* new */
+	int64_t workspace;
+};
+
+struct wan_attn {
+	int use_cudnn;
+	cudnnHandle_t dnn;
+	void *workspace;                   /* new (cudaMalloc), grown to the largest plan */
+	size_t workspace_bytes;
+	int nplans;
+	struct attn_plan plans[ATTN_CACHE_MAX];
+};
+
+struct wan_attn *wan_attn_new(int use_cudnn, char *err, size_t errlen)
+{
+	struct wan_attn *a = calloc(1, sizeof(*a));
+	int rc = 0;
+
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	a->use_cudnn = use_cudnn;
+	if (use_cudnn)
+		DNN_TRY(cudnnCreate(&a->dnn));
+cleanup:
+	if (rc) {
+		wan_attn_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void wan_attn_free(struct wan_attn *a)
+{
+	if (!a)
+		return;
+	for (int i = 0; i < a->nplans; i++)
+		if (a->plans[i].plan)
+			cudnnBackendDestroyDescriptor(a->plans[i].plan);
+	if (a->workspace)
+		cudaFree(a->workspace);
+	if (a->dnn)
+		cudnnDestroy(a->dnn);
+	free(a);
+}
+
+/* ---- descriptor helpers: each returns 0 or a cuDNN status; *out is new ---- */
+
+static cudnnStatus_t make_tensor(cudnnBackendDescriptor_t *out, int64_t uid, cudnnDataType_t dt,
+				 const int64_t dim[4], const int64_t stride[4], bool virt, bool by_value)
+{
+	cudnnBackendDescriptor_t d = NULL;
+	int64_t align = 16;
+	cudnnStatus_t s;
+
+	*out = NULL;
+	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_TENSOR_DESCRIPTOR, &d)))
+		return s;
+	if ((s = cudnnBackendSetAttribute(d, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt)) ||
+	    (s = cudnnBackendSetAttribute(d, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dim)) ||
+	    (s = cudnnBackendSetAttribute(d, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, stride)) ||
+	    (s = cudnnBackendSetAttribute(d, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid)) ||
+	    (s = cudnnBackendSetAttribute(d, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align)) ||
+	    (s = cudnnBackendSetAttribute(d, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt)) ||
+	    (by_value && (s = cudnnBackendSetAttribute(d, CUDNN_ATTR_TENSOR_IS_BY_VALUE,
+						      CUDNN_TYPE_BOOLEAN, 1, &by_value))) ||
+	    (s = cudnnBackendFinalize(d))) {
+		cudnnBackendDestroyDescriptor(d);
+		return s;
+	}
+	*out = d;
+	return CUDNN_STATUS_SUCCESS;
+}
+
+static cudnnStatus_t make_matmul(cudnnBackendDescriptor_t *out, cudnnBackendDescriptor_t a,
+				 cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t c)
+{
+	cudnnBackendDescriptor_t mm = NULL, op = NULL;
+	cudnnDataType_t ct = CUDNN_DATA_FLOAT;
+	cudnnStatus_t s;
+
+	*out = NULL;
+	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_MATMUL_DESCRIPTOR, &mm)))
+		return s;
+	if ((s = cudnnBackendSetAttribute(mm, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &ct)) ||
+	    (s = cudnnBackendFinalize(mm)) ||
+	    (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, &op)) ||
+	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &a)) ||
+	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b)) ||
+	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c)) ||
+	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_MATMUL_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &mm)) ||
+	    (s = cudnnBackendFinalize(op))) {
+		if (op)
+			cudnnBackendDestroyDescriptor(op);
+		cudnnBackendDestroyDescriptor(mm);
+		return s;
+	}
+	cudnnBackendDestroyDescriptor(mm);
+	*out = op;
+	return CUDNN_STATUS_SUCCESS;
+}
+
+/* y = mode(x[, b]); b may be NULL for unary modes. */
+static cudnnStatus_t make_pointwise(cudnnBackendDescriptor_t *out, cudnnPointwiseMode_t mode,
+				    cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t b,
+				    cudnnBackendDescriptor_t y)
+{
+	cudnnBackendDescriptor_t pw = NULL, op = NULL;
+	cudnnDataType_t ct = CUDNN_DATA_FLOAT;
+	cudnnStatus_t s;
+
+	*out = NULL;
+	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw)))
+		return s;
+	if ((s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode)) ||
+	    (s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &ct)) ||
+	    (s = cudnnBackendFinalize(pw)) ||
+	    (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, &op)) ||
+	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw)) ||
+	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x)) ||
+	    (b && (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b))) ||
+	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y)) ||
+	    (s = cudnnBackendFinalize(op))) {
+		if (op)
+			cudnnBackendDestroyDescriptor(op);
+		cudnnBackendDestroyDescriptor(pw);
+		return s;
+	}
+	cudnnBackendDestroyDescriptor(pw);
+	*out = op;
+	return CUDNN_STATUS_SUCCESS;
+}
+
+static cudnnStatus_t make_reduction(cudnnBackendDescriptor_t *out, cudnnReduceTensorOp_t mode,
+				    cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y)
+{
+	cudnnBackendDescriptor_t rd = NULL, op = NULL;
+	cudnnDataType_t ct = CUDNN_DATA_FLOAT;
+	cudnnStatus_t s;
+
+	*out = NULL;
+	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_REDUCTION_DESCRIPTOR, &rd)))
+		return s;
+	if ((s = cudnnBackendSetAttribute(rd, CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &mode)) ||
+	    (s = cudnnBackendSetAttribute(rd, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &ct)) ||
+	    (s = cudnnBackendFinalize(rd)) ||
+	    (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, &op)) ||
+	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x)) ||
+	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y)) ||
+	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &rd)) ||
+	    (s = cudnnBackendFinalize(op))) {
+		if (op)
+			cudnnBackendDestroyDescriptor(op);
+		cudnnBackendDestroyDescriptor(rd);
+		return s;
+	}
+	cudnnBackendDestroyDescriptor(rd);
+	*out = op;
+	return CUDNN_STATUS_SUCCESS;
+}
+
+enum { T_Q, T_KT, T_V, T_O, T_SCALE, T_S, T_SS, T_MAX, T_SUB, T_EXP, T_SUM, T_LOG, T_STATS, T_P, T_COUNT };
+enum { OP_BMM1, OP_SCALE, OP_MAX, OP_SUB, OP_EXP, OP_SUM, OP_LOG, OP_STATS, OP_DIV, OP_BMM2, OP_COUNT };
+
+/* Builds the SDPA graph for shape s and finalizes the first engine config that works.
+ * Returns 0 with *plan set, or a cuDNN status (the shape is then refused). why gets a short
+ * reason. */
+static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *sh,
+				cudnnBackendDescriptor_t *plan_out, int64_t *ws_out,
+				char *why, size_t whylen)
+{
+	cudnnBackendDescriptor_t t[T_COUNT] = {0}, ops[OP_COUNT] = {0}, graph = NULL, heur = NULL;
+	cudnnBackendDescriptor_t *cfgs = NULL, plan = NULL;
+	int64_t b = sh->b, h = sh->h, d = sh->d, sq = sh->sq, skv = sh->skv;
+	int64_t qd[4] = {b, h, sq, d}, qs[4] = {sh->q_bstride, d, sh->q_sstride, 1};
+	int64_t ktd[4] = {b, h, d, skv}, kts[4] = {sh->kv_bstride, d, 1, sh->kv_sstride};
+	int64_t vd[4] = {b, h, skv, d}, vs[4] = {sh->kv_bstride, d, sh->kv_sstride, 1};
+	int64_t od[4] = {b, h, sq, d}, os[4] = {sh->o_bstride, d, sh->o_sstride, 1};
+	int64_t one[4] = {1, 1, 1, 1};
+	int64_t sd[4] = {b, h, sq, skv}, ss[4] = {h * sq * skv, sq * skv, skv, 1};
+	int64_t rd[4] = {b, h, sq, 1}, rs[4] = {h * sq, sq, 1, 1};
+	cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+	int64_t ncfg = 0, got = 0;
+	cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
+	int64_t uid = UID_VIRT;
+
+	*plan_out = NULL;
+	snprintf(why, whylen, "graph construction");
+	if ((s = make_tensor(&t[T_Q], UID_Q, CUDNN_DATA_BFLOAT16, qd, qs, false, false)) ||
+	    (s = make_tensor(&t[T_KT], UID_K, CUDNN_DATA_BFLOAT16, ktd, kts, false, false)) ||
+	    (s = make_tensor(&t[T_V], UID_V, CUDNN_DATA_BFLOAT16, vd, vs, false, false)) ||
+	    (s = make_tensor(&t[T_O], UID_O, CUDNN_DATA_BFLOAT16, od, os, false, false)) ||
+	    (s = make_tensor(&t[T_SCALE], UID_SCALE, CUDNN_DATA_FLOAT, one, one, false, true)) ||
+	    (s = make_tensor(&t[T_S], uid++, CUDNN_DATA_FLOAT, sd, ss, true, false)) ||
+	    (s = make_tensor(&t[T_SS], uid++, CUDNN_DATA_FLOAT, sd, ss, true, false)) ||
+	    (s = make_tensor(&t[T_MAX], uid++, CUDNN_DATA_FLOAT, rd, rs, true, false)) ||
+	    (s = make_tensor(&t[T_SUB], uid++, CUDNN_DATA_FLOAT, sd, ss, true, false)) ||
+	    (s = make_tensor(&t[T_EXP], uid++, CUDNN_DATA_FLOAT, sd, ss, true, false)) ||
+	    (s = make_tensor(&t[T_SUM], uid++, CUDNN_DATA_FLOAT, rd, rs, true, false)) ||
+	    (s = make_tensor(&t[T_LOG], uid++, CUDNN_DATA_FLOAT, rd, rs, true, false)) ||
+	    (s = make_tensor(&t[T_STATS], uid++, CUDNN_DATA_FLOAT, rd, rs, true, false)) ||
+	    (s = make_tensor(&t[T_P], uid++, CUDNN_DATA_FLOAT, sd, ss, true, false)))
+		goto cleanup;
+	if ((s = make_matmul(&ops[OP_BMM1], t[T_Q], t[T_KT], t[T_S])) ||
+	    (s = make_pointwise(&ops[OP_SCALE], CUDNN_POINTWISE_MUL, t[T_S], t[T_SCALE], t[T_SS])) ||
+	    (s = make_reduction(&ops[OP_MAX], CUDNN_REDUCE_TENSOR_MAX, t[T_SS], t[T_MAX])) ||
+	    (s = make_pointwise(&ops[OP_SUB], CUDNN_POINTWISE_SUB, t[T_SS], t[T_MAX], t[T_SUB])) ||
+	    (s = make_pointwise(&ops[OP_EXP], CUDNN_POINTWISE_EXP, t[T_SUB], NULL, t[T_EXP])) ||
+	    (s = make_reduction(&ops[OP_SUM], CUDNN_REDUCE_TENSOR_ADD, t[T_EXP], t[T_SUM])) ||
+	    (s = make_pointwise(&ops[OP_LOG], CUDNN_POINTWISE_LOG, t[T_SUM], NULL, t[T_LOG])) ||
+	    (s = make_pointwise(&ops[OP_STATS], CUDNN_POINTWISE_ADD, t[T_MAX], t[T_LOG], t[T_STATS])) ||
+	    (s = make_pointwise(&ops[OP_DIV], CUDNN_POINTWISE_DIV, t[T_EXP], t[T_SUM], t[T_P])) ||
+	    (s = make_matmul(&ops[OP_BMM2], t[T_P], t[T_V], t[T_O])))
+		goto cleanup;
+	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph)) ||
+	    (s = cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, OP_COUNT, ops)) ||
+	    (s = cudnnBackendSetAttribute(graph, ATTR_OPGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &dnn)) ||
+	    (s = cudnnBackendFinalize(graph))) {
+		snprintf(why, whylen, "operation graph refused");
+		goto cleanup;
+	}
+	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur)) ||
+	    (s = cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph)) ||
+	    (s = cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode)) ||
+	    (s = cudnnBackendFinalize(heur)) ||
+	    (s = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &ncfg, NULL))) {
+		snprintf(why, whylen, "engine heuristics failed");
+		goto cleanup;
+	}
+	if (ncfg <= 0) {
+		snprintf(why, whylen, "no engine supports this shape");
+		s = CUDNN_STATUS_NOT_SUPPORTED;
+		goto cleanup;
+	}
+	cfgs = calloc((size_t)ncfg, sizeof(*cfgs));
+	if (!cfgs) {
+		s = CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
+		goto cleanup;
+	}
+	for (int64_t i = 0; i < ncfg; i++)
+		if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfgs[i])))
+			goto cleanup;
+	if ((s = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+					  ncfg, &got, cfgs)))
+		goto cleanup;
+	s = CUDNN_STATUS_NOT_SUPPORTED;
+	snprintf(why, whylen, "no engine config finalizes");
+	for (int64_t i = 0; i < got && !*plan_out; i++) {
+		cudnnStatus_t ps;
+
+		if ((ps = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan)))
+			continue;
+		cudnnBackendSetAttribute(plan, ATTR_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &dnn);
+		if (!(ps = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+						    CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i])) &&
+		    !(ps = cudnnBackendFinalize(plan)) &&
+		    !(ps = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+						    CUDNN_TYPE_INT64, 1, &got, ws_out))) {
+			*plan_out = plan;
+			plan = NULL;
+			s = CUDNN_STATUS_SUCCESS;
+			break;
+		}
+		cudnnBackendDestroyDescriptor(plan);
+		plan = NULL;
+	}
+cleanup:
+	if (cfgs) {
+		for (int64_t i = 0; i < ncfg; i++)
+			if (cfgs[i])
+				cudnnBackendDestroyDescriptor(cfgs[i]);
+		free(cfgs);
+	}
+	if (heur)
+		cudnnBackendDestroyDescriptor(heur);
+	if (graph)
+		cudnnBackendDestroyDescriptor(graph);
+	for (int i = 0; i < OP_COUNT; i++)
+		if (ops[i])
+			cudnnBackendDestroyDescriptor(ops[i]);
+	for (int i = 0; i < T_COUNT; i++)
+		if (t[i])
+			cudnnBackendDestroyDescriptor(t[i]);
+	return s;
+}
+
+static int shape_eq(const struct wan_attn_shape *x, const struct wan_attn_shape *y)
+{
+	return x->b == y->b && x->h == y->h && x->d == y->d && x->sq == y->sq && x->skv == y->skv &&
+	       x->q_bstride == y->q_bstride && x->q_sstride == y->q_sstride &&
+	       x->kv_bstride == y->kv_bstride && x->kv_sstride == y->kv_sstride &&
+	       x->o_bstride == y->o_bstride && x->o_sstride == y->o_sstride && x->scale == y->scale;
+}
+
+static int check_shape(const struct wan_attn_shape *s, char *err, size_t errlen)
+{
+	if (s->b <= 0 || s->h <= 0 || s->d <= 0 || s->d > 128 || s->d % 8 || s->sq <= 0 || s->skv <= 0) {
+		snprintf(err, errlen, "bad attention shape b=%d h=%d d=%d sq=%d skv=%d (d must be 8..128, a multiple of 8)",
+			 s->b, s->h, s->d, s->sq, s->skv);
+		return -1;
+	}
+	return 0;
+}
+
+static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shape *s, char *err,
+				  size_t errlen)
+{
+	struct attn_plan *p;
+	char why[96];
+	int rc = 0;
+
+	for (int i = 0; i < a->nplans; i++)
+		if (shape_eq(&a->plans[i].s, s))
+			return &a->plans[i];
+	if (a->nplans == ATTN_CACHE_MAX) {
+		snprintf(err, errlen, "attention plan cache full (%d shapes)", ATTN_CACHE_MAX);
+		return NULL;
+	}
+	p = &a->plans[a->nplans];
+	memset(p, 0, sizeof(*p));
+	p->s = *s;
+	if (a->use_cudnn && build_plan(a->dnn, s, &p->plan, &p->workspace, why, sizeof(why)) == 0) {
+		p->on_cudnn = 1;
+		if ((size_t)p->workspace > a->workspace_bytes) {
+			if (a->workspace)
+				cudaFree(a->workspace);
+			a->workspace = NULL;
+			a->workspace_bytes = 0;
+			CU_TRY(cudaMalloc(&a->workspace, (size_t)p->workspace));
+			a->workspace_bytes = (size_t)p->workspace;
+		}
+	}
+cleanup:
+	if (rc) {
+		if (p->plan)
+			cudnnBackendDestroyDescriptor(p->plan);
+		return NULL;
+	}
+	a->nplans++;
+	return p;
+}
+
+int wan_attn_uses_cudnn(struct wan_attn *a, const struct wan_attn_shape *s)
+{
+	char err[128];
+	struct attn_plan *p = plan_get(a, s, err, sizeof(err));
+
+	return p ? p->on_cudnn : 0;
+}
+
+int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,
+		 const void *q, const void *k, const void *v, void *o, char *err, size_t errlen)
+{
+	cudnnBackendDescriptor_t vp = NULL;
+	struct attn_plan *p;
+	int64_t uids[5] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE};
+	void *ptrs[5];
+	float scale = s->scale;
+	int rc = 0;
+
+	if (check_shape(s, err, errlen))
+		return -1;
+	p = plan_get(a, s, err, errlen);
+	if (!p)
+		return -1;
+	if (!p->on_cudnn)
+		return wan_attn_fallback(st, s, NULL, q, k, v, o, err, errlen);
+	ptrs[0] = (void *)q; ptrs[1] = (void *)k; ptrs[2] = (void *)v; ptrs[3] = o; ptrs[4] = &scale;
+	DNN_TRY(cudnnSetStream(a->dnn, st));
+	DNN_TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp));
+	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 5, uids));
+	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 5, ptrs));
+	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &a->workspace));
+	DNN_TRY(cudnnBackendFinalize(vp));
+	DNN_TRY(cudnnBackendExecute(a->dnn, p->plan, vp));
+cleanup:
+	if (vp)
+		cudnnBackendDestroyDescriptor(vp);
+	return rc;
+}
+
+int wan_attn_run_ragged(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,
+			const int *kv_len_dev, const void *q, const void *k, const void *v,
+			void *o, char *err, size_t errlen)
+{
+	(void)a;
+	if (check_shape(s, err, errlen))
+		return -1;
+	return wan_attn_fallback(st, s, kv_len_dev, q, k, v, o, err, errlen);
+}

@@ -1,0 +1,877 @@
+/* dit_cuda.c: see dit_cuda.h (DESIGN there). The forward follows spec §2 op by op:
+ * patchify+embed, time MLP, per layer (LN+mod -> fused QKV GEMM -> RMSNorm+RoPE+cache write
+ * -> self-attention -> O GEMM -> gated residual -> LN3 -> cross q GEMM -> RMSNorm -> cross
+ * attention -> O GEMM -> residual -> LN+mod -> FFN (GEMM+bias+GELU, GEMM+bias) -> gated
+ * residual), then head LN+mod -> GEMM -> unpatchify + x0. */
+#include "plugins/wan/cuda/dit_cuda.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cuda_runtime.h>
+#include "plugins/wan/cuda/arena.h"
+#include "plugins/wan/cuda/attn_cudnn.h"
+#include "plugins/wan/cuda/cuda_check.h"
+#include "plugins/wan/cuda/gemm_lt.h"
+#include "plugins/wan/cuda/kernels.h"
+
+#define ROPE_POSITIONS 1024
+#define GRAPH_CACHE_MAX 8
+#define PROF_EVENTS 4096
+#define BF 2 /* bytes per bf16 */
+
+const char *const dit_cuda_comp_names[DIT_C_COUNT] = {
+	"embed+time", "norms/rope/residual", "qkv gemm", "self-attention", "o/cross-q gemms",
+	"cross-attention", "ffn gemms", "head",
+};
+
+struct layer_w {
+	float *mod;                 /* [6, D] */
+	void *wqkv, *bqkv;          /* [3D, D], [3D] */
+	float *gq, *gk;             /* [D] */
+	void *wo, *bo;
+	float *n3g, *n3b;
+	void *cwq, *cbq, *cwk, *cbk, *cwv, *cbv, *cwo, *cbo;
+	float *cgq, *cgk;
+	void *w1, *b1, *w2, *b2;    /* [F, D], [F], [D, F], [D] */
+	void *kc, *vc;              /* self cache [slots, kv_rows, D] */
+	void *xk, *xv;              /* cross cache [text_len, D] */
+};
+
+struct graph_entry {
+	int slots, frames, kv_len;
+	cudaGraphExec_t exec;
+};
+
+struct dit_cuda {
+	struct dit_cuda_dims d;
+	struct dit_cuda_plan p;
+	int l, h2, w2, hd, kv_rows, max_tokens, max_frames_total;
+	cudaStream_t st;
+	struct wan_gemm *gemm;
+	struct wan_attn *attn;
+	struct wan_arena params, acts;
+	int use_graphs, use_cudnn;
+	/* globals */
+	void *pe_w, *pe_b, *te0_w, *te0_b, *te2_w, *te2_b, *tp_w, *tp_b;
+	void *tx0_w, *tx0_b, *tx2_w, *tx2_b, *head_w, *head_b;
+	float *head_mod;
+	struct layer_w *layers;     /* new [num_layers] */
+	/* activations */
+	float *x_in, *x0, *flow, *x;      /* x: residual stream f32 [T, D] */
+	void *cols, *hbuf, *qkv, *qbuf, *abuf, *ybuf, *fbuf, *obuf;
+	float *temb, *e1, *e, *e0;        /* [M,256], [M,D], [M,D], [M,6D] */
+	void *ctx_in, *ctx_h, *ctx;       /* [text_len, text_dim], [text_len, D] x2 */
+	void *rope;                       /* float2 [1024][hd/2] */
+	int *call_i;                      /* device: t[M], start[B], write[B], kvlen[B] */
+	float *call_f;                    /* device: sigma[M] */
+	int *h_call_i;                    /* pinned host staging */
+	float *h_call_f;
+	struct graph_entry graphs[GRAPH_CACHE_MAX];
+	int ngraphs;
+	/* profiling */
+	cudaEvent_t *ev;
+	int nev, ev_cat[PROF_EVENTS], profiling;
+};
+
+/* ---- planning ---- */
+
+static void *aalloc(struct wan_arena *a, size_t bytes, int *failed, char *err, size_t errlen)
+{
+	return wan_arena_alloc(a, bytes, failed, err, errlen);
+}
+
+/* Lays out the parameter arena (measure or real). */
+static void layout_params(struct dit_cuda *m, int *f, char *err, size_t errlen)
+{
+	struct wan_arena *a = &m->params;
+	size_t D = m->d.dim, F = m->d.ffn_dim;
+
+	m->pe_w = aalloc(a, D * 64 * BF, f, err, errlen);
+	m->pe_b = aalloc(a, D * BF, f, err, errlen);
+	m->te0_w = aalloc(a, D * m->d.freq_dim * BF, f, err, errlen);
+	m->te0_b = aalloc(a, D * BF, f, err, errlen);
+	m->te2_w = aalloc(a, D * D * BF, f, err, errlen);
+	m->te2_b = aalloc(a, D * BF, f, err, errlen);
+	m->tp_w = aalloc(a, 6 * D * D * BF, f, err, errlen);
+	m->tp_b = aalloc(a, 6 * D * BF, f, err, errlen);
+	m->tx0_w = aalloc(a, D * m->d.text_dim * BF, f, err, errlen);
+	m->tx0_b = aalloc(a, D * BF, f, err, errlen);
+	m->tx2_w = aalloc(a, D * D * BF, f, err, errlen);
+	m->tx2_b = aalloc(a, D * BF, f, err, errlen);
+	m->head_w = aalloc(a, 64 * D * BF, f, err, errlen);
+	m->head_b = aalloc(a, 64 * BF, f, err, errlen);
+	m->head_mod = aalloc(a, 2 * D * 4, f, err, errlen);
+	for (int i = 0; i < m->d.num_layers; i++) {
+		struct layer_w *w = &m->layers[i];
+
+		w->mod = aalloc(a, 6 * D * 4, f, err, errlen);
+		w->wqkv = aalloc(a, 3 * D * D * BF, f, err, errlen);
+		w->bqkv = aalloc(a, 3 * D * BF, f, err, errlen);
+		w->gq = aalloc(a, D * 4, f, err, errlen);
+		w->gk = aalloc(a, D * 4, f, err, errlen);
+		w->wo = aalloc(a, D * D * BF, f, err, errlen);
+		w->bo = aalloc(a, D * BF, f, err, errlen);
+		w->n3g = aalloc(a, D * 4, f, err, errlen);
+		w->n3b = aalloc(a, D * 4, f, err, errlen);
+		w->cwq = aalloc(a, D * D * BF, f, err, errlen);
+		w->cbq = aalloc(a, D * BF, f, err, errlen);
+		w->cwk = aalloc(a, D * D * BF, f, err, errlen);
+		w->cbk = aalloc(a, D * BF, f, err, errlen);
+		w->cwv = aalloc(a, D * D * BF, f, err, errlen);
+		w->cbv = aalloc(a, D * BF, f, err, errlen);
+		w->cwo = aalloc(a, D * D * BF, f, err, errlen);
+		w->cbo = aalloc(a, D * BF, f, err, errlen);
+		w->cgq = aalloc(a, D * 4, f, err, errlen);
+		w->cgk = aalloc(a, D * 4, f, err, errlen);
+		w->w1 = aalloc(a, F * D * BF, f, err, errlen);
+		w->b1 = aalloc(a, F * BF, f, err, errlen);
+		w->w2 = aalloc(a, D * F * BF, f, err, errlen);
+		w->b2 = aalloc(a, D * BF, f, err, errlen);
+	}
+}
+
+/* Lays out activations and caches. */
+static void layout_acts(struct dit_cuda *m, int *f, char *err, size_t errlen)
+{
+	struct wan_arena *a = &m->acts;
+	size_t D = m->d.dim, F = m->d.ffn_dim, T = m->max_tokens, M = m->max_frames_total;
+	size_t px = (size_t)m->p.lat_h * m->p.lat_w * 16 * M;
+
+	m->x_in = aalloc(a, px * 4, f, err, errlen);
+	m->x0 = aalloc(a, px * 4, f, err, errlen);
+	m->flow = aalloc(a, px * 4, f, err, errlen);
+	m->x = aalloc(a, T * D * 4, f, err, errlen);
+	m->cols = aalloc(a, T * 64 * BF, f, err, errlen);
+	m->hbuf = aalloc(a, T * D * BF, f, err, errlen);
+	m->qkv = aalloc(a, T * 3 * D * BF, f, err, errlen);
+	m->qbuf = aalloc(a, T * D * BF, f, err, errlen);
+	m->abuf = aalloc(a, T * D * BF, f, err, errlen);
+	m->ybuf = aalloc(a, T * D * BF, f, err, errlen);
+	m->fbuf = aalloc(a, T * F * BF, f, err, errlen);
+	m->obuf = aalloc(a, T * 64 * BF, f, err, errlen);
+	m->temb = aalloc(a, M * 256 * 4, f, err, errlen);
+	m->e1 = aalloc(a, M * D * 4, f, err, errlen);
+	m->e = aalloc(a, M * D * 4, f, err, errlen);
+	m->e0 = aalloc(a, M * 6 * D * 4, f, err, errlen);
+	m->ctx_in = aalloc(a, (size_t)m->d.text_len * m->d.text_dim * BF, f, err, errlen);
+	m->ctx_h = aalloc(a, (size_t)m->d.text_len * D * BF, f, err, errlen);
+	m->ctx = aalloc(a, (size_t)m->d.text_len * D * BF, f, err, errlen);
+	m->rope = aalloc(a, (size_t)ROPE_POSITIONS * (m->hd / 2) * 8, f, err, errlen);
+	m->call_i = aalloc(a, (M + 3 * DIT_CUDA_MAX_SLOTS) * sizeof(int), f, err, errlen);
+	m->call_f = aalloc(a, M * sizeof(float), f, err, errlen);
+	for (int i = 0; i < m->d.num_layers; i++) {
+		struct layer_w *w = &m->layers[i];
+		size_t kv = (size_t)m->p.slots * m->kv_rows * D * BF;
+
+		w->kc = aalloc(a, kv, f, err, errlen);
+		w->vc = aalloc(a, kv, f, err, errlen);
+		w->xk = aalloc(a, (size_t)m->d.text_len * D * BF, f, err, errlen);
+		w->xv = aalloc(a, (size_t)m->d.text_len * D * BF, f, err, errlen);
+	}
+}
+
+/* RoPE table (spec §2.6), fp64 math: column j of a head's hd/2 pairs uses the temporal axis
+ * for j < ct, rows for j < ct + ch, columns otherwise, each with its own frequency base. */
+static int build_rope(struct dit_cuda *m, char *err, size_t errlen)
+{
+	int half = m->hd / 2, ch = m->hd / 6, ct = half - 2 * ch;
+	size_t n = (size_t)ROPE_POSITIONS * half;
+	float *tab = malloc(n * 2 * sizeof(float));
+	int rc = 0;
+
+	if (!tab) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int pos = 0; pos < ROPE_POSITIONS; pos++) {
+		for (int j = 0; j < half; j++) {
+			int local = j < ct ? j : (j < ct + ch ? j - ct : j - ct - ch);
+			int dimx = j < ct ? 2 * ct : 2 * ch;
+			double freq = pow(10000.0, -(2.0 * local) / dimx), ang = pos * freq;
+
+			tab[((size_t)pos * half + j) * 2] = (float)cos(ang);
+			tab[((size_t)pos * half + j) * 2 + 1] = (float)sin(ang);
+		}
+	}
+	CU_TRY(cudaMemcpy(m->rope, tab, n * 2 * sizeof(float), cudaMemcpyHostToDevice));
+cleanup:
+	free(tab);
+	return rc;
+}
+
+struct dit_cuda *dit_cuda_new(const struct dit_cuda_dims *dims, const struct dit_cuda_plan *plan,
+			      char *err, size_t errlen)
+{
+	struct dit_cuda *m = calloc(1, sizeof(*m));
+	int f = 0, rc = 0, ndev = 0;
+	const char *env = getenv("WAN_ATTN");
+
+	if (!m) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (dims->dim <= 0 || dims->num_heads <= 0 || dims->dim % dims->num_heads ||
+	    (dims->dim / dims->num_heads) % 8 || dims->dim / dims->num_heads > 128 ||
+	    dims->num_layers <= 0 || dims->ffn_dim <= 0 || dims->text_len <= 0 ||
+	    dims->text_dim <= 0 || dims->freq_dim != 256) {
+		snprintf(err, errlen, "unsupported DiT dims (dim %d, heads %d, head dim must be 8..128 in steps of 8, freq_dim 256)",
+			 dims->dim, dims->num_heads);
+		free(m);
+		return NULL;
+	}
+	if (plan->lat_h <= 0 || plan->lat_w <= 0 || plan->lat_h % 2 || plan->lat_w % 2 ||
+	    plan->lat_h > 2 * ROPE_POSITIONS || plan->lat_w > 2 * ROPE_POSITIONS ||
+	    plan->slots < 1 || plan->slots > DIT_CUDA_MAX_SLOTS || plan->kv_frames < 2 ||
+	    plan->kv_frames > 64) {
+		snprintf(err, errlen, "unsupported plan: latent %dx%d (even, up to 2048), slots %d (1..%d), kv frames %d (2..64)",
+			 plan->lat_h, plan->lat_w, plan->slots, DIT_CUDA_MAX_SLOTS, plan->kv_frames);
+		free(m);
+		return NULL;
+	}
+	m->d = *dims;
+	m->p = *plan;
+	m->h2 = plan->lat_h / 2;
+	m->w2 = plan->lat_w / 2;
+	m->l = m->h2 * m->w2;
+	m->hd = dims->dim / dims->num_heads;
+	m->kv_rows = plan->kv_frames * m->l;
+	m->max_frames_total = plan->slots > DIT_CUDA_MAX_FRAMES ? plan->slots : DIT_CUDA_MAX_FRAMES;
+	m->max_tokens = m->max_frames_total * m->l;
+	m->use_graphs = 1;
+	m->use_cudnn = !(env && !strcmp(env, "fallback"));
+	CU_TRY(cudaGetDeviceCount(&ndev));
+	if (ndev < 1) {
+		snprintf(err, errlen, "no CUDA device");
+		rc = -1;
+		goto cleanup;
+	}
+	m->layers = calloc((size_t)dims->num_layers, sizeof(*m->layers));
+	if (!m->layers) {
+		snprintf(err, errlen, "out of memory");
+		rc = -1;
+		goto cleanup;
+	}
+	CU_TRY(cudaStreamCreateWithFlags(&m->st, cudaStreamNonBlocking));
+	m->gemm = wan_gemm_new((size_t)32 << 20, err, errlen);
+	if (!m->gemm) {
+		rc = -1;
+		goto cleanup;
+	}
+	m->attn = wan_attn_new(m->use_cudnn, err, errlen);
+	if (!m->attn) {
+		rc = -1;
+		goto cleanup;
+	}
+	wan_arena_measure(&m->params);
+	layout_params(m, &f, err, errlen);
+	if (wan_arena_init(&m->params, m->params.used, err, errlen)) {
+		rc = -1;
+		goto cleanup;
+	}
+	layout_params(m, &f, err, errlen);
+	wan_arena_measure(&m->acts);
+	layout_acts(m, &f, err, errlen);
+	if (wan_arena_init(&m->acts, m->acts.used, err, errlen)) {
+		rc = -1;
+		goto cleanup;
+	}
+	layout_acts(m, &f, err, errlen);
+	if (f) {
+		rc = -1;
+		goto cleanup;
+	}
+	CU_TRY(cudaMemsetAsync(m->acts.base, 0, m->acts.cap, m->st));
+	CU_TRY(cudaMallocHost((void **)&m->h_call_i, (m->max_frames_total + 3 * DIT_CUDA_MAX_SLOTS) * sizeof(int)));
+	CU_TRY(cudaMallocHost((void **)&m->h_call_f, m->max_frames_total * sizeof(float)));
+	if (build_rope(m, err, errlen)) {
+		rc = -1;
+		goto cleanup;
+	}
+	CU_TRY(cudaStreamSynchronize(m->st));
+cleanup:
+	if (rc) {
+		dit_cuda_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+void dit_cuda_free(struct dit_cuda *m)
+{
+	if (!m)
+		return;
+	for (int i = 0; i < m->ngraphs; i++)
+		cudaGraphExecDestroy(m->graphs[i].exec);
+	if (m->ev) {
+		for (int i = 0; i < PROF_EVENTS; i++)
+			cudaEventDestroy(m->ev[i]);
+		free(m->ev);
+	}
+	wan_attn_free(m->attn);
+	wan_gemm_free(m->gemm);
+	wan_arena_release(&m->params);
+	wan_arena_release(&m->acts);
+	if (m->h_call_i)
+		cudaFreeHost(m->h_call_i);
+	if (m->h_call_f)
+		cudaFreeHost(m->h_call_f);
+	if (m->st)
+		cudaStreamDestroy(m->st);
+	free(m->layers);
+	free(m);
+}
+
+void dit_cuda_set_options(struct dit_cuda *m, int use_graphs, int use_cudnn)
+{
+	char err[256];
+
+	m->use_graphs = use_graphs;
+	if (use_cudnn != m->use_cudnn) {
+		struct wan_attn *a = wan_attn_new(use_cudnn, err, sizeof(err));
+
+		if (a) {
+			wan_attn_free(m->attn);
+			m->attn = a;
+			m->use_cudnn = use_cudnn;
+		}
+	}
+}
+
+size_t dit_cuda_param_bytes(const struct dit_cuda *m) { return m->params.cap; }
+size_t dit_cuda_act_bytes(const struct dit_cuda *m) { return m->acts.cap - dit_cuda_cache_bytes(m); }
+size_t dit_cuda_cache_bytes(const struct dit_cuda *m)
+{
+	size_t D = m->d.dim;
+
+	return (size_t)m->d.num_layers * 2 * ((size_t)m->p.slots * m->kv_rows * D * BF +
+					      (size_t)m->d.text_len * D * BF);
+}
+int dit_cuda_graphs_used(const struct dit_cuda *m) { return m->ngraphs > 0; }
+float *dit_cuda_input(struct dit_cuda *m) { return m->x_in; }
+
+/* ---- weights ---- */
+
+struct ptensor {
+	void *ptr;
+	size_t count;
+	int is_f32;
+	float amp, base;   /* random init */
+};
+
+/* Every parameter with its size and random-init scale; `name` is filled. Returns the count,
+ * or -1 when idx is past the end. */
+static int param_at(struct dit_cuda *m, int idx, char *name, size_t nlen, struct ptensor *pt)
+{
+	size_t D = m->d.dim, F = m->d.ffn_dim;
+	float sd = 1.0f / sqrtf((float)D), sf = 1.0f / sqrtf((float)F);
+	struct {
+		const char *n;
+		void *p;
+		size_t c;
+		int f32;
+		float amp, base;
+	} g[] = {
+		{"patch_embedding.weight", m->pe_w, D * 64, 0, 0.125f, 0},
+		{"patch_embedding.bias", m->pe_b, D, 0, 0.02f, 0},
+		{"text_embedding.0.weight", m->tx0_w, D * m->d.text_dim, 0, 1.0f / 64, 0},
+		{"text_embedding.0.bias", m->tx0_b, D, 0, 0.02f, 0},
+		{"text_embedding.2.weight", m->tx2_w, D * D, 0, sd, 0},
+		{"text_embedding.2.bias", m->tx2_b, D, 0, 0.02f, 0},
+		{"time_embedding.0.weight", m->te0_w, D * 256, 0, 1.0f / 16, 0},
+		{"time_embedding.0.bias", m->te0_b, D, 0, 0.02f, 0},
+		{"time_embedding.2.weight", m->te2_w, D * D, 0, sd, 0},
+		{"time_embedding.2.bias", m->te2_b, D, 0, 0.02f, 0},
+		{"time_projection.1.weight", m->tp_w, 6 * D * D, 0, sd, 0},
+		{"time_projection.1.bias", m->tp_b, 6 * D, 0, 0.02f, 0},
+		{"head.modulation", m->head_mod, 2 * D, 1, 0.1f, 0},
+		{"head.head.weight", m->head_w, 64 * D, 0, sd, 0},
+		{"head.head.bias", m->head_b, 64, 0, 0.02f, 0},
+	};
+	int ng = (int)(sizeof(g) / sizeof(g[0])), per = 27;
+
+	if (idx < ng) {
+		snprintf(name, nlen, "%s", g[idx].n);
+		pt->ptr = g[idx].p; pt->count = g[idx].c; pt->is_f32 = g[idx].f32;
+		pt->amp = g[idx].amp; pt->base = g[idx].base;
+		return 0;
+	}
+	idx -= ng;
+	if (idx >= per * m->d.num_layers)
+		return -1;
+	{
+		struct layer_w *w = &m->layers[idx / per];
+		int li = idx / per, k = idx % per;
+		size_t DD = D * D;
+		struct {
+			const char *n;
+			void *p;
+			size_t c;
+			int f32;
+			float amp, base;
+		} b[27] = {
+			{"modulation", w->mod, 6 * D, 1, 0.1f, 0},
+			{"self_attn.q.weight", w->wqkv, DD, 0, sd, 0},
+			{"self_attn.q.bias", w->bqkv, D, 0, 0.02f, 0},
+			{"self_attn.k.weight", (char *)w->wqkv + DD * BF, DD, 0, sd, 0},
+			{"self_attn.k.bias", (char *)w->bqkv + D * BF, D, 0, 0.02f, 0},
+			{"self_attn.v.weight", (char *)w->wqkv + 2 * DD * BF, DD, 0, sd, 0},
+			{"self_attn.v.bias", (char *)w->bqkv + 2 * D * BF, D, 0, 0.02f, 0},
+			{"self_attn.o.weight", w->wo, DD, 0, sd, 0},
+			{"self_attn.o.bias", w->bo, D, 0, 0.02f, 0},
+			{"self_attn.norm_q.weight", w->gq, D, 1, 0.1f, 1.0f},
+			{"self_attn.norm_k.weight", w->gk, D, 1, 0.1f, 1.0f},
+			{"norm3.weight", w->n3g, D, 1, 0.1f, 1.0f},
+			{"norm3.bias", w->n3b, D, 1, 0.02f, 0},
+			{"cross_attn.q.weight", w->cwq, DD, 0, sd, 0},
+			{"cross_attn.q.bias", w->cbq, D, 0, 0.02f, 0},
+			{"cross_attn.k.weight", w->cwk, DD, 0, sd, 0},
+			{"cross_attn.k.bias", w->cbk, D, 0, 0.02f, 0},
+			{"cross_attn.v.weight", w->cwv, DD, 0, sd, 0},
+			{"cross_attn.v.bias", w->cbv, D, 0, 0.02f, 0},
+			{"cross_attn.o.weight", w->cwo, DD, 0, sd, 0},
+			{"cross_attn.o.bias", w->cbo, D, 0, 0.02f, 0},
+			{"cross_attn.norm_q.weight", w->cgq, D, 1, 0.1f, 1.0f},
+			{"cross_attn.norm_k.weight", w->cgk, D, 1, 0.1f, 1.0f},
+			{"ffn.0.weight", w->w1, F * D, 0, sd, 0},
+			{"ffn.0.bias", w->b1, F, 0, 0.02f, 0},
+			{"ffn.2.weight", w->w2, D * F, 0, sf, 0},
+			{"ffn.2.bias", w->b2, D, 0, 0.02f, 0},
+		};
+		snprintf(name, nlen, "blocks.%d.%s", li, b[k].n);
+		pt->ptr = b[k].p; pt->count = b[k].c; pt->is_f32 = b[k].f32;
+		pt->amp = b[k].amp; pt->base = b[k].base;
+	}
+	return 0;
+}
+
+int dit_cuda_random_weights(struct dit_cuda *m, uint64_t seed, char *err, size_t errlen)
+{
+	char name[128];
+	struct ptensor pt;
+
+	for (int i = 0; param_at(m, i, name, sizeof(name), &pt) == 0; i++) {
+		uint64_t s = seed * 1000003ull + (uint64_t)i;
+
+		if (pt.is_f32 ? wan_k_fill_uniform_f32(m->st, pt.ptr, pt.count, s, pt.base, pt.amp, err, errlen)
+			      : wan_k_fill_uniform_bf16(m->st, pt.ptr, pt.count, s, pt.amp, err, errlen))
+			return -1;
+	}
+	return dit_cuda_sync(m, err, errlen);
+}
+
+int dit_cuda_set_tensor(struct dit_cuda *m, const char *name, const float *data, size_t count,
+			char *err, size_t errlen)
+{
+	char nm[128];
+	struct ptensor pt;
+	float *tmp = NULL;
+	int rc = 0;
+
+	if (!strncmp(name, "model.", 6))
+		name += 6;
+	for (int i = 0; param_at(m, i, nm, sizeof(nm), &pt) == 0; i++) {
+		if (strcmp(nm, name))
+			continue;
+		if (count != pt.count) {
+			snprintf(err, errlen, "tensor '%s' has %zu elements, the model needs %zu", name, count, pt.count);
+			return -1;
+		}
+		if (pt.is_f32) {
+			CU_RET(cudaMemcpy(pt.ptr, data, count * 4, cudaMemcpyHostToDevice));
+			return 0;
+		}
+		CU_TRY(cudaMalloc((void **)&tmp, count * 4));
+		CU_TRY(cudaMemcpy(tmp, data, count * 4, cudaMemcpyHostToDevice));
+		if (wan_k_f32_to_bf16(m->st, tmp, pt.ptr, count, err, errlen)) {
+			rc = -1;
+			goto cleanup;
+		}
+		CU_TRY(cudaStreamSynchronize(m->st));
+		goto cleanup;
+	}
+	snprintf(err, errlen, "unknown DiT tensor '%s'", name);
+	return -1;
+cleanup:
+	if (tmp)
+		cudaFree(tmp);
+	return rc;
+}
+
+/* ---- context (cross-attention cache) ---- */
+
+int dit_cuda_set_context(struct dit_cuda *m, const float *ctx, uint64_t seed, char *err,
+			 size_t errlen)
+{
+	size_t n = (size_t)m->d.text_len * m->d.text_dim;
+	int D = m->d.dim, tl = m->d.text_len;
+	float *tmp = NULL;
+	int rc = 0;
+
+	if (ctx) {
+		CU_TRY(cudaMalloc((void **)&tmp, n * 4));
+		CU_TRY(cudaMemcpy(tmp, ctx, n * 4, cudaMemcpyHostToDevice));
+		if (wan_k_f32_to_bf16(m->st, tmp, m->ctx_in, n, err, errlen))
+			goto fail;
+	} else if (wan_k_fill_uniform_bf16(m->st, m->ctx_in, n, seed, 0.5f, err, errlen)) {
+		goto fail;
+	}
+	if (wan_gemm_bf16(m->gemm, m->st, tl, D, m->d.text_dim, m->ctx_in, m->d.text_dim, m->tx0_w,
+			  m->d.text_dim, m->tx0_b, WAN_EPI_BIAS_GELU, m->ctx_h, D, err, errlen) ||
+	    wan_gemm_bf16(m->gemm, m->st, tl, D, D, m->ctx_h, D, m->tx2_w, D, m->tx2_b, WAN_EPI_BIAS,
+			  m->ctx, D, err, errlen))
+		goto fail;
+	for (int i = 0; i < m->d.num_layers; i++) {
+		struct layer_w *w = &m->layers[i];
+
+		if (wan_gemm_bf16(m->gemm, m->st, tl, D, D, m->ctx, D, w->cwk, D, w->cbk, WAN_EPI_BIAS,
+				  m->ctx_h, D, err, errlen) ||
+		    wan_k_rmsnorm(m->st, m->ctx_h, D, w->xk, tl, D, w->cgk, (float)m->d.eps, err, errlen) ||
+		    wan_gemm_bf16(m->gemm, m->st, tl, D, D, m->ctx, D, w->cwv, D, w->cbv, WAN_EPI_BIAS,
+				  w->xv, D, err, errlen))
+			goto fail;
+	}
+	CU_TRY(cudaStreamSynchronize(m->st));
+	goto cleanup;
+fail:
+	rc = -1;
+cleanup:
+	if (tmp)
+		cudaFree(tmp);
+	return rc;
+}
+
+/* ---- forward ---- */
+
+static void prof_mark(struct dit_cuda *m, int cat)
+{
+	if (!m->profiling || m->nev >= PROF_EVENTS)
+		return;
+	m->ev_cat[m->nev] = cat;
+	cudaEventRecord(m->ev[m->nev], m->st);
+	m->nev++;
+}
+
+#define TRY(x) do { if (x) return -1; } while (0)
+
+/* Enqueues one forward on m->st. kv_uniform > 0: every slot attends kv_uniform rows (cuDNN
+ * path); 0: ragged lengths from the device call block. */
+static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform, char *err, size_t errlen)
+{
+	int D = m->d.dim, FF = m->d.ffn_dim, L = m->l, n = Fr * L, T = B * n, M = B * Fr;
+	float eps = (float)m->d.eps;
+	const int *d_t = m->call_i, *d_start = m->call_i + M, *d_write = d_start + B, *d_kv = d_write + B;
+	struct wan_attn_shape self = {
+		.b = B, .h = m->d.num_heads, .d = m->hd, .sq = n, .skv = kv_uniform,
+		.q_bstride = (int64_t)n * D, .q_sstride = D,
+		.kv_bstride = (int64_t)m->kv_rows * D, .kv_sstride = D,
+		.o_bstride = (int64_t)n * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
+	};
+	struct wan_attn_shape cross = {
+		.b = 1, .h = m->d.num_heads, .d = m->hd, .sq = T, .skv = m->d.text_len,
+		.q_bstride = (int64_t)T * D, .q_sstride = D,
+		.kv_bstride = (int64_t)m->d.text_len * D, .kv_sstride = D,
+		.o_bstride = (int64_t)T * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
+	};
+	int64_t e0_row = 6 * (int64_t)D;
+
+	prof_mark(m, DIT_C_EMBED);
+	TRY(wan_k_patchify(m->st, m->x_in, m->cols, B, Fr, m->p.lat_h, m->p.lat_w, err, errlen));
+	TRY(wan_gemm_bf16(m->gemm, m->st, T, D, 64, m->cols, 64, m->pe_w, 64, m->pe_b, WAN_EPI_BIAS,
+			  m->ybuf, D, err, errlen));
+	TRY(wan_k_bf16_to_f32(m->st, m->ybuf, m->x, (size_t)T * D, err, errlen));
+	TRY(wan_k_sin_emb(m->st, d_t, m->temb, M, err, errlen));
+	TRY(wan_k_linear_small(m->st, m->temb, m->te0_w, m->te0_b, m->e1, M, D, 256, 0, err, errlen));
+	TRY(wan_k_linear_small(m->st, m->e1, m->te2_w, m->te2_b, m->e, M, D, D, 1, err, errlen));
+	TRY(wan_k_linear_small(m->st, m->e, m->tp_w, m->tp_b, m->e0, M, 6 * D, D, 1, err, errlen));
+	for (int li = 0; li < m->d.num_layers; li++) {
+		struct layer_w *w = &m->layers[li];
+
+		prof_mark(m, DIT_C_NORMS);
+		TRY(wan_k_ln_mod(m->st, m->x, m->hbuf, T, D, n, L, w->mod, m->e0, e0_row, D, 0, 1, eps, err, errlen));
+		prof_mark(m, DIT_C_QKV);
+		TRY(wan_gemm_bf16(m->gemm, m->st, T, 3 * D, D, m->hbuf, D, w->wqkv, D, w->bqkv, WAN_EPI_BIAS,
+				  m->qkv, 3 * D, err, errlen));
+		prof_mark(m, DIT_C_NORMS);
+		TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, w->kc, w->vc, (int64_t)m->kv_rows * D, T, D,
+					 m->hd, n, L, m->w2, w->gq, w->gk, m->rope, d_start, d_write, eps,
+					 err, errlen));
+		prof_mark(m, DIT_C_SELF_ATTN);
+		if (kv_uniform > 0)
+			TRY(wan_attn_run(m->attn, m->st, &self, m->qbuf, w->kc, w->vc, m->abuf, err, errlen));
+		else
+			TRY(wan_attn_run_ragged(m->attn, m->st, &self, d_kv, m->qbuf, w->kc, w->vc, m->abuf,
+						err, errlen));
+		prof_mark(m, DIT_C_PROJ);
+		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, D, m->abuf, D, w->wo, D, w->bo, WAN_EPI_BIAS,
+				  m->ybuf, D, err, errlen));
+		prof_mark(m, DIT_C_NORMS);
+		TRY(wan_k_residual(m->st, m->x, m->ybuf, T, D, n, L, w->mod, m->e0, e0_row, D, 2, err, errlen));
+		TRY(wan_k_ln_affine(m->st, m->x, m->hbuf, T, D, w->n3g, w->n3b, eps, err, errlen));
+		prof_mark(m, DIT_C_PROJ);
+		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, D, m->hbuf, D, w->cwq, D, w->cbq, WAN_EPI_BIAS,
+				  m->ybuf, D, err, errlen));
+		prof_mark(m, DIT_C_NORMS);
+		TRY(wan_k_rmsnorm(m->st, m->ybuf, D, m->qbuf, T, D, w->cgq, eps, err, errlen));
+		prof_mark(m, DIT_C_CROSS_ATTN);
+		TRY(wan_attn_run(m->attn, m->st, &cross, m->qbuf, w->xk, w->xv, m->abuf, err, errlen));
+		prof_mark(m, DIT_C_PROJ);
+		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, D, m->abuf, D, w->cwo, D, w->cbo, WAN_EPI_BIAS,
+				  m->ybuf, D, err, errlen));
+		prof_mark(m, DIT_C_NORMS);
+		TRY(wan_k_residual(m->st, m->x, m->ybuf, T, D, n, L, NULL, NULL, 0, 0, 0, err, errlen));
+		TRY(wan_k_ln_mod(m->st, m->x, m->hbuf, T, D, n, L, w->mod, m->e0, e0_row, D, 3, 4, eps, err, errlen));
+		prof_mark(m, DIT_C_FFN);
+		TRY(wan_gemm_bf16(m->gemm, m->st, T, FF, D, m->hbuf, D, w->w1, D, w->b1, WAN_EPI_BIAS_GELU,
+				  m->fbuf, FF, err, errlen));
+		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, FF, m->fbuf, FF, w->w2, FF, w->b2, WAN_EPI_BIAS,
+				  m->ybuf, D, err, errlen));
+		prof_mark(m, DIT_C_NORMS);
+		TRY(wan_k_residual(m->st, m->x, m->ybuf, T, D, n, L, w->mod, m->e0, e0_row, D, 5, err, errlen));
+	}
+	prof_mark(m, DIT_C_HEAD);
+	TRY(wan_k_ln_mod(m->st, m->x, m->hbuf, T, D, n, L, m->head_mod, m->e, D, 0, 0, 1, eps, err, errlen));
+	TRY(wan_gemm_bf16(m->gemm, m->st, T, 64, D, m->hbuf, D, m->head_w, D, m->head_b, WAN_EPI_BIAS,
+			  m->obuf, 64, err, errlen));
+	TRY(wan_k_unpatchify_x0(m->st, m->obuf, m->x_in, m->call_f, m->flow, m->x0, B, Fr, m->p.lat_h,
+				m->p.lat_w, err, errlen));
+	prof_mark(m, DIT_C_COUNT);
+	return 0;
+}
+
+static int check_call(struct dit_cuda *m, const struct dit_cuda_call *c, int *kv_uniform,
+		      char *err, size_t errlen)
+{
+	int n, kvu;
+
+	if (c->slots < 1 || c->slots > m->p.slots || c->frames < 1 || c->frames > DIT_CUDA_MAX_FRAMES ||
+	    c->slots * c->frames > m->max_frames_total) {
+		snprintf(err, errlen, "call of %d slots x %d frames exceeds the plan (%d slots, %d frames in all)",
+			 c->slots, c->frames, m->p.slots, m->max_frames_total);
+		return -1;
+	}
+	n = c->frames * m->l;
+	kvu = c->kv_len[0];
+	for (int b = 0; b < c->slots; b++) {
+		if (c->write_row[b] < 0 || c->write_row[b] + n > m->kv_rows || c->kv_len[b] < 1 ||
+		    c->kv_len[b] > m->kv_rows || c->start_frame[b] < 0 ||
+		    c->start_frame[b] + c->frames > ROPE_POSITIONS) {
+			snprintf(err, errlen, "slot %d: cache rows [%d, %d) / attended %d / start frame %d outside the %d-row cache or %d RoPE positions",
+				 b, c->write_row[b], c->write_row[b] + n, c->kv_len[b], c->start_frame[b],
+				 m->kv_rows, ROPE_POSITIONS);
+			return -1;
+		}
+		for (int f = 0; f < c->frames; f++)
+			if (c->t[b][f] < 0 || c->t[b][f] > 1000) {
+				snprintf(err, errlen, "slot %d frame %d: timestep %d outside 0..1000", b, f, c->t[b][f]);
+				return -1;
+			}
+		if (c->kv_len[b] != kvu)
+			kvu = 0;
+	}
+	*kv_uniform = kvu;
+	return 0;
+}
+
+/* Copies the per-call integers and sigmas into the device call block (queued on m->st). */
+static int upload_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *err, size_t errlen)
+{
+	int B = c->slots, M = B * c->frames, *ci = m->h_call_i;
+
+	CU_RET(cudaStreamSynchronize(m->st)); /* the staging buffer may still be read */
+	for (int b = 0; b < B; b++)
+		for (int f = 0; f < c->frames; f++) {
+			ci[b * c->frames + f] = c->t[b][f];
+			m->h_call_f[b * c->frames + f] = c->sigma[b][f];
+		}
+	for (int b = 0; b < B; b++) {
+		ci[M + b] = c->start_frame[b];
+		ci[M + B + b] = c->write_row[b];
+		ci[M + 2 * B + b] = c->kv_len[b];
+	}
+	CU_RET(cudaMemcpyAsync(m->call_i, ci, (size_t)(M + 3 * B) * sizeof(int), cudaMemcpyHostToDevice, m->st));
+	CU_RET(cudaMemcpyAsync(m->call_f, m->h_call_f, (size_t)M * sizeof(float), cudaMemcpyHostToDevice, m->st));
+	return 0;
+}
+
+static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *err, size_t errlen)
+{
+	int kvu, B = c->slots, Fr = c->frames;
+	struct graph_entry *g = NULL;
+	cudaGraph_t graph = NULL;
+	cudaError_t ce;
+
+	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen))
+		return -1;
+	if (!kvu || !m->use_graphs)
+		return enqueue_forward(m, B, Fr, kvu, err, errlen);
+	for (int i = 0; i < m->ngraphs; i++)
+		if (m->graphs[i].slots == B && m->graphs[i].frames == Fr && m->graphs[i].kv_len == kvu)
+			g = &m->graphs[i];
+	if (g) {
+		CU_RET(cudaGraphLaunch(g->exec, m->st));
+		return 0;
+	}
+	/* First call of this shape: run eagerly (builds every GEMM/attention plan, which may
+	 * allocate), then capture the same sequence for later calls. */
+	if (enqueue_forward(m, B, Fr, kvu, err, errlen))
+		return -1;
+	if (m->ngraphs == GRAPH_CACHE_MAX)
+		return 0;
+	CU_RET(cudaStreamSynchronize(m->st));
+	CU_RET(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
+	if (enqueue_forward(m, B, Fr, kvu, err, errlen)) {
+		/* a library refused to be captured: the eager run above already produced this
+		 * call's result, so stay eager from now on */
+		cudaStreamEndCapture(m->st, &graph);
+		if (graph)
+			cudaGraphDestroy(graph);
+		cudaGetLastError();
+		m->use_graphs = 0;
+		err[0] = 0;
+		return 0;
+	}
+	ce = cudaStreamEndCapture(m->st, &graph);
+	if (ce != cudaSuccess) {
+		/* capture refused (a library call that cannot be captured): stay eager */
+		cudaGetLastError();
+		m->use_graphs = 0;
+		return 0;
+	}
+	g = &m->graphs[m->ngraphs];
+	ce = cudaGraphInstantiate(&g->exec, graph, 0);
+	cudaGraphDestroy(graph);
+	if (ce != cudaSuccess) {
+		cudaGetLastError();
+		m->use_graphs = 0;
+		return 0;
+	}
+	g->slots = B;
+	g->frames = Fr;
+	g->kv_len = kvu;
+	m->ngraphs++;
+	return 0;
+}
+
+int dit_cuda_forward(struct dit_cuda *m, const struct dit_cuda_call *c, const float *x,
+		     float *x0, float *flow, char *err, size_t errlen)
+{
+	size_t px = (size_t)c->slots * 16 * c->frames * m->p.lat_h * m->p.lat_w;
+
+	if (c->slots < 1 || c->frames < 1 || c->slots * c->frames > m->max_frames_total) {
+		snprintf(err, errlen, "call of %d slots x %d frames exceeds the plan", c->slots, c->frames);
+		return -1;
+	}
+	if (x)
+		CU_RET(cudaMemcpyAsync(m->x_in, x, px * 4, cudaMemcpyHostToDevice, m->st));
+	if (run_call(m, c, err, errlen))
+		return -1;
+	if (x0)
+		CU_RET(cudaMemcpyAsync(x0, m->x0, px * 4, cudaMemcpyDeviceToHost, m->st));
+	if (flow)
+		CU_RET(cudaMemcpyAsync(flow, m->flow, px * 4, cudaMemcpyDeviceToHost, m->st));
+	if (x0 || flow)
+		return dit_cuda_sync(m, err, errlen);
+	return 0;
+}
+
+int dit_cuda_sync(struct dit_cuda *m, char *err, size_t errlen)
+{
+	CU_RET(cudaStreamSynchronize(m->st));
+	return 0;
+}
+
+int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double ms[DIT_C_COUNT],
+		     char *err, size_t errlen)
+{
+	int kvu, rc = 0;
+
+	for (int i = 0; i < DIT_C_COUNT; i++)
+		ms[i] = 0.0;
+	if (!m->ev) {
+		m->ev = calloc(PROF_EVENTS, sizeof(*m->ev));
+		if (!m->ev) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		for (int i = 0; i < PROF_EVENTS; i++)
+			CU_RET(cudaEventCreate(&m->ev[i]));
+	}
+	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen))
+		return -1;
+	m->nev = 0;
+	m->profiling = 1;
+	rc = enqueue_forward(m, c->slots, c->frames, kvu, err, errlen);
+	m->profiling = 0;
+	if (rc)
+		return -1;
+	CU_RET(cudaStreamSynchronize(m->st));
+	for (int i = 0; i + 1 < m->nev; i++) {
+		float t = 0.0f;
+
+		CU_RET(cudaEventElapsedTime(&t, m->ev[i], m->ev[i + 1]));
+		if (m->ev_cat[i] < DIT_C_COUNT)
+			ms[m->ev_cat[i]] += t;
+	}
+	return 0;
+}
+
+int dit_cuda_copy_slot(struct dit_cuda *m, int dst, int src, int rows, char *err, size_t errlen)
+{
+	size_t D = m->d.dim, sb = (size_t)m->kv_rows * D * BF;
+
+	if (dst < 0 || src < 0 || dst >= m->p.slots || src >= m->p.slots || rows < 0 || rows > m->kv_rows) {
+		snprintf(err, errlen, "bad cache copy: slot %d -> %d, %d rows", src, dst, rows);
+		return -1;
+	}
+	for (int i = 0; i < m->d.num_layers; i++) {
+		struct layer_w *w = &m->layers[i];
+
+		CU_RET(cudaMemcpyAsync((char *)w->kc + dst * sb, (char *)w->kc + src * sb, rows * D * BF,
+				       cudaMemcpyDeviceToDevice, m->st));
+		CU_RET(cudaMemcpyAsync((char *)w->vc + dst * sb, (char *)w->vc + src * sb, rows * D * BF,
+				       cudaMemcpyDeviceToDevice, m->st));
+	}
+	return 0;
+}
+
+int dit_cuda_read_cache(struct dit_cuda *m, int layer, int slot, int which, int row0, int count,
+			float *out, char *err, size_t errlen)
+{
+	size_t D = m->d.dim, sb = (size_t)m->kv_rows * D;
+	float *tmp = NULL;
+	const char *base;
+	int rc = 0;
+
+	if (layer < 0 || layer >= m->d.num_layers || slot < 0 || slot >= m->p.slots || row0 < 0 ||
+	    count < 1 || row0 + count > m->kv_rows) {
+		snprintf(err, errlen, "bad cache read: layer %d slot %d rows [%d, %d)", layer, slot, row0, row0 + count);
+		return -1;
+	}
+	base = (const char *)(which ? m->layers[layer].vc : m->layers[layer].kc) + (slot * sb + row0 * D) * BF;
+	CU_TRY(cudaMalloc((void **)&tmp, count * D * 4));
+	if (wan_k_bf16_to_f32(m->st, base, tmp, count * D, err, errlen)) {
+		rc = -1;
+		goto cleanup;
+	}
+	CU_TRY(cudaMemcpyAsync(out, tmp, count * D * 4, cudaMemcpyDeviceToHost, m->st));
+	CU_TRY(cudaStreamSynchronize(m->st));
+cleanup:
+	if (tmp)
+		cudaFree(tmp);
+	return rc;
+}
+
+int dit_cuda_self_attn_on_cudnn(struct dit_cuda *m, int slots, int frames, int kv_len)
+{
+	int D = m->d.dim, n = frames * m->l;
+	struct wan_attn_shape self = {
+		.b = slots, .h = m->d.num_heads, .d = m->hd, .sq = n, .skv = kv_len,
+		.q_bstride = (int64_t)n * D, .q_sstride = D,
+		.kv_bstride = (int64_t)m->kv_rows * D, .kv_sstride = D,
+		.o_bstride = (int64_t)n * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
+	};
+
+	return wan_attn_uses_cudnn(m->attn, &self);
+}

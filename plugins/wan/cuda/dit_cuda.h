@@ -1,0 +1,109 @@
+/* dit_cuda.h: the Wan2.1 causal DiT forward on one GPU (bf16 storage, fp32 accumulation).
+ *
+ * DESIGN
+ * One forward is S slots x n tokens (n = F latent frames of L tokens; F = 2 for the first
+ * chunk, 1 in the stream) against per-slot, per-layer self-attention KV caches and a shared
+ * cross-attention cache (spec §2, §4). The host owns the ring-buffer bookkeeping (which cache
+ * rows a call writes, how many it attends, the RoPE start frame of each slot: dit_*.c); this
+ * engine only executes a call described by struct dit_cuda_call:
+ *   - slot b's tokens are written to cache rows [write_row[b], write_row[b] + n) (roped K, V);
+ *   - slot b attends cache rows [0, kv_len[b]) (non-causal, the chunk's own rows included);
+ *   - temporal RoPE position of slot b's frame f is start_frame[b] + f.
+ * Memory is planned once (dit_cuda_new): a parameter arena and an activation arena sized for
+ * the largest call (max(slots, 2) frames of L tokens) plus the caches. A call whose slots all
+ * attend the same number of rows runs on cuDNN flash attention and is captured into a CUDA
+ * graph on first use (one graph per (slots, frames, kv_len)); later calls copy the per-call
+ * integers into device memory and replay the graph. Calls with ragged kv_len (the stream's
+ * warm-up calls) run eagerly on the fallback attention kernel.
+ * Thread-affine: every call on one thread (the CUDA context's).
+ */
+#ifndef WAN_CUDA_DIT_CUDA_H
+#define WAN_CUDA_DIT_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DIT_CUDA_MAX_SLOTS 8
+#define DIT_CUDA_MAX_FRAMES 2
+
+struct dit_cuda_dims {
+	int dim, ffn_dim, num_heads, num_layers, text_len, text_dim, freq_dim;
+	double eps;
+};
+
+struct dit_cuda_plan {
+	int lat_h, lat_w;    /* latent grid (pixel H/8, W/8), both even */
+	int slots;           /* most slots per call (S) */
+	int kv_frames;       /* cache length in latent frames (6) */
+};
+
+struct dit_cuda_call {
+	int slots, frames;                         /* B, F */
+	int t[DIT_CUDA_MAX_SLOTS][DIT_CUDA_MAX_FRAMES];     /* integer timesteps */
+	float sigma[DIT_CUDA_MAX_SLOTS][DIT_CUDA_MAX_FRAMES]; /* sigma(t) for x0 */
+	int start_frame[DIT_CUDA_MAX_SLOTS];       /* RoPE frame of the slot's first frame */
+	int write_row[DIT_CUDA_MAX_SLOTS];         /* first cache row written (tokens) */
+	int kv_len[DIT_CUDA_MAX_SLOTS];            /* rows attended (tokens), >= write_row + n */
+};
+
+enum dit_cuda_comp {
+	DIT_C_EMBED, DIT_C_NORMS, DIT_C_QKV, DIT_C_SELF_ATTN, DIT_C_PROJ, DIT_C_CROSS_ATTN,
+	DIT_C_FFN, DIT_C_HEAD, DIT_C_COUNT
+};
+extern const char *const dit_cuda_comp_names[DIT_C_COUNT];
+
+struct dit_cuda; /* opaque */
+
+/* Plans memory and creates the handles. new; NULL with err set. */
+struct dit_cuda *dit_cuda_new(const struct dit_cuda_dims *dims, const struct dit_cuda_plan *plan,
+			      char *err, size_t errlen);
+void dit_cuda_free(struct dit_cuda *m);
+
+/* Fills every parameter with deterministic random values of a sane scale (benchmarks). */
+int dit_cuda_random_weights(struct dit_cuda *m, uint64_t seed, char *err, size_t errlen);
+/* Uploads one parameter by its state-dict name (spec §3.1, without a "model." prefix) from
+ * host f32 data of exactly `count` elements. */
+int dit_cuda_set_tensor(struct dit_cuda *m, const char *name, const float *data, size_t count,
+			char *err, size_t errlen);
+/* Text context: host f32 [text_len, text_dim] (NULL: random on the device). Runs
+ * text_embedding and fills every layer's cross-attention K/V cache (spec §2.4, §4.9). */
+int dit_cuda_set_context(struct dit_cuda *m, const float *ctx, uint64_t seed, char *err,
+			 size_t errlen);
+
+/* One forward. x: host f32 [B,16,F,h,w] (NULL: use the device input buffer as it is).
+ * x0 / flow: host f32 outputs of the same shape (either may be NULL). Synchronous when
+ * a host output is asked for. */
+int dit_cuda_forward(struct dit_cuda *m, const struct dit_cuda_call *c, const float *x,
+		     float *x0, float *flow, char *err, size_t errlen);
+/* Waits for the queued work. */
+int dit_cuda_sync(struct dit_cuda *m, char *err, size_t errlen);
+/* The device input buffer (f32, room for the largest call), for benchmarks. borrowed. */
+float *dit_cuda_input(struct dit_cuda *m);
+/* Eager forward with an event between op groups; ms[] gets the time per component. */
+int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double ms[DIT_C_COUNT],
+		     char *err, size_t errlen);
+/* Copies cache rows [0, rows) of slot src to slot dst in every layer (stream-batch setup). */
+int dit_cuda_copy_slot(struct dit_cuda *m, int dst, int src, int rows, char *err, size_t errlen);
+/* Reads back rows [row0, row0+count) of layer `layer`, slot `slot`, K (which=0) or V (1) as
+ * f32 [count, dim] (tests and the adaptive-sink check). */
+int dit_cuda_read_cache(struct dit_cuda *m, int layer, int slot, int which, int row0, int count,
+			float *out, char *err, size_t errlen);
+
+/* Bytes: parameters, activations, KV + cross caches. 1 if graphs are in use. */
+size_t dit_cuda_param_bytes(const struct dit_cuda *m);
+size_t dit_cuda_act_bytes(const struct dit_cuda *m);
+size_t dit_cuda_cache_bytes(const struct dit_cuda *m);
+int dit_cuda_graphs_used(const struct dit_cuda *m);
+/* 1 when self-attention of a uniform call with these sizes runs on cuDNN. */
+int dit_cuda_self_attn_on_cudnn(struct dit_cuda *m, int slots, int frames, int kv_len);
+/* Disables CUDA graphs (1) or cuDNN (set before the first forward; tests). */
+void dit_cuda_set_options(struct dit_cuda *m, int use_graphs, int use_cudnn);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

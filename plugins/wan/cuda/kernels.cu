@@ -1,0 +1,537 @@
+/* kernels.cu: fused kernels of the CUDA DiT (see kernels.h for the contracts) and the
+ * fallback attention kernel (attn_cudnn.h). One kernel per op with its launcher beside it.
+ * Statistics and accumulations are fp32; stored activations are bf16. */
+#include "plugins/wan/cuda/kernels.h"
+#include "plugins/wan/cuda/attn_cudnn.h"
+#include "plugins/wan/cuda/cuda_check.h"
+
+#include <cuda_bf16.h>
+#include <math.h>
+#include <stdio.h>
+
+typedef __nv_bfloat16 bf16;
+
+#define LAUNCH_CHECK(name) do { cudaError_t e_ = cudaGetLastError(); if (e_ != cudaSuccess) \
+	return wan_cuda_fail(err, errlen, __FILE__, __LINE__, name, cudaGetErrorString(e_)); } while (0)
+
+static __device__ __forceinline__ float warp_sum(float v)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+static __device__ __forceinline__ float warp_max(float v)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+	return v;
+}
+
+/* Sum over the block (blockDim.x a multiple of 32, <= 1024); every thread gets the result. */
+static __device__ float block_sum(float v, float *sh)
+{
+	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+
+	v = warp_sum(v);
+	__syncthreads();
+	if (lane == 0)
+		sh[wid] = v;
+	__syncthreads();
+	v = lane < nw ? sh[lane] : 0.0f;
+	return warp_sum(v);
+}
+
+/* ---- random fill ---- */
+
+static __device__ __forceinline__ float hash_uniform(uint64_t seed, uint64_t i)
+{
+	uint64_t z = seed * 0x9E3779B97F4A7C15ull + i * 0xBF58476D1CE4E5B9ull + 0x94D049BB133111EBull;
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	z ^= z >> 31;
+	return (float)(z >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f;
+}
+
+__global__ void k_fill_bf16(bf16 *p, size_t n, uint64_t seed, float amp)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+		p[i] = __float2bfloat16(amp * hash_uniform(seed, i));
+}
+
+__global__ void k_fill_f32(float *p, size_t n, uint64_t seed, float base, float amp)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+		p[i] = base + amp * hash_uniform(seed, i);
+}
+
+static unsigned grid_for(size_t n)
+{
+	size_t g = (n + 255) / 256;
+	return (unsigned)(g > 65536 ? 65536 : (g ? g : 1));
+}
+
+extern "C" int wan_k_fill_uniform_bf16(cudaStream_t st, void *dst, size_t n, uint64_t seed,
+				       float amp, char *err, size_t errlen)
+{
+	k_fill_bf16<<<grid_for(n), 256, 0, st>>>((bf16 *)dst, n, seed, amp);
+	LAUNCH_CHECK("k_fill_bf16");
+	return 0;
+}
+
+extern "C" int wan_k_fill_uniform_f32(cudaStream_t st, float *dst, size_t n, uint64_t seed,
+				      float base, float amp, char *err, size_t errlen)
+{
+	k_fill_f32<<<grid_for(n), 256, 0, st>>>(dst, n, seed, base, amp);
+	LAUNCH_CHECK("k_fill_f32");
+	return 0;
+}
+
+__global__ void k_f32_to_bf16(const float *s, bf16 *d, size_t n)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+		d[i] = __float2bfloat16(s[i]);
+}
+
+__global__ void k_bf16_to_f32(const bf16 *s, float *d, size_t n)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+		d[i] = __bfloat162float(s[i]);
+}
+
+extern "C" int wan_k_f32_to_bf16(cudaStream_t st, const float *src, void *dst, size_t n,
+				 char *err, size_t errlen)
+{
+	k_f32_to_bf16<<<grid_for(n), 256, 0, st>>>(src, (bf16 *)dst, n);
+	LAUNCH_CHECK("k_f32_to_bf16");
+	return 0;
+}
+
+extern "C" int wan_k_bf16_to_f32(cudaStream_t st, const void *src, float *dst, size_t n,
+				 char *err, size_t errlen)
+{
+	k_bf16_to_f32<<<grid_for(n), 256, 0, st>>>((const bf16 *)src, dst, n);
+	LAUNCH_CHECK("k_bf16_to_f32");
+	return 0;
+}
+
+/* ---- patch embedding im2col ---- */
+
+__global__ void k_patchify(const float *z, bf16 *cols, int b, int f, int h, int w)
+{
+	int h2 = h / 2, w2 = w / 2;
+	size_t ntok = (size_t)b * f * h2 * w2;
+
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < ntok * 64;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		size_t tok = i / 64;
+		int col = (int)(i % 64), c = col / 4, dy = (col / 2) % 2, dx = col % 2;
+		int x = (int)(tok % w2), y = (int)((tok / w2) % h2);
+		size_t fr = (tok / ((size_t)w2 * h2)) % f, bb = tok / ((size_t)w2 * h2 * f);
+		size_t src = (((bb * 16 + c) * f + fr) * h + (2 * y + dy)) * (size_t)w + (2 * x + dx);
+
+		cols[i] = __float2bfloat16(z[src]);
+	}
+}
+
+extern "C" int wan_k_patchify(cudaStream_t st, const float *z, void *cols, int b, int f, int h,
+			      int w, char *err, size_t errlen)
+{
+	k_patchify<<<grid_for((size_t)b * f * (h / 2) * (w / 2) * 64), 256, 0, st>>>(z, (bf16 *)cols, b, f, h, w);
+	LAUNCH_CHECK("k_patchify");
+	return 0;
+}
+
+/* ---- time embedding ---- */
+
+__global__ void k_sin_emb(const int *t, float *out, int m)
+{
+	int row = blockIdx.x, i = threadIdx.x; /* 128 threads */
+	double tv = (double)t[row];
+	double omega = pow(10000.0, -(double)i / 128.0);
+
+	if (row >= m)
+		return;
+	out[(size_t)row * 256 + i] = (float)cos(tv * omega);
+	out[(size_t)row * 256 + 128 + i] = (float)sin(tv * omega);
+}
+
+extern "C" int wan_k_sin_emb(cudaStream_t st, const int *t, float *out, int m, char *err, size_t errlen)
+{
+	k_sin_emb<<<m, 128, 0, st>>>(t, out, m);
+	LAUNCH_CHECK("k_sin_emb");
+	return 0;
+}
+
+static __device__ __forceinline__ float silu(float v)
+{
+	return v / (1.0f + expf(-v));
+}
+
+/* One warp per output column n; all m rows at once (m <= 16). */
+#define SMALL_M_MAX 16
+__global__ void k_linear_small(const float *x, const bf16 *w, const bf16 *bias, float *y, int m,
+			       int n, int k, int silu_in)
+{
+	int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+	float acc[SMALL_M_MAX];
+
+	if (warp >= n)
+		return;
+	for (int r = 0; r < SMALL_M_MAX; r++)
+		acc[r] = 0.0f;
+	for (int kk = lane; kk < k; kk += 32) {
+		float wv = __bfloat162float(w[(size_t)warp * k + kk]);
+
+#pragma unroll
+		for (int r = 0; r < SMALL_M_MAX; r++) {
+			if (r < m) {
+				float xv = x[(size_t)r * k + kk];
+
+				acc[r] += wv * (silu_in ? silu(xv) : xv);
+			}
+		}
+	}
+#pragma unroll
+	for (int r = 0; r < SMALL_M_MAX; r++) {
+		float v = warp_sum(acc[r]);
+
+		if (lane == 0 && r < m)
+			y[(size_t)r * n + warp] = v + (bias ? __bfloat162float(bias[warp]) : 0.0f);
+	}
+}
+
+extern "C" int wan_k_linear_small(cudaStream_t st, const float *x, const void *w, const void *bias,
+				  float *y, int m, int n, int k, int silu_in, char *err, size_t errlen)
+{
+	if (m < 1 || m > SMALL_M_MAX) {
+		snprintf(err, errlen, "time MLP batch %d outside 1..%d", m, SMALL_M_MAX);
+		return -1;
+	}
+	k_linear_small<<<(n * 32 + 255) / 256, 256, 0, st>>>(x, (const bf16 *)w, (const bf16 *)bias, y, m, n, k, silu_in);
+	LAUNCH_CHECK("k_linear_small");
+	return 0;
+}
+
+/* ---- LayerNorm (+ modulation) ---- */
+
+/* One block per token; two passes over the row held in registers-by-loop (D <= 8192). */
+__global__ void k_ln(const float *x, bf16 *out, int d, int n_per_slot, int l, const float *mod,
+		     const float *emb, int64_t emb_row, int64_t emb_chunk, int shift_idx, int scale_idx,
+		     const float *gamma, const float *beta, float eps)
+{
+	__shared__ float sh[32];
+	size_t tok = blockIdx.x;
+	const float *row = x + tok * d;
+	float s = 0.0f, s2 = 0.0f, mean, rstd;
+	int fpslot = n_per_slot / l;
+	size_t bf = (tok / n_per_slot) * fpslot + (tok % n_per_slot) / l;
+
+	for (int i = threadIdx.x; i < d; i += blockDim.x)
+		s += row[i];
+	mean = block_sum(s, sh) / d;
+	for (int i = threadIdx.x; i < d; i += blockDim.x) {
+		float v = row[i] - mean;
+
+		s2 += v * v;
+	}
+	rstd = rsqrtf(block_sum(s2, sh) / d + eps);
+	for (int i = threadIdx.x; i < d; i += blockDim.x) {
+		float v = (row[i] - mean) * rstd;
+
+		if (mod) {
+			const float *e = emb + bf * emb_row;
+			float sc = mod[scale_idx * d + i] + e[scale_idx * emb_chunk + i];
+			float shf = mod[shift_idx * d + i] + e[shift_idx * emb_chunk + i];
+
+			v = v * (1.0f + sc) + shf;
+		} else if (gamma) {
+			v = v * gamma[i] + beta[i];
+		}
+		out[tok * d + i] = __float2bfloat16(v);
+	}
+}
+
+extern "C" int wan_k_ln_mod(cudaStream_t st, const float *x, void *out, int t, int d,
+			    int n_per_slot, int l, const float *mod, const float *emb, int64_t emb_row,
+			    int64_t emb_chunk, int shift_idx, int scale_idx, float eps, char *err,
+			    size_t errlen)
+{
+	k_ln<<<t, 256, 0, st>>>(x, (bf16 *)out, d, n_per_slot, l, mod, emb, emb_row, emb_chunk, shift_idx,
+				scale_idx, NULL, NULL, eps);
+	LAUNCH_CHECK("k_ln(mod)");
+	return 0;
+}
+
+extern "C" int wan_k_ln_affine(cudaStream_t st, const float *x, void *out, int t, int d,
+			       const float *gamma, const float *beta, float eps, char *err, size_t errlen)
+{
+	k_ln<<<t, 256, 0, st>>>(x, (bf16 *)out, d, 1, 1, NULL, NULL, 0, 0, 0, 0, gamma, beta, eps);
+	LAUNCH_CHECK("k_ln(affine)");
+	return 0;
+}
+
+/* ---- q/k RMSNorm + RoPE + KV cache write ---- */
+
+static __device__ __forceinline__ void rope_pair(float *a, float *b, float2 cs)
+{
+	float x = *a, y = *b;
+
+	*a = x * cs.x - y * cs.y;
+	*b = x * cs.y + y * cs.x;
+}
+
+/* Pair j of a head (0..hd/2) uses axis t for j < ct, y for j < ct+ch, x otherwise, with the
+ * table column equal to j (the host built the table that way). */
+__global__ void k_qkv_rope_cache(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc,
+				 int64_t kv_bstride, int d, int hd, int n_per_slot, int l, int w2,
+				 const float *g_q, const float *g_k, const float2 *rope,
+				 const int *start_frame, const int *write_row, float eps)
+{
+	__shared__ float sh[32];
+	size_t tok = blockIdx.x;
+	int b = (int)(tok / n_per_slot), i = (int)(tok % n_per_slot);
+	const bf16 *q = qkv + tok * 3 * d, *k = q + d, *v = k + d;
+	int half = hd / 2, ch = hd / 6 > 0 ? (hd / 6) : 0, ct = half - 2 * ch;
+	int pos_t = start_frame[b] + i / l, rem = i % l, pos_y = rem / w2, pos_x = rem % w2;
+	float sq = 0.0f, sk = 0.0f, rq, rk;
+	bf16 *krow = kc + (size_t)b * kv_bstride + (size_t)(write_row[b] + i) * d;
+	bf16 *vrow = vc + (size_t)b * kv_bstride + (size_t)(write_row[b] + i) * d;
+
+	for (int j = threadIdx.x; j < d; j += blockDim.x) {
+		float a = __bfloat162float(q[j]), c = __bfloat162float(k[j]);
+
+		sq += a * a;
+		sk += c * c;
+	}
+	rq = rsqrtf(block_sum(sq, sh) / d + eps);
+	rk = rsqrtf(block_sum(sk, sh) / d + eps);
+	for (int p = threadIdx.x; p < d / 2; p += blockDim.x) {
+		int j = 2 * p, pj = p % half, pos = pj < ct ? pos_t : (pj < ct + ch ? pos_y : pos_x);
+		float2 cs = rope[(size_t)pos * half + pj];
+		float q0 = __bfloat162float(q[j]) * rq * g_q[j], q1 = __bfloat162float(q[j + 1]) * rq * g_q[j + 1];
+		float k0 = __bfloat162float(k[j]) * rk * g_k[j], k1 = __bfloat162float(k[j + 1]) * rk * g_k[j + 1];
+
+		rope_pair(&q0, &q1, cs);
+		rope_pair(&k0, &k1, cs);
+		q_out[tok * d + j] = __float2bfloat16(q0);
+		q_out[tok * d + j + 1] = __float2bfloat16(q1);
+		krow[j] = __float2bfloat16(k0);
+		krow[j + 1] = __float2bfloat16(k1);
+		vrow[j] = v[j];
+		vrow[j + 1] = v[j + 1];
+	}
+}
+
+extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
+				    void *vcache, int64_t kv_bstride, int t, int d, int hd,
+				    int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
+				    const void *rope, const int *start_frame, const int *write_row,
+				    float eps, char *err, size_t errlen)
+{
+	if (hd % 2 || d % hd) {
+		snprintf(err, errlen, "head dim %d does not divide width %d evenly", hd, d);
+		return -1;
+	}
+	k_qkv_rope_cache<<<t, 256, 0, st>>>((const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache,
+					    (bf16 *)vcache, kv_bstride, d, hd, n_per_slot, l, w2, g_q,
+					    g_k, (const float2 *)rope, start_frame, write_row, eps);
+	LAUNCH_CHECK("k_qkv_rope_cache");
+	return 0;
+}
+
+__global__ void k_rmsnorm(const bf16 *x, int ldx, bf16 *out, int d, const float *g, float eps)
+{
+	__shared__ float sh[32];
+	size_t tok = blockIdx.x;
+	const bf16 *row = x + tok * ldx;
+	float s = 0.0f, r;
+
+	for (int j = threadIdx.x; j < d; j += blockDim.x) {
+		float a = __bfloat162float(row[j]);
+
+		s += a * a;
+	}
+	r = rsqrtf(block_sum(s, sh) / d + eps);
+	for (int j = threadIdx.x; j < d; j += blockDim.x)
+		out[tok * d + j] = __float2bfloat16(__bfloat162float(row[j]) * r * g[j]);
+}
+
+extern "C" int wan_k_rmsnorm(cudaStream_t st, const void *x, int ldx, void *out, int t, int d,
+			     const float *g, float eps, char *err, size_t errlen)
+{
+	k_rmsnorm<<<t, 256, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, d, g, eps);
+	LAUNCH_CHECK("k_rmsnorm");
+	return 0;
+}
+
+/* ---- gated residual ---- */
+
+__global__ void k_residual(float *x, const bf16 *y, size_t total, int d, int n_per_slot, int l,
+			   const float *mod, const float *emb, int64_t emb_row, int64_t emb_chunk,
+			   int gate_idx)
+{
+	int fpslot = n_per_slot / l;
+
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		float v = __bfloat162float(y[i]);
+
+		if (mod) {
+			size_t tok = i / d;
+			int c = (int)(i % d);
+			size_t bf = (tok / n_per_slot) * fpslot + (tok % n_per_slot) / l;
+
+			v *= mod[gate_idx * d + c] + emb[bf * emb_row + gate_idx * emb_chunk + c];
+		}
+		x[i] += v;
+	}
+}
+
+extern "C" int wan_k_residual(cudaStream_t st, float *x, const void *y, int t, int d,
+			      int n_per_slot, int l, const float *mod, const float *emb, int64_t emb_row,
+			      int64_t emb_chunk, int gate_idx, char *err, size_t errlen)
+{
+	size_t total = (size_t)t * d;
+
+	k_residual<<<grid_for(total), 256, 0, st>>>(x, (const bf16 *)y, total, d, n_per_slot, l, mod,
+						    emb, emb_row, emb_chunk, gate_idx);
+	LAUNCH_CHECK("k_residual");
+	return 0;
+}
+
+/* ---- head: unpatchify + flow -> x0 ---- */
+
+__global__ void k_unpatchify_x0(const bf16 *o, const float *x_in, const float *sigma, float *flow,
+				float *x0, int b, int f, int h, int w)
+{
+	size_t total = (size_t)b * 16 * f * h * w;
+
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		int xx = (int)(i % w), yy = (int)((i / w) % h);
+		int fr = (int)((i / ((size_t)w * h)) % f), c = (int)((i / ((size_t)w * h * f)) % 16);
+		int bb = (int)(i / ((size_t)w * h * f * 16));
+		int w2 = w / 2, h2 = h / 2;
+		size_t tok = (((size_t)bb * f + fr) * h2 + yy / 2) * w2 + xx / 2;
+		float v = __bfloat162float(o[tok * 64 + ((yy % 2) * 2 + (xx % 2)) * 16 + c]);
+
+		flow[i] = v;
+		if (x0)
+			x0[i] = x_in[i] - sigma[bb * f + fr] * v;
+	}
+}
+
+extern "C" int wan_k_unpatchify_x0(cudaStream_t st, const void *o, const float *x_in,
+				   const float *sigma, float *flow, float *x0, int b, int f, int h,
+				   int w, char *err, size_t errlen)
+{
+	k_unpatchify_x0<<<grid_for((size_t)b * 16 * f * h * w), 256, 0, st>>>((const bf16 *)o, x_in,
+									      sigma, flow, x0, b, f, h, w);
+	LAUNCH_CHECK("k_unpatchify_x0");
+	return 0;
+}
+
+/* ---- row mean (adaptive sink statistics) ---- */
+
+__global__ void k_row_mean(const bf16 *x, int64_t row0, int count, int d, float *out)
+{
+	for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < d; c += gridDim.x * blockDim.x) {
+		float s = 0.0f;
+
+		for (int r = 0; r < count; r++)
+			s += __bfloat162float(x[(size_t)(row0 + r) * d + c]);
+		out[c] = s / (float)count;
+	}
+}
+
+extern "C" int wan_k_row_mean(cudaStream_t st, const void *x, int64_t row0, int count, int d,
+			      float *out, char *err, size_t errlen)
+{
+	k_row_mean<<<(d + 255) / 256, 256, 0, st>>>((const bf16 *)x, row0, count, d, out);
+	LAUNCH_CHECK("k_row_mean");
+	return 0;
+}
+
+/* ---- fallback attention ----
+ * One warp per (query, head, batch). Keys go in tiles of 32: lane j scores key j of the tile
+ * (a full dot product over d), the warp does an online softmax over the tile, then every lane
+ * accumulates its d/32 output channels over the tile's 32 values. Exact (fp32) and general;
+ * used for ragged key lengths and for shapes cuDNN refuses. */
+__global__ void k_attn_fallback(const bf16 *q, const bf16 *k, const bf16 *v, bf16 *o, int h,
+				int d, int sq, int skv, const int *kv_len, int64_t qb, int64_t qs,
+				int64_t kvb, int64_t kvs, int64_t ob, int64_t os, float scale)
+{
+	__shared__ float qsh[4][128];
+	int lane = threadIdx.x & 31, wq = threadIdx.x >> 5;
+	int qi = blockIdx.x * 4 + wq, hh = blockIdx.y, bb = blockIdx.z;
+	int nkv = kv_len ? kv_len[bb] : skv;
+	const bf16 *qrow = q + bb * qb + (int64_t)qi * qs + hh * d;
+	const bf16 *kbase = k + bb * kvb + hh * d, *vbase = v + bb * kvb + hh * d;
+	float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, m = -INFINITY, lsum = 0.0f;
+
+	if (qi >= sq)
+		return;
+	for (int j = lane; j < d; j += 32)
+		qsh[wq][j] = __bfloat162float(qrow[j]) * scale;
+	__syncwarp();
+	for (int t0 = 0; t0 < nkv; t0 += 32) {
+		int key = t0 + lane;
+		float s = -INFINITY, mt, p;
+
+		if (key < nkv) {
+			const bf16 *kr = kbase + (int64_t)key * kvs;
+
+			s = 0.0f;
+			for (int j = 0; j < d; j++)
+				s += qsh[wq][j] * __bfloat162float(kr[j]);
+		}
+		mt = fmaxf(m, warp_max(s));
+		p = key < nkv ? expf(s - mt) : 0.0f;
+		{
+			float corr = expf(m - mt);
+
+			lsum = lsum * corr + warp_sum(p);
+			for (int r = 0; r < 4; r++)
+				acc[r] *= corr;
+			m = mt;
+		}
+		for (int jj = 0; jj < 32 && t0 + jj < nkv; jj++) {
+			float pj = __shfl_sync(0xffffffffu, p, jj);
+			const bf16 *vr = vbase + (int64_t)(t0 + jj) * kvs;
+
+#pragma unroll
+			for (int r = 0; r < 4; r++) {
+				int c = lane + 32 * r;
+
+				if (c < d)
+					acc[r] += pj * __bfloat162float(vr[c]);
+			}
+		}
+	}
+	for (int r = 0; r < 4; r++) {
+		int c = lane + 32 * r;
+
+		if (c < d)
+			o[bb * ob + (int64_t)qi * os + hh * d + c] = __float2bfloat16(lsum > 0.0f ? acc[r] / lsum : 0.0f);
+	}
+}
+
+extern "C" int wan_attn_fallback(cudaStream_t st, const struct wan_attn_shape *s,
+				 const int *kv_len_dev, const void *q, const void *k, const void *v,
+				 void *o, char *err, size_t errlen)
+{
+	dim3 grid((s->sq + 3) / 4, s->h, s->b);
+
+	if (s->d > 128) {
+		snprintf(err, errlen, "fallback attention supports head dim <= 128, got %d", s->d);
+		return -1;
+	}
+	k_attn_fallback<<<grid, 128, 0, st>>>((const bf16 *)q, (const bf16 *)k, (const bf16 *)v,
+					      (bf16 *)o, s->h, s->d, s->sq, s->skv, kv_len_dev,
+					      s->q_bstride, s->q_sstride, s->kv_bstride, s->kv_sstride,
+					      s->o_bstride, s->o_sstride, s->scale);
+	LAUNCH_CHECK("k_attn_fallback");
+	return 0;
+}

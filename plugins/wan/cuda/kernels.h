@@ -1,0 +1,86 @@
+/* kernels.h: the fused elementwise/normalisation kernels of the CUDA DiT, one launcher per
+ * kernel (kernels.cu). Every launcher returns 0 or -1 with err set when the launch failed.
+ * bf16 tensors are passed as void * so this header stays plain C.
+ *
+ * Token layout: the T = B·n tokens of a call are B slots of n = F·L tokens each (F latent
+ * frames of L = (h/2)·(w/2) tokens, frame-major, then row, then column). Per-frame vectors
+ * (modulation, gates, timestep embeddings) are indexed by b·F + f. */
+#ifndef WAN_CUDA_KERNELS_H
+#define WAN_CUDA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cuda_runtime.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Uniform random values in [-amp, amp) from a counter hash (seed, index): deterministic. */
+int wan_k_fill_uniform_bf16(cudaStream_t st, void *dst, size_t n, uint64_t seed, float amp,
+			    char *err, size_t errlen);
+/* f32 variant: base + uniform [-amp, amp). */
+int wan_k_fill_uniform_f32(cudaStream_t st, float *dst, size_t n, uint64_t seed, float base,
+			   float amp, char *err, size_t errlen);
+int wan_k_f32_to_bf16(cudaStream_t st, const float *src, void *dst, size_t n, char *err, size_t errlen);
+int wan_k_bf16_to_f32(cudaStream_t st, const void *src, float *dst, size_t n, char *err, size_t errlen);
+
+/* z f32 [B,16,F,h,w] -> cols bf16 [B·F·(h/2)·(w/2), 64], column c*4 + dy*2 + dx (spec §2.2). */
+int wan_k_patchify(cudaStream_t st, const float *z, void *cols, int b, int f, int h, int w,
+		   char *err, size_t errlen);
+
+/* Sinusoidal timestep embedding (fp64 math): t int [m] -> out f32 [m, 256], cos first. */
+int wan_k_sin_emb(cudaStream_t st, const int *t, float *out, int m, char *err, size_t errlen);
+
+/* Small-M linear layer for the time MLP: y[m,n] = W[n,k]·act(x[m,k]) + b[n], act = SiLU when
+ * silu_in, else identity. x, y f32; W, b bf16. */
+int wan_k_linear_small(cudaStream_t st, const float *x, const void *w, const void *bias,
+		       float *y, int m, int n, int k, int silu_in, char *err, size_t errlen);
+
+/* out bf16 [T,D] = LN(x)·(1 + scale) + shift, LN without affine (eps), with
+ * shift = mod[shift_idx·D + c] + emb[(b·F+f)·emb_row + shift_idx·emb_chunk + c], scale
+ * likewise (mod f32 [k, D]; emb f32; emb_chunk 0 broadcasts one vector to every chunk, as the
+ * head does with e). */
+int wan_k_ln_mod(cudaStream_t st, const float *x, void *out, int t, int d, int n_per_slot,
+		 int l, const float *mod, const float *emb, int64_t emb_row, int64_t emb_chunk,
+		 int shift_idx, int scale_idx, float eps, char *err, size_t errlen);
+/* out bf16 [T,D] = LN(x)·gamma + beta (gamma/beta f32 [D]). */
+int wan_k_ln_affine(cudaStream_t st, const float *x, void *out, int t, int d,
+		    const float *gamma, const float *beta, float eps, char *err, size_t errlen);
+
+/* Self-attention input stage, one token per block. From qkv bf16 [T, 3D] (q | k | v):
+ *  q_out bf16 [T, D]  = RoPE(RMSNorm(q)·g_q)
+ *  k cache row        = RoPE(RMSNorm(k)·g_k), v cache row = v,
+ * where slot b's token i goes to cache row write_row[b] + i (kcache/vcache base of slot b at
+ * b·kv_bstride elements, rows of D). RoPE position: frame start_frame[b] + i / L, row and
+ * column of i % L in a grid of width w2 (spec §2.6). rope: float2 (cos, sin) [1024][hd/2].
+ * start_frame and write_row are device int arrays [B]. */
+int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
+			 void *vcache, int64_t kv_bstride, int t, int d, int hd, int n_per_slot,
+			 int l, int w2, const float *g_q, const float *g_k, const void *rope,
+			 const int *start_frame, const int *write_row, float eps,
+			 char *err, size_t errlen);
+/* out bf16 [T,D] = RMSNorm(x)·g, x bf16 rows of stride ldx. */
+int wan_k_rmsnorm(cudaStream_t st, const void *x, int ldx, void *out, int t, int d,
+		  const float *g, float eps, char *err, size_t errlen);
+
+/* x f32 [T,D] += y bf16 [T,D] · gate, gate indexed like ln_mod's shift; mod == NULL: plain
+ * residual add. */
+int wan_k_residual(cudaStream_t st, float *x, const void *y, int t, int d, int n_per_slot,
+		   int l, const float *mod, const float *emb, int64_t emb_row, int64_t emb_chunk,
+		   int gate_idx, char *err, size_t errlen);
+
+/* Head output: o bf16 [T, 64] -> flow f32 [B,16,F,h,w] (unpatchify, spec §2.8) and, when x0
+ * is non-NULL, x0 = x_in - sigma[b·F+f]·flow (spec §2.9). */
+int wan_k_unpatchify_x0(cudaStream_t st, const void *o, const float *x_in, const float *sigma,
+			float *flow, float *x0, int b, int f, int h, int w, char *err, size_t errlen);
+
+/* Mean over tokens of rows [row0, row0+count) of a [rows, D] bf16 matrix -> out f32 [D]
+ * (the adaptive-sink statistics of spec §4.7). */
+int wan_k_row_mean(cudaStream_t st, const void *x, int64_t row0, int count, int d, float *out,
+		   char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,216 @@
+/* gpu_kernels.c: single CUDA ops against the C reference (tests/gpu_ref.c): cuBLASLt GEMMs
+ * with each epilogue, attention on cuDNN and on the fallback kernel (uniform and ragged key
+ * lengths, DiT shapes and odd ones), LayerNorm+modulation. Fresh random inputs each check,
+ * outputs poisoned first. Exits 77 without a GPU. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cuda_runtime.h>
+#include "plugins/wan/cuda/attn_cudnn.h"
+#include "plugins/wan/cuda/gemm_lt.h"
+#include "plugins/wan/cuda/kernels.h"
+#include "tests/gpu_ref.h"
+
+static int failures;
+static uint64_t seed = 99;
+
+static void check(const char *what, const float *got, const float *ref, size_t n, double tol)
+{
+	double e = rel_l2(got, ref, n);
+
+	if (any_nonfinite(got, n) || !(e <= tol)) {
+		fprintf(stderr, "FAIL %-50s rel L2 %.3e (<= %.0e)%s\n", what, e, tol,
+			any_nonfinite(got, n) ? " non-finite" : "");
+		failures++;
+	} else {
+		printf("ok   %-50s rel L2 %.3e\n", what, e);
+	}
+}
+
+/* host f32 -> device bf16 (and rounds the host copy so both sides see the same numbers) */
+static void *to_dev_bf16(float *h, size_t n)
+{
+	float *tmp;
+	void *d;
+	char err[256];
+
+	for (size_t i = 0; i < n; i++)
+		h[i] = bf16_round(h[i]);
+	cudaMalloc((void **)&tmp, n * 4);
+	cudaMalloc(&d, n * 2);
+	cudaMemcpy(tmp, h, n * 4, cudaMemcpyHostToDevice);
+	wan_k_f32_to_bf16(0, tmp, d, n, err, sizeof(err));
+	cudaDeviceSynchronize();
+	cudaFree(tmp);
+	return d;
+}
+
+static void from_dev_bf16(const void *d, float *h, size_t n)
+{
+	float *tmp;
+	char err[256];
+
+	cudaMalloc((void **)&tmp, n * 4);
+	wan_k_bf16_to_f32(0, d, tmp, n, err, sizeof(err));
+	cudaMemcpy(h, tmp, n * 4, cudaMemcpyDeviceToHost);
+	cudaFree(tmp);
+}
+
+static void test_gemm(struct wan_gemm *g, int m, int n, int k, enum wan_gemm_epi epi)
+{
+	float *x = malloc((size_t)m * k * 4), *w = malloc((size_t)n * k * 4), *b = malloc((size_t)n * 4);
+	float *y = malloc((size_t)m * n * 4), *r = malloc((size_t)m * n * 4);
+	void *dx, *dw, *db, *dy;
+	char err[256], what[96];
+
+	fill_uniform(x, (size_t)m * k, &seed, 1.0f);
+	fill_uniform(w, (size_t)n * k, &seed, 1.0f / sqrtf((float)k));
+	fill_uniform(b, n, &seed, 0.5f);
+	dx = to_dev_bf16(x, (size_t)m * k);
+	dw = to_dev_bf16(w, (size_t)n * k);
+	db = to_dev_bf16(b, n);
+	cudaMalloc(&dy, (size_t)m * n * 2);
+	cudaMemset(dy, 0xff, (size_t)m * n * 2); /* NaN poison */
+	snprintf(what, sizeof(what), "gemm %dx%dx%d epilogue %d", m, n, k, (int)epi);
+	if (wan_gemm_bf16(g, 0, m, n, k, dx, k, dw, k, epi == WAN_EPI_NONE ? NULL : db, epi, dy, n,
+			  err, sizeof(err)) || cudaDeviceSynchronize() != cudaSuccess) {
+		fprintf(stderr, "FAIL %s: %s\n", what, err);
+		failures++;
+	} else {
+		from_dev_bf16(dy, y, (size_t)m * n);
+		ref_linear(x, w, epi == WAN_EPI_NONE ? NULL : b, r, m, n, k);
+		if (epi == WAN_EPI_BIAS_GELU)
+			for (size_t i = 0; i < (size_t)m * n; i++)
+				r[i] = ref_gelu_tanh(r[i]);
+		check(what, y, r, (size_t)m * n, 1e-2);
+	}
+	cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dy);
+	free(x); free(w); free(b); free(y); free(r);
+}
+
+static void test_attn(struct wan_attn *a, int b, int h, int d, int sq, int kv_rows, int ragged,
+		      const char *label)
+{
+	int D = h * d, kvl[8];
+	size_t nq = (size_t)b * sq * D, nk = (size_t)b * kv_rows * D;
+	float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nk * 4), *o = malloc(nq * 4), *r = malloc(nq * 4);
+	void *dq, *dk, *dv, *dO;
+	int *dkv = NULL;
+	char err[256], what[128];
+	struct wan_attn_shape s = {.b = b, .h = h, .d = d, .sq = sq, .skv = kv_rows,
+				   .q_bstride = (int64_t)sq * D, .q_sstride = D,
+				   .kv_bstride = (int64_t)kv_rows * D, .kv_sstride = D,
+				   .o_bstride = (int64_t)sq * D, .o_sstride = D,
+				   .scale = 1.0f / sqrtf((float)d)};
+	int rc;
+
+	fill_uniform(q, nq, &seed, 2.0f);
+	fill_uniform(k, nk, &seed, 2.0f);
+	fill_uniform(v, nk, &seed, 1.0f);
+	dq = to_dev_bf16(q, nq);
+	dk = to_dev_bf16(k, nk);
+	dv = to_dev_bf16(v, nk);
+	cudaMalloc(&dO, nq * 2);
+	cudaMemset(dO, 0xff, nq * 2);
+	for (int i = 0; i < b; i++)
+		kvl[i] = ragged ? kv_rows - (i * kv_rows) / (2 * b) : kv_rows;
+	if (ragged) {
+		cudaMalloc((void **)&dkv, sizeof(kvl));
+		cudaMemcpy(dkv, kvl, sizeof(kvl), cudaMemcpyHostToDevice);
+		rc = wan_attn_run_ragged(a, 0, &s, dkv, dq, dk, dv, dO, err, sizeof(err));
+	} else {
+		rc = wan_attn_run(a, 0, &s, dq, dk, dv, dO, err, sizeof(err));
+	}
+	snprintf(what, sizeof(what), "attention %s b%d h%d d%d sq%d kv%d%s [%s]", label, b, h, d, sq, kv_rows,
+		 ragged ? " ragged" : "", ragged ? "fallback" : wan_attn_uses_cudnn(a, &s) ? "cuDNN" : "fallback");
+	if (rc || cudaDeviceSynchronize() != cudaSuccess) {
+		fprintf(stderr, "FAIL %s: %s\n", what, rc ? err : cudaGetErrorString(cudaGetLastError()));
+		failures++;
+	} else {
+		from_dev_bf16(dO, o, nq);
+		ref_attention(q, k, v, r, b, h, d, sq, kv_rows, kvl, s.scale);
+		check(what, o, r, nq, 1e-2);
+	}
+	cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dO);
+	if (dkv)
+		cudaFree(dkv);
+	free(q); free(k); free(v); free(o); free(r);
+}
+
+static void test_ln_mod(int b, int fr, int l, int d)
+{
+	int n = fr * l, t = b * n, m = b * fr;
+	float *x = malloc((size_t)t * d * 4), *mod = malloc(6 * (size_t)d * 4), *emb = malloc((size_t)m * 6 * d * 4);
+	float *y = malloc((size_t)t * d * 4), *r = malloc((size_t)t * d * 4);
+	float *dx, *dmod, *demb;
+	void *dy;
+	char err[256];
+
+	fill_uniform(x, (size_t)t * d, &seed, 3.0f);
+	fill_uniform(mod, 6 * (size_t)d, &seed, 0.3f);
+	fill_uniform(emb, (size_t)m * 6 * d, &seed, 0.3f);
+	cudaMalloc((void **)&dx, (size_t)t * d * 4);
+	cudaMalloc((void **)&dmod, 6 * (size_t)d * 4);
+	cudaMalloc((void **)&demb, (size_t)m * 6 * d * 4);
+	cudaMalloc(&dy, (size_t)t * d * 2);
+	cudaMemcpy(dx, x, (size_t)t * d * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(dmod, mod, 6 * (size_t)d * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(demb, emb, (size_t)m * 6 * d * 4, cudaMemcpyHostToDevice);
+	if (wan_k_ln_mod(0, dx, dy, t, d, n, l, dmod, demb, 6 * (int64_t)d, d, 3, 4, 1e-6f, err, sizeof(err)) ||
+	    cudaDeviceSynchronize() != cudaSuccess) {
+		fprintf(stderr, "FAIL ln_mod: %s\n", err);
+		failures++;
+	} else {
+		from_dev_bf16(dy, y, (size_t)t * d);
+		ref_layernorm(x, r, t, d, 1e-6f);
+		for (int i = 0; i < t; i++) {
+			size_t mi = (size_t)(i / n) * fr + (i % n) / l;
+
+			for (int c = 0; c < d; c++) {
+				float sc = mod[4 * d + c] + emb[(mi * 6 + 4) * d + c];
+				float sh = mod[3 * d + c] + emb[(mi * 6 + 3) * d + c];
+
+				r[(size_t)i * d + c] = r[(size_t)i * d + c] * (1 + sc) + sh;
+			}
+		}
+		check("layernorm + modulation (2 slots x 2 frames)", y, r, (size_t)t * d, 1e-2);
+	}
+	cudaFree(dx); cudaFree(dmod); cudaFree(demb); cudaFree(dy);
+	free(x); free(mod); free(emb); free(y); free(r);
+}
+
+int main(void)
+{
+	int ndev = 0;
+	char err[256];
+	struct wan_gemm *g;
+	struct wan_attn *a, *fb;
+
+	if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev < 1) {
+		printf("SKIP: no CUDA device\n");
+		return 77;
+	}
+	g = wan_gemm_new((size_t)32 << 20, err, sizeof(err));
+	a = wan_attn_new(1, err, sizeof(err));
+	fb = wan_attn_new(0, err, sizeof(err));
+	if (!g || !a || !fb) {
+		fprintf(stderr, "FAIL setup: %s\n", err);
+		return 1;
+	}
+	test_gemm(g, 1560, 4608, 1536, WAN_EPI_BIAS);
+	test_gemm(g, 100, 8960, 1536, WAN_EPI_BIAS_GELU);
+	test_gemm(g, 37, 64, 1536, WAN_EPI_NONE);
+	test_gemm(g, 512, 1536, 4096, WAN_EPI_BIAS_GELU);
+	test_attn(a, 2, 12, 128, 390, 2340, 0, "self");
+	test_attn(a, 1, 12, 128, 780, 512, 0, "cross");
+	test_attn(a, 1, 3, 64, 77, 131, 0, "odd");
+	test_attn(fb, 2, 4, 128, 100, 600, 0, "self");
+	test_attn(fb, 3, 2, 40, 50, 300, 1, "odd");
+	test_ln_mod(2, 2, 24, 1536);
+	wan_gemm_free(g);
+	wan_attn_free(a);
+	wan_attn_free(fb);
+	printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
+	return failures ? 1 : 0;
+}
