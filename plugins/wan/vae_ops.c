@@ -1,47 +1,129 @@
 /* vae_ops.c: fp32 CPU reference ops for the Wan VAE and TAEHV (see vae_ops.h). */
+/* The conv loops are the CPU reference's whole cost; GCC vectorizes the Cout axpy only at -O3. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
 #include "vae_ops.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
-void vae_conv(const struct vae_conv_shape *s, const float *in, int tin, int h, int w,
-	      const float *wt, const float *bias, float *out, int hout, int wout)
+struct conv_job {
+	const struct vae_conv_shape *s;
+	const float *in, *wt, *bias;
+	float *out;
+	int h, w, hout, wout, rows; /* rows = tout * hout */
+	int r0, r1;
+};
+
+#define CONV_XT 8 /* output pixels per tile: each weight row is reused CONV_XT times */
+
+static void conv_rows(const struct conv_job *j)
 {
-	int tout = (tin - s->kt) / s->st + 1;
-	int cin = s->cin, cout = s->cout;
+	const struct vae_conv_shape *s = j->s;
+	int cin = s->cin, cout = s->cout, h = j->h, w = j->w, hout = j->hout, wout = j->wout;
 	size_t tap = (size_t)cin * cout;
 
-	for (int to = 0; to < tout; to++)
-		for (int yo = 0; yo < hout; yo++)
-			for (int xo = 0; xo < wout; xo++) {
-				float *restrict acc = out + (((size_t)to * hout + yo) * wout + xo) * cout;
-				if (bias)
-					memcpy(acc, bias, sizeof(float) * cout);
+	for (int r = j->r0; r < j->r1; r++) {
+		int to = r / hout, yo = r % hout;
+		for (int x0 = 0; x0 < wout; x0 += CONV_XT) {
+			int nx = wout - x0 < CONV_XT ? wout - x0 : CONV_XT;
+			float *acc = j->out + (((size_t)to * hout + yo) * wout + x0) * cout;
+			for (int x = 0; x < nx; x++) {
+				if (j->bias)
+					memcpy(acc + (size_t)x * cout, j->bias, sizeof(float) * cout);
 				else
-					memset(acc, 0, sizeof(float) * cout);
-				for (int kt = 0; kt < s->kt; kt++) {
-					int ti = to * s->st + kt;
-					for (int ky = 0; ky < s->kh; ky++) {
-						int yi = yo * s->sh - s->pad_top + ky;
-						if (yi < 0 || yi >= h)
-							continue;
-						for (int kx = 0; kx < s->kw; kx++) {
-							int xi = xo * s->sw - s->pad_left + kx;
-							if (xi < 0 || xi >= w)
-								continue;
-							const float *ip = in + (((size_t)ti * h + yi) * w + xi) * cin;
-							const float *wp = wt + (((size_t)kt * s->kh + ky) * s->kw + kx) * tap;
-							for (int ci = 0; ci < cin; ci++) {
-								float a = ip[ci];
-								const float *restrict wr = wp + (size_t)ci * cout;
+					memset(acc + (size_t)x * cout, 0, sizeof(float) * cout);
+			}
+			for (int kt = 0; kt < s->kt; kt++) {
+				int ti = to * s->st + kt;
+				for (int ky = 0; ky < s->kh; ky++) {
+					int yi = yo * s->sh - s->pad_top + ky;
+					if (yi < 0 || yi >= h)
+						continue;
+					const float *row = j->in + ((size_t)ti * h + yi) * w * cin;
+					for (int kx = 0; kx < s->kw; kx++) {
+						const float *wp = j->wt + (((size_t)kt * s->kh + ky) * s->kw + kx) * tap;
+						const float *ip[CONV_XT];
+						int ok[CONV_XT];
+						for (int x = 0; x < nx; x++) {
+							int xi = (x0 + x) * s->sw - s->pad_left + kx;
+							ok[x] = xi >= 0 && xi < w;
+							ip[x] = row + (size_t)(ok[x] ? xi : 0) * cin;
+						}
+						for (int ci = 0; ci < cin; ci++) {
+							const float *restrict wr = wp + (size_t)ci * cout;
+							for (int x = 0; x < nx; x++) {
+								if (!ok[x])
+									continue;
+								float a = ip[x][ci];
+								float *restrict ac = acc + (size_t)x * cout;
 								for (int co = 0; co < cout; co++)
-									acc[co] += a * wr[co];
+									ac[co] += a * wr[co];
 							}
 						}
 					}
 				}
 			}
+		}
+	}
+}
+
+static void *conv_thread(void *arg)
+{
+	conv_rows(arg);
+	return NULL;
+}
+
+static int conv_threads = -1;
+
+void vae_set_threads(int n)
+{
+	conv_threads = n;
+}
+
+void vae_conv(const struct vae_conv_shape *s, const float *in, int tin, int h, int w,
+	      const float *wt, const float *bias, float *out, int hout, int wout)
+{
+	int tout = (tin - s->kt) / s->st + 1;
+	struct conv_job job = { s, in, wt, bias, out, h, w, hout, wout, tout * hout, 0, tout * hout };
+	double macs = (double)job.rows * wout * s->cin * s->cout * s->kt * s->kh * s->kw;
+	int nt = conv_threads;
+	if (nt < 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		const char *e = getenv("HERU_VAE_THREADS");
+		nt = e ? atoi(e) : (int)(n > 0 ? n : 1);
+		conv_threads = nt = nt < 1 ? 1 : nt > 64 ? 64 : nt;
+	}
+	if (nt > job.rows)
+		nt = job.rows;
+	if (nt <= 1 || macs < 4e6) {
+		conv_rows(&job);
+		return;
+	}
+	/* Each output row is computed by exactly one thread in the same order: the result does
+	 * not depend on the thread count. */
+	pthread_t tid[64];
+	struct conv_job jobs[64];
+	int running[64] = { 0 };
+	for (int i = 0; i < nt; i++) {
+		jobs[i] = job;
+		jobs[i].r0 = (int)((int64_t)job.rows * i / nt);
+		jobs[i].r1 = (int)((int64_t)job.rows * (i + 1) / nt);
+		if (i > 0)
+			running[i] = pthread_create(&tid[i], NULL, conv_thread, &jobs[i]) == 0;
+	}
+	conv_rows(&jobs[0]);
+	for (int i = 1; i < nt; i++) {
+		if (running[i])
+			pthread_join(tid[i], NULL);
+		else
+			conv_rows(&jobs[i]); /* the thread could not start: do its rows here */
+	}
 }
 
 void vae_repack_conv(const float *src, float *dst, int cout, int cin, int kt, int kh, int kw)

@@ -22,6 +22,10 @@ struct vae_conv_shape {
 void vae_conv(const struct vae_conv_shape *s, const float *in, int tin, int h, int w,
 	      const float *wt, const float *bias, float *out, int hout, int wout);
 
+/* Threads for vae_conv (default: online CPUs, or $HERU_VAE_THREADS; results do not depend on
+ * it). Call before any conv runs. */
+void vae_set_threads(int n);
+
 /* Repacks a PyTorch conv weight [cout][cin][kt][kh][kw] into [kt][kh][kw][cin][cout]. */
 void vae_repack_conv(const float *src, float *dst, int cout, int cin, int kt, int kh, int kw);
 
