@@ -19,6 +19,9 @@
 #include "vae_model.h"
 #include "vae_source.h"
 #include "wt_file.h"
+#ifdef HERU_WAN_VAE_CUDA
+#include "plugins/wan/cuda/vae_cuda.h"
+#endif
 
 #define VAE_GET_HINT "(Wan2.1_VAE.pth is in the Wan-AI/Wan2.1-T2V-1.3B release; taew2_1.pth in " \
 		     "github.com/madebyollin/taehv)"
@@ -201,8 +204,11 @@ static int vae_cmd(int argc, char **argv, int encode)
 	int rc = parse(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (!strcmp(o.device, "cuda"))
+	int cuda = !strcmp(o.device, "cuda");
+#ifndef HERU_WAN_VAE_CUDA
+	if (cuda)
 		return no_cuda(cmd);
+#endif
 	if (vae_config_load(o.config, &cfg, NULL, err, sizeof(err))) {
 		fprintf(stderr, "heru-wan %s: %s\n", cmd, err);
 		return 1;
@@ -215,6 +221,9 @@ static int vae_cmd(int argc, char **argv, int encode)
 	struct wt_file *wf = NULL;
 	struct vae_model *m = NULL;
 	struct vae_stream *s = NULL;
+#ifdef HERU_WAN_VAE_CUDA
+	struct vae_cuda *vc = NULL;
+#endif
 	float *out = NULL;
 	rc = 1;
 	int sp = vae_config_spatial(&cfg), tf = vae_config_temporal(&cfg);
@@ -232,6 +241,13 @@ static int vae_cmd(int argc, char **argv, int encode)
 		fprintf(stderr, "heru-wan %s: %s\n", cmd, m ? "out of memory" : err);
 		goto out;
 	}
+#ifdef HERU_WAN_VAE_CUDA
+	if (cuda && !(vc = vae_cuda_new(m, encode ? VAE_LOAD_ENCODER : VAE_LOAD_DECODER,
+				       encode ? h : h * sp, encode ? w : w * sp, 0, err, sizeof(err)))) {
+		fprintf(stderr, "heru-wan %s: %s\n", cmd, err);
+		goto out;
+	}
+#endif
 	int total = encode ? vae_encode_count(m, 1, n) : vae_decode_count(m, 1, n);
 	size_t osz = encode ? (size_t)cfg.z_dim * (h / sp) * (w / sp) : (size_t)3 * h * sp * w * sp;
 	size_t isz = encode ? (size_t)3 * h * w : (size_t)cfg.z_dim * h * w;
@@ -244,10 +260,17 @@ static int vae_cmd(int argc, char **argv, int encode)
 	while (done < n) {
 		int first = encode ? vae_stream_first_encode(s) : vae_stream_first_decode(s);
 		int step = encode ? (first ? (n > 1 ? 1 + tf : 1) : tf) : (first ? (n > 1 ? 2 : 1) : 1);
-		int r = encode ? vae_encode(m, s, in + isz * done, step, h, w, out + osz * made, err,
-					    sizeof(err))
-			       : vae_decode(m, s, in + isz * done, step, h, w, out + osz * made, err,
-					    sizeof(err));
+		int r;
+#ifdef HERU_WAN_VAE_CUDA
+		if (vc)
+			r = encode ? vae_cuda_encode(vc, in + isz * done, step, out + osz * made, err, sizeof(err))
+				   : vae_cuda_decode(vc, in + isz * done, step, out + osz * made, err, sizeof(err));
+		else
+#endif
+		r = encode ? vae_encode(m, s, in + isz * done, step, h, w, out + osz * made, err,
+					sizeof(err))
+			   : vae_decode(m, s, in + isz * done, step, h, w, out + osz * made, err,
+					sizeof(err));
 		if (r) {
 			fprintf(stderr, "heru-wan %s: %s\n", cmd, err);
 			goto out;
@@ -262,6 +285,9 @@ static int vae_cmd(int argc, char **argv, int encode)
 	if (write_output(cmd, o.output, encode ? "latents" : "frames", oshape, out) == 0)
 		rc = 0;
 out:
+#ifdef HERU_WAN_VAE_CUDA
+	vae_cuda_free(vc);
+#endif
 	free(in);
 	free(out);
 	vae_stream_free(s);
@@ -370,6 +396,90 @@ static void report(const char *what, double ms, double flops)
 		printf("%-34s %10.2f ms\n", what, ms);
 }
 
+#ifdef HERU_WAN_VAE_CUDA
+static int bench_cuda(const struct vae_config *cfg, const struct vae_source *src, int H, int W,
+		      int iters)
+{
+	char err[512];
+	int sp = vae_config_spatial(cfg), tf = vae_config_temporal(cfg), rc = 1;
+	size_t fsz = (size_t)3 * H * W, lsz = (size_t)cfg->z_dim * (H / sp) * (W / sp);
+	double t0 = now_ms();
+	struct vae_model *m = vae_model_load(cfg, src, VAE_LOAD_ENCODER | VAE_LOAD_DECODER, err,
+					     sizeof(err));
+	double t_load = now_ms() - t0;
+	t0 = now_ms();
+	struct vae_cuda *v = m ? vae_cuda_new(m, VAE_LOAD_ENCODER | VAE_LOAD_DECODER, H, W,
+					      !getenv("HERU_VAE_NO_FIND"), err, sizeof(err)) : NULL;
+	double t_build = now_ms() - t0;
+	float *frames = malloc(sizeof(float) * fsz * (1 + tf));
+	float *lat = malloc(sizeof(float) * lsz * 2);
+	float *out = malloc(sizeof(float) * fsz * (1 + tf));
+	if (!v || !frames || !lat || !out) {
+		fprintf(stderr, "heru-wan bench-vae: %s\n", v ? "out of memory" : err);
+		goto out;
+	}
+	for (size_t i = 0; i < fsz * (1 + tf); i++)
+		frames[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
+	printf("bench-vae: %dx%d, device cuda (bf16, cuDNN convs, CUDA graphs), random weights, %d iters\n",
+	       H, W, iters);
+	printf("%-34s %10.1f ms (host fp32 random weights), build %.1f ms\n", "load", t_load, t_build);
+	double fe = vae_flops_encode(cfg, H, W), fd = vae_flops_decode(cfg, H, W);
+	t0 = now_ms();
+	if (vae_cuda_encode(v, frames, 1 + tf, lat, err, sizeof(err)))
+		goto fail;
+	printf("%-34s %10.2f ms wall, %8.2f ms GPU\n", "first encode (1+4 frames)", now_ms() - t0,
+	       vae_cuda_last_gpu_ms(v));
+	double best = 1e30, bestw = 1e30, sum = 0;
+	for (int i = 0; i < iters + 1; i++) {
+		t0 = now_ms();
+		if (vae_cuda_encode(v, frames, tf, out, err, sizeof(err)))
+			goto fail;
+		double wall = now_ms() - t0, g = vae_cuda_last_gpu_ms(v);
+		if (i == 0)
+			continue; /* the graph is captured on the second steady call */
+		best = g < best ? g : best;
+		bestw = wall < bestw ? wall : bestw;
+		sum += g;
+	}
+	report("steady encode (4 frames), GPU", best, fe);
+	printf("%-34s %10.2f ms mean GPU, %.2f ms wall best (incl. host copies)\n", "", sum / iters, bestw);
+	t0 = now_ms();
+	if (vae_cuda_decode(v, lat, 2, out, err, sizeof(err)))
+		goto fail;
+	printf("%-34s %10.2f ms wall, %8.2f ms GPU\n", "first decode (2 latents)", now_ms() - t0,
+	       vae_cuda_last_gpu_ms(v));
+	best = bestw = 1e30;
+	sum = 0;
+	for (int i = 0; i < iters + 1; i++) {
+		t0 = now_ms();
+		if (vae_cuda_decode(v, lat, 1, out, err, sizeof(err)))
+			goto fail;
+		double wall = now_ms() - t0, g = vae_cuda_last_gpu_ms(v);
+		if (i == 0)
+			continue;
+		best = g < best ? g : best;
+		bestw = wall < bestw ? wall : bestw;
+		sum += g;
+	}
+	report("steady decode (1 latent), GPU", best, fd);
+	printf("%-34s %10.2f ms mean GPU, %.2f ms wall best (incl. host copies)\n", "", sum / iters, bestw);
+	printf("%-34s %10.1f MiB weights + %.1f MiB activations/caches/workspace\n", "device memory",
+	       vae_cuda_weight_bytes(v) / 1048576.0, vae_cuda_act_bytes(v) / 1048576.0);
+	printf("TAEHV on CUDA: not implemented (CPU reference only)\n");
+	rc = 0;
+	goto out;
+fail:
+	fprintf(stderr, "heru-wan bench-vae: %s\n", err);
+out:
+	free(frames);
+	free(lat);
+	free(out);
+	vae_cuda_free(v);
+	vae_model_free(m);
+	return rc;
+}
+#endif
+
 int cli_bench_vae(int argc, char **argv)
 {
 	const char *cmd = argv[0];
@@ -380,8 +490,11 @@ int cli_bench_vae(int argc, char **argv)
 	int rc = parse(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (!strcmp(o.device, "cuda"))
+	int cuda = !strcmp(o.device, "cuda");
+#ifndef HERU_WAN_VAE_CUDA
+	if (cuda)
 		return no_cuda(cmd);
+#endif
 	if (vae_config_load(o.config, &cfg, &tcfg, err, sizeof(err))) {
 		fprintf(stderr, "heru-wan %s: %s\n", cmd, err);
 		return 1;
@@ -394,6 +507,10 @@ int cli_bench_vae(int argc, char **argv)
 	}
 	uint64_t seed = 0;
 	struct vae_source src = vae_source_random(&seed);
+#ifdef HERU_WAN_VAE_CUDA
+	if (cuda)
+		return bench_cuda(&cfg, &src, H, W, o.iters);
+#endif
 	struct vae_model *m = vae_model_load(&cfg, &src, VAE_LOAD_ENCODER | VAE_LOAD_DECODER, err,
 					     sizeof(err));
 	struct taehv_model *tm = taehv_model_load(&tcfg, &src, err, sizeof(err));

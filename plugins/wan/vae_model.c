@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vae_model_internal.h"
 #include "vae_ops.h"
 
 const float vae_latent_mean[16] = {
@@ -15,45 +16,6 @@ const float vae_latent_mean[16] = {
 const float vae_latent_std[16] = {
 	2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f, 2.6052f, 2.0743f,
 	3.2687f, 2.1526f, 2.8652f, 1.5579f, 1.6382f, 1.1253f, 2.8251f, 1.9160f,
-};
-
-struct vae_conv_w {
-	struct vae_conv_shape s;
-	float *w, *b; /* new: repacked weight [kt][kh][kw][cin][cout], bias [cout] */
-	int slot;     /* cache slot of a causal k_t=3 conv, else -1 */
-};
-
-enum vae_kind { VK_RES, VK_ATTN, VK_DOWN2D, VK_DOWN3D, VK_UP2D, VK_UP3D };
-
-struct vae_block {
-	enum vae_kind kind;
-	char prefix[48];
-	int cin, cout;
-	float *g1, *g2;          /* new: RMS gammas (res: before conv a / conv b; attn: g1) */
-	struct vae_conv_w a, b;  /* res: residual.2 / residual.6; attn: to_qkv / proj;
-				    resample: resample.1 / time_conv */
-	struct vae_conv_w sc;    /* res shortcut when cin != cout */
-	int has_sc;
-	int slot;                /* resample time state */
-};
-
-struct vae_coder {
-	const char *name;        /* "encoder" / "decoder" */
-	struct vae_conv_w conv_in;
-	struct vae_block *blocks; /* new */
-	int nblocks;
-	int head_c;
-	float *head_g;           /* new */
-	struct vae_conv_w head;
-	int nslots;
-};
-
-struct vae_model {
-	struct vae_config cfg;
-	int what;
-	struct vae_coder enc, dec;
-	struct vae_conv_w quant;      /* "conv1": 2z -> 2z, 1x1x1 */
-	struct vae_conv_w post_quant; /* "conv2": z -> z, 1x1x1 */
 };
 
 struct vae_slot {
