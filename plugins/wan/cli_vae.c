@@ -463,6 +463,23 @@ static int bench_cuda(const struct vae_config *cfg, const struct vae_source *src
 	}
 	report("steady decode (1 latent), GPU", best, fd);
 	printf("%-34s %10.2f ms mean GPU, %.2f ms wall best (incl. host copies)\n", "", sum / iters, bestw);
+	static const char *cls[VAE_PROF_N] = { "cuDNN convs", "cuBLASLt GEMMs", "RMS_norm+SiLU",
+					       "other elementwise", "cache copies" };
+	for (int d = 0; d < 2; d++) {
+		double ms[VAE_PROF_N], fl[VAE_PROF_N], tot = 0;
+		if (vae_cuda_profile(v, d, ms, fl, err, sizeof(err)))
+			goto fail;
+		for (int k = 0; k < VAE_PROF_N; k++)
+			tot += ms[k];
+		printf("profile, steady %s (eager, op by op): %.2f ms\n", d ? "decode" : "encode", tot);
+		for (int k = 0; k < VAE_PROF_N; k++) {
+			if (fl[k] > 0)
+				printf("  %-32s %10.2f ms  %8.3f TF  %7.2f TFLOP/s\n", cls[k], ms[k], fl[k] / 1e12,
+				       fl[k] / 1e12 / (ms[k] / 1e3));
+			else
+				printf("  %-32s %10.2f ms\n", cls[k], ms[k]);
+		}
+	}
 	printf("%-34s %10.1f MiB weights + %.1f MiB activations/caches/workspace\n", "device memory",
 	       vae_cuda_weight_bytes(v) / 1048576.0, vae_cuda_act_bytes(v) / 1048576.0);
 	printf("TAEHV on CUDA: not implemented (CPU reference only)\n");

@@ -39,6 +39,7 @@ struct op {
 	cudnnConvolutionDescriptor_t cd;
 	cudnnConvolutionFwdAlgo_t algo;
 	size_t ws;
+	double flops;            /* conv / GEMM FLOPs, for the profile */
 };
 
 struct plan {
@@ -300,6 +301,7 @@ static void *b_conv(struct bctx *b, const void *x, int t, int h, int w,
 	B_CHECK(pick >= 0);
 	o->algo = perf[pick].algo;
 	o->ws = perf[pick].memory;
+	o->flops = 2.0 * od[2] * od[3] * od[4] * (double)s->cout * s->cin * s->kt * s->kh * s->kw;
 	o->a = x;
 	o->b = wt;
 	o->y = y;
@@ -369,6 +371,7 @@ static void b_gemm(struct bctx *b, int m, int n, int k, const void *x, int ldx, 
 	o->y = y;
 	int iv[6] = { m, n, k, ldx, ldw, ldy };
 	memcpy(o->i, iv, sizeof(iv));
+	o->flops = 2.0 * m * n * (double)k;
 }
 
 static const float *wf(struct bctx *b, const float *host, int n, void **b16)
@@ -759,6 +762,46 @@ cleanup:
 	return rc;
 }
 
+int vae_cuda_profile(struct vae_cuda *v, int decode, double *ms, double *flops, char *err,
+		     size_t errlen)
+{
+	struct plan *p = decode ? &v->dec_steady : &v->enc_steady;
+	cudaEvent_t *ev = calloc((size_t)p->n + 1, sizeof(*ev));
+	int rc = 0;
+	if (!ev) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int k = 0; k < VAE_PROF_N; k++)
+		ms[k] = flops[k] = 0.0;
+	for (int i = 0; i <= p->n; i++)
+		CU_TRY(cudaEventCreate(&ev[i]));
+	CU_TRY(cudaEventRecord(ev[0], v->st));
+	for (int i = 0; i < p->n; i++) {
+		if (exec_op(v, &p->ops[i], err, errlen)) {
+			rc = -1;
+			goto cleanup;
+		}
+		CU_TRY(cudaEventRecord(ev[i + 1], v->st));
+	}
+	CU_TRY(cudaStreamSynchronize(v->st));
+	for (int i = 0; i < p->n; i++) {
+		float t = 0.0f;
+		CU_TRY(cudaEventElapsedTime(&t, ev[i], ev[i + 1]));
+		enum op_kind k = p->ops[i].k;
+		int cls = k == OP_CONV ? VAE_PROF_CONV : k == OP_GEMM ? VAE_PROF_GEMM :
+			  k == OP_RMS ? VAE_PROF_NORM : k == OP_COPY ? VAE_PROF_COPY : VAE_PROF_ELEM;
+		ms[cls] += t;
+		flops[cls] += p->ops[i].flops;
+	}
+cleanup:
+	for (int i = 0; i <= p->n; i++)
+		if (ev[i])
+			cudaEventDestroy(ev[i]);
+	free(ev);
+	return rc;
+}
+
 /* ---- API ---- */
 
 static void plan_free(struct plan *p)
@@ -874,6 +917,7 @@ struct vae_cuda *vae_cuda_new(const struct vae_model *m, int what, int h, int w,
 	if ((v->what & VAE_LOAD_DECODER) &&
 	    (build_decoder(v, &v->dec_steady, 0, err, errlen) || build_decoder(v, &v->dec_first, 1, err, errlen)))
 		goto fail;
+	CU_TRY(cudaDeviceSynchronize()); /* the build's cudaMemset calls ran on the default stream */
 	if (vae_cuda_reset(v, err, errlen))
 		goto fail;
 	return v;

@@ -48,6 +48,13 @@ size_t vae_cuda_act_bytes(const struct vae_cuda *v);
  * vae_cuda_encode / vae_cuda_decode. */
 double vae_cuda_last_gpu_ms(const struct vae_cuda *v);
 
+/* Runs the steady encode (DECODE 0) or decode plan once op by op (eagerly, events between
+ * ops) and adds the GPU ms and FLOPs per op class into MS / FLOPS [VAE_PROF_N]. Advances the
+ * stream's caches like a real call (for benchmarks). */
+enum { VAE_PROF_CONV, VAE_PROF_GEMM, VAE_PROF_NORM, VAE_PROF_ELEM, VAE_PROF_COPY, VAE_PROF_N };
+int vae_cuda_profile(struct vae_cuda *v, int decode, double *ms, double *flops, char *err,
+		     size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
