@@ -6,7 +6,7 @@ libwan_la_SOURCES += \
 	plugins/wan/vae_config.c plugins/wan/vae_config.h \
 	plugins/wan/vae_source.c plugins/wan/vae_source.h \
 	plugins/wan/vae_model.c plugins/wan/vae_model.h plugins/wan/vae_model_internal.h \
-	plugins/wan/taehv_model.c plugins/wan/taehv_model.h
+	plugins/wan/taehv_model.c plugins/wan/taehv_model.h plugins/wan/taehv_model_internal.h
 heru_wan_SOURCES += plugins/wan/cli_vae.c
 
 VAE_TEST_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/wan $(JANSSON_CFLAGS) $(CHECK_CFLAGS)

@@ -12,6 +12,7 @@
 #include "plugins/wan/cuda/cuda_check.h"
 #include "plugins/wan/cuda/gemm_lt.h"
 #include "plugins/wan/cuda/vae_kernels.h"
+#include "plugins/wan/taehv_model_internal.h"
 #include "plugins/wan/vae_model_internal.h"
 #include "plugins/wan/wt_file.h"
 
@@ -25,6 +26,7 @@
 enum op_kind {
 	OP_CONV, OP_GEMM, OP_RMS, OP_BIASRES, OP_UP, OP_SOFTMAX, OP_TRANSPOSE, OP_ADD, OP_COPY,
 	OP_FRAMES_IN, OP_LAT_IN, OP_LAT_OUT, OP_FRAMES_OUT,
+	OP_TIN, OP_TOUT, OP_MEMCAT, OP_BIASACT,
 };
 
 struct op {
@@ -718,6 +720,14 @@ static int exec_op(struct vae_cuda *v, const struct op *o, char *err, size_t err
 		return vae_k_latent_out(st, o->a, o->i[0], o->y, o->i[1], o->i[2], err, errlen);
 	case OP_FRAMES_OUT:
 		return vae_k_frames_out(st, o->a, o->f1, o->y, o->i[0], o->i[1], o->i[2], err, errlen);
+	case OP_TIN:
+		return vae_k_taehv_in(st, o->a, o->y, o->i[0], o->i[1], o->i[2], err, errlen);
+	case OP_TOUT:
+		return vae_k_taehv_out(st, o->a, o->f1, o->y, o->i[0], o->i[1], o->i[2], err, errlen);
+	case OP_MEMCAT:
+		return vae_k_memcat(st, o->a, o->b, o->y, o->i[0], o->n, o->i[1], err, errlen);
+	case OP_BIASACT:
+		return vae_k_bias_act(st, o->a, o->f1, o->b, o->y, o->n, o->i[0], o->i[1], err, errlen);
 	}
 	return -1;
 }
@@ -858,7 +868,7 @@ int vae_cuda_reset(struct vae_cuda *v, char *err, size_t errlen)
 {
 	int rc = 0;
 	struct slotbuf *sl[2] = { v->eslots, v->dslots };
-	int n[2] = { v->m->enc.nslots, v->m->dec.nslots };
+	int n[2] = { v->m ? v->m->enc.nslots : 0, v->m ? v->m->dec.nslots : 0 };
 	for (int k = 0; k < 2; k++)
 		for (int i = 0; sl[k] && i < n[k]; i++)
 			if (sl[k][i].d)
@@ -866,6 +876,22 @@ int vae_cuda_reset(struct vae_cuda *v, char *err, size_t errlen)
 						       sl[k][i].fe * (sl[k][i].front + sl[k][i].cap) * BF, v->st));
 	CU_TRY(cudaStreamSynchronize(v->st));
 	v->first_enc = v->first_dec = 1;
+cleanup:
+	return rc;
+}
+
+/* Stream, events, cuDNN and cuBLASLt handles and the conv workspace. */
+static int engine_init(struct vae_cuda *v, char *err, size_t errlen)
+{
+	int rc = 0;
+	CU_TRY(cudaStreamCreateWithFlags(&v->st, cudaStreamNonBlocking));
+	CU_TRY(cudaEventCreate(&v->ev0));
+	CU_TRY(cudaEventCreate(&v->ev1));
+	DNN_TRY(cudnnCreate(&v->dnn));
+	DNN_TRY(cudnnSetStream(v->dnn, v->st));
+	if (!(v->gemm = wan_gemm_new((size_t)32 << 20, err, errlen)) ||
+	    !(v->ws = dalloc(v, WS_BYTES, 0, err, errlen)))
+		return -1;
 cleanup:
 	return rc;
 }
@@ -892,17 +918,12 @@ struct vae_cuda *vae_cuda_new(const struct vae_model *m, int what, int h, int w,
 			 h, w, sp);
 		goto fail;
 	}
-	CU_TRY(cudaStreamCreateWithFlags(&v->st, cudaStreamNonBlocking));
-	CU_TRY(cudaEventCreate(&v->ev0));
-	CU_TRY(cudaEventCreate(&v->ev1));
-	DNN_TRY(cudnnCreate(&v->dnn));
-	DNN_TRY(cudnnSetStream(v->dnn, v->st));
-	if (!(v->gemm = wan_gemm_new((size_t)32 << 20, err, errlen)))
+	if (engine_init(v, err, errlen))
 		goto fail;
 	v->eslots = calloc((size_t)m->enc.nslots + 1, sizeof(*v->eslots));
 	v->dslots = calloc((size_t)m->dec.nslots + 1, sizeof(*v->dslots));
 	size_t io = (size_t)tf * 3 * h * w;
-	if (!v->eslots || !v->dslots || !(v->ws = dalloc(v, WS_BYTES, 0, err, errlen)) ||
+	if (!v->eslots || !v->dslots ||
 	    !(v->in_dev = dalloc(v, io * sizeof(float), 0, err, errlen)) ||
 	    !(v->out_dev = dalloc(v, io * sizeof(float), 0, err, errlen)) ||
 	    !(v->mean = dalloc(v, 16 * sizeof(float), 1, err, errlen)) ||
@@ -1032,4 +1053,303 @@ int vae_cuda_decode(struct vae_cuda *v, const float *latents, int f, float *fram
 fail:
 	vae_cuda_reset(v, err + strlen(err), errlen - strlen(err));
 	return -1;
+}
+
+/* ---- TAEHV ---- */
+
+#define TAEHV_CUDA_MAXF 4 /* latents per plan run */
+
+struct taehv_cuda {
+	struct vae_cuda *e;             /* new: engine context (stream, handles, memory) */
+	const struct taehv_model *m;    /* borrowed */
+	int h, w, incremental, first;
+	void *mem[TAEHV_LAYERS];        /* bf16 [P][c]: each MemBlock's previous input */
+	size_t mem_bytes[TAEHV_LAYERS];
+	struct plan plans[TAEHV_CUDA_MAXF + 1];
+	float *in_dev, *out_dev;        /* f32 [4][16][h][w], [16][3][8h][8w] */
+	float *ctx;                     /* new: host, last <= 3 latents */
+	int nctx;
+	double gpu_ms;
+};
+
+static struct vae_conv_w tcw(const struct tconv *tc)
+{
+	struct vae_conv_w cw = { tc->s, tc->w, tc->b, -1 };
+	return cw;
+}
+
+static void b_biasact(struct bctx *b, const void *src, const float *bias, const void *res,
+		      void *dst, int64_t n, int c, int relu)
+{
+	struct op *o = b_op(b, OP_BIASACT);
+	if (!o)
+		return;
+	o->a = src;
+	o->f1 = bias;
+	o->b = res;
+	o->y = dst;
+	o->n = n;
+	o->i[0] = c;
+	o->i[1] = relu;
+}
+
+static int build_taehv(struct taehv_cuda *t, struct plan *p, int nf, char *err, size_t errlen)
+{
+	struct vae_cuda *v = t->e;
+	const struct taehv_model *m = t->m;
+	struct bctx bc = { v, p, NULL, 0, err, errlen, 0 }, *b = &bc;
+	int f = nf, h = t->h, w = t->w, c = TAEHV_LATENT, to, ho, wo;
+	void *x = b_alloc(b, (size_t)f * h * w * c);
+	struct op *o = b_op(b, OP_TIN);
+	if (!x || !o)
+		return -1;
+	o->a = t->in_dev;
+	o->y = x;
+	o->i[0] = f;
+	o->i[1] = h;
+	o->i[2] = w;
+	for (int li = 1; li < TAEHV_LAYERS; li++) {
+		const struct tlayer *l = &m->l[li];
+		int64_t px = (int64_t)f * h * w;
+		if (l->kind == TK_CONV) {
+			struct vae_conv_w cw = tcw(&l->conv[0]);
+			void *y = b_conv(b, x, f, h, w, &cw, &to, &ho, &wo);
+			if (!y)
+				return -1;
+			c = cw.s.cout;
+			int relu = li + 1 < TAEHV_LAYERS && m->l[li + 1].kind == TK_RELU;
+			if (li == TAEHV_LAYERS - 1) {
+				if (!(o = b_op(b, OP_TOUT)))
+					return -1;
+				o->a = y;
+				o->f1 = wf(b, cw.b, 3, NULL);
+				o->y = t->out_dev;
+				o->i[0] = f;
+				o->i[1] = h;
+				o->i[2] = w;
+			} else if (cw.b || relu) {
+				void *nx = b_alloc(b, (size_t)px * c);
+				if (!nx)
+					return -1;
+				b_biasact(b, y, cw.b ? wf(b, cw.b, c, NULL) : NULL, NULL, nx, px * c, c, relu);
+				x = nx;
+			} else {
+				x = y;
+			}
+			if (relu)
+				li++;
+		} else if (l->kind == TK_MEM) {
+			int64_t pp = (int64_t)h * w;
+			if (!t->mem[li]) {
+				t->mem_bytes[li] = (size_t)pp * c * BF;
+				if (!(t->mem[li] = dalloc(v, t->mem_bytes[li], 0, err, errlen)))
+					return -1;
+			}
+			void *cat = b_alloc(b, (size_t)px * 2 * c);
+			if (!cat || !(o = b_op(b, OP_MEMCAT)))
+				return -1;
+			o->a = x;
+			o->b = t->mem[li];
+			o->y = cat;
+			o->i[0] = f;
+			o->i[1] = c;
+			o->n = pp;
+			if (!(o = b_op(b, OP_COPY)))
+				return -1;
+			o->a = (char *)x + (size_t)(f - 1) * pp * c * BF;
+			o->y = t->mem[li];
+			o->n = (int64_t)pp * c * BF;
+			const void *in = cat;
+			for (int k = 0; k < 3; k++) {
+				struct vae_conv_w cw = tcw(&l->conv[k]);
+				void *y = b_conv(b, in, f, h, w, &cw, &to, &ho, &wo);
+				void *nx = y ? b_alloc(b, (size_t)px * c) : NULL;
+				if (!nx)
+					return -1;
+				b_biasact(b, y, wf(b, cw.b, c, NULL), k == 2 ? x : NULL, nx, px * c, c, 1);
+				in = nx;
+			}
+			x = (void *)in;
+		} else if (l->kind == TK_UP) {
+			/* Upsample then TGrow == TGrow (1x1 conv) at low resolution then upsample */
+			const struct tlayer *g = &m->l[li + 1];
+			struct vae_conv_w cw = tcw(&g->conv[0]);
+			void *wt = up_conv(v, &cw, err, errlen);
+			void *gy = b_alloc(b, (size_t)px * g->stride * c);
+			void *up = b_alloc(b, (size_t)px * g->stride * 4 * c);
+			if (!wt || !gy || !up || g->kind != TK_TGROW)
+				return -1;
+			b_gemm(b, (int)px, g->stride * c, c, x, c, wt, c, NULL, gy, g->stride * c);
+			if (!(o = b_op(b, OP_UP)))
+				return -1;
+			o->a = gy;
+			o->y = up;
+			int iv[5] = { f, h, w, c, g->stride == 2 };
+			memcpy(o->i, iv, sizeof(iv));
+			f *= g->stride;
+			h *= 2;
+			w *= 2;
+			x = up;
+			li++;
+		}
+		if (b->fail)
+			return -1;
+	}
+	return b->fail ? -1 : 0;
+}
+
+void taehv_cuda_free(struct taehv_cuda *t)
+{
+	if (!t)
+		return;
+	if (t->e)
+		cudaStreamSynchronize(t->e->st);
+	for (int i = 0; i <= TAEHV_CUDA_MAXF; i++)
+		plan_free(&t->plans[i]);
+	vae_cuda_free(t->e);
+	free(t->ctx);
+	free(t);
+}
+
+static int taehv_zero_mem(struct taehv_cuda *t, char *err, size_t errlen)
+{
+	struct vae_cuda *v = t->e;
+	int rc = 0;
+	for (int i = 0; i < TAEHV_LAYERS; i++)
+		if (t->mem[i])
+			CU_TRY(cudaMemsetAsync(t->mem[i], 0, t->mem_bytes[i], v->st));
+cleanup:
+	return rc;
+}
+
+int taehv_cuda_reset(struct taehv_cuda *t, char *err, size_t errlen)
+{
+	t->first = 1;
+	t->nctx = 0;
+	if (taehv_zero_mem(t, err, errlen))
+		return -1;
+	return cudaStreamSynchronize(t->e->st) == cudaSuccess ? 0 : -1;
+}
+
+struct taehv_cuda *taehv_cuda_new(const struct taehv_model *m, int incremental, int h, int w,
+				  char *err, size_t errlen)
+{
+	struct taehv_cuda *t = calloc(1, sizeof(*t));
+	err[0] = 0;
+	if (!t || !(t->e = calloc(1, sizeof(*t->e)))) {
+		free(t);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	t->m = m;
+	t->h = h;
+	t->w = w;
+	t->incremental = incremental;
+	t->first = 1;
+	size_t lsz = (size_t)TAEHV_LATENT * h * w;
+	if (h <= 0 || w <= 0 || h > 1024 || w > 1024) {
+		snprintf(err, errlen, "TAEHV on CUDA: bad latent size %dx%d", h, w);
+		goto fail;
+	}
+	t->e->find = !getenv("HERU_VAE_NO_FIND");
+	if (engine_init(t->e, err, errlen) ||
+	    !(t->in_dev = dalloc(t->e, lsz * TAEHV_CUDA_MAXF * sizeof(float), 0, err, errlen)) ||
+	    !(t->out_dev = dalloc(t->e, (size_t)3 * 64 * h * w * 4 * TAEHV_CUDA_MAXF * sizeof(float), 0,
+				  err, errlen)) ||
+	    !(t->ctx = malloc(sizeof(float) * lsz * TAEHV_CONTEXT_LATENTS)))
+		goto fail;
+	/* the plan for 1 latent now (the steady incremental call); others on first use */
+	if (build_taehv(t, &t->plans[1], 1, err, errlen) || cudaDeviceSynchronize() != cudaSuccess ||
+	    taehv_cuda_reset(t, err, errlen))
+		goto fail;
+	return t;
+fail:
+	if (!err[0])
+		snprintf(err, errlen, "cannot build the CUDA TAEHV decoder");
+	taehv_cuda_free(t);
+	return NULL;
+}
+
+/* Decodes N (<= 4) latents at LAT (host) with the current memories; frames [skip, 4n) of the
+ * output go to OUT. */
+static int taehv_run(struct taehv_cuda *t, const float *lat, int n, int skip, float *out,
+		     char *err, size_t errlen)
+{
+	struct vae_cuda *v = t->e;
+	size_t lsz = (size_t)TAEHV_LATENT * t->h * t->w, fsz = (size_t)3 * 64 * t->h * t->w;
+	struct plan *p = &t->plans[n];
+	int rc = 0;
+	float ms = 0.0f;
+	if (!p->n && build_taehv(t, p, n, err, errlen))
+		return -1;
+	CU_TRY(cudaMemcpyAsync(t->in_dev, lat, lsz * n * sizeof(float), cudaMemcpyHostToDevice, v->st));
+	CU_TRY(cudaEventRecord(v->ev0, v->st));
+	if (run_plan(v, p, 1, err, errlen))
+		return -1;
+	CU_TRY(cudaEventRecord(v->ev1, v->st));
+	if (4 * n > skip)
+		CU_TRY(cudaMemcpyAsync(out, t->out_dev + (size_t)skip * fsz, fsz * (4 * n - skip) * sizeof(float),
+				       cudaMemcpyDeviceToHost, v->st));
+	CU_TRY(cudaStreamSynchronize(v->st));
+	CU_TRY(cudaEventElapsedTime(&ms, v->ev0, v->ev1));
+	t->gpu_ms += ms;
+cleanup:
+	return rc;
+}
+
+int taehv_cuda_decode(struct taehv_cuda *t, const float *latents, int f, float *frames, char *err,
+		      size_t errlen)
+{
+	size_t lsz = (size_t)TAEHV_LATENT * t->h * t->w, fsz = (size_t)3 * 64 * t->h * t->w;
+	const float *src = latents;
+	float *win = NULL;
+	int nw = f, skip, first = t->first;
+	if (f < 1) {
+		snprintf(err, errlen, "TAEHV decode: no latents");
+		return -1;
+	}
+	t->gpu_ms = 0.0;
+	if (first && taehv_zero_mem(t, err, errlen))
+		return -1;
+	t->first = 0;
+	if (t->incremental) {
+		skip = first ? 4 : 0;
+	} else {
+		nw = t->nctx + f;
+		if (!(win = malloc(sizeof(float) * lsz * nw))) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		memcpy(win, t->ctx, sizeof(float) * lsz * t->nctx);
+		memcpy(win + lsz * t->nctx, latents, sizeof(float) * lsz * f);
+		src = win;
+		skip = 4 * nw - taehv_decode_count(first, f);
+		if (taehv_zero_mem(t, err, errlen))
+			goto fail;
+	}
+	float *out = frames;
+	for (int i = 0; i < nw; i += TAEHV_CUDA_MAXF) {
+		int n = nw - i < TAEHV_CUDA_MAXF ? nw - i : TAEHV_CUDA_MAXF;
+		int s = skip > 4 * n ? 4 * n : skip;
+		if (taehv_run(t, src + (size_t)i * lsz, n, s, out, err, errlen))
+			goto fail;
+		out += (size_t)(4 * n - s) * fsz;
+		skip -= s;
+	}
+	if (!t->incremental) {
+		int keep = nw < TAEHV_CONTEXT_LATENTS ? nw : TAEHV_CONTEXT_LATENTS;
+		memcpy(t->ctx, win + lsz * (nw - keep), sizeof(float) * lsz * keep);
+		t->nctx = keep;
+	}
+	free(win);
+	return 0;
+fail:
+	free(win);
+	taehv_cuda_reset(t, err + strlen(err), errlen - strlen(err));
+	return -1;
+}
+
+double taehv_cuda_last_gpu_ms(const struct taehv_cuda *t)
+{
+	return t->gpu_ms;
 }

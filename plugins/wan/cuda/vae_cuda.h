@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 
+#include "plugins/wan/taehv_model.h"
 #include "plugins/wan/vae_model.h"
 
 #ifdef __cplusplus
@@ -51,6 +52,20 @@ double vae_cuda_last_gpu_ms(const struct vae_cuda *v);
 /* Runs the steady encode (DECODE 0) or decode plan once op by op (eagerly, events between
  * ops) and adds the GPU ms and FLOPs per op class into MS / FLOPS [VAE_PROF_N]. Advances the
  * stream's caches like a real call (for benchmarks). */
+/* TAEHV on the GPU: same streaming semantics and frame counts as taehv_decode (context or
+ * incremental mode), for latents of H x W (frames 8H x 8W). Each run decodes up to 4 latents
+ * batched over time (a MemBlock's past for frame j is frame j-1 of the batch, the first frame's
+ * its memory); Upsample+TGrow run as TGrow's 1x1 GEMM at low resolution then one
+ * interleave-and-upsample kernel. new */
+struct taehv_cuda;
+struct taehv_cuda *taehv_cuda_new(const struct taehv_model *m, int incremental, int h, int w,
+				  char *err, size_t errlen);
+void taehv_cuda_free(struct taehv_cuda *t);
+int taehv_cuda_reset(struct taehv_cuda *t, char *err, size_t errlen);
+int taehv_cuda_decode(struct taehv_cuda *t, const float *latents, int f, float *frames, char *err,
+		      size_t errlen);
+double taehv_cuda_last_gpu_ms(const struct taehv_cuda *t);
+
 enum { VAE_PROF_CONV, VAE_PROF_GEMM, VAE_PROF_NORM, VAE_PROF_ELEM, VAE_PROF_COPY, VAE_PROF_N };
 int vae_cuda_profile(struct vae_cuda *v, int decode, double *ms, double *flops, char *err,
 		     size_t errlen);

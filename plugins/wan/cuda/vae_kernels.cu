@@ -284,3 +284,95 @@ extern "C" int vae_k_add(cudaStream_t st, void *dst, const void *src, int64_t n,
 	LAUNCH_RET("vae_k_add");
 	return 0;
 }
+
+__global__ void k_taehv_in(const float *src, bf16 *dst, int z, int hw, int64_t n)
+{
+	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+	if (i >= n)
+		return;
+	int c = (int)(i % z);
+	int64_t pix = i / z, f = pix / hw, p = pix % hw;
+	dst[i] = __float2bfloat16(tanhf(src[(f * z + c) * hw + p] / 3.0f) * 3.0f);
+}
+
+extern "C" int vae_k_taehv_in(cudaStream_t st, const float *src, void *dst, int f, int h, int w,
+			      char *err, size_t errlen)
+{
+	int64_t n = (int64_t)f * h * w * 16;
+	k_taehv_in<<<blocks_for(n, 256), 256, 0, st>>>(src, (bf16 *)dst, 16, h * w, n);
+	LAUNCH_RET("vae_k_taehv_in");
+	return 0;
+}
+
+__global__ void k_taehv_out(const bf16 *src, const float *bias, float *dst, int t, int hw)
+{
+	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, n = (int64_t)t * hw;
+	if (i >= n)
+		return;
+	int64_t f = i / hw, p = i % hw;
+	for (int c = 0; c < 3; c++) {
+		float v = (__bfloat162float(src[i * 3 + c]) + bias[c]) * 2.0f - 1.0f;
+		dst[(f * 3 + c) * hw + p] = fminf(1.0f, fmaxf(-1.0f, v));
+	}
+}
+
+extern "C" int vae_k_taehv_out(cudaStream_t st, const void *src, const float *bias, float *dst,
+			       int t, int h, int w, char *err, size_t errlen)
+{
+	int64_t n = (int64_t)t * h * w;
+	k_taehv_out<<<blocks_for(n, 256), 256, 0, st>>>((const bf16 *)src, bias, dst, t, h * w);
+	LAUNCH_RET("vae_k_taehv_out");
+	return 0;
+}
+
+__global__ void k_memcat(const bf16 *x, const bf16 *mem, bf16 *dst, int f, int64_t p, int c)
+{
+	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, n = (int64_t)f * p * 2 * c;
+	if (i >= n)
+		return;
+	int ch = (int)(i % (2 * c));
+	int64_t pix = i / (2 * c), fr = pix / p, q = pix % p;
+	bf16 v;
+	if (ch < c)
+		v = x[pix * c + ch];
+	else if (fr == 0)
+		v = mem[q * c + ch - c];
+	else
+		v = x[(pix - p) * c + ch - c];
+	dst[i] = v;
+}
+
+extern "C" int vae_k_memcat(cudaStream_t st, const void *x, const void *mem, void *dst, int f,
+			    int64_t p, int c, char *err, size_t errlen)
+{
+	int64_t n = (int64_t)f * p * 2 * c;
+	k_memcat<<<blocks_for(n, 256), 256, 0, st>>>((const bf16 *)x, (const bf16 *)mem, (bf16 *)dst, f,
+						     p, c);
+	LAUNCH_RET("vae_k_memcat");
+	return 0;
+}
+
+__global__ void k_bias_act(const bf16 *src, const float *bias, const bf16 *res, bf16 *dst,
+			   int64_t n, int c, int relu)
+{
+	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+	if (i >= n)
+		return;
+	float v = __bfloat162float(src[i]);
+	if (bias)
+		v += bias[i % c];
+	if (res)
+		v += __bfloat162float(res[i]);
+	if (relu)
+		v = fmaxf(v, 0.0f);
+	dst[i] = __float2bfloat16(v);
+}
+
+extern "C" int vae_k_bias_act(cudaStream_t st, const void *src, const float *bias, const void *res,
+			      void *dst, int64_t n, int c, int relu, char *err, size_t errlen)
+{
+	k_bias_act<<<blocks_for(n, 256), 256, 0, st>>>((const bf16 *)src, bias, (const bf16 *)res,
+						       (bf16 *)dst, n, c, relu);
+	LAUNCH_RET("vae_k_bias_act");
+	return 0;
+}

@@ -46,6 +46,20 @@ int vae_k_transpose(cudaStream_t st, const void *src, int ld, void *dst, int n, 
 /* dst += src (bf16, n elements) */
 int vae_k_add(cudaStream_t st, void *dst, const void *src, int64_t n, char *err, size_t errlen);
 
+/* TAEHV: latents f32 [F][16][h][w] -> dst bf16 [F][h][w][16] as tanh(x/3)*3 */
+int vae_k_taehv_in(cudaStream_t st, const float *src, void *dst, int f, int h, int w,
+		   char *err, size_t errlen);
+/* TAEHV: src bf16 [T][H][W][3] + bias -> clamp(2v-1, -1, 1) -> dst f32 [T][3][H][W] */
+int vae_k_taehv_out(cudaStream_t st, const void *src, const float *bias, float *dst, int t,
+		    int h, int w, char *err, size_t errlen);
+/* MemBlock input: dst [F][P][2C] = [x_f, past_f] with past_0 = mem [P][C], past_f = x_{f-1}. */
+int vae_k_memcat(cudaStream_t st, const void *x, const void *mem, void *dst, int f, int64_t p,
+		 int c, char *err, size_t errlen);
+/* dst[i] = act(src[i] + bias[i % c] + res[i]) over n elements (bias, res may be NULL; act =
+ * ReLU when relu). */
+int vae_k_bias_act(cudaStream_t st, const void *src, const float *bias, const void *res,
+		   void *dst, int64_t n, int c, int relu, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
