@@ -378,7 +378,9 @@ struct heru_plugin_entry {
 	(offsetof(struct heru_plugin_entry, conditioner) + sizeof(const void *))
 
 /* Declare the entry in a plugin:  HERU_PLUGIN_EXPORT const struct heru_plugin_entry
- * heru_plugin_entry = { .abi_major = HERU_ABI_MAJOR, ... }; */
+ * heru_plugin_entry = { .abi_major = HERU_ABI_MAJOR, ... };
+ * In C++ a const namespace-scope object has internal linkage: write
+ * extern "C" HERU_PLUGIN_EXPORT const struct heru_plugin_entry heru_plugin_entry = ...; */
 #if defined(__GNUC__)
 #define HERU_PLUGIN_EXPORT __attribute__((visibility("default")))
 #else
