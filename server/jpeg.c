@@ -40,6 +40,17 @@ void jpeg_codec_free(struct jpeg_codec *jc)
 	free(jc);
 }
 
+/* After a failed call a tjhandle can refuse the next valid image (libjpeg-turbo 2.1
+ * keeps the aborted decompressor's state), so a failure gets a fresh handle. */
+static void jpeg_reset_dec(struct jpeg_codec *jc)
+{
+	tjhandle fresh = tjInitDecompress();
+	if (fresh) {
+		tjDestroy(jc->dec);
+		jc->dec = fresh;
+	}
+}
+
 int jpeg_probe(struct jpeg_codec *jc, const uint8_t *buf, size_t len, int *w, int *h, char *err, size_t errlen)
 {
 	int subsamp, colorspace;
@@ -54,6 +65,7 @@ int jpeg_probe(struct jpeg_codec *jc, const uint8_t *buf, size_t len, int *w, in
 	}
 	if (tjDecompressHeader3(jc->dec, buf, (unsigned long)len, w, h, &subsamp, &colorspace) < 0) {
 		snprintf(err, errlen, "cannot read the JPEG header: %s", tjGetErrorStr2(jc->dec));
+		jpeg_reset_dec(jc);
 		return -1;
 	}
 	if (*w <= 0 || *h <= 0 || *w > JPEG_MAX_DIM || *h > JPEG_MAX_DIM ||
@@ -92,6 +104,7 @@ int jpeg_decode_into(struct jpeg_codec *jc, const uint8_t *buf, size_t len, uint
 	if (tjDecompress2(jc->dec, buf, (unsigned long)len, dst, w, stride, h, TJPF_RGB, TJFLAG_FASTDCT) < 0 &&
 	    tjGetErrorCode(jc->dec) != TJERR_WARNING) {
 		snprintf(err, errlen, "cannot decode the JPEG: %s", tjGetErrorStr2(jc->dec));
+		jpeg_reset_dec(jc);
 		return -1;
 	}
 	return 0;

@@ -387,6 +387,7 @@ int main(int argc, char **argv)
 	lim.ws.hard_queue_bytes = o.send_queue_bytes * 4 + 1024 * 1024;
 	lim.ws.slow_close_s = o.slow_client_close_s;
 	lim.ws.idle_timeout_s = o.ws_idle_timeout_s;
+	lim.ws.sndbuf = o.send_queue_bytes;
 	srv.mgr = sess_manager_new(srv.base, reg, &lim, o.session_defaults, start);
 	if (!srv.mgr) {
 		fprintf(stderr, "herud: out of memory creating sessions\n");

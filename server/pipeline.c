@@ -361,7 +361,7 @@ static void pipe_process_job(struct pipe_instance *pi, struct pipe_job *job)
 	struct heru_map maps[PIPE_MAX_CONDITIONERS];
 	struct heru_frame *map_frames[PIPE_MAX_CONDITIONERS];
 	uint32_t n_maps = 0;
-	char err[256], msg[300];
+	char err[256], msg[512];
 	struct pipe_emit_ctx ec = { pi, job };
 
 	frame = plugin_frame_new(HERU_FORMAT_RGB8, job->width, job->height);
@@ -435,7 +435,7 @@ static void pipe_apply_config(struct pipe_instance *pi, char *text, uint64_t rev
 			rc = vt->update_config(pi->inst, text, err, sizeof(err));
 	}
 	if (rc == HERU_ERESTART) {
-		char msg[300];
+		char msg[512];
 		snprintf(msg, sizeof(msg), "%s", err[0] ? err : "restart required");
 		pipe_post_simple(pi, PIPE_EV_RESTART, msg);
 	} else if (rc < 0) {
@@ -485,7 +485,7 @@ static void *pipe_worker(void *arg)
 	if (pi->entry) {
 		pi->inst = pi->entry->backend->create(&pi->host, text, err, sizeof(err));
 		if (!pi->inst) {
-			char msg[300];
+			char msg[512];
 			if (atomic_load(&pi->cancelled))
 				snprintf(msg, sizeof(msg), "creation of %s was cancelled", pi->id);
 			else

@@ -59,6 +59,7 @@ struct session {
 	double progress;
 	struct pipe_instance *cur;	/* serving (owned by the pipeline) */
 	struct pipe_instance *pending;	/* being created */
+	struct pipe_job *waiting;	/* new: newest frame while no instance serves yet */
 	struct metrics m;
 	struct sess_client *clients;
 	size_t n_clients;
@@ -189,6 +190,10 @@ static void sess_ready(struct session *s, struct pipe_instance *inst)
 		s->error[0] = 0;
 	if (old)
 		pipe_instance_stop(old);
+	if (s->waiting) {
+		s->m.dropped_inbox += (uint64_t)pipe_instance_submit(inst, s->waiting);
+		s->waiting = NULL;
+	}
 	log_info("session %s: backend %s active (mode %s)", s->id, id, s->mode);
 	sess_broadcast_config(s);
 }
@@ -453,9 +458,11 @@ static void sess_frame(struct sess_client *c, const uint8_t *jpeg, size_t len, u
 	job->client_id = c->id;
 	job->t_recv = metrics_now();
 	s->m.frames_in++;
-	if (!s->cur) {
-		s->m.dropped_inbox++;
-		pipe_job_free(job);
+	if (!s->cur) { /* the first backend is still starting: keep the newest frame */
+		if (s->waiting)
+			s->m.dropped_inbox++;
+		pipe_job_free(s->waiting);
+		s->waiting = job;
 	} else
 		s->m.dropped_inbox += (uint64_t)pipe_instance_submit(s->cur, job);
 out:
@@ -647,6 +654,7 @@ void sess_manager_free(struct sess_manager *mgr)
 	pipeline_free(mgr->pl); /* joins every worker; no more events */
 	for (s = mgr->sessions; s; s = next) {
 		next = s->next;
+		pipe_job_free(s->waiting);
 		json_decref(s->cfg);
 		free(s);
 	}

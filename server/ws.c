@@ -403,9 +403,17 @@ struct ws_conn *ws_accept(struct evhttp_request *req, const char *subprotocol, c
 	/* No failure is possible from here on: take the connection over. */
 	evhttp_connection_set_closecb(evcon, NULL, NULL);
 	bufferevent_setcb(bev, ws_read_cb, ws_write_cb, ws_event_cb, ws);
-	bufferevent_set_timeouts(bev, NULL, NULL);
 	bufferevent_setwatermark(bev, EV_WRITE, WS_LOW_WATER, 0);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/* After enable: clearing the timeouts of a disabled bufferevent leaves evhttp's
+	 * timer armed on its read event (libevent 2.1), which would drop the socket. */
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	/* A bounded kernel send buffer keeps a stalled client's backlog in our queue,
+	 * where newest-frame-wins and the slow-reader close apply. */
+	if (lim->sndbuf > 0) {
+		int sz = (int)lim->sndbuf;
+		setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	}
 	bufferevent_write(bev, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", 75);
 	evbuffer_add_printf(bufferevent_get_output(bev), "Sec-WebSocket-Accept: %s\r\n", accept);
 	if (subprotocol)

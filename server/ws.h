@@ -25,6 +25,7 @@ struct ws_limits {
 	size_t hard_queue_bytes; /* queued bytes at which the client is closed at once */
 	double slow_close_s;	 /* close a client whose queue never drains for this long */
 	double idle_timeout_s;	 /* close a client that sends nothing (pongs count) */
+	size_t sndbuf;		 /* SO_SNDBUF of WebSocket sockets (0: kernel default) */
 };
 
 struct ws_handlers {

@@ -61,6 +61,19 @@ START_TEST(not_jpeg_refused)
 	ck_assert_int_eq(jpeg_probe(jc, junk, sizeof(junk), &w, &h, err, sizeof(err)), -1);
 	ck_assert_int_eq(jpeg_decode(jc, png, 3, &out, &w, &h, err, sizeof(err)), -1);
 	ck_assert_ptr_null(out);
+	/* a header cut before its scan, then a valid JPEG on the same codec */
+	{
+		uint8_t *px = malloc(32 * 32 * 3), *good;
+		size_t n;
+		memset(px, 90, 32 * 32 * 3);
+		ck_assert_int_eq(jpeg_encode(jc, px, 32, 32, 80, &good, &n, err, sizeof(err)), 0);
+		ck_assert_int_eq(jpeg_probe(jc, good, 150, &w, &h, err, sizeof(err)), -1);
+		ck_assert_msg(jpeg_probe(jc, good, n, &w, &h, err, sizeof(err)) == 0, "after a failure: %s", err);
+		ck_assert_int_eq(jpeg_decode(jc, good, n, &out, &w, &h, err, sizeof(err)), 0);
+		free(out);
+		free(good);
+		free(px);
+	}
 	jpeg_codec_free(jc);
 }
 END_TEST

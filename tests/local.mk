@@ -16,3 +16,10 @@ tests_check_protocol_LDADD = $(HERUD_TEST_LIBS)
 tests_check_jpeg_SOURCES = tests/check_jpeg.c
 tests_check_jpeg_CFLAGS = $(HERUD_TEST_CFLAGS)
 tests_check_jpeg_LDADD = $(HERUD_TEST_LIBS)
+
+# ---- herud integration tests (Python 3 standard library; real server, real sockets) ----
+HERUD_INTEGRATION = tests/integration/test_rest.py tests/integration/test_ws.py tests/integration/test_swap.py
+TESTS += $(HERUD_INTEGRATION)
+dist_noinst_SCRIPTS += $(HERUD_INTEGRATION)
+dist_noinst_DATA += tests/integration/herutest.py tests/fixtures/server/camera_320x240.jpg \
+	tests/fixtures/server/camera_160x120.jpg
