@@ -1,0 +1,11 @@
+/* cli.h: heru-wan subcommands. Each returns the process exit status: 0 success, 1 error (one
+ * line on stderr), 2 usage error. ARGV[0] is the subcommand name. The table is in heru_wan.c. */
+#ifndef HERU_WAN_CLI_H
+#define HERU_WAN_CLI_H
+
+int cli_inspect(int argc, char **argv);
+int cli_random_weights(int argc, char **argv);
+int cli_dit_forward(int argc, char **argv);
+int cli_stream(int argc, char **argv);
+
+#endif

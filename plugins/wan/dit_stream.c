@@ -1,0 +1,255 @@
+/* dit_stream.c: the streaming denoiser (see the DESIGN note in dit_stream.h).
+ *
+ * Upstream correspondences: dit_stream_first = CausalStreamInferencePipeline.prepare plus the
+ * stream-batch setup; dit_stream_next = inference_stream (batch) or inference_wo_batch, with
+ * the position bookkeeping and RoPE refresh of streamv2v/inference.py run_stream_batch. */
+#include "dit_stream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops_ref.h"
+
+struct dit_stream {
+	struct dit_stream_config c;
+	struct dit_engine eng;
+	struct dit_kv *kv;
+	struct wan_sched sched;
+	int64_t list[WAN_MAX_STEPS]; /* the step list (no-batch mode rewrites list[0]) */
+	int L;                       /* tokens per latent frame */
+	size_t fe;                   /* elements of one latent frame, C*h*w */
+	float *hidden;               /* [S][fe]: the stream-batch slots */
+	float *x;                    /* [2*fe] work latent (2 frames for the first chunk) */
+	float *flow;                 /* [max(S,2)][fe] */
+	float *eps;                  /* [2*fe] */
+	int64_t starts[WAN_MAX_STEPS];
+	int64_t ts[WAN_MAX_STEPS];
+	int next_frame;              /* temporal position of the next chunk */
+	int calls;                   /* later chunks processed since the first */
+	bool started;
+};
+
+struct dit_stream *dit_stream_new(const struct dit_stream_config *c, const struct dit_engine *eng,
+				  char *err, size_t errlen)
+{
+	int64_t list[WAN_MAX_STEPS];
+	if (wan_step_list(c->steps, list, err, errlen))
+		return NULL;
+	if (c->channels < 1 || c->h < 2 || c->w < 2 || c->h % 2 || c->w % 2 || c->h > 2048 ||
+	    c->w > 2048 || c->channels > 64) {
+		snprintf(err, errlen, "bad latent shape %dx%dx%d", c->channels, c->h, c->w);
+		return NULL;
+	}
+	struct dit_stream *st = calloc(1, sizeof(*st));
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	st->c = *c;
+	st->eng = *eng;
+	st->L = (c->h / 2) * (c->w / 2);
+	st->fe = (size_t)c->channels * c->h * c->w;
+	wan_sched_init(&st->sched);
+	struct dit_kv_config kc = {
+		.tokens_per_frame = st->L,
+		.kv_frames = c->kv_frames,
+		.sink_frames = c->sink_frames,
+		.sink_threshold = c->sink_threshold,
+		.total_steps = c->steps,
+		.layers = c->layers,
+		.max_slots = c->batch ? c->steps : 1,
+	};
+	st->kv = dit_kv_new(&kc, err, errlen);
+	if (!st->kv)
+		goto fail;
+	int nf = c->steps > 2 ? c->steps : 2;
+	st->hidden = calloc((size_t)c->steps * st->fe, sizeof(float));
+	st->x = calloc(2 * st->fe, sizeof(float));
+	st->flow = calloc((size_t)nf * st->fe, sizeof(float));
+	st->eps = calloc(2 * st->fe, sizeof(float));
+	if (!st->hidden || !st->x || !st->flow || !st->eps) {
+		snprintf(err, errlen, "out of memory for the stream state");
+		goto fail;
+	}
+	return st;
+fail:
+	dit_stream_free(st);
+	return NULL;
+}
+
+void dit_stream_free(struct dit_stream *st)
+{
+	if (!st)
+		return;
+	dit_kv_free(st->kv);
+	free(st->hidden);
+	free(st->x);
+	free(st->flow);
+	free(st->eps);
+	free(st);
+}
+
+const struct dit_kv *dit_stream_kv(const struct dit_stream *st)
+{
+	return st->kv;
+}
+
+int dit_stream_next_frame(const struct dit_stream *st)
+{
+	int f = st->next_frame;
+	return f >= DIT_ROPE_REFRESH_FRAME ? st->c.kv_frames - 1 : f;
+}
+
+/* Draws FRAMES latent frames into DST laid out [C, frames, hw] (frame 0 first). */
+static int draw(struct dit_stream *st, dit_noise_fn noise, void *ctx, float *dst, int frames,
+		char *err, size_t errlen)
+{
+	size_t hw = (size_t)st->c.h * st->c.w;
+	for (int f = 0; f < frames; f++) {
+		float *tmp = st->flow; /* free scratch between forwards: [C, hw] */
+		if (frames == 1)
+			tmp = dst;
+		if (noise(ctx, tmp, st->fe, err, errlen))
+			return -1;
+		if (frames > 1)
+			for (int ch = 0; ch < st->c.channels; ch++)
+				memcpy(dst + ((size_t)ch * frames + f) * hw, tmp + ch * hw,
+				       hw * sizeof(float));
+	}
+	return 0;
+}
+
+int dit_stream_first(struct dit_stream *st, const float *latent, double s, dit_noise_fn noise,
+		     void *noise_ctx, float *x0, char *err, size_t errlen)
+{
+	const int S = st->c.steps;
+	const size_t n2 = 2 * st->fe;
+	if (!wan_noise_scale_valid(s)) {
+		snprintf(err, errlen, "noise scale must be 0.1..1, got %g", s);
+		return -1;
+	}
+	wan_step_list(S, st->list, err, errlen);
+	dit_kv_reset(st->kv);
+	st->eng.reset(st->eng.impl);
+	st->started = false;
+
+	if (draw(st, noise, noise_ctx, st->eps, 2, err, errlen))
+		return -1;
+	ops_add_noise(st->x, latent, st->eps, n2, s);
+	int64_t start = 0;
+	for (int i = 0; i < S; i++) {
+		int64_t t2[2] = { st->list[i], st->list[i] };
+		if (st->eng.forward(st->eng.impl, st->kv, 1, 2, st->x, t2, &start, st->flow, err,
+				    errlen))
+			return -1;
+		ops_flow_to_x0(x0, st->x, st->flow, n2, wan_sched_sigma(&st->sched, st->list[i]));
+		if (i < S - 1) {
+			if (draw(st, noise, noise_ctx, st->eps, 2, err, errlen))
+				return -1;
+			ops_add_noise(st->x, x0, st->eps, n2,
+				      wan_sched_sigma(&st->sched, st->list[i + 1]));
+		}
+	}
+	if (st->c.batch) {
+		if (dit_kv_expand(st->kv, S, err, errlen) ||
+		    st->eng.expand(st->eng.impl, S, err, errlen))
+			return -1;
+		memset(st->hidden, 0, (size_t)S * st->fe * sizeof(float));
+		for (int i = 0; i < S; i++)
+			st->starts[i] = 2 * (int64_t)st->L;
+	}
+	st->next_frame = 2;
+	st->calls = 0;
+	st->started = true;
+	return 0;
+}
+
+static int next_batch(struct dit_stream *st, const float *latent, double s, dit_noise_fn noise,
+		      void *noise_ctx, float *x0, bool *emitted, int64_t c_start, char *err,
+		      size_t errlen)
+{
+	const int S = st->c.steps;
+	const size_t fe = st->fe;
+	if (draw(st, noise, noise_ctx, st->eps, 1, err, errlen))
+		return -1;
+	/* shift the slots down; the new chunk enters slot 0 */
+	memmove(st->hidden + fe, st->hidden, (size_t)(S - 1) * fe * sizeof(float));
+	memmove(st->starts + 1, st->starts, (size_t)(S - 1) * sizeof(int64_t));
+	ops_add_noise(st->hidden, latent, st->eps, fe, s);
+	st->starts[0] = c_start;
+	st->ts[0] = wan_first_step(s);
+	for (int i = 1; i < S; i++)
+		st->ts[i] = st->list[i];
+	if (st->eng.forward(st->eng.impl, st->kv, S, 1, st->hidden, st->ts, st->starts, st->flow,
+			    err, errlen))
+		return -1;
+	for (int i = 0; i < S; i++)
+		ops_flow_to_x0(st->hidden + i * fe, st->hidden + i * fe, st->flow + i * fe, fe,
+			       wan_sched_sigma(&st->sched, st->ts[i]));
+	st->calls++;
+	*emitted = st->calls >= S;
+	if (*emitted)
+		memcpy(x0, st->hidden + (size_t)(S - 1) * fe, fe * sizeof(float));
+	for (int i = 0; i < S - 1; i++) {
+		if (draw(st, noise, noise_ctx, st->eps, 1, err, errlen))
+			return -1;
+		ops_add_noise(st->hidden + i * fe, st->hidden + i * fe, st->eps, fe,
+			      wan_sched_sigma(&st->sched, st->list[i + 1]));
+	}
+	return 0;
+}
+
+static int next_nobatch(struct dit_stream *st, const float *latent, double s, dit_noise_fn noise,
+			void *noise_ctx, float *x0, int64_t c_start, char *err, size_t errlen)
+{
+	const int S = st->c.steps;
+	const size_t fe = st->fe;
+	if (draw(st, noise, noise_ctx, st->eps, 1, err, errlen))
+		return -1;
+	ops_add_noise(st->x, latent, st->eps, fe, s);
+	st->list[0] = wan_first_step(s);
+	for (int i = 0; i < S; i++) {
+		if (st->eng.forward(st->eng.impl, st->kv, 1, 1, st->x, &st->list[i], &c_start,
+				    st->flow, err, errlen))
+			return -1;
+		ops_flow_to_x0(x0, st->x, st->flow, fe, wan_sched_sigma(&st->sched, st->list[i]));
+		if (i < S - 1) {
+			if (draw(st, noise, noise_ctx, st->eps, 1, err, errlen))
+				return -1;
+			ops_add_noise(st->x, x0, st->eps, fe,
+				      wan_sched_sigma(&st->sched, st->list[i + 1]));
+		}
+	}
+	st->calls++;
+	return 0;
+}
+
+int dit_stream_next(struct dit_stream *st, const float *latent, double s, dit_noise_fn noise,
+		    void *noise_ctx, float *x0, bool *emitted, char *err, size_t errlen)
+{
+	*emitted = false;
+	if (!st->started) {
+		snprintf(err, errlen, "the stream has not started (no first chunk)");
+		return -1;
+	}
+	if (!wan_noise_scale_valid(s)) {
+		snprintf(err, errlen, "noise scale must be 0.1..1, got %g", s);
+		return -1;
+	}
+	/* RoPE refresh (spec §4.8, demo path): from frame 50 restart at kv_frames - 1 */
+	int frame = dit_stream_next_frame(st);
+	int64_t c_start = (int64_t)frame * st->L;
+	int rc;
+	if (st->c.batch) {
+		rc = next_batch(st, latent, s, noise, noise_ctx, x0, emitted, c_start, err, errlen);
+	} else {
+		rc = next_nobatch(st, latent, s, noise, noise_ctx, x0, c_start, err, errlen);
+		*emitted = rc == 0;
+	}
+	if (rc == 0)
+		st->next_frame = frame + 1;
+	else
+		st->started = false; /* the caches are in an unknown state: start again */
+	return rc;
+}

@@ -1,0 +1,115 @@
+/* dit_stream.h: StreamDiffusionV2's streaming denoiser (spec §4.4-§4.8) over any DiT engine.
+ *
+ * DESIGN: the driver owns the stream state that does not live on the device: the step list,
+ * the stream-batch slots (their latents, timesteps and positions), the KV bookkeeping
+ * (dit_kv), the RoPE refresh and the emission rule. The engine (the C reference, or CUDA)
+ * only runs forwards over its caches and copies cache slots. Every Gaussian draw goes
+ * through the caller's noise callback, one latent frame [C, h, w] at a time, in the order the
+ * algorithm draws them:
+ *   first chunk: its mixing noise (frame 0, then frame 1), then for each of the S-1
+ *     re-noisings between its sequential steps, 2 frames;
+ *   later chunk: its mixing noise (1 frame), then the S-1 re-noising draws of its call:
+ *     batch mode in slot order 0..S-2, no-batch mode in step order.
+ * Latents are clean VAE latents (not normalized); a chunk is mixed as (1-s)·z + s·ε. */
+#ifndef HERU_WAN_DIT_STREAM_H
+#define HERU_WAN_DIT_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dit_kv.h"
+#include "wan_sched.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Where upstream's demo path restarts temporal positions (spec §4.8). */
+#define DIT_ROPE_REFRESH_FRAME 50
+
+/* A DiT device. All functions run on the thread that drives the stream. */
+struct dit_engine {
+	void *impl; /* owned by the engine: destroy frees it */
+	/* dit_cpu_forward's contract: X [nslots, C, frames, h, w], T [nslots, frames],
+	 * C_START [nslots] tokens, FLOW out; cache slot s serves slot s. Per layer and slot the
+	 * engine asks KV where to write (dit_kv_advance, with its own adaptive-sink statistic)
+	 * or, without the adaptive sink, may plan all layers at once (dit_kv_advance_layers). */
+	int (*forward)(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
+		       const int64_t *t, const int64_t *c_start, float *flow, char *err,
+		       size_t errlen);
+	/* Copy cache slot 0 to slots 1..slots-1. */
+	int (*expand)(void *impl, int slots, char *err, size_t errlen);
+	/* Zero the caches; refill the cross-attention cache at the next forward. */
+	void (*reset)(void *impl);
+	/* CTX [nctx, text_len, text_dim] (T5 output; copied): the cross-attention cache is
+	 * filled from it at the next forward. */
+	int (*set_context)(void *impl, const float *ctx, char *err, size_t errlen);
+	void (*destroy)(void *impl);
+};
+
+/* What an engine is sized for. */
+struct dit_engine_params {
+	int max_slots; /* cache slots (S in batch mode, B for dit-forward) */
+	int kv_rows;   /* cache rows per slot (kv_frames * L) */
+	int h, w;      /* latent size */
+	int nctx;      /* prompts: 1, or one per slot */
+};
+
+struct wan_dit_model;
+
+/* The C fp32 reference engine (dit_cpu.c). MODEL is borrowed and must outlive it. 0, or -1
+ * with ERR. */
+int dit_cpu_engine_open(const struct wan_dit_model *model, const struct dit_engine_params *p,
+			struct dit_engine *out, char *err, size_t errlen);
+#ifdef HERU_DIT_CUDA_ENGINE
+/* The CUDA engine, when the build provides it: the CUDA fragment defines
+ * HERU_DIT_CUDA_ENGINE for heru-wan and links an implementation of this (same contract;
+ * weights from wan_dit_model_foreach). heru-wan --device cuda uses it. */
+int dit_cuda_engine_open(const struct wan_dit_model *model, const struct dit_engine_params *p,
+			 struct dit_engine *out, char *err, size_t errlen);
+#endif
+
+/* Fills DST with N standard normal draws (one latent frame). 0, or -1 with ERR. */
+typedef int (*dit_noise_fn)(void *ctx, float *dst, size_t n, char *err, size_t errlen);
+
+struct dit_stream_config {
+	int steps;              /* S: 1..8 */
+	bool batch;             /* stream batch (S slots in one forward) or no-batch */
+	int kv_frames;          /* 6 */
+	int sink_frames;        /* 3 */
+	double sink_threshold;  /* 0.2; <= -1 turns the adaptive sink off */
+	int channels;           /* latent channels (16) */
+	int h, w;               /* latent size */
+	int layers;             /* DiT layers (for the KV bookkeeping) */
+};
+
+struct dit_stream;
+
+/* new, or NULL with ERR (bad steps, sizes, kv/sink frames). ENGINE is borrowed. */
+struct dit_stream *dit_stream_new(const struct dit_stream_config *c, const struct dit_engine *eng,
+				  char *err, size_t errlen);
+void dit_stream_free(struct dit_stream *st);
+
+/* Starts a stream (resets every state, the engine's caches included) with the first chunk:
+ * LATENT [C, 2, h, w] (2 latent frames), mixed at strength S, then denoised with the step
+ * list as is (S sequential batch-1 forwards). X0 [C, 2, h, w] gets the result. 0 or -1. */
+int dit_stream_first(struct dit_stream *st, const float *latent, double s, dit_noise_fn noise,
+		     void *noise_ctx, float *x0, char *err, size_t errlen);
+
+/* One later chunk: LATENT [C, 1, h, w] mixed at S (0.1..1), first timestep int(1000 s) - 100.
+ * In no-batch mode X0 always gets the chunk's result; in batch mode it gets the chunk that
+ * leaves the stream batch (S-1 chunks earlier), and *EMITTED says whether there was one (the
+ * first S-1 calls only flush warm-up slots). 0 or -1. */
+int dit_stream_next(struct dit_stream *st, const float *latent, double s, dit_noise_fn noise,
+		    void *noise_ctx, float *x0, bool *emitted, char *err, size_t errlen);
+
+/* Inspection: the KV bookkeeping, and the temporal position (latent frame) the next chunk
+ * will use. */
+const struct dit_kv *dit_stream_kv(const struct dit_stream *st);
+int dit_stream_next_frame(const struct dit_stream *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

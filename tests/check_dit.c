@@ -1,0 +1,470 @@
+/* check_dit.c: the C fp32 DiT against the PyTorch goldens of tests/reference/wan_dit_ref.py,
+ * through the real subcommands: heru-wan dit-forward, and heru-wan stream with S = 1 and 2 in
+ * both modes, with and without the adaptive sink, over 52 chunks (the ring wraps, the sink
+ * refresh fires, the RoPE refresh happens at chunk 49). Also the refusals a user meets.
+ *
+ * The tiny model's weights are not stored: weight_values() regenerates them bit for bit with
+ * the reference script's counter-based generator. */
+#include "config.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dit_cpu.h"
+#include "dit_model.h"
+#include "dit_stream.h"
+#include "wan_config.h"
+#include "wan_dit_weights.h"
+#include "wt_file.h"
+
+static char tmpdir[64];
+static char weights[128];
+static char fixdir[1024];
+static char cfgpath[1100];
+
+static const char *tmp_path(const char *name)
+{
+	static char buf[4][256];
+	static int k;
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+	return buf[k];
+}
+
+static const char *fix_path(const char *name)
+{
+	static char buf[4][1200];
+	static int k;
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof buf[k], "%s/%s", fixdir, name);
+	return buf[k];
+}
+
+/* ---- the reference script's weight generator ---- */
+
+static uint64_t fnv1a64(const char *s)
+{
+	uint64_t h = 0xCBF29CE484222325ull;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001B3ull;
+	}
+	return h;
+}
+
+static bool ends_with(const char *s, const char *suf)
+{
+	size_t a = strlen(s), b = strlen(suf);
+	return a >= b && !strcmp(s + a - b, suf);
+}
+
+static void weight_values(const char *name, float *dst, int64_t n)
+{
+	uint64_t h = fnv1a64(name);
+	for (int64_t i = 0; i < n; i++) {
+		uint64_t z = h + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull;
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+		z ^= z >> 31;
+		int64_t top = (int64_t)(z >> 40);
+		volatile float r = (float)(2 * top - (1 << 24)) / (float)(1 << 24);
+		volatile float p;
+		if (ends_with(name, "norm_q.weight") || ends_with(name, "norm_k.weight") ||
+		    ends_with(name, "norm3.weight")) {
+			p = 0.1f * r;
+			dst[i] = 1.0f + p;
+		} else if (ends_with(name, "modulation")) {
+			dst[i] = 0.1f * r;
+		} else if (ends_with(name, "bias")) {
+			dst[i] = 0.02f * r;
+		} else {
+			dst[i] = 0.08f * r;
+		}
+	}
+}
+
+/* Writes the generated weights of CFG to PATH with PREFIX on every name. 0 or -1 with ERR. */
+static int write_weights(const struct wan_dit_config *cfg, const char *path, const char *prefix,
+			 char *err, size_t errlen)
+{
+	size_t count;
+	int rc = -1;
+	struct wan_dit_weight *t = wan_dit_weights_new(cfg, &count);
+	struct wt_writer *w = wt_writer_new();
+	if (!t || !w) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < count; i++) {
+		int64_t n = wan_dit_weight_numel(&t[i]);
+		float *v = malloc(sizeof(float) * n);
+		char name[128];
+		if (!v) {
+			snprintf(err, errlen, "out of memory");
+			goto done;
+		}
+		weight_values(t[i].name, v, n);
+		snprintf(name, sizeof(name), "%s%s", prefix, t[i].name);
+		int r = wt_writer_add(w, name, WT_F32, t[i].ndim, t[i].shape, v, err, errlen);
+		free(v);
+		if (r)
+			goto done;
+	}
+	rc = wt_writer_save(w, path, err, errlen);
+done:
+	if (w)
+		wt_writer_free(w);
+	free(t);
+	return rc;
+}
+
+static float *load(const char *path, const char *name, int64_t *n)
+{
+	char err[256];
+	struct wt_file *f = wt_open(path, err, sizeof(err));
+	ck_assert_msg(f != NULL, "%s", err);
+	const struct wt_tensor *t = wt_find(f, name);
+	ck_assert_msg(t != NULL, "%s has no %s", path, name);
+	*n = wt_numel(t);
+	float *v = malloc(sizeof(float) * (*n ? *n : 1));
+	ck_assert_ptr_nonnull(v);
+	ck_assert_int_eq(wt_tensor_to_f32(t, v, err, sizeof(err)), 0);
+	wt_close(f);
+	return v;
+}
+
+static double rel_l2(const float *a, const float *b, int64_t n)
+{
+	double d = 0, r = 0;
+	for (int64_t i = 0; i < n; i++) {
+		d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+		r += (double)b[i] * b[i];
+	}
+	return sqrt(d / (r > 0 ? r : 1));
+}
+
+static int run(int (*cmd)(int, char **), const char *const *args)
+{
+	char *argv[32];
+	int argc = 0;
+	for (; args[argc]; argc++)
+		argv[argc] = (char *)args[argc];
+	argv[argc] = NULL;
+	return cmd(argc, argv);
+}
+
+/* Parity target: relative L2 error of the fp32 C path against float64 PyTorch. */
+#define PARITY 1e-4
+
+START_TEST(test_forward_golden)
+{
+	const char *out = tmp_path("flow.safetensors");
+	const char *args[] = { "dit-forward", "--weights", weights, "--model", cfgpath, "--input",
+			       fix_path("forward_in.safetensors"), "--output", out, NULL };
+	ck_assert_int_eq(run(cli_dit_forward, args), 0);
+	int64_t n, ng;
+	float *got = load(out, "flow", &n);
+	float *want = load(fix_path("forward_out.safetensors"), "flow", &ng);
+	ck_assert_int_eq(n, ng);
+	ck_assert_int_eq(n, 2 * 16 * 3 * 4 * 6);
+	double e = rel_l2(got, want, n);
+	printf("dit-forward: relative L2 error %.3g\n", e);
+	ck_assert_msg(e <= PARITY, "dit-forward error %g", e);
+	free(got);
+	free(want);
+}
+END_TEST
+
+static const struct {
+	int steps;
+	const char *mode, *tag, *thr, *kv, *sink;
+	int frames;
+} cases[] = {
+	{ 1, "batch", "sink", "0.2", "6", "3", 53 },   { 1, "batch", "nosink", "-1", "6", "3", 53 },
+	{ 1, "nobatch", "sink", "0.2", "6", "3", 53 }, { 1, "nobatch", "nosink", "-1", "6", "3", 53 },
+	{ 2, "batch", "sink", "0.2", "6", "3", 52 },   { 2, "batch", "nosink", "-1", "6", "3", 52 },
+	{ 2, "nobatch", "sink", "0.2", "6", "3", 53 }, { 2, "nobatch", "nosink", "-1", "6", "3", 53 },
+	/* upstream's "fast" config: 5 cache frames, 2 sinks, adaptive sink off */
+	{ 2, "batch", "kv5_sink2", "-1", "5", "2", 52 },
+};
+
+START_TEST(test_stream_golden)
+{
+	char in[64], gold[96], steps[8];
+	snprintf(in, sizeof(in), "stream_in_s%d.safetensors", cases[_i].steps);
+	snprintf(gold, sizeof(gold), "stream_out_s%d_%s_%s.safetensors", cases[_i].steps,
+		 cases[_i].mode, cases[_i].tag);
+	snprintf(steps, sizeof(steps), "%d", cases[_i].steps);
+	const char *out = tmp_path("x0.safetensors");
+	const char *args[] = { "stream", "--weights", weights, "--model", cfgpath, "--input",
+			       fix_path(in), "--output", out, "--steps", steps, "--mode",
+			       cases[_i].mode, "--sink-threshold", cases[_i].thr, "--kv-frames",
+			       cases[_i].kv, "--sink-frames", cases[_i].sink, NULL };
+	ck_assert_int_eq(run(cli_stream, args), 0);
+	int64_t n, ng;
+	float *got = load(out, "x0", &n);
+	float *want = load(fix_path(gold), "x0", &ng);
+	ck_assert_int_eq(n, ng);
+	ck_assert_int_eq(n, (int64_t)cases[_i].frames * 16 * 4 * 6);
+	double e = rel_l2(got, want, n), worst = 0;
+	for (int f = 0; f < cases[_i].frames; f++) {
+		double ef = rel_l2(got + f * 384, want + f * 384, 384);
+		worst = ef > worst ? ef : worst;
+	}
+	printf("stream S=%d %s %s: relative L2 error %.3g (worst frame %.3g)\n", cases[_i].steps,
+	       cases[_i].mode, cases[_i].tag, e, worst);
+	ck_assert_msg(e <= PARITY && worst <= 10 * PARITY, "%s: error %g, worst frame %g", gold, e,
+		      worst);
+	free(got);
+	free(want);
+}
+END_TEST
+
+START_TEST(test_refusals)
+{
+	const char *out = tmp_path("never.safetensors");
+	/* a missing weights file names the path */
+	const char *a1[] = { "dit-forward", "--weights", "/nonexistent/model.pt", "--model", cfgpath,
+			     "--input", fix_path("forward_in.safetensors"), "--output", out, NULL };
+	ck_assert_int_eq(run(cli_dit_forward, a1), 1);
+	/* usage errors exit 2 */
+	const char *a2[] = { "stream", "--weights", weights, "--model", cfgpath, "--input",
+			     fix_path("stream_in_s1.safetensors"), "--output", out, "--steps", "9",
+			     NULL };
+	ck_assert_int_eq(run(cli_stream, a2), 2);
+	const char *a3[] = { "stream", "--weights", weights, "--model", cfgpath, "--input",
+			     fix_path("stream_in_s1.safetensors"), "--output", out, "--steps", "1",
+			     "--mode", "fast", NULL };
+	ck_assert_int_eq(run(cli_stream, a3), 2);
+	const char *a4[] = { "dit-forward", "--bogus", NULL };
+	ck_assert_int_eq(run(cli_dit_forward, a4), 2);
+	/* the S=1 noise does not fit S=2 */
+	const char *a5[] = { "stream", "--weights", weights, "--model", cfgpath, "--input",
+			     fix_path("stream_in_s1.safetensors"), "--output", out, "--steps", "2",
+			     NULL };
+	ck_assert_int_eq(run(cli_stream, a5), 1);
+	/* weights of another shape are refused */
+	struct wan_dit_config cfg;
+	char err[256];
+	ck_assert_msg(wan_dit_config_load(cfgpath, &cfg, err, sizeof(err)) == 0, "%s", err);
+	cfg.ffn_dim = 128;
+	const char *small = tmp_path("small.safetensors");
+	ck_assert_msg(write_weights(&cfg, small, "model.", err, sizeof(err)) == 0, "%s", err);
+	const char *a6[] = { "dit-forward", "--weights", small, "--model", cfgpath, "--input",
+			     fix_path("forward_in.safetensors"), "--output", out, NULL };
+	ck_assert_int_eq(run(cli_dit_forward, a6), 1);
+	ck_assert_int_eq(access(out, F_OK), -1);
+}
+END_TEST
+
+struct visit {
+	size_t tensors;
+	int64_t params;
+	bool saw_norm3;
+};
+
+static int visit_one(void *ctx, const char *name, const float *data, size_t count)
+{
+	struct visit *v = ctx;
+	v->tensors++;
+	v->params += (int64_t)count;
+	if (!strcmp(name, "blocks.1.norm3.weight")) {
+		float want[1];
+		weight_values(name, want, 1);
+		v->saw_norm3 = data[0] == want[0];
+	}
+	return 0;
+}
+
+START_TEST(test_model_foreach)
+{
+	/* every loaded tensor with its name and size, for devices that upload them */
+	struct wan_dit_config cfg;
+	char err[256];
+	ck_assert_msg(wan_dit_config_load(cfgpath, &cfg, err, sizeof(err)) == 0, "%s", err);
+	struct wan_dit_model *m = wan_dit_model_open(weights, &cfg, err, sizeof(err));
+	ck_assert_msg(m != NULL, "%s", err);
+	struct visit v = { 0 };
+	ck_assert_int_eq(wan_dit_model_foreach(m, visit_one, &v), 0);
+	ck_assert_int_eq(v.tensors, WAN_DIT_GLOBAL_TENSORS + WAN_DIT_BLOCK_TENSORS * cfg.num_layers);
+	ck_assert_int_eq(v.params, wan_dit_param_count(&cfg));
+	ck_assert(v.saw_norm3);
+	/* --device cuda is refused clearly where no CUDA engine is built in */
+	const char *out = tmp_path("never2.safetensors");
+	const char *args[] = { "dit-forward", "--weights", weights, "--model", cfgpath, "--input",
+			       fix_path("forward_in.safetensors"), "--output", out, "--device", "cuda",
+			       NULL };
+	ck_assert_int_eq(run(cli_dit_forward, args), 1);
+	ck_assert_int_eq(access(out, F_OK), -1);
+	wan_dit_model_free(m);
+}
+END_TEST
+
+START_TEST(test_prefixed_weights)
+{
+	/* StreamDiffusionV2 stores "model."-prefixed names: same result */
+	struct wan_dit_config cfg;
+	char err[256];
+	ck_assert_msg(wan_dit_config_load(cfgpath, &cfg, err, sizeof(err)) == 0, "%s", err);
+	const char *pw = tmp_path("prefixed.safetensors");
+	ck_assert_msg(write_weights(&cfg, pw, "model.", err, sizeof(err)) == 0, "%s", err);
+	const char *out = tmp_path("flow2.safetensors");
+	const char *args[] = { "dit-forward", "--weights", pw, "--model", cfgpath, "--input",
+			       fix_path("forward_in.safetensors"), "--output", out, NULL };
+	ck_assert_int_eq(run(cli_dit_forward, args), 0);
+	int64_t n, ng;
+	float *got = load(out, "flow", &n);
+	float *want = load(fix_path("forward_out.safetensors"), "flow", &ng);
+	ck_assert(rel_l2(got, want, n) <= PARITY);
+	free(got);
+	free(want);
+}
+END_TEST
+
+/* The driver in process: the events the goldens are meant to cover really happen. */
+struct mem_noise {
+	const float *v;
+	size_t left;
+};
+
+static int mem_noise_next(void *ctx, float *dst, size_t n, char *err, size_t errlen)
+{
+	struct mem_noise *m = ctx;
+	if (n > m->left) {
+		snprintf(err, errlen, "out of noise");
+		return -1;
+	}
+	memcpy(dst, m->v, n * sizeof(float));
+	m->v += n;
+	m->left -= n;
+	return 0;
+}
+
+START_TEST(test_stream_events)
+{
+	char err[256];
+	struct wan_dit_config cfg;
+	ck_assert_msg(wan_dit_config_load(cfgpath, &cfg, err, sizeof(err)) == 0, "%s", err);
+	struct wan_dit_model *m = wan_dit_model_open(weights, &cfg, err, sizeof(err));
+	ck_assert_msg(m != NULL, "%s", err);
+	const int L = 6, S = 2;
+	struct dit_engine eng;
+	struct dit_engine_params ep = { .max_slots = S, .kv_rows = 6 * L, .h = 4, .w = 6,
+					.nctx = 1 };
+	ck_assert_msg(dit_cpu_engine_open(m, &ep, &eng, err, sizeof(err)) == 0, "%s", err);
+	struct dit_cpu *cpu = eng.impl;
+	int64_t n, nn;
+	float *lat = load(fix_path("stream_in_s2.safetensors"), "latents", &n);
+	float *ctx = load(fix_path("stream_in_s2.safetensors"), "context", &n);
+	float *scale = load(fix_path("stream_in_s2.safetensors"), "noise_scale", &n);
+	float *noise = load(fix_path("stream_in_s2.safetensors"), "noise", &nn);
+	float *want = load(fix_path("stream_out_s2_batch_sink.safetensors"), "x0", &n);
+	struct mem_noise mn = { noise, (size_t)nn };
+	ck_assert_int_eq(eng.set_context(eng.impl, ctx, err, sizeof(err)), 0);
+	struct dit_stream_config sc = { .steps = S, .batch = true, .kv_frames = 6,
+					.sink_frames = 3, .sink_threshold = 0.2, .channels = 16,
+					.h = 4, .w = 6, .layers = cfg.num_layers };
+	struct dit_stream *st = dit_stream_new(&sc, &eng, err, sizeof(err));
+	ck_assert_msg(st != NULL, "%s", err);
+	float chunk[2 * 384], x0[2 * 384];
+	bool emitted;
+	/* a chunk before the first is refused */
+	ck_assert_int_eq(dit_stream_next(st, lat, 0.8, mem_noise_next, &mn, x0, &emitted, err,
+					 sizeof(err)), -1);
+	for (int c = 0; c < 16; c++)
+		for (int f = 0; f < 2; f++)
+			memcpy(chunk + (c * 2 + f) * 24, lat + f * 384 + c * 24, 24 * sizeof(float));
+	ck_assert_msg(dit_stream_first(st, chunk, scale[0], mem_noise_next, &mn, x0, err,
+				       sizeof(err)) == 0, "%s", err);
+	int64_t l[300];
+	float sinks[3 * 6 * 256];
+	bool sink_queued = false, sink_replaced = false, refreshed = false;
+	int emitted_n = 2;
+	for (int k = 1; k < 52; k++) {
+		if (k == 49)
+			refreshed = dit_stream_next_frame(st) == 5;
+		ck_assert_msg(dit_stream_next(st, lat + (k + 1) * 384, scale[k], mem_noise_next, &mn,
+					      x0, &emitted, err, sizeof(err)) == 0, "%s", err);
+		int len = dit_kv_evict_list(dit_stream_kv(st), 0, 0, l, 300);
+		if (k == 1)
+			sink_queued = len > 0 && l[0] <= 3 * L;
+		/* sink rows [0, 3L) of layer 0, slot 0 are final after chunk 1 unless refreshed */
+		const float *kc = dit_cpu_cache_k(cpu, 0, 0);
+		if (k == 4)
+			memcpy(sinks, kc, sizeof(sinks));
+		if (k > 4 && memcmp(sinks, kc, sizeof(sinks)))
+			sink_replaced = true;
+		ck_assert_int_eq(emitted, k >= S);
+		if (emitted) {
+			ck_assert_msg(rel_l2(x0, want + emitted_n * 384, 384) <= 10 * PARITY,
+				      "chunk %d", k);
+			emitted_n++;
+		}
+	}
+	ck_assert_int_eq(emitted_n, 52);
+	ck_assert_msg(sink_queued, "the empty third sink was not queued at the first chunk");
+	ck_assert_msg(sink_replaced, "no sink frame was replaced");
+	ck_assert_msg(refreshed, "no RoPE refresh at chunk 49");
+	ck_assert_int_eq(mn.left, 0);
+	dit_stream_free(st);
+	eng.destroy(eng.impl);
+	wan_dit_model_free(m);
+	free(lat);
+	free(ctx);
+	free(scale);
+	free(noise);
+	free(want);
+}
+END_TEST
+
+int main(void)
+{
+	const char *src = getenv("top_srcdir");
+	snprintf(fixdir, sizeof(fixdir), "%s/tests/fixtures/wan/dit", src ? src : ".");
+	snprintf(cfgpath, sizeof(cfgpath), "%s/config.json", fixdir);
+	if (access(cfgpath, R_OK)) {
+		fprintf(stderr, "check_dit: fixtures not found at %s\n", fixdir);
+		return 77;
+	}
+	strcpy(tmpdir, "/tmp/check_dit.XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return 1;
+	snprintf(weights, sizeof(weights), "%s/weights.safetensors", tmpdir);
+	struct wan_dit_config cfg;
+	char err[256];
+	if (wan_dit_config_load(cfgpath, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "check_dit: %s\n", err);
+		return 1;
+	}
+
+	Suite *s = suite_create("dit");
+	TCase *tc = tcase_create("golden");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_forward_golden);
+	tcase_add_loop_test(tc, test_stream_golden, 0, (int)(sizeof(cases) / sizeof(cases[0])));
+	tcase_add_test(tc, test_refusals);
+	tcase_add_test(tc, test_prefixed_weights);
+	tcase_add_test(tc, test_stream_events);
+	tcase_add_test(tc, test_model_foreach);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	int failed = 1;
+	if (write_weights(&cfg, weights, "", err, sizeof(err)))
+		fprintf(stderr, "check_dit: %s\n", err);
+	else {
+		srunner_run_all(sr, CK_NORMAL);
+		failed = srunner_ntests_failed(sr);
+	}
+	srunner_free(sr);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "check_dit: could not remove %s\n", tmpdir);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
