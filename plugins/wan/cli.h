@@ -7,5 +7,6 @@ int cli_inspect(int argc, char **argv);
 int cli_random_weights(int argc, char **argv);
 int cli_dit_forward(int argc, char **argv);
 int cli_stream(int argc, char **argv);
+int cli_bench_dit(int argc, char **argv);
 
 #endif

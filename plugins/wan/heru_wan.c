@@ -18,6 +18,7 @@ static const struct cli_command commands[] = {
 	{ "random-weights", cli_random_weights, "write a DiT checkpoint of random weights (real names)" },
 	{ "dit-forward", cli_dit_forward, "one DiT forward with an empty cache (x, t, context -> flow)" },
 	{ "stream", cli_stream, "the streaming denoiser over latents with injected noise (-> x0)" },
+	{ "bench-dit", cli_bench_dit, "time the CUDA DiT with random weights of the real shapes" },
 };
 
 static void usage(FILE *out)
