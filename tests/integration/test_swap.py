@@ -147,6 +147,20 @@ def test_shutdown_closes_with_1001():
     srv.stop()  # checks exit code 0 and no sanitizer report (leaks included)
 
 
+def test_second_signal_stops_at_once():
+    srv = H.Server()
+    w = srv.ws("stubborn")
+    w.recv_json()  # then never reads again, never answers the close
+    w.send_frame_jpeg(1, 0, CAM)
+    srv.proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    t0 = time.time()
+    srv.proc.send_signal(signal.SIGINT)
+    srv.stop(timeout=10)  # exit 0, nothing leaked, no sanitizer report
+    check(time.time() - t0 < 2.5, "second signal did not stop herud at once")
+    w.sock.close()
+
+
 def test_shutdown_under_valgrind():
     vg = os.environ.get("VALGRIND")
     if not vg or os.environ.get("CK_FORK") == "no":  # not in the sanitizer build
@@ -183,4 +197,4 @@ def test_shutdown_under_valgrind():
 
 
 H.run([test_swap_to_unavailable_backend_keeps_streaming, test_restart_field_rebuilds_same_backend,
-       test_shutdown_closes_with_1001, test_shutdown_under_valgrind])
+       test_shutdown_closes_with_1001, test_second_signal_stops_at_once, test_shutdown_under_valgrind])

@@ -297,6 +297,25 @@ def test_slow_reader_closed_others_served():
     fast.close()
 
 
+def test_output_paced_at_target_fps():
+    w, _ = connect("ws14")
+    w.send_json({"type": "config.update", "payload": {"target_fps": 5}})
+    w.wait_type("config.current", pred=lambda p: p["target_fps"] == 5)
+    # offer 25 frames/s for 2 s; at most 5 frames/s may come out (plus one in flight)
+    t0 = time.time()
+    fid = 0
+    while time.time() - t0 < 2.0:
+        fid += 1
+        w.send_frame_jpeg(fid, 0, CAM_SMALL)
+        time.sleep(0.04)
+    _, _, s1 = srv.get("/api/session/ws14/stats")
+    elapsed = time.time() - t0
+    check(s1["frames_out"] <= 5 * elapsed + 2, "%d frames out in %.1f s at target_fps 5" % (s1["frames_out"], elapsed))
+    check(s1["frames_out"] >= 2, "pacing stopped the output (%d frames)" % s1["frames_out"])
+    check(s1["dropped_inbox"] > 0, "frames beyond the pace were not dropped in the inbox")
+    w.close()
+
+
 def test_idle_client_closed():
     idle = H.Server(config={"ws_idle_timeout_s": 2})
     try:
@@ -334,7 +353,8 @@ try:
     H.run([test_connect_gets_config, test_binary_frame_roundtrip, test_json_frame_roundtrip, test_shared_session,
            test_presets, test_stats_pushed, test_bad_messages_change_nothing, test_bad_frames,
            test_oversized_message_closed_1009, test_protocol_violation_closed, test_upgrade_refusals,
-           test_bytes_right_after_handshake, test_slow_reader_closed_others_served, test_idle_client_closed])
+           test_bytes_right_after_handshake, test_slow_reader_closed_others_served, test_output_paced_at_target_fps,
+           test_idle_client_closed])
 finally:
     if srv.alive():
         try:
