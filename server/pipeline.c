@@ -95,9 +95,7 @@ struct pipeline {
 static void pipe_post(struct pipe_instance *pi, struct pipe_event *ev)
 {
 	struct pipeline *pl = pi->pl;
-	ev->next = NULL;
-	/* The instance pointer travels in the event via msg-less lookup: we store it
-	 * in the (otherwise unused for this purpose) list by wrapping. */
+	ev->next = NULL; /* ev is the head of a struct pipe_event_box, which names the instance */
 	pthread_mutex_lock(&pl->mu);
 	if (pl->tail)
 		pl->tail->next = ev;
@@ -696,6 +694,11 @@ const char *pipe_instance_backend(const struct pipe_instance *pi) { return pi->i
 bool pipe_instance_needs_gpu(const struct pipe_instance *pi)
 {
 	return pi->entry && (pi->entry->flags & HERU_FLAG_NEEDS_GPU);
+}
+
+bool pipe_instance_stopped(const struct pipe_instance *pi)
+{
+	return atomic_load(&((struct pipe_instance *)pi)->stop);
 }
 
 void pipe_job_free(struct pipe_job *job)

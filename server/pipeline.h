@@ -80,6 +80,8 @@ void pipe_instance_set_config(struct pipe_instance *inst, const char *config_jso
 
 const char *pipe_instance_backend(const struct pipe_instance *inst); /* borrowed */
 bool pipe_instance_needs_gpu(const struct pipe_instance *inst);
+/* True once pipe_instance_stop was called. */
+bool pipe_instance_stopped(const struct pipe_instance *inst);
 
 void pipe_job_free(struct pipe_job *job);
 

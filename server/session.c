@@ -11,7 +11,12 @@
  * cur and stops the old one; FAILED leaves cur in place and puts the plugin's one
  * sentence in runtime_status.error. A session without any instance (its first
  * backend failed) falls back to the mock plugin, and to the built-in passthrough
- * when mock is not loaded either, so frames always flow. runtime_status.mode shows
+ * when mock is not loaded either, so frames always flow.
+ *
+ * Drain first. Two backends flagged NEEDS_GPU cannot be assumed to fit in GPU memory
+ * together, so a swap from one to another goes through mock: mock is built and takes
+ * over, the old GPU instance is destroyed (its worker exits), and only then is the
+ * new GPU instance created. runtime_status.note says so meanwhile. runtime_status.mode shows
  * the pending instance's reported mode while it loads, and the serving one's
  * otherwise. No WebSocket is touched by any of this.
  *
@@ -60,6 +65,9 @@ struct session {
 	struct pipe_instance *cur;	/* serving (owned by the pipeline) */
 	struct pipe_instance *pending;	/* being created */
 	struct pipe_job *waiting;	/* new: newest frame while no instance serves yet */
+	size_t n_draining;		/* GPU instances stopped, not yet exited */
+	char after_drain[64];		/* GPU backend to start once n_draining is 0 */
+	char note[200];			/* runtime_status.note, "" = null */
 	struct metrics m;
 	struct sess_client *clients;
 	size_t n_clients;
@@ -139,14 +147,48 @@ static void sess_fallback(struct session *s, const char *failed_id)
 		sess_start_backend(s, PIPE_PASSTHROUGH);
 }
 
+/* Stop an instance the session no longer wants; GPU ones are counted until they exit. */
+static void sess_stop(struct session *s, struct pipe_instance *pi)
+{
+	if (pipe_instance_needs_gpu(pi) && !pipe_instance_stopped(pi))
+		s->n_draining++;
+	pipe_instance_stop(pi);
+}
+
+static bool sess_id_needs_gpu(const struct session *s, const char *id)
+{
+	const struct heru_plugin_entry *e = s->mgr->reg ? plugin_registry_find(s->mgr->reg, id) : NULL;
+	return e && (e->flags & HERU_FLAG_NEEDS_GPU);
+}
+
 static void sess_start_backend(struct session *s, const char *id)
 {
 	char err[256];
-	char *text = json_dumps(s->cfg, JSON_COMPACT | JSON_REAL_PRECISION(10));
+	char *text;
 	struct pipe_instance *pi;
 
+	s->after_drain[0] = 0;
+	if (sess_id_needs_gpu(s, id) && s->cur && pipe_instance_needs_gpu(s->cur)) {
+		/* drain first: mock takes over, the old GPU instance goes, then the new one */
+		snprintf(s->after_drain, sizeof(s->after_drain), "%s", id);
+		snprintf(s->note, sizeof(s->note),
+			 "releasing %s before loading %s (two GPU backends may not fit in GPU memory); mock serves meanwhile",
+			 pipe_instance_backend(s->cur), id);
+		log_info("session %s: %s", s->id, s->note);
+		id = s->mgr->reg && plugin_registry_find(s->mgr->reg, "mock") ? "mock" : PIPE_PASSTHROUGH;
+	} else if (sess_id_needs_gpu(s, id) &&
+		   (s->n_draining > 0 || (s->pending && pipe_instance_needs_gpu(s->pending)))) {
+		if (s->pending) {
+			sess_stop(s, s->pending);
+			s->pending = NULL;
+		}
+		snprintf(s->after_drain, sizeof(s->after_drain), "%s", id);
+		snprintf(s->note, sizeof(s->note), "waiting for the previous GPU backend to release the GPU before loading %s", id);
+		return;
+	}
+	text = json_dumps(s->cfg, JSON_COMPACT | JSON_REAL_PRECISION(10));
 	if (s->pending) {
-		pipe_instance_stop(s->pending);
+		sess_stop(s, s->pending);
 		s->pending = NULL;
 	}
 	pi = text ? pipeline_start(s->mgr->pl, s, id, text, s->revision, err, sizeof(err)) : NULL;
@@ -188,8 +230,10 @@ static void sess_ready(struct session *s, struct pipe_instance *inst)
 	/* a failure that led to this fallback stays visible; a chosen backend clears it */
 	if (strcmp(id, cfg_backend_id(s->cfg)) == 0)
 		s->error[0] = 0;
+	if (!s->after_drain[0])
+		s->note[0] = 0;
 	if (old)
-		pipe_instance_stop(old);
+		sess_stop(s, old);
 	if (s->waiting) {
 		s->m.dropped_inbox += (uint64_t)pipe_instance_submit(inst, s->waiting);
 		s->waiting = NULL;
@@ -268,7 +312,7 @@ static void sess_on_event(void *owner, struct pipe_instance *inst, const struct 
 		if (is_pending)
 			sess_ready(s, inst);
 		else if (!is_cur)
-			pipe_instance_stop(inst);
+			sess_stop(s, inst);
 		return;
 	case PIPE_EV_FAILED:
 		if (!is_pending)
@@ -276,6 +320,8 @@ static void sess_on_event(void *owner, struct pipe_instance *inst, const struct 
 		log_warn("session %s: backend %s failed: %s", s->id, pipe_instance_backend(inst), ev->msg);
 		s->pending = NULL;
 		s->loading[0] = 0;
+		if (!s->after_drain[0])
+			s->note[0] = 0;
 		snprintf(s->error, sizeof(s->error), "%s", ev->msg);
 		snprintf(s->mode, sizeof(s->mode), "%s", s->cur_mode);
 		s->progress = s->cur ? 1 : 0;
@@ -300,6 +346,15 @@ static void sess_on_event(void *owner, struct pipe_instance *inst, const struct 
 		}
 		return;
 	case PIPE_EV_EXITED:
+		if (!is_cur && !is_pending && pipe_instance_needs_gpu(inst) && pipe_instance_stopped(inst) &&
+		    s->n_draining > 0 && --s->n_draining == 0 && s->after_drain[0]) {
+			char next[64];
+			snprintf(next, sizeof(next), "%s", s->after_drain);
+			s->after_drain[0] = 0;
+			log_info("session %s: GPU released; loading %s", s->id, next);
+			sess_start_backend(s, next);
+			sess_broadcast_config(s);
+		}
 		if (is_cur) {
 			s->cur = NULL;
 			s->backend[0] = 0;
@@ -380,7 +435,10 @@ json_t *sess_config_json(const struct session *s)
 	rs = json_pack("{s:s,s:s,s:f}", "mode", s->mode, "backend", s->backend[0] ? s->backend : "none",
 		       "load_progress", s->progress);
 	json_object_set_new(rs, "error", s->error[0] ? json_string(s->error) : json_null());
-	json_object_set_new(rs, "loading", s->loading[0] ? json_string(s->loading) : json_null());
+	json_object_set_new(rs, "loading", s->after_drain[0]  ? json_string(s->after_drain)
+					   : s->loading[0] ? json_string(s->loading)
+							   : json_null());
+	json_object_set_new(rs, "note", s->note[0] ? json_string(s->note) : json_null());
 	json_object_set_new(o, "runtime_status", rs);
 	return o;
 }

@@ -131,6 +131,46 @@ def test_restart_field_rebuilds_same_backend():
         srv.stop()
 
 
+def test_gpu_to_gpu_swap_drains_first():
+    import shutil
+    import tempfile
+    libs = os.path.join(H.TOP_BUILDDIR, "tests", "fixtures", "server", ".libs")
+    fakes = [os.path.join(libs, "fakegpu_%s.so" % x) for x in "ab"]
+    if not all(os.path.exists(f) for f in fakes):
+        print("  (fake GPU fixtures not built: skipped)")
+        return
+    tmp = tempfile.mkdtemp(prefix="herutest-gpu-")
+    try:
+        for f in fakes + [os.path.join(H.PLUGIN_DIR, "mock.so")]:
+            shutil.copy(f, tmp)
+        srv = H.Server(plugin_dir=tmp)
+        try:
+            st = Streamer(srv, "gpu")
+            srv.put("/api/session/gpu/config", {"backend": "fakegpu_a"})
+            wait_status(srv, "gpu", lambda c: c["runtime_status"]["backend"] == "fakegpu_a")
+            t0 = time.time()
+            _, _, cfg = srv.put("/api/session/gpu/config", {"backend": "fakegpu_b"})
+            note = cfg["runtime_status"]["note"]
+            check(note and "fakegpu_a" in note and "fakegpu_b" in note, "no drain note: %r" % cfg["runtime_status"])
+            check(cfg["runtime_status"]["loading"] == "fakegpu_b", "loading %r" % cfg["runtime_status"]["loading"])
+            cfg = wait_status(srv, "gpu", lambda c: c["runtime_status"]["backend"] == "fakegpu_b")
+            check(cfg["runtime_status"]["note"] is None and cfg["runtime_status"]["error"] is None,
+                  "after the swap: %r" % cfg["runtime_status"])
+            time.sleep(0.3)
+            check(st.answers_between(t0, time.time()) > 5, "frames stopped during the drain")
+            check(st.closed is None, "client closed: %r" % (st.closed,))
+            log = srv.log_text()
+            check(log.index("destroy fakegpu_a") < log.index("create fakegpu_b"),
+                  "fakegpu_b was created before fakegpu_a was destroyed")
+            check(any((c["runtime_status"].get("note") or "").startswith("releasing") for c in st.configs),
+                  "the streaming client was not told about the drain")
+            st.finish()
+        finally:
+            srv.stop()
+    finally:
+        shutil.rmtree(tmp)
+
+
 def test_shutdown_closes_with_1001():
     srv = H.Server()
     a = srv.ws("bye")
@@ -197,4 +237,5 @@ def test_shutdown_under_valgrind():
 
 
 H.run([test_swap_to_unavailable_backend_keeps_streaming, test_restart_field_rebuilds_same_backend,
+       test_gpu_to_gpu_swap_drains_first,
        test_shutdown_closes_with_1001, test_second_signal_stops_at_once, test_shutdown_under_valgrind])
