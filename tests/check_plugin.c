@@ -444,6 +444,92 @@ START_TEST(test_wan_find_weights)
 }
 END_TEST
 
+static bool cancel_now;
+
+static bool test_cancelled(const struct heru_host *host)
+{
+	(void)host;
+	return cancel_now;
+}
+
+/* With a (fake, when there is no real one) GPU: the weights and engine sentences. */
+START_TEST(test_wan_with_gpu)
+{
+	const char *dir = getenv("HERU_PLUGIN_DIR"), *tmp;
+	struct heru_host host = test_host;
+	struct plugin_registry *reg;
+	const struct heru_backend_vtable *v13, *v14;
+	char why[128], err[2048], want[2048], path[1024], cfg[1200];
+	FILE *f;
+
+	if (wan_shell_gpu_count(why, sizeof(why)) == 0) {
+		snprintf(path, sizeof(path), "%s/tests/fixtures/plugins/.libs/libcuda.so.1", builddir());
+		ck_assert_msg(dlopen(path, RTLD_NOW | RTLD_GLOBAL) != NULL, "fake libcuda: %s",
+			dlerror());
+		ck_assert_int_eq(wan_shell_gpu_count(why, sizeof(why)), 1);
+	} else if (getenv("HERU_WEIGHTS") || getenv("STREAMDIFFUSIONV2_PATH")) {
+		return; /* a real GPU and real weights: nothing predictable to check here */
+	}
+	host.report = test_report;
+	host.is_cancelled = test_cancelled;
+	reg = plugin_registry_new(dir, &test_host);
+	v13 = plugin_registry_find(reg, "wan13b_cuda")->backend;
+	v14 = plugin_registry_find(reg, "wan14b_dist")->backend;
+	tmp = make_dir();
+
+	/* no weights at weights_path */
+	snprintf(cfg, sizeof(cfg), "{\"model_variant\":\"wan-1.3b\",\"weights_path\":\"%s\"}", tmp);
+	ck_assert_ptr_null(v13->create(&host, cfg, err, sizeof(err)));
+	snprintf(want, sizeof(want), "weights not found at %s/ckpts/wan_causal_dmd_v2v/model.pt: set "
+		"weights_path or STREAMDIFFUSIONV2_PATH/HERU_WEIGHTS to the StreamDiffusionV2 "
+		"checkpoint folder (ckpts/wan_causal_dmd_v2v/model.pt)", tmp);
+	ck_assert_str_eq(err, want);
+	ck_assert_str_eq(last_mode, "core-imported");
+	/* the environment stands in for weights_path */
+	setenv("STREAMDIFFUSIONV2_PATH", tmp, 1);
+	ck_assert_ptr_null(v13->create(&host, "{}", err, sizeof(err)));
+	ck_assert_str_eq(err, want);
+	unsetenv("STREAMDIFFUSIONV2_PATH");
+	/* nothing configured: the working directory, as an absolute path */
+	if (!getenv("HERU_WEIGHTS")) {
+		char cwd[512], at[600];
+		ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+		snprintf(at, sizeof(at), "weights not found at %s/ckpts/wan_causal_dmd_v2v/model.pt:", cwd);
+		ck_assert_ptr_null(v13->create(&host, "{}", err, sizeof(err)));
+		ck_assert_msg(strncmp(err, at, strlen(at)) == 0, "%s", err);
+	}
+
+	/* weights present: warm-up reached, then the honest "not integrated" sentence */
+	snprintf(path, sizeof(path), "mkdir -p '%s/ckpts/wan_causal_dmd_v2v'", tmp);
+	ck_assert_int_eq(system(path), 0);
+	snprintf(path, sizeof(path), "%s/ckpts/wan_causal_dmd_v2v/model.pt", tmp);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	ck_assert_ptr_null(v13->create(&host, cfg, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "the Wan engine is not integrated into the wan13b_cuda plugin yet"),
+		"%s", err);
+	ck_assert_str_eq(last_mode, "core-warmup");
+
+	/* 14B: its own checkpoint folder, and the world size against the GPU count */
+	snprintf(cfg, sizeof(cfg), "{\"model_variant\":\"wan-14b\",\"weights_path\":\"%s\"}", tmp);
+	ck_assert_ptr_null(v14->create(&host, cfg, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "ckpts/wan_causal_dmd_v2v_14b/model.pt:"), "%s", err);
+	snprintf(cfg, sizeof(cfg), "{\"model_variant\":\"wan-14b\",\"inference_topology\":"
+		"\"distributed\",\"distributed_world_size\":%d}", 1 + wan_shell_gpu_count(why, sizeof(why)));
+	ck_assert_ptr_null(v14->create(&host, cfg, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "needs") && strstr(err, "NVIDIA GPUs but"), "%s", err);
+
+	/* cancellation between steps */
+	cancel_now = true;
+	ck_assert_ptr_null(v13->create(&host, "{}", err, sizeof(err)));
+	ck_assert_str_eq(err, "creation was cancelled");
+	cancel_now = false;
+	plugin_registry_free(reg);
+	remove_dir(tmp);
+}
+END_TEST
+
 /* ---- host frames ---- */
 
 START_TEST(test_frames_refcount)
@@ -492,6 +578,7 @@ static Suite *plugin_suite(void)
 	tcase_add_test(tc, test_wan_without_gpu);
 	tcase_add_test(tc, test_wan_find_weights);
 	tcase_add_test(tc, test_frames_refcount);
+	tcase_add_test(tc, test_wan_with_gpu); /* last: may load a fake libcuda.so.1 */
 	suite_add_tcase(s, tc);
 	return s;
 }
