@@ -76,6 +76,7 @@ struct pipe_instance {
 	size_t n_conds;
 	struct jpeg_codec *jc;			/* new */
 	double next_due;			/* pacing: monotonic seconds */
+	double last_stats;			/* when vtable->stats last ran */
 	struct { uint32_t id; double t_recv; } recent[PIPE_RECENT];
 	size_t recent_pos;
 };
@@ -159,6 +160,7 @@ static void pipe_drain(evutil_socket_t fd, short what, void *arg)
 			pipe_instance_destroy(box->inst);
 		}
 		free(list->jpeg);
+		free(list->text);
 		free(box);
 	}
 }
@@ -464,6 +466,31 @@ static void pipe_create_conditioners(struct pipe_instance *pi, const char *cfg_t
 	}
 }
 
+/* About once a second, between frames: the backend's own stats, to the session. */
+static void pipe_backend_stats(struct pipe_instance *pi)
+{
+	char buf[4096];
+	struct pipe_event *ev;
+	int n;
+
+	if (!pi->entry || !pi->entry->backend->stats || metrics_now() - pi->last_stats < 1.0)
+		return;
+	pi->last_stats = metrics_now();
+	n = pi->entry->backend->stats(pi->inst, buf, sizeof(buf));
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return;
+	buf[n] = 0;
+	ev = pipe_event_new(pi, PIPE_EV_STATS);
+	if (!ev)
+		return;
+	ev->text = strdup(buf);
+	if (!ev->text) {
+		free(ev);
+		return;
+	}
+	pipe_post(pi, ev);
+}
+
 static void *pipe_worker(void *arg)
 {
 	struct pipe_instance *pi = arg;
@@ -524,6 +551,7 @@ static void *pipe_worker(void *arg)
 			pipe_process_job(pi, job);
 			pipe_job_free(job);
 		}
+		pipe_backend_stats(pi);
 	}
 exit:
 	free(text);
@@ -588,6 +616,7 @@ void pipeline_free(struct pipeline *pl)
 	for (ev = pl->head; ev; ev = enext) {
 		enext = ev->next;
 		free(ev->jpeg);
+		free(ev->text);
 		free(ev);
 	}
 	event_free(pl->wake);

@@ -34,6 +34,7 @@ enum pipe_ev_type {
 	PIPE_EV_FRAME,	     /* an output frame (jpeg) */
 	PIPE_EV_FRAME_ERROR, /* a frame could not be processed: msg, client_id */
 	PIPE_EV_RESTART,     /* update_config answered "restart required": msg */
+	PIPE_EV_STATS,	     /* the backend's own stats: text (a JSON object) */
 	PIPE_EV_EXITED,	     /* the thread ended; the instance is freed after this event */
 };
 
@@ -50,6 +51,7 @@ struct pipe_event {
 	double ts;
 	double latency_ms;  /* FRAME: receive to encoded, ms */
 	uint64_t client_id; /* FRAME_ERROR */
+	char *text;	    /* STATS: owned by the event (freed after dispatch) */
 };
 
 /* Called on the loop thread for every event. OWNER is what pipeline_start was given;

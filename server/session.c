@@ -68,6 +68,7 @@ struct session {
 	size_t n_draining;		/* GPU instances stopped, not yet exited */
 	char after_drain[64];		/* GPU backend to start once n_draining is 0 */
 	char note[200];			/* runtime_status.note, "" = null */
+	json_t *backend_stats;		/* new: the serving backend's own stats, or NULL */
 	struct metrics m;
 	struct sess_client *clients;
 	size_t n_clients;
@@ -217,6 +218,8 @@ static void sess_ready(struct session *s, struct pipe_instance *inst)
 	s->cur = inst;
 	s->pending = NULL;
 	s->loading[0] = 0;
+	json_decref(s->backend_stats);
+	s->backend_stats = NULL;
 	snprintf(s->backend, sizeof(s->backend), "%s", id);
 	if (sess_is_mock(id))
 		snprintf(s->cur_mode, sizeof(s->cur_mode), "mock");
@@ -331,6 +334,16 @@ static void sess_on_event(void *owner, struct pipe_instance *inst, const struct 
 	case PIPE_EV_FRAME:
 		if (ev->jpeg)
 			sess_output(s, ev);
+		return;
+	case PIPE_EV_STATS:
+		if (is_cur && ev->text) {
+			json_t *j = json_loads(ev->text, 0, NULL);
+			if (json_is_object(j)) {
+				json_decref(s->backend_stats);
+				s->backend_stats = j;
+			} else
+				json_decref(j);
+		}
 		return;
 	case PIPE_EV_FRAME_ERROR:
 		s->m.frame_errors++;
@@ -451,6 +464,7 @@ json_t *sess_stats_json(const struct session *s)
 	json_object_set_new(o, "backend", json_string(s->backend[0] ? s->backend : "none"));
 	json_object_set_new(o, "mode", json_string(s->mode));
 	json_object_set_new(o, "session", json_string(s->id));
+	json_object_set_new(o, "backend_stats", s->backend_stats ? json_deep_copy(s->backend_stats) : json_null());
 	return o;
 }
 
@@ -713,6 +727,7 @@ void sess_manager_free(struct sess_manager *mgr)
 	for (s = mgr->sessions; s; s = next) {
 		next = s->next;
 		pipe_job_free(s->waiting);
+		json_decref(s->backend_stats);
 		json_decref(s->cfg);
 		free(s);
 	}

@@ -51,6 +51,17 @@ def test_binary_frame_roundtrip():
     w.wait_type("config.current", pred=lambda p: p["output_width"] == 200)
     out = roundtrip(w, 8)
     check(H.jpeg_size(out) == (200, 104), "output %r after resize" % (H.jpeg_size(out),))
+    # the backend's own stats (mock: style, locks and their effect) reach the stats object
+    deadline = time.time() + 5
+    fid = 20
+    while True:
+        _, _, st = srv.get("/api/session/ws2/stats")
+        if isinstance(st.get("backend_stats"), dict) or time.time() > deadline:
+            break
+        fid += 1
+        roundtrip(w, fid)
+        time.sleep(0.3)
+    check(isinstance(st.get("backend_stats"), dict) and st["backend_stats"], "no backend_stats: %r" % st)
     w.close()
 
 
