@@ -177,13 +177,28 @@ static void pipe_host_log(const struct heru_host *host, int level, const char *m
 
 static void pipe_host_report(const struct heru_host *host, const char *mode, float progress)
 {
+	static const char *const modes[] = { "core-imported", "core-warmup", "core-runtime-active",
+					     "core-distributed-warmup", "core-distributed-active" };
 	struct pipe_instance *pi = host->host_data;
-	struct pipe_event *ev = pipe_event_new(pi, PIPE_EV_PROGRESS);
+	struct pipe_event *ev;
+	size_t i = 0;
+
+	if (mode) { /* only the documented modes reach clients and /metrics labels */
+		for (i = 0; i < sizeof(modes) / sizeof(modes[0]) && strcmp(mode, modes[i]) != 0; i++)
+			;
+		if (i == sizeof(modes) / sizeof(modes[0])) {
+			log_warn("%s reported an unknown mode; ignored", pi->id);
+			mode = NULL;
+		}
+	}
+	if (!(progress >= 0) && !mode) /* NaN or "keep" with no mode: nothing to say */
+		return;
+	ev = pipe_event_new(pi, PIPE_EV_PROGRESS);
 	if (!ev)
 		return;
 	if (mode)
 		snprintf(ev->mode, sizeof(ev->mode), "%s", mode);
-	ev->progress = progress;
+	ev->progress = progress >= 0 ? progress : -1;
 	if (ev->progress > 1)
 		ev->progress = 1;
 	pipe_post(pi, ev);

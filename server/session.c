@@ -437,6 +437,21 @@ nomem:
 	return NULL;
 }
 
+/* A JSON string of TEXT; a plugin's sentence that is not UTF-8 keeps its printable ASCII. */
+static json_t *sess_json_text(const char *text)
+{
+	json_t *j = json_string(text);
+	char buf[256];
+	size_t i;
+
+	if (j)
+		return j;
+	for (i = 0; text[i] && i + 1 < sizeof(buf); i++)
+		buf[i] = (text[i] >= 0x20 && text[i] < 0x7f) ? text[i] : '?';
+	buf[i] = 0;
+	return json_string(buf);
+}
+
 json_t *sess_config_json(const struct session *s)
 {
 	json_t *o = json_deep_copy(s->cfg);
@@ -447,11 +462,11 @@ json_t *sess_config_json(const struct session *s)
 	json_object_set_new(o, "revision", json_integer((json_int_t)s->revision));
 	rs = json_pack("{s:s,s:s,s:f}", "mode", s->mode, "backend", s->backend[0] ? s->backend : "none",
 		       "load_progress", s->progress);
-	json_object_set_new(rs, "error", s->error[0] ? json_string(s->error) : json_null());
+	json_object_set_new(rs, "error", s->error[0] ? sess_json_text(s->error) : json_null());
 	json_object_set_new(rs, "loading", s->after_drain[0]  ? json_string(s->after_drain)
 					   : s->loading[0] ? json_string(s->loading)
 							   : json_null());
-	json_object_set_new(rs, "note", s->note[0] ? json_string(s->note) : json_null());
+	json_object_set_new(rs, "note", s->note[0] ? sess_json_text(s->note) : json_null());
 	json_object_set_new(o, "runtime_status", rs);
 	return o;
 }
