@@ -13,9 +13,10 @@
  * Frames. The loop puts a job in the instance's one-slot inbox; a newer job replaces
  * an unprocessed one (newest frame wins, the caller counts the drop). The worker
  * decodes (its own TurboJPEG handles), runs conditioners and the backend, scales each
- * emitted frame to output_width x output_height, encodes it, waits until its slot at
- * target_fps (pacing: a burst of 4 frames from a chunked video model leaves evenly),
- * and posts a FRAME event.
+ * emitted frame to output_width x output_height, encodes it and posts a FRAME event at
+ * once. It takes a new job no faster than target_fps (input pacing: it never works on
+ * frames nobody will see); spreading a chunked model's bursts evenly is the loop's
+ * job (session.c), so the worker never sleeps while its device could compute.
  *
  * Events. Workers never touch libevent objects other than event_active() on one
  * event (safe after evthread_use_pthreads()); the loop drains the list in order and
@@ -75,7 +76,7 @@ struct pipe_instance {
 	struct pipe_cond conds[PIPE_MAX_CONDITIONERS];
 	size_t n_conds;
 	struct jpeg_codec *jc;			/* new */
-	double next_due;			/* pacing: monotonic seconds */
+	double next_take;			/* input pacing: next job not before (monotonic s) */
 	double last_stats;			/* when vtable->stats last ran */
 	struct { uint32_t id; double t_recv; } recent[PIPE_RECENT];
 	size_t recent_pos;
@@ -251,27 +252,22 @@ static int pipe_set_cfg(struct pipe_instance *pi, const char *text, uint64_t rev
 	return 0;
 }
 
-/* Sleep until the monotonic time T or until stop; returns false when stopping. */
-static bool pipe_sleep_until(struct pipe_instance *pi, double t)
+/* Wait on the instance's condition (mu held) at most until the monotonic time T. */
+static void pipe_wait_until(struct pipe_instance *pi, double t)
 {
 	struct timespec ts;
-	bool go = true;
+	double d = t - metrics_now();
 
-	pthread_mutex_lock(&pi->mu);
-	while (!atomic_load(&pi->stop) && metrics_now() < t) {
-		double d = t - metrics_now();
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)d;
-		ts.tv_nsec += (long)((d - floor(d)) * 1e9);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&pi->cv, &pi->mu, &ts);
+	if (d <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)d;
+	ts.tv_nsec += (long)((d - floor(d)) * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
 	}
-	go = !atomic_load(&pi->stop);
-	pthread_mutex_unlock(&pi->mu);
-	return go;
+	pthread_cond_timedwait(&pi->cv, &pi->mu, &ts);
 }
 
 struct pipe_emit_ctx {
@@ -289,7 +285,7 @@ static int pipe_emit(void *ctx, struct heru_frame *frame)
 	const uint8_t *src;
 	int ow = pi->params.output_width, oh = pi->params.output_height;
 	char err[200];
-	double fps, t_recv;
+	double t_recv;
 	int rc = HERU_EINVAL;
 
 	if (!frame || frame->format != HERU_FORMAT_RGB8 || frame->width < 1 || frame->height < 1 ||
@@ -333,17 +329,6 @@ static int pipe_emit(void *ctx, struct heru_frame *frame)
 			t_recv = pi->recent[i].t_recv;
 			break;
 		}
-	/* pacing at target_fps */
-	fps = json_number_value(json_object_get(pi->cfg, "target_fps"));
-	if (fps < 1)
-		fps = 30;
-	if (pi->next_due > metrics_now() && !pipe_sleep_until(pi, pi->next_due)) {
-		rc = HERU_ECANCELED;
-		goto out;
-	}
-	if (pi->next_due < metrics_now() - 1.0 / fps)
-		pi->next_due = metrics_now();
-	pi->next_due += 1.0 / fps;
 	ev->latency_ms = (metrics_now() - t_recv) * 1000.0;
 	pipe_post(pi, ev);
 	ev = NULL;
@@ -544,15 +529,34 @@ static void *pipe_worker(void *arg)
 		char *cfg;
 		uint64_t rev;
 
+		/* Take a frame no faster than target_fps (newer ones replace it meanwhile);
+		 * a config change is taken at once. */
+		double fps = json_number_value(json_object_get(pi->cfg, "target_fps"));
+		double slot = 1.0 / (fps >= 1 ? fps : 30);
+		/* half a slot of slack: an early frame is not held back by arrival jitter, and
+		 * since next_take advances one slot per job the rate still stays <= fps */
+		double ready_at = pi->next_take - slot / 2;
 		pthread_mutex_lock(&pi->mu);
-		while (!atomic_load(&pi->stop) && !pi->inbox && !pi->cfg_json)
-			pthread_cond_wait(&pi->cv, &pi->mu);
+		for (;;) {
+			if (atomic_load(&pi->stop) || pi->cfg_json)
+				break;
+			if (pi->inbox && metrics_now() >= ready_at)
+				break;
+			if (pi->inbox)
+				pipe_wait_until(pi, ready_at);
+			else
+				pthread_cond_wait(&pi->cv, &pi->mu);
+		}
 		if (atomic_load(&pi->stop)) {
 			pthread_mutex_unlock(&pi->mu);
 			break;
 		}
-		job = pi->inbox;
-		pi->inbox = NULL;
+		job = metrics_now() >= ready_at ? pi->inbox : NULL;
+		if (job) {
+			double now = metrics_now();
+			pi->next_take = (pi->next_take < now - slot ? now : pi->next_take) + slot;
+			pi->inbox = NULL;
+		}
 		cfg = pi->cfg_json;
 		pi->cfg_json = NULL;
 		rev = pi->cfg_rev;
@@ -674,7 +678,13 @@ struct pipe_instance *pipeline_start(struct pipeline *pl, void *owner, const cha
 	pi->host.is_cancelled = pipe_host_cancelled;
 	pi->host.frame_new = plugin_host_frame_new;
 	pthread_mutex_init(&pi->mu, NULL);
-	pthread_cond_init(&pi->cv, NULL);
+	{
+		pthread_condattr_t ca; /* timed waits use CLOCK_MONOTONIC deadlines */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&pi->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pi->cfg_json = strdup(config_json);
 	pi->cfg_rev = revision;
 	if (!pi->cfg_json) {

@@ -55,8 +55,9 @@ struct pipe_event {
 };
 
 /* Called on the loop thread for every event. OWNER is what pipeline_start was given;
- * INST is valid during the call (and until EXITED has been dispatched). */
-typedef void (*pipe_event_fn)(void *owner, struct pipe_instance *inst, const struct pipe_event *ev);
+ * INST is valid during the call (and until EXITED has been dispatched). The handler may
+ * take ev->jpeg / ev->text (setting the field to NULL); whatever is left is freed. */
+typedef void (*pipe_event_fn)(void *owner, struct pipe_instance *inst, struct pipe_event *ev);
 
 /* BASE, REG: borrowed, outlive the pipeline. Returns new or NULL. */
 struct pipeline *pipeline_new(struct event_base *base, const struct plugin_registry *reg, pipe_event_fn fn);

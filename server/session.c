@@ -50,6 +50,18 @@ struct sess_client {
 	bool json_frames;	/* last frame it sent was JSON */
 };
 
+#define SESS_OUTQ 8 /* output frames waiting for their paced slot */
+
+struct sess_out {
+	uint8_t *jpeg;	   /* new */
+	size_t len;
+	int width, height;
+	uint32_t id;
+	double ts;
+	double latency_ms; /* at arrival from the worker */
+	double t_arrived;  /* monotonic seconds */
+};
+
 struct session {
 	struct session *next;
 	struct sess_manager *mgr;
@@ -69,6 +81,10 @@ struct session {
 	char after_drain[64];		/* GPU backend to start once n_draining is 0 */
 	char note[200];			/* runtime_status.note, "" = null */
 	json_t *backend_stats;		/* new: the serving backend's own stats, or NULL */
+	struct sess_out outq[SESS_OUTQ];	/* output pacing ring */
+	size_t out_head, out_n;
+	struct event *pace;		/* new: fires at next_send */
+	double next_send, last_arrival, dt_ema;
 	struct metrics m;
 	struct sess_client *clients;
 	size_t n_clients;
@@ -88,7 +104,7 @@ struct sess_manager {
 	double start_s;
 };
 
-static void sess_on_event(void *owner, struct pipe_instance *inst, const struct pipe_event *ev);
+static void sess_on_event(void *owner, struct pipe_instance *inst, struct pipe_event *ev);
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -245,14 +261,14 @@ static void sess_ready(struct session *s, struct pipe_instance *inst)
 	sess_broadcast_config(s);
 }
 
-static void sess_output(struct session *s, const struct pipe_event *ev)
+static void sess_output(struct session *s, const struct sess_out *ev)
 {
 	uint8_t *bin = NULL;
 	char *json = NULL;
 	size_t json_len = 0;
 
 	s->m.frames_out++;
-	metrics_latency(&s->m, ev->latency_ms);
+	metrics_latency(&s->m, ev->latency_ms + (metrics_now() - ev->t_arrived) * 1000.0);
 	for (struct sess_client *c = s->clients; c; c = c->next) {
 		if (ws_is_closing(c->ws))
 			continue;
@@ -294,7 +310,75 @@ static void sess_output(struct session *s, const struct pipe_event *ev)
 	free(json);
 }
 
-static void sess_on_event(void *owner, struct pipe_instance *inst, const struct pipe_event *ev)
+/* Output pacing: send queued frames no faster than target_fps, and spread a burst
+ * (a chunked video model emits several frames at once) over the measured interval
+ * between arrivals, so clients see a steady stream. */
+static void sess_pace(struct session *s)
+{
+	double now = metrics_now(), fps = cfg_num(s->cfg, "target_fps");
+	double interval = 1.0 / (fps >= 1 ? fps : 30);
+
+	if (s->dt_ema * 0.95 > interval)
+		interval = s->dt_ema * 0.95;
+	/* half an interval of slack absorbs arrival jitter; next_send advances one interval
+	 * per frame, so the rate stays <= target_fps */
+	while (s->out_n > 0 && now >= s->next_send - interval / 2) {
+		struct sess_out *o = &s->outq[s->out_head];
+		s->out_head = (s->out_head + 1) % SESS_OUTQ;
+		s->out_n--;
+		sess_output(s, o);
+		free(o->jpeg);
+		o->jpeg = NULL;
+		s->next_send = (s->next_send < now - interval ? now : s->next_send) + interval;
+	}
+	if (s->out_n > 0) {
+		double d = s->next_send - interval / 2 - now;
+		if (d < 0)
+			d = 0;
+		struct timeval tv = { (time_t)d, (suseconds_t)((d - (double)(time_t)d) * 1e6) };
+		evtimer_add(s->pace, &tv);
+	}
+}
+
+static void sess_pace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sess_pace(arg);
+}
+
+static void sess_queue_output(struct session *s, struct pipe_event *ev)
+{
+	double now = metrics_now();
+	struct sess_out *o;
+
+	if (s->last_arrival > 0) {
+		double dt = now - s->last_arrival;
+		s->dt_ema = s->dt_ema > 0 ? 0.9 * s->dt_ema + 0.1 * dt : dt;
+		if (s->dt_ema > 1.0)
+			s->dt_ema = 1.0;
+	}
+	s->last_arrival = now;
+	if (s->out_n == SESS_OUTQ) { /* the oldest waiting frame gives way */
+		free(s->outq[s->out_head].jpeg);
+		s->outq[s->out_head].jpeg = NULL;
+		s->out_head = (s->out_head + 1) % SESS_OUTQ;
+		s->out_n--;
+		s->m.dropped_inbox++;
+	}
+	o = &s->outq[(s->out_head + s->out_n) % SESS_OUTQ];
+	o->jpeg = ev->jpeg;
+	ev->jpeg = NULL;
+	o->len = ev->len;
+	o->width = ev->width;
+	o->height = ev->height;
+	o->id = ev->id;
+	o->ts = ev->ts;
+	o->latency_ms = ev->latency_ms;
+	o->t_arrived = now;
+	s->out_n++;
+	sess_pace(s);
+}
+
+static void sess_on_event(void *owner, struct pipe_instance *inst, struct pipe_event *ev)
 {
 	struct session *s = owner;
 	bool is_cur = inst == s->cur, is_pending = inst == s->pending;
@@ -333,7 +417,7 @@ static void sess_on_event(void *owner, struct pipe_instance *inst, const struct 
 		return;
 	case PIPE_EV_FRAME:
 		if (ev->jpeg)
-			sess_output(s, ev);
+			sess_queue_output(s, ev);
 		return;
 	case PIPE_EV_STATS:
 		if (is_cur && ev->text) {
@@ -417,6 +501,9 @@ struct session *sess_get(struct sess_manager *mgr, const char *id, char *err, si
 	}
 	json_decref(errors);
 	errors = NULL;
+	s->pace = evtimer_new(mgr->base, sess_pace_cb, s);
+	if (!s->pace)
+		goto nomem;
 	s->revision = 1;
 	snprintf(s->mode, sizeof(s->mode), "mock");
 	snprintf(s->cur_mode, sizeof(s->cur_mode), "mock");
@@ -429,8 +516,11 @@ struct session *sess_get(struct sess_manager *mgr, const char *id, char *err, si
 	return s;
 nomem:
 	json_decref(errors);
-	if (s)
+	if (s) {
 		json_decref(s->cfg);
+		if (s->pace)
+			event_free(s->pace);
+	}
 	free(s);
 	snprintf(err, errlen, "out of memory creating a session");
 	*status = 503;
@@ -743,6 +833,9 @@ void sess_manager_free(struct sess_manager *mgr)
 		next = s->next;
 		pipe_job_free(s->waiting);
 		json_decref(s->backend_stats);
+		for (size_t i = 0; i < SESS_OUTQ; i++)
+			free(s->outq[i].jpeg);
+		event_free(s->pace);
 		json_decref(s->cfg);
 		free(s);
 	}
