@@ -24,8 +24,13 @@ dist_noinst_SCRIPTS += $(HERUD_INTEGRATION)
 dist_noinst_DATA += tests/integration/herutest.py tests/fixtures/server/camera_320x240.jpg \
 	tests/fixtures/server/camera_160x120.jpg
 
-# Two backends flagged NEEDS_GPU that run on the CPU, for the drain-first hot swap test.
-check_LTLIBRARIES += tests/fixtures/server/fakegpu_a.la tests/fixtures/server/fakegpu_b.la
+# Backends that run on the CPU: two flagged NEEDS_GPU (drain-first hot swap test) and a
+# chunked one (output pacing test).
+check_LTLIBRARIES += tests/fixtures/server/fakegpu_a.la tests/fixtures/server/fakegpu_b.la \
+	tests/fixtures/server/fakechunk.la
+tests_fixtures_server_fakechunk_la_SOURCES = tests/fixtures/server/fake_gpu.c
+tests_fixtures_server_fakechunk_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_ID='"fakechunk"' -DFAKE_CHUNK
+tests_fixtures_server_fakechunk_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere -no-undefined
 tests_fixtures_server_fakegpu_a_la_SOURCES = tests/fixtures/server/fake_gpu.c
 tests_fixtures_server_fakegpu_a_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_ID='"fakegpu_a"'
 tests_fixtures_server_fakegpu_a_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere -no-undefined

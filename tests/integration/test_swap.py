@@ -171,6 +171,52 @@ def test_gpu_to_gpu_swap_drains_first():
         shutil.rmtree(tmp)
 
 
+def test_chunked_output_is_spread():
+    import shutil
+    import tempfile
+    so = os.path.join(H.TOP_BUILDDIR, "tests", "fixtures", "server", ".libs", "fakechunk.so")
+    if not os.path.exists(so):
+        print("  (fakechunk fixture not built: skipped)")
+        return
+    tmp = tempfile.mkdtemp(prefix="herutest-chunk-")
+    try:
+        shutil.copy(so, tmp)
+        shutil.copy(os.path.join(H.PLUGIN_DIR, "mock.so"), tmp)
+        srv = H.Server(plugin_dir=tmp)
+        try:
+            srv.put("/api/session/chunk/config", {"backend": "fakechunk", "target_fps": 60})
+            wait_status(srv, "chunk", lambda c: c["runtime_status"]["backend"] == "fakechunk")
+            w = srv.ws("chunk")
+            w.recv_json()
+            # 20 frames/s in; the backend answers 4 at once every 200 ms
+            arrivals = []
+            t0 = time.time()
+            fid = 0
+            next_send = t0
+            while time.time() - t0 < 3.0:
+                now = time.time()
+                if now >= next_send:
+                    fid += 1
+                    w.send_frame_jpeg(fid, 0, CAM)
+                    next_send += 0.05
+                try:
+                    op, data = w.recv(max(0.001, next_send - time.time()))
+                    if op == w.OP_BIN:
+                        arrivals.append(time.time())
+                except (TimeoutError, OSError):
+                    pass
+            w.close()
+            check(len(arrivals) >= 20, "only %d frames came out of the chunked backend" % len(arrivals))
+            gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:]))
+            median = gaps[len(gaps) // 2]
+            # unpaced, 3 of every 4 gaps would be ~0 (the burst); paced, they are ~50 ms
+            check(median > 0.015, "bursts not spread: median gap %.1f ms" % (median * 1000))
+        finally:
+            srv.stop()
+    finally:
+        shutil.rmtree(tmp)
+
+
 def test_shutdown_closes_with_1001():
     srv = H.Server()
     a = srv.ws("bye")
@@ -237,5 +283,5 @@ def test_shutdown_under_valgrind():
 
 
 H.run([test_swap_to_unavailable_backend_keeps_streaming, test_restart_field_rebuilds_same_backend,
-       test_gpu_to_gpu_swap_drains_first,
+       test_gpu_to_gpu_swap_drains_first, test_chunked_output_is_spread,
        test_shutdown_closes_with_1001, test_second_signal_stops_at_once, test_shutdown_under_valgrind])
