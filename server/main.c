@@ -40,7 +40,7 @@ struct options {
 	size_t max_header_bytes, max_body_bytes, max_ws_message_bytes;
 	size_t max_sessions, max_clients, max_clients_per_session;
 	size_t send_queue_bytes, send_queue_frames;
-	double ws_idle_timeout_s, slow_client_close_s;
+	double ws_idle_timeout_s, slow_client_close_s, session_idle_s;
 	char *origins[MAX_ORIGINS + 1];
 	json_t *session_defaults; /* new */
 };
@@ -87,6 +87,7 @@ static void options_defaults(struct options *o)
 	o->send_queue_frames = 3;
 	o->ws_idle_timeout_s = 60;
 	o->slow_client_close_s = 10;
+	o->session_idle_s = 1800;
 }
 
 static void options_release(struct options *o)
@@ -188,6 +189,8 @@ static int options_set_key(struct options *o, const char *key, json_t *v, const 
 	}
 	else if (strcmp(key, "ws_idle_timeout_s") == 0)
 		rc |= opt_number(v, key, 1, 86400, &o->ws_idle_timeout_s);
+	else if (strcmp(key, "session_idle_s") == 0)
+		rc |= opt_number(v, key, 1, 7 * 86400, &o->session_idle_s);
 	else if (strcmp(key, "slow_client_close_s") == 0)
 		rc |= opt_number(v, key, 0.5, 3600, &o->slow_client_close_s);
 	else if (strcmp(key, "allowed_origins") == 0) {
@@ -399,6 +402,7 @@ static void limits_from_options(const struct options *o, struct sess_limits *lim
 	lim->max_sessions = o->max_sessions;
 	lim->max_clients = o->max_clients;
 	lim->max_clients_per_session = o->max_clients_per_session;
+	lim->session_idle_s = o->session_idle_s;
 	lim->ws.max_message = o->max_ws_message_bytes;
 	lim->ws.max_queue_bytes = o->send_queue_bytes;
 	lim->ws.max_queue_frames = o->send_queue_frames;

@@ -2,7 +2,10 @@
  *
  * DESIGN
  * All state here belongs to the loop thread. A session is created on the first use
- * of its id (REST or WebSocket) and lives until shutdown (bounded by max_sessions).
+ * of its id (REST or WebSocket). A session without clients is evicted after
+ * session_idle_s, or at once when a new one needs its place under max_sessions (the
+ * least recently used goes). An evicted session stops its instances and stays in a
+ * `dying` list until their workers have exited (their events name it), then is freed.
  *
  * Backend and hot swap (architecture.md §4). A session has at most two instances:
  * `cur`, which serves frames, and `pending`, being created on its own worker
@@ -84,6 +87,9 @@ struct session {
 	struct sess_out outq[SESS_OUTQ];	/* output pacing ring */
 	size_t out_head, out_n;
 	struct event *pace;		/* new: fires at next_send */
+	size_t n_instances;		/* started, not yet exited */
+	bool dying;			/* evicted: freed once n_instances is 0 */
+	double last_used;		/* monotonic: last REST use or client */
 	double next_send, last_arrival, dt_ema;
 	struct metrics m;
 	struct sess_client *clients;
@@ -98,6 +104,7 @@ struct sess_manager {
 	json_t *defaults;		    /* new: config of a new session */
 	struct session *sessions;
 	size_t n_sessions, n_clients;
+	struct session *dying;		    /* evicted sessions waiting for their workers */
 	struct event *tick;		    /* new */
 	struct jpeg_codec *jc;		    /* new: header checks on the loop thread */
 	uint64_t next_client;
@@ -105,6 +112,7 @@ struct sess_manager {
 };
 
 static void sess_on_event(void *owner, struct pipe_instance *inst, struct pipe_event *ev);
+static void sess_dying_event(struct session *s, struct pipe_instance *inst, const struct pipe_event *ev);
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -221,6 +229,7 @@ static void sess_start_backend(struct session *s, const char *id)
 		return;
 	}
 	s->pending = pi;
+	s->n_instances++;
 	snprintf(s->loading, sizeof(s->loading), "%s", id);
 	s->progress = 0;
 	log_info("session %s: starting backend %s", s->id, id);
@@ -383,6 +392,13 @@ static void sess_on_event(void *owner, struct pipe_instance *inst, struct pipe_e
 	struct session *s = owner;
 	bool is_cur = inst == s->cur, is_pending = inst == s->pending;
 
+	if (s->dying) {
+		sess_dying_event(s, inst, ev);
+		return;
+	}
+	if (ev->type == PIPE_EV_EXITED)
+		s->n_instances--;
+
 	switch (ev->type) {
 	case PIPE_EV_PROGRESS:
 		if (!is_cur && !is_pending)
@@ -465,6 +481,60 @@ static void sess_on_event(void *owner, struct pipe_instance *inst, struct pipe_e
 
 /* ---- sessions ---------------------------------------------------------------------------- */
 
+static void sess_free(struct session *s)
+{
+	pipe_job_free(s->waiting);
+	json_decref(s->backend_stats);
+	for (size_t i = 0; i < SESS_OUTQ; i++)
+		free(s->outq[i].jpeg);
+	if (s->pace)
+		event_free(s->pace);
+	json_decref(s->cfg);
+	free(s);
+}
+
+static void sess_unlink(struct session **list, struct session *s)
+{
+	for (struct session **pp = list; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			return;
+		}
+}
+
+/* Drop a session that has no clients: stop its instances; free it once they exit. */
+static void sess_evict(struct sess_manager *mgr, struct session *s, const char *why)
+{
+	log_info("session %s evicted (%s)", s->id, why);
+	sess_unlink(&mgr->sessions, s);
+	mgr->n_sessions--;
+	s->dying = true;
+	if (s->cur)
+		pipe_instance_stop(s->cur);
+	if (s->pending)
+		pipe_instance_stop(s->pending);
+	s->cur = s->pending = NULL;
+	s->after_drain[0] = 0;
+	event_del(s->pace);
+	if (s->n_instances == 0) {
+		sess_free(s);
+		return;
+	}
+	s->next = mgr->dying;
+	mgr->dying = s;
+}
+
+/* The dying session's instance INST sent EV. */
+static void sess_dying_event(struct session *s, struct pipe_instance *inst, const struct pipe_event *ev)
+{
+	if (ev->type == PIPE_EV_READY)
+		pipe_instance_stop(inst);
+	if (ev->type == PIPE_EV_EXITED && --s->n_instances == 0) {
+		sess_unlink(&s->mgr->dying, s);
+		sess_free(s);
+	}
+}
+
 struct session *sess_get(struct sess_manager *mgr, const char *id, char *err, size_t errlen, int *status)
 {
 	struct session *s;
@@ -476,12 +546,21 @@ struct session *sess_get(struct sess_manager *mgr, const char *id, char *err, si
 		return NULL;
 	}
 	for (s = mgr->sessions; s; s = s->next)
-		if (strcmp(s->id, id) == 0)
+		if (strcmp(s->id, id) == 0) {
+			s->last_used = metrics_now();
 			return s;
+		}
 	if (mgr->n_sessions >= mgr->lim.max_sessions) {
-		snprintf(err, errlen, "too many sessions (limit %zu)", mgr->lim.max_sessions);
-		*status = 503;
-		return NULL;
+		struct session *lru = NULL;
+		for (s = mgr->sessions; s; s = s->next)
+			if (s->n_clients == 0 && (!lru || s->last_used < lru->last_used))
+				lru = s;
+		if (!lru) {
+			snprintf(err, errlen, "too many sessions with clients (limit %zu)", mgr->lim.max_sessions);
+			*status = 503;
+			return NULL;
+		}
+		sess_evict(mgr, lru, "the session limit needs its place");
 	}
 	s = calloc(1, sizeof(*s));
 	errors = json_array();
@@ -505,6 +584,7 @@ struct session *sess_get(struct sess_manager *mgr, const char *id, char *err, si
 	if (!s->pace)
 		goto nomem;
 	s->revision = 1;
+	s->last_used = metrics_now();
 	snprintf(s->mode, sizeof(s->mode), "mock");
 	snprintf(s->cur_mode, sizeof(s->cur_mode), "mock");
 	metrics_init(&s->m, metrics_now());
@@ -723,6 +803,7 @@ static void sess_ws_closed(struct ws_conn *ws, void *ud)
 		}
 	s->n_clients--;
 	s->mgr->n_clients--;
+	s->last_used = metrics_now();
 	log_info("session %s: client %llu left (%zu left)", s->id, (unsigned long long)c->id, s->n_clients);
 	free(c);
 }
@@ -773,7 +854,12 @@ static void sess_tick(evutil_socket_t fd, short what, void *arg)
 	struct sess_manager *mgr = arg;
 	double now = metrics_now();
 
-	for (struct session *s = mgr->sessions; s; s = s->next) {
+	for (struct session *s = mgr->sessions, *next; s; s = next) {
+		next = s->next;
+		if (s->n_clients == 0 && now - s->last_used > mgr->lim.session_idle_s) {
+			sess_evict(mgr, s, "idle");
+			continue;
+		}
 		metrics_tick(&s->m, now);
 		if (s->clients) {
 			size_t len;
@@ -831,13 +917,11 @@ void sess_manager_free(struct sess_manager *mgr)
 	pipeline_free(mgr->pl); /* joins every worker; no more events */
 	for (s = mgr->sessions; s; s = next) {
 		next = s->next;
-		pipe_job_free(s->waiting);
-		json_decref(s->backend_stats);
-		for (size_t i = 0; i < SESS_OUTQ; i++)
-			free(s->outq[i].jpeg);
-		event_free(s->pace);
-		json_decref(s->cfg);
-		free(s);
+		sess_free(s);
+	}
+	for (s = mgr->dying; s; s = next) {
+		next = s->next;
+		sess_free(s);
 	}
 	if (mgr->tick)
 		event_free(mgr->tick);
