@@ -263,6 +263,21 @@ def test_bytes_right_after_handshake():
     raise H.Failure("message sent with the handshake was lost")
 
 
+def test_fragments_and_ping():
+    w, _ = connect("ws15")
+    msg = json.dumps({"type": "config.update", "payload": {"prompt": "fragmented hello"}}).encode()
+    w.send_frame(w.OP_TEXT, msg[:10], fin=False)
+    w.send_frame(w.OP_PING, b"are you there")  # control frames may come between fragments
+    w.send_frame(w.OP_CONT, msg[10:30], fin=False)
+    w.send_frame(w.OP_CONT, msg[30:], fin=True)
+    fin, op, payload = w.recv_frame()
+    while op != w.OP_PONG:
+        fin, op, payload = w.recv_frame()
+    check(payload == b"are you there", "pong payload %r" % payload)
+    w.wait_type("config.current", pred=lambda p: p["prompt"] == "fragmented hello")
+    w.close()
+
+
 def test_slow_reader_closed_others_served():
     slow = srv.ws("ws13")
     slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -364,7 +379,7 @@ try:
     H.run([test_connect_gets_config, test_binary_frame_roundtrip, test_json_frame_roundtrip, test_shared_session,
            test_presets, test_stats_pushed, test_bad_messages_change_nothing, test_bad_frames,
            test_oversized_message_closed_1009, test_protocol_violation_closed, test_upgrade_refusals,
-           test_bytes_right_after_handshake, test_slow_reader_closed_others_served, test_output_paced_at_target_fps,
+           test_bytes_right_after_handshake, test_fragments_and_ping, test_slow_reader_closed_others_served, test_output_paced_at_target_fps,
            test_idle_client_closed])
 finally:
     if srv.alive():
