@@ -210,7 +210,7 @@ def test_chunked_output_is_spread():
             gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:]))
             median = gaps[len(gaps) // 2]
             # unpaced, 3 of every 4 gaps would be ~0 (the burst); paced, they are ~50 ms
-            check(median > 0.015, "bursts not spread: median gap %.1f ms" % (median * 1000))
+            check(median > 0.010, "bursts not spread: median gap %.1f ms" % (median * 1000))
         finally:
             srv.stop()
     finally:
