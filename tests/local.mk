@@ -5,8 +5,8 @@ HERUD_TEST_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/server $(CHECK_CFLAGS) $(JANSSO
 	$(TURBOJPEG_CFLAGS) $(WSLAY_CFLAGS) $(PTHREAD_CFLAGS)
 HERUD_TEST_LIBS = server/libherud.la $(CHECK_LIBS)
 
-check_PROGRAMS += tests/check_config tests/check_protocol tests/check_jpeg
-TESTS += tests/check_config tests/check_protocol tests/check_jpeg
+check_PROGRAMS += tests/check_config tests/check_protocol tests/check_jpeg tests/check_metrics
+TESTS += tests/check_config tests/check_protocol tests/check_jpeg tests/check_metrics
 tests_check_config_SOURCES = tests/check_config.c
 tests_check_config_CFLAGS = $(HERUD_TEST_CFLAGS)
 tests_check_config_LDADD = $(HERUD_TEST_LIBS)
@@ -16,6 +16,9 @@ tests_check_protocol_LDADD = $(HERUD_TEST_LIBS)
 tests_check_jpeg_SOURCES = tests/check_jpeg.c
 tests_check_jpeg_CFLAGS = $(HERUD_TEST_CFLAGS)
 tests_check_jpeg_LDADD = $(HERUD_TEST_LIBS)
+tests_check_metrics_SOURCES = tests/check_metrics.c
+tests_check_metrics_CFLAGS = $(HERUD_TEST_CFLAGS)
+tests_check_metrics_LDADD = $(HERUD_TEST_LIBS)
 
 # ---- herud integration tests (Python 3 standard library; real server, real sockets) ----
 HERUD_INTEGRATION = tests/integration/test_rest.py tests/integration/test_ws.py tests/integration/test_swap.py
