@@ -20,4 +20,6 @@ server_libherud_la_LIBADD = server/libheru_loader.la $(LIBEVENT_LIBS) $(WSLAY_LI
 bin_PROGRAMS += herud
 herud_SOURCES = server/main.c
 herud_CFLAGS = $(server_libherud_la_CFLAGS)
+# the installed plugin folder, expanded by make (config.h's HERU_PLUGINDIR keeps ${exec_prefix})
+herud_CPPFLAGS = $(AM_CPPFLAGS) -DHERUD_PLUGINDIR='"$(plugindir)"' 
 herud_LDADD = server/libherud.la

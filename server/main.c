@@ -40,7 +40,7 @@ struct options {
 	size_t max_header_bytes, max_body_bytes, max_ws_message_bytes;
 	size_t max_sessions, max_clients, max_clients_per_session;
 	size_t send_queue_bytes, send_queue_frames;
-	double ws_idle_timeout_s, slow_client_close_s;
+	double ws_idle_timeout_s, slow_client_close_s, session_idle_s;
 	char *origins[MAX_ORIGINS + 1];
 	json_t *session_defaults; /* new */
 };
@@ -59,7 +59,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: herud [options]\n"
 		   "  --listen HOST:PORT   address to serve on (default 127.0.0.1:8000; port 0 = any free port)\n"
 		   "  --config FILE        JSON config file (default conf/heru.json when it exists)\n"
-		   "  --plugin-dir DIR     folder of plugin *.so files (default " HERU_PLUGINDIR ")\n"
+		   "  --plugin-dir DIR     folder of plugin *.so files (default " HERUD_PLUGINDIR ")\n"
 		   "  --web-root DIR       folder of the browser UI (default web)\n"
 		   "  --log-level LEVEL    error, warn, info or debug (default info)\n"
 		   "  --token TOKEN        require this token for the API and WebSockets (needed off loopback)\n"
@@ -73,7 +73,7 @@ static void options_defaults(struct options *o)
 {
 	memset(o, 0, sizeof(*o));
 	snprintf(o->listen, sizeof(o->listen), "127.0.0.1:8000");
-	snprintf(o->plugin_dir, sizeof(o->plugin_dir), "%s", HERU_PLUGINDIR);
+	snprintf(o->plugin_dir, sizeof(o->plugin_dir), "%s", HERUD_PLUGINDIR);
 	snprintf(o->web_root, sizeof(o->web_root), "web");
 	snprintf(o->log_level, sizeof(o->log_level), "info");
 	o->http_timeout_s = 30;
@@ -87,6 +87,7 @@ static void options_defaults(struct options *o)
 	o->send_queue_frames = 3;
 	o->ws_idle_timeout_s = 60;
 	o->slow_client_close_s = 10;
+	o->session_idle_s = 1800;
 }
 
 static void options_release(struct options *o)
@@ -116,6 +117,123 @@ static int opt_number(json_t *v, const char *key, double min, double max, double
 	return 0;
 }
 
+/* One key of the config file. Returns 0 or -1 (after printing why). */
+static int options_set_key(struct options *o, const char *key, json_t *v, const char *path)
+{
+	int rc = 0;
+	double d;
+
+	if (strcmp(key, "listen") == 0)
+		rc |= opt_string(v, key, o->listen, sizeof(o->listen));
+	else if (strcmp(key, "plugin_dir") == 0)
+		rc |= opt_string(v, key, o->plugin_dir, sizeof(o->plugin_dir));
+	else if (strcmp(key, "web_root") == 0)
+		rc |= opt_string(v, key, o->web_root, sizeof(o->web_root));
+	else if (strcmp(key, "log_level") == 0)
+		rc |= opt_string(v, key, o->log_level, sizeof(o->log_level));
+	else if (strcmp(key, "token") == 0)
+		rc |= json_is_null(v) ? 0 : opt_string(v, key, o->token, sizeof(o->token));
+	else if (strcmp(key, "http_timeout_s") == 0)
+		{
+		if (opt_number(v, key, 1, 3600, &d) < 0)
+			return -1;
+		o->http_timeout_s = (int)d;
+	}
+	else if (strcmp(key, "max_header_bytes") == 0)
+		{
+		if (opt_number(v, key, 1024, 1 << 20, &d) < 0)
+			return -1;
+		o->max_header_bytes = (size_t)d;
+	}
+	else if (strcmp(key, "max_body_bytes") == 0)
+		{
+		if (opt_number(v, key, 1024, 64 << 20, &d) < 0)
+			return -1;
+		o->max_body_bytes = (size_t)d;
+	}
+	else if (strcmp(key, "max_ws_message_bytes") == 0)
+		{
+		if (opt_number(v, key, 1024, 64 << 20, &d) < 0)
+			return -1;
+		o->max_ws_message_bytes = (size_t)d;
+	}
+	else if (strcmp(key, "max_sessions") == 0)
+		{
+		if (opt_number(v, key, 1, 100000, &d) < 0)
+			return -1;
+		o->max_sessions = (size_t)d;
+	}
+	else if (strcmp(key, "max_clients") == 0)
+		{
+		if (opt_number(v, key, 1, 100000, &d) < 0)
+			return -1;
+		o->max_clients = (size_t)d;
+	}
+	else if (strcmp(key, "max_clients_per_session") == 0)
+		{
+		if (opt_number(v, key, 1, 100000, &d) < 0)
+			return -1;
+		o->max_clients_per_session = (size_t)d;
+	}
+	else if (strcmp(key, "send_queue_bytes") == 0)
+		{
+		if (opt_number(v, key, 16384, 1 << 30, &d) < 0)
+			return -1;
+		o->send_queue_bytes = (size_t)d;
+	}
+	else if (strcmp(key, "send_queue_frames") == 0)
+		{
+		if (opt_number(v, key, 1, 1000, &d) < 0)
+			return -1;
+		o->send_queue_frames = (size_t)d;
+	}
+	else if (strcmp(key, "ws_idle_timeout_s") == 0)
+		rc |= opt_number(v, key, 1, 86400, &o->ws_idle_timeout_s);
+	else if (strcmp(key, "session_idle_s") == 0)
+		rc |= opt_number(v, key, 1, 7 * 86400, &o->session_idle_s);
+	else if (strcmp(key, "slow_client_close_s") == 0)
+		rc |= opt_number(v, key, 0.5, 3600, &o->slow_client_close_s);
+	else if (strcmp(key, "allowed_origins") == 0) {
+		size_t i;
+		json_t *e;
+		if (!json_is_array(v) || json_array_size(v) > MAX_ORIGINS) {
+			fprintf(stderr, "herud: config key \"allowed_origins\" must be an array of at most %d strings\n",
+				MAX_ORIGINS);
+			rc = -1;
+			return -1;
+		}
+		json_array_foreach(v, i, e) {
+			if (!json_is_string(e)) {
+				fprintf(stderr, "herud: allowed_origins must hold strings\n");
+				rc = -1;
+				break;
+			}
+			o->origins[i] = strdup(json_string_value(e));
+		}
+	} else if (strcmp(key, "session_defaults") == 0) {
+		json_t *errors = json_array(), *merged = NULL, *def = cfg_defaults();
+		if (cfg_merge(def, v, &merged, errors) < 0) {
+			size_t i;
+			json_t *e;
+			fprintf(stderr, "herud: config key \"session_defaults\" is invalid:\n");
+			json_array_foreach(errors, i, e)
+				fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(e, "field")),
+					json_string_value(json_object_get(e, "reason")));
+			rc = -1;
+		} else {
+			json_decref(o->session_defaults);
+			o->session_defaults = json_incref(v);
+		}
+		json_decref(merged);
+		json_decref(def);
+		json_decref(errors);
+	} else {
+		fprintf(stderr, "herud: unknown key \"%s\" in config '%s'\n", key, path);
+		rc = -1;
+	}
+	return rc ? -1 : 0;
+}
+
 static int options_load_file(struct options *o, const char *path, bool required)
 {
 	json_error_t jerr;
@@ -134,79 +252,9 @@ static int options_load_file(struct options *o, const char *path, bool required)
 		json_decref(root);
 		return -1;
 	}
-	json_object_foreach(root, key, v) {
-		double d;
-		if (strcmp(key, "listen") == 0)
-			rc |= opt_string(v, key, o->listen, sizeof(o->listen));
-		else if (strcmp(key, "plugin_dir") == 0)
-			rc |= opt_string(v, key, o->plugin_dir, sizeof(o->plugin_dir));
-		else if (strcmp(key, "web_root") == 0)
-			rc |= opt_string(v, key, o->web_root, sizeof(o->web_root));
-		else if (strcmp(key, "log_level") == 0)
-			rc |= opt_string(v, key, o->log_level, sizeof(o->log_level));
-		else if (strcmp(key, "token") == 0)
-			rc |= json_is_null(v) ? 0 : opt_string(v, key, o->token, sizeof(o->token));
-		else if (strcmp(key, "http_timeout_s") == 0)
-			rc |= opt_number(v, key, 1, 3600, &d), o->http_timeout_s = (int)d;
-		else if (strcmp(key, "max_header_bytes") == 0)
-			rc |= opt_number(v, key, 1024, 1 << 20, &d), o->max_header_bytes = (size_t)d;
-		else if (strcmp(key, "max_body_bytes") == 0)
-			rc |= opt_number(v, key, 1024, 64 << 20, &d), o->max_body_bytes = (size_t)d;
-		else if (strcmp(key, "max_ws_message_bytes") == 0)
-			rc |= opt_number(v, key, 1024, 64 << 20, &d), o->max_ws_message_bytes = (size_t)d;
-		else if (strcmp(key, "max_sessions") == 0)
-			rc |= opt_number(v, key, 1, 100000, &d), o->max_sessions = (size_t)d;
-		else if (strcmp(key, "max_clients") == 0)
-			rc |= opt_number(v, key, 1, 100000, &d), o->max_clients = (size_t)d;
-		else if (strcmp(key, "max_clients_per_session") == 0)
-			rc |= opt_number(v, key, 1, 100000, &d), o->max_clients_per_session = (size_t)d;
-		else if (strcmp(key, "send_queue_bytes") == 0)
-			rc |= opt_number(v, key, 16384, 1 << 30, &d), o->send_queue_bytes = (size_t)d;
-		else if (strcmp(key, "send_queue_frames") == 0)
-			rc |= opt_number(v, key, 1, 1000, &d), o->send_queue_frames = (size_t)d;
-		else if (strcmp(key, "ws_idle_timeout_s") == 0)
-			rc |= opt_number(v, key, 1, 86400, &o->ws_idle_timeout_s);
-		else if (strcmp(key, "slow_client_close_s") == 0)
-			rc |= opt_number(v, key, 0.5, 3600, &o->slow_client_close_s);
-		else if (strcmp(key, "allowed_origins") == 0) {
-			size_t i;
-			json_t *e;
-			if (!json_is_array(v) || json_array_size(v) > MAX_ORIGINS) {
-				fprintf(stderr, "herud: config key \"allowed_origins\" must be an array of at most %d strings\n",
-					MAX_ORIGINS);
-				rc = -1;
-				continue;
-			}
-			json_array_foreach(v, i, e) {
-				if (!json_is_string(e)) {
-					fprintf(stderr, "herud: allowed_origins must hold strings\n");
-					rc = -1;
-					break;
-				}
-				o->origins[i] = strdup(json_string_value(e));
-			}
-		} else if (strcmp(key, "session_defaults") == 0) {
-			json_t *errors = json_array(), *merged = NULL, *def = cfg_defaults();
-			if (cfg_merge(def, v, &merged, errors) < 0) {
-				size_t i;
-				json_t *e;
-				fprintf(stderr, "herud: config key \"session_defaults\" is invalid:\n");
-				json_array_foreach(errors, i, e)
-					fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(e, "field")),
-						json_string_value(json_object_get(e, "reason")));
-				rc = -1;
-			} else {
-				json_decref(o->session_defaults);
-				o->session_defaults = json_incref(v);
-			}
-			json_decref(merged);
-			json_decref(def);
-			json_decref(errors);
-		} else {
-			fprintf(stderr, "herud: unknown key \"%s\" in config '%s'\n", key, path);
+	json_object_foreach(root, key, v)
+		if (options_set_key(o, key, v, path) < 0)
 			rc = -1;
-		}
-	}
 	json_decref(root);
 	return rc ? -1 : 0;
 }
@@ -284,7 +332,25 @@ static void reg_host_log(const struct heru_host *host, int level, const char *ms
 static void reg_host_report(const struct heru_host *host, const char *mode, float progress) {}
 static bool reg_host_cancelled(const struct heru_host *host) { return false; }
 
-int main(int argc, char **argv)
+static struct heru_host reg_host = {
+	.struct_size = sizeof(struct heru_host), .abi_major = HERU_ABI_MAJOR, .abi_minor = HERU_ABI_MINOR,
+	.name = "herud", .version = PACKAGE_VERSION, .log = reg_host_log, .report = reg_host_report,
+	.is_cancelled = reg_host_cancelled, .frame_new = plugin_host_frame_new,
+};
+
+static int print_schema(void)
+{
+	json_t *schema = cfg_schema_json();
+	char *text = json_dumps(schema, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+	puts(text ? text : "[]");
+	free(text);
+	json_decref(schema);
+	return 0;
+}
+
+/* Flags over the config file over the defaults. Returns 0 to serve, 1 when done
+ * (help, version, schema: *RC holds the exit code), -1 on a usage error. */
+static int parse_options(int argc, char **argv, struct options *o, int *rc)
 {
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },   { "config", required_argument, NULL, 'c' },
@@ -293,102 +359,83 @@ int main(int argc, char **argv)
 		{ "print-schema", no_argument, NULL, 's' },  { "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },	     { NULL, 0, NULL, 0 },
 	};
-	static struct heru_host reg_host = {
-		.struct_size = sizeof(struct heru_host), .abi_major = HERU_ABI_MAJOR, .abi_minor = HERU_ABI_MINOR,
-		.name = "herud", .version = PACKAGE_VERSION, .log = reg_host_log, .report = reg_host_report,
-		.is_cancelled = reg_host_cancelled, .frame_new = plugin_host_frame_new,
-	};
-	struct options o, flags;
-	struct server srv = { 0 };
-	struct plugin_registry *reg = NULL;
-	struct sess_limits lim;
-	struct http_opts hopts;
-	enum log_level level;
-	char host[256], err[512];
-	int port, c, rc = 1;
+	const char *flag[5] = { NULL }; /* listen, plugin-dir, web-root, log-level, token */
 	const char *config_path = NULL;
-	bool set[8] = { false };
-	double start = metrics_now();
+	int c;
 
-	options_defaults(&o);
-	options_defaults(&flags);
+	*rc = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'l': snprintf(flags.listen, sizeof(flags.listen), "%s", optarg); set[0] = true; break;
+		case 'l': flag[0] = optarg; break;
 		case 'c': config_path = optarg; break;
-		case 'p': snprintf(flags.plugin_dir, sizeof(flags.plugin_dir), "%s", optarg); set[1] = true; break;
-		case 'w': snprintf(flags.web_root, sizeof(flags.web_root), "%s", optarg); set[2] = true; break;
-		case 'L': snprintf(flags.log_level, sizeof(flags.log_level), "%s", optarg); set[3] = true; break;
-		case 't': snprintf(flags.token, sizeof(flags.token), "%s", optarg); set[4] = true; break;
-		case 's': {
-			json_t *schema = cfg_schema_json();
-			char *text = json_dumps(schema, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-			puts(text);
-			free(text);
-			json_decref(schema);
-			return 0;
-		}
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("herud %s\n", PACKAGE_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case 'p': flag[1] = optarg; break;
+		case 'w': flag[2] = optarg; break;
+		case 'L': flag[3] = optarg; break;
+		case 't': flag[4] = optarg; break;
+		case 's': *rc = print_schema(); return 1;
+		case 'h': usage(stdout); return 1;
+		case 'V': printf("herud %s\n", PACKAGE_VERSION); return 1;
+		default: usage(stderr); *rc = 2; return -1;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "herud: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
-		return 2;
+		*rc = 2;
+		return -1;
 	}
-	if (options_load_file(&o, config_path ? config_path : "conf/heru.json", config_path != NULL) < 0)
-		goto out_opts;
-	if (set[0]) memcpy(o.listen, flags.listen, sizeof(o.listen));
-	if (set[1]) memcpy(o.plugin_dir, flags.plugin_dir, sizeof(o.plugin_dir));
-	if (set[2]) memcpy(o.web_root, flags.web_root, sizeof(o.web_root));
-	if (set[3]) memcpy(o.log_level, flags.log_level, sizeof(o.log_level));
-	if (set[4]) memcpy(o.token, flags.token, sizeof(o.token));
-	if (log_parse_level(o.log_level, &level) < 0) {
-		fprintf(stderr, "herud: --log-level must be error, warn, info or debug, not '%s'\n", o.log_level);
-		goto out_opts;
-	}
-	log_set_level(level);
-	if (parse_listen(o.listen, host, sizeof(host), &port) < 0) {
-		fprintf(stderr, "herud: --listen must be HOST:PORT (e.g. 127.0.0.1:8000), not '%s'\n", o.listen);
-		goto out_opts;
-	}
-	if (!is_loopback(host) && !o.token[0]) {
-		fprintf(stderr, "herud: listening on %s (not loopback) requires --token\n", host);
-		goto out_opts;
-	}
+	*rc = 1;
+	if (options_load_file(o, config_path ? config_path : "conf/heru.json", config_path != NULL) < 0)
+		return -1;
+	if (flag[0]) snprintf(o->listen, sizeof(o->listen), "%s", flag[0]);
+	if (flag[1]) snprintf(o->plugin_dir, sizeof(o->plugin_dir), "%s", flag[1]);
+	if (flag[2]) snprintf(o->web_root, sizeof(o->web_root), "%s", flag[2]);
+	if (flag[3]) snprintf(o->log_level, sizeof(o->log_level), "%s", flag[3]);
+	if (flag[4]) snprintf(o->token, sizeof(o->token), "%s", flag[4]);
+	*rc = 0;
+	return 0;
+}
+
+static void limits_from_options(const struct options *o, struct sess_limits *lim)
+{
+	memset(lim, 0, sizeof(*lim));
+	lim->max_sessions = o->max_sessions;
+	lim->max_clients = o->max_clients;
+	lim->max_clients_per_session = o->max_clients_per_session;
+	lim->session_idle_s = o->session_idle_s;
+	lim->ws.max_message = o->max_ws_message_bytes;
+	lim->ws.max_queue_bytes = o->send_queue_bytes;
+	lim->ws.max_queue_frames = o->send_queue_frames;
+	lim->ws.hard_queue_bytes = o->send_queue_bytes * 4 + 1024 * 1024;
+	lim->ws.slow_close_s = o->slow_client_close_s;
+	lim->ws.idle_timeout_s = o->ws_idle_timeout_s;
+	lim->ws.sndbuf = o->send_queue_bytes;
+}
+
+/* Start everything, run the loop until a signal, free everything. Returns the exit code. */
+static int serve(const struct options *o, const char *host, int port, double start)
+{
+	struct server srv = { 0 };
+	struct plugin_registry *reg = NULL;
+	struct sess_limits lim;
+	struct http_opts hopts;
+	char err[512];
+	int rc = 1;
 
 	signal(SIGPIPE, SIG_IGN);
-	if (evthread_use_pthreads() < 0) {
-		fprintf(stderr, "herud: libevent has no pthreads support\n");
-		goto out_opts;
+	if (evthread_use_pthreads() < 0 || !(srv.base = event_base_new())) {
+		fprintf(stderr, "herud: cannot create the event loop (libevent with pthreads)\n");
+		return 1;
 	}
-	srv.base = event_base_new();
-	if (!srv.base) {
-		fprintf(stderr, "herud: cannot create the event loop\n");
-		goto out_opts;
-	}
-	reg = plugin_registry_new(o.plugin_dir, &reg_host);
+	reg = plugin_registry_new(o->plugin_dir, &reg_host);
 	if (!reg) {
 		fprintf(stderr, "herud: out of memory loading plugins\n");
 		goto out_base;
 	}
 	log_info("plugins: %zu loaded, %zu refused from %s", plugin_registry_count(reg),
-		 plugin_registry_refused_count(reg), o.plugin_dir);
-
-	memset(&lim, 0, sizeof(lim));
-	lim.max_sessions = o.max_sessions;
-	lim.max_clients = o.max_clients;
-	lim.max_clients_per_session = o.max_clients_per_session;
-	lim.ws.max_message = o.max_ws_message_bytes;
-	lim.ws.max_queue_bytes = o.send_queue_bytes;
-	lim.ws.max_queue_frames = o.send_queue_frames;
-	lim.ws.hard_queue_bytes = o.send_queue_bytes * 4 + 1024 * 1024;
-	lim.ws.slow_close_s = o.slow_client_close_s;
-	lim.ws.idle_timeout_s = o.ws_idle_timeout_s;
-	lim.ws.sndbuf = o.send_queue_bytes;
-	srv.mgr = sess_manager_new(srv.base, reg, &lim, o.session_defaults, start);
+		 plugin_registry_refused_count(reg), o->plugin_dir);
+	limits_from_options(o, &lim);
+	srv.mgr = sess_manager_new(srv.base, reg, &lim, o->session_defaults, start);
 	if (!srv.mgr) {
 		fprintf(stderr, "herud: out of memory creating sessions\n");
 		goto out_reg;
@@ -396,12 +443,12 @@ int main(int argc, char **argv)
 	memset(&hopts, 0, sizeof(hopts));
 	hopts.host = host;
 	hopts.port = port;
-	hopts.web_root = o.web_root;
-	hopts.token = o.token;
-	hopts.origins = (const char *const *)o.origins;
-	hopts.max_header_bytes = o.max_header_bytes;
-	hopts.max_body_bytes = o.max_body_bytes;
-	hopts.timeout_s = o.http_timeout_s;
+	hopts.web_root = o->web_root;
+	hopts.token = o->token;
+	hopts.origins = (const char *const *)o->origins;
+	hopts.max_header_bytes = o->max_header_bytes;
+	hopts.max_body_bytes = o->max_body_bytes;
+	hopts.timeout_s = o->http_timeout_s;
 	hopts.start_s = start;
 	srv.http = http_server_new(srv.base, srv.mgr, reg, &hopts, err, sizeof(err));
 	if (!srv.http) {
@@ -415,11 +462,10 @@ int main(int argc, char **argv)
 		goto out_http;
 	}
 	log_info("listening on http://%s%s%s:%d (web root %s)", strchr(host, ':') ? "[" : "", host,
-		 strchr(host, ':') ? "]" : "", http_server_port(srv.http), o.web_root);
+		 strchr(host, ':') ? "]" : "", http_server_port(srv.http), o->web_root);
 	event_base_dispatch(srv.base);
 	log_info("stopped");
 	rc = 0;
-
 out_http:
 	if (srv.grace)
 		event_free(srv.grace);
@@ -428,15 +474,43 @@ out_http:
 	if (srv.sigterm)
 		event_free(srv.sigterm);
 out_mgr:
-	sess_manager_free(srv.mgr); /* aborts remaining clients, joins workers */
+	sess_manager_free(srv.mgr); /* aborts remaining clients, joins workers (before evhttp_free) */
 	http_server_free(srv.http);
 out_reg:
 	plugin_registry_free(reg);
 out_base:
 	event_base_free(srv.base);
 	libevent_global_shutdown();
-out_opts:
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	enum log_level level;
+	char host[256];
+	int port, rc;
+	double start = metrics_now();
+
+	options_defaults(&o);
+	if (parse_options(argc, argv, &o, &rc) != 0)
+		goto out;
+	rc = 1;
+	if (log_parse_level(o.log_level, &level) < 0) {
+		fprintf(stderr, "herud: --log-level must be error, warn, info or debug, not '%s'\n", o.log_level);
+		goto out;
+	}
+	log_set_level(level);
+	if (parse_listen(o.listen, host, sizeof(host), &port) < 0) {
+		fprintf(stderr, "herud: --listen must be HOST:PORT (e.g. 127.0.0.1:8000), not '%s'\n", o.listen);
+		goto out;
+	}
+	if (!is_loopback(host) && !o.token[0]) {
+		fprintf(stderr, "herud: listening on %s (not loopback) requires --token\n", host);
+		goto out;
+	}
+	rc = serve(&o, host, port, start);
+out:
 	options_release(&o);
-	options_release(&flags);
 	return rc;
 }

@@ -13,9 +13,10 @@
  * Frames. The loop puts a job in the instance's one-slot inbox; a newer job replaces
  * an unprocessed one (newest frame wins, the caller counts the drop). The worker
  * decodes (its own TurboJPEG handles), runs conditioners and the backend, scales each
- * emitted frame to output_width x output_height, encodes it, waits until its slot at
- * target_fps (pacing: a burst of 4 frames from a chunked video model leaves evenly),
- * and posts a FRAME event.
+ * emitted frame to output_width x output_height, encodes it and posts a FRAME event at
+ * once. It takes a new job no faster than target_fps (input pacing: it never works on
+ * frames nobody will see); spreading a chunked model's bursts evenly is the loop's
+ * job (session.c), so the worker never sleeps while its device could compute.
  *
  * Events. Workers never touch libevent objects other than event_active() on one
  * event (safe after evthread_use_pthreads()); the loop drains the list in order and
@@ -75,7 +76,8 @@ struct pipe_instance {
 	struct pipe_cond conds[PIPE_MAX_CONDITIONERS];
 	size_t n_conds;
 	struct jpeg_codec *jc;			/* new */
-	double next_due;			/* pacing: monotonic seconds */
+	double next_take;			/* input pacing: next job not before (monotonic s) */
+	double last_stats;			/* when vtable->stats last ran */
 	struct { uint32_t id; double t_recv; } recent[PIPE_RECENT];
 	size_t recent_pos;
 };
@@ -95,9 +97,7 @@ struct pipeline {
 static void pipe_post(struct pipe_instance *pi, struct pipe_event *ev)
 {
 	struct pipeline *pl = pi->pl;
-	ev->next = NULL;
-	/* The instance pointer travels in the event via msg-less lookup: we store it
-	 * in the (otherwise unused for this purpose) list by wrapping. */
+	ev->next = NULL; /* ev is the head of a struct pipe_event_box, which names the instance */
 	pthread_mutex_lock(&pl->mu);
 	if (pl->tail)
 		pl->tail->next = ev;
@@ -161,6 +161,7 @@ static void pipe_drain(evutil_socket_t fd, short what, void *arg)
 			pipe_instance_destroy(box->inst);
 		}
 		free(list->jpeg);
+		free(list->text);
 		free(box);
 	}
 }
@@ -177,13 +178,28 @@ static void pipe_host_log(const struct heru_host *host, int level, const char *m
 
 static void pipe_host_report(const struct heru_host *host, const char *mode, float progress)
 {
+	static const char *const modes[] = { "core-imported", "core-warmup", "core-runtime-active",
+					     "core-distributed-warmup", "core-distributed-active" };
 	struct pipe_instance *pi = host->host_data;
-	struct pipe_event *ev = pipe_event_new(pi, PIPE_EV_PROGRESS);
+	struct pipe_event *ev;
+	size_t i = 0;
+
+	if (mode) { /* only the documented modes reach clients and /metrics labels */
+		for (i = 0; i < sizeof(modes) / sizeof(modes[0]) && strcmp(mode, modes[i]) != 0; i++)
+			;
+		if (i == sizeof(modes) / sizeof(modes[0])) {
+			log_warn("%s reported an unknown mode; ignored", pi->id);
+			mode = NULL;
+		}
+	}
+	if (!(progress >= 0) && !mode) /* NaN or "keep" with no mode: nothing to say */
+		return;
+	ev = pipe_event_new(pi, PIPE_EV_PROGRESS);
 	if (!ev)
 		return;
 	if (mode)
 		snprintf(ev->mode, sizeof(ev->mode), "%s", mode);
-	ev->progress = progress;
+	ev->progress = progress >= 0 ? progress : -1;
 	if (ev->progress > 1)
 		ev->progress = 1;
 	pipe_post(pi, ev);
@@ -236,27 +252,22 @@ static int pipe_set_cfg(struct pipe_instance *pi, const char *text, uint64_t rev
 	return 0;
 }
 
-/* Sleep until the monotonic time T or until stop; returns false when stopping. */
-static bool pipe_sleep_until(struct pipe_instance *pi, double t)
+/* Wait on the instance's condition (mu held) at most until the monotonic time T. */
+static void pipe_wait_until(struct pipe_instance *pi, double t)
 {
 	struct timespec ts;
-	bool go = true;
+	double d = t - metrics_now();
 
-	pthread_mutex_lock(&pi->mu);
-	while (!atomic_load(&pi->stop) && metrics_now() < t) {
-		double d = t - metrics_now();
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)d;
-		ts.tv_nsec += (long)((d - floor(d)) * 1e9);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&pi->cv, &pi->mu, &ts);
+	if (d <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)d;
+	ts.tv_nsec += (long)((d - floor(d)) * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
 	}
-	go = !atomic_load(&pi->stop);
-	pthread_mutex_unlock(&pi->mu);
-	return go;
+	pthread_cond_timedwait(&pi->cv, &pi->mu, &ts);
 }
 
 struct pipe_emit_ctx {
@@ -274,7 +285,7 @@ static int pipe_emit(void *ctx, struct heru_frame *frame)
 	const uint8_t *src;
 	int ow = pi->params.output_width, oh = pi->params.output_height;
 	char err[200];
-	double fps, t_recv;
+	double t_recv;
 	int rc = HERU_EINVAL;
 
 	if (!frame || frame->format != HERU_FORMAT_RGB8 || frame->width < 1 || frame->height < 1 ||
@@ -318,17 +329,6 @@ static int pipe_emit(void *ctx, struct heru_frame *frame)
 			t_recv = pi->recent[i].t_recv;
 			break;
 		}
-	/* pacing at target_fps */
-	fps = json_number_value(json_object_get(pi->cfg, "target_fps"));
-	if (fps < 1)
-		fps = 30;
-	if (pi->next_due > metrics_now() && !pipe_sleep_until(pi, pi->next_due)) {
-		rc = HERU_ECANCELED;
-		goto out;
-	}
-	if (pi->next_due < metrics_now() - 1.0 / fps)
-		pi->next_due = metrics_now();
-	pi->next_due += 1.0 / fps;
 	ev->latency_ms = (metrics_now() - t_recv) * 1000.0;
 	pipe_post(pi, ev);
 	ev = NULL;
@@ -466,6 +466,31 @@ static void pipe_create_conditioners(struct pipe_instance *pi, const char *cfg_t
 	}
 }
 
+/* About once a second, between frames: the backend's own stats, to the session. */
+static void pipe_backend_stats(struct pipe_instance *pi)
+{
+	char buf[4096];
+	struct pipe_event *ev;
+	int n;
+
+	if (!pi->entry || !pi->entry->backend->stats || metrics_now() - pi->last_stats < 1.0)
+		return;
+	pi->last_stats = metrics_now();
+	n = pi->entry->backend->stats(pi->inst, buf, sizeof(buf));
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return;
+	buf[n] = 0;
+	ev = pipe_event_new(pi, PIPE_EV_STATS);
+	if (!ev)
+		return;
+	ev->text = strdup(buf);
+	if (!ev->text) {
+		free(ev);
+		return;
+	}
+	pipe_post(pi, ev);
+}
+
 static void *pipe_worker(void *arg)
 {
 	struct pipe_instance *pi = arg;
@@ -504,15 +529,34 @@ static void *pipe_worker(void *arg)
 		char *cfg;
 		uint64_t rev;
 
+		/* Take a frame no faster than target_fps (newer ones replace it meanwhile);
+		 * a config change is taken at once. */
+		double fps = json_number_value(json_object_get(pi->cfg, "target_fps"));
+		double slot = 1.0 / (fps >= 1 ? fps : 30);
+		/* half a slot of slack: an early frame is not held back by arrival jitter, and
+		 * since next_take advances one slot per job the rate still stays <= fps */
+		double ready_at = pi->next_take - slot / 2;
 		pthread_mutex_lock(&pi->mu);
-		while (!atomic_load(&pi->stop) && !pi->inbox && !pi->cfg_json)
-			pthread_cond_wait(&pi->cv, &pi->mu);
+		for (;;) {
+			if (atomic_load(&pi->stop) || pi->cfg_json)
+				break;
+			if (pi->inbox && metrics_now() >= ready_at)
+				break;
+			if (pi->inbox)
+				pipe_wait_until(pi, ready_at);
+			else
+				pthread_cond_wait(&pi->cv, &pi->mu);
+		}
 		if (atomic_load(&pi->stop)) {
 			pthread_mutex_unlock(&pi->mu);
 			break;
 		}
-		job = pi->inbox;
-		pi->inbox = NULL;
+		job = metrics_now() >= ready_at ? pi->inbox : NULL;
+		if (job) {
+			double now = metrics_now();
+			pi->next_take = (pi->next_take < now - slot ? now : pi->next_take) + slot;
+			pi->inbox = NULL;
+		}
 		cfg = pi->cfg_json;
 		pi->cfg_json = NULL;
 		rev = pi->cfg_rev;
@@ -526,6 +570,7 @@ static void *pipe_worker(void *arg)
 			pipe_process_job(pi, job);
 			pipe_job_free(job);
 		}
+		pipe_backend_stats(pi);
 	}
 exit:
 	free(text);
@@ -590,6 +635,7 @@ void pipeline_free(struct pipeline *pl)
 	for (ev = pl->head; ev; ev = enext) {
 		enext = ev->next;
 		free(ev->jpeg);
+		free(ev->text);
 		free(ev);
 	}
 	event_free(pl->wake);
@@ -632,7 +678,13 @@ struct pipe_instance *pipeline_start(struct pipeline *pl, void *owner, const cha
 	pi->host.is_cancelled = pipe_host_cancelled;
 	pi->host.frame_new = plugin_host_frame_new;
 	pthread_mutex_init(&pi->mu, NULL);
-	pthread_cond_init(&pi->cv, NULL);
+	{
+		pthread_condattr_t ca; /* timed waits use CLOCK_MONOTONIC deadlines */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&pi->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pi->cfg_json = strdup(config_json);
 	pi->cfg_rev = revision;
 	if (!pi->cfg_json) {
@@ -696,6 +748,11 @@ const char *pipe_instance_backend(const struct pipe_instance *pi) { return pi->i
 bool pipe_instance_needs_gpu(const struct pipe_instance *pi)
 {
 	return pi->entry && (pi->entry->flags & HERU_FLAG_NEEDS_GPU);
+}
+
+bool pipe_instance_stopped(const struct pipe_instance *pi)
+{
+	return atomic_load(&((struct pipe_instance *)pi)->stop);
 }
 
 void pipe_job_free(struct pipe_job *job)

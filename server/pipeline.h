@@ -34,6 +34,7 @@ enum pipe_ev_type {
 	PIPE_EV_FRAME,	     /* an output frame (jpeg) */
 	PIPE_EV_FRAME_ERROR, /* a frame could not be processed: msg, client_id */
 	PIPE_EV_RESTART,     /* update_config answered "restart required": msg */
+	PIPE_EV_STATS,	     /* the backend's own stats: text (a JSON object) */
 	PIPE_EV_EXITED,	     /* the thread ended; the instance is freed after this event */
 };
 
@@ -50,11 +51,13 @@ struct pipe_event {
 	double ts;
 	double latency_ms;  /* FRAME: receive to encoded, ms */
 	uint64_t client_id; /* FRAME_ERROR */
+	char *text;	    /* STATS: owned by the event (freed after dispatch) */
 };
 
 /* Called on the loop thread for every event. OWNER is what pipeline_start was given;
- * INST is valid during the call (and until EXITED has been dispatched). */
-typedef void (*pipe_event_fn)(void *owner, struct pipe_instance *inst, const struct pipe_event *ev);
+ * INST is valid during the call (and until EXITED has been dispatched). The handler may
+ * take ev->jpeg / ev->text (setting the field to NULL); whatever is left is freed. */
+typedef void (*pipe_event_fn)(void *owner, struct pipe_instance *inst, struct pipe_event *ev);
 
 /* BASE, REG: borrowed, outlive the pipeline. Returns new or NULL. */
 struct pipeline *pipeline_new(struct event_base *base, const struct plugin_registry *reg, pipe_event_fn fn);
@@ -80,6 +83,8 @@ void pipe_instance_set_config(struct pipe_instance *inst, const char *config_jso
 
 const char *pipe_instance_backend(const struct pipe_instance *inst); /* borrowed */
 bool pipe_instance_needs_gpu(const struct pipe_instance *inst);
+/* True once pipe_instance_stop was called. */
+bool pipe_instance_stopped(const struct pipe_instance *inst);
 
 void pipe_job_free(struct pipe_job *job);
 

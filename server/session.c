@@ -2,7 +2,10 @@
  *
  * DESIGN
  * All state here belongs to the loop thread. A session is created on the first use
- * of its id (REST or WebSocket) and lives until shutdown (bounded by max_sessions).
+ * of its id (REST or WebSocket). A session without clients is evicted after
+ * session_idle_s, or at once when a new one needs its place under max_sessions (the
+ * least recently used goes). An evicted session stops its instances and stays in a
+ * `dying` list until their workers have exited (their events name it), then is freed.
  *
  * Backend and hot swap (architecture.md §4). A session has at most two instances:
  * `cur`, which serves frames, and `pending`, being created on its own worker
@@ -11,7 +14,12 @@
  * cur and stops the old one; FAILED leaves cur in place and puts the plugin's one
  * sentence in runtime_status.error. A session without any instance (its first
  * backend failed) falls back to the mock plugin, and to the built-in passthrough
- * when mock is not loaded either, so frames always flow. runtime_status.mode shows
+ * when mock is not loaded either, so frames always flow.
+ *
+ * Drain first. Two backends flagged NEEDS_GPU cannot be assumed to fit in GPU memory
+ * together, so a swap from one to another goes through mock: mock is built and takes
+ * over, the old GPU instance is destroyed (its worker exits), and only then is the
+ * new GPU instance created. runtime_status.note says so meanwhile. runtime_status.mode shows
  * the pending instance's reported mode while it loads, and the serving one's
  * otherwise. No WebSocket is touched by any of this.
  *
@@ -45,6 +53,18 @@ struct sess_client {
 	bool json_frames;	/* last frame it sent was JSON */
 };
 
+#define SESS_OUTQ 8 /* output frames waiting for their paced slot */
+
+struct sess_out {
+	uint8_t *jpeg;	   /* new */
+	size_t len;
+	int width, height;
+	uint32_t id;
+	double ts;
+	double latency_ms; /* at arrival from the worker */
+	double t_arrived;  /* monotonic seconds */
+};
+
 struct session {
 	struct session *next;
 	struct sess_manager *mgr;
@@ -60,6 +80,17 @@ struct session {
 	struct pipe_instance *cur;	/* serving (owned by the pipeline) */
 	struct pipe_instance *pending;	/* being created */
 	struct pipe_job *waiting;	/* new: newest frame while no instance serves yet */
+	size_t n_draining;		/* GPU instances stopped, not yet exited */
+	char after_drain[64];		/* GPU backend to start once n_draining is 0 */
+	char note[200];			/* runtime_status.note, "" = null */
+	json_t *backend_stats;		/* new: the serving backend's own stats, or NULL */
+	struct sess_out outq[SESS_OUTQ];	/* output pacing ring */
+	size_t out_head, out_n;
+	struct event *pace;		/* new: fires at next_send */
+	size_t n_instances;		/* started, not yet exited */
+	bool dying;			/* evicted: freed once n_instances is 0 */
+	double last_used;		/* monotonic: last REST use or client */
+	double next_send, last_arrival, dt_ema;
 	struct metrics m;
 	struct sess_client *clients;
 	size_t n_clients;
@@ -73,13 +104,15 @@ struct sess_manager {
 	json_t *defaults;		    /* new: config of a new session */
 	struct session *sessions;
 	size_t n_sessions, n_clients;
+	struct session *dying;		    /* evicted sessions waiting for their workers */
 	struct event *tick;		    /* new */
 	struct jpeg_codec *jc;		    /* new: header checks on the loop thread */
 	uint64_t next_client;
 	double start_s;
 };
 
-static void sess_on_event(void *owner, struct pipe_instance *inst, const struct pipe_event *ev);
+static void sess_on_event(void *owner, struct pipe_instance *inst, struct pipe_event *ev);
+static void sess_dying_event(struct session *s, struct pipe_instance *inst, const struct pipe_event *ev);
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -139,14 +172,48 @@ static void sess_fallback(struct session *s, const char *failed_id)
 		sess_start_backend(s, PIPE_PASSTHROUGH);
 }
 
+/* Stop an instance the session no longer wants; GPU ones are counted until they exit. */
+static void sess_stop(struct session *s, struct pipe_instance *pi)
+{
+	if (pipe_instance_needs_gpu(pi) && !pipe_instance_stopped(pi))
+		s->n_draining++;
+	pipe_instance_stop(pi);
+}
+
+static bool sess_id_needs_gpu(const struct session *s, const char *id)
+{
+	const struct heru_plugin_entry *e = s->mgr->reg ? plugin_registry_find(s->mgr->reg, id) : NULL;
+	return e && (e->flags & HERU_FLAG_NEEDS_GPU);
+}
+
 static void sess_start_backend(struct session *s, const char *id)
 {
 	char err[256];
-	char *text = json_dumps(s->cfg, JSON_COMPACT | JSON_REAL_PRECISION(10));
+	char *text;
 	struct pipe_instance *pi;
 
+	s->after_drain[0] = 0;
+	if (sess_id_needs_gpu(s, id) && s->cur && pipe_instance_needs_gpu(s->cur)) {
+		/* drain first: mock takes over, the old GPU instance goes, then the new one */
+		snprintf(s->after_drain, sizeof(s->after_drain), "%s", id);
+		snprintf(s->note, sizeof(s->note),
+			 "releasing %s before loading %s (two GPU backends may not fit in GPU memory); mock serves meanwhile",
+			 pipe_instance_backend(s->cur), id);
+		log_info("session %s: %s", s->id, s->note);
+		id = s->mgr->reg && plugin_registry_find(s->mgr->reg, "mock") ? "mock" : PIPE_PASSTHROUGH;
+	} else if (sess_id_needs_gpu(s, id) &&
+		   (s->n_draining > 0 || (s->pending && pipe_instance_needs_gpu(s->pending)))) {
+		if (s->pending) {
+			sess_stop(s, s->pending);
+			s->pending = NULL;
+		}
+		snprintf(s->after_drain, sizeof(s->after_drain), "%s", id);
+		snprintf(s->note, sizeof(s->note), "waiting for the previous GPU backend to release the GPU before loading %s", id);
+		return;
+	}
+	text = json_dumps(s->cfg, JSON_COMPACT | JSON_REAL_PRECISION(10));
 	if (s->pending) {
-		pipe_instance_stop(s->pending);
+		sess_stop(s, s->pending);
 		s->pending = NULL;
 	}
 	pi = text ? pipeline_start(s->mgr->pl, s, id, text, s->revision, err, sizeof(err)) : NULL;
@@ -162,6 +229,7 @@ static void sess_start_backend(struct session *s, const char *id)
 		return;
 	}
 	s->pending = pi;
+	s->n_instances++;
 	snprintf(s->loading, sizeof(s->loading), "%s", id);
 	s->progress = 0;
 	log_info("session %s: starting backend %s", s->id, id);
@@ -175,10 +243,16 @@ static void sess_ready(struct session *s, struct pipe_instance *inst)
 	s->cur = inst;
 	s->pending = NULL;
 	s->loading[0] = 0;
+	json_decref(s->backend_stats);
+	s->backend_stats = NULL;
 	snprintf(s->backend, sizeof(s->backend), "%s", id);
 	if (sess_is_mock(id))
 		snprintf(s->cur_mode, sizeof(s->cur_mode), "mock");
-	else if (strcmp(s->mode, "core-distributed-warmup") == 0 || strcmp(s->mode, "core-distributed-active") == 0 ||
+	else if (strcmp(s->mode, "core-warmup") == 0 || strcmp(s->mode, "core-distributed-warmup") == 0)
+		/* the instance said it still warms up (a Wan stream needs its first chunk): it
+		 * reports the active mode itself (plugins/wan/wan_pipeline_backend.c) */
+		snprintf(s->cur_mode, sizeof(s->cur_mode), "%s", s->mode);
+	else if (strcmp(s->mode, "core-distributed-active") == 0 ||
 		 strcmp(cfg_str(s->cfg, "inference_topology"), "distributed") == 0)
 		snprintf(s->cur_mode, sizeof(s->cur_mode), "core-distributed-active");
 	else
@@ -188,8 +262,10 @@ static void sess_ready(struct session *s, struct pipe_instance *inst)
 	/* a failure that led to this fallback stays visible; a chosen backend clears it */
 	if (strcmp(id, cfg_backend_id(s->cfg)) == 0)
 		s->error[0] = 0;
+	if (!s->after_drain[0])
+		s->note[0] = 0;
 	if (old)
-		pipe_instance_stop(old);
+		sess_stop(s, old);
 	if (s->waiting) {
 		s->m.dropped_inbox += (uint64_t)pipe_instance_submit(inst, s->waiting);
 		s->waiting = NULL;
@@ -198,14 +274,14 @@ static void sess_ready(struct session *s, struct pipe_instance *inst)
 	sess_broadcast_config(s);
 }
 
-static void sess_output(struct session *s, const struct pipe_event *ev)
+static void sess_output(struct session *s, const struct sess_out *ev)
 {
 	uint8_t *bin = NULL;
 	char *json = NULL;
 	size_t json_len = 0;
 
 	s->m.frames_out++;
-	metrics_latency(&s->m, ev->latency_ms);
+	metrics_latency(&s->m, ev->latency_ms + (metrics_now() - ev->t_arrived) * 1000.0);
 	for (struct sess_client *c = s->clients; c; c = c->next) {
 		if (ws_is_closing(c->ws))
 			continue;
@@ -247,10 +323,85 @@ static void sess_output(struct session *s, const struct pipe_event *ev)
 	free(json);
 }
 
-static void sess_on_event(void *owner, struct pipe_instance *inst, const struct pipe_event *ev)
+/* Output pacing: send queued frames no faster than target_fps, and spread a burst
+ * (a chunked video model emits several frames at once) over the measured interval
+ * between arrivals, so clients see a steady stream. */
+static void sess_pace(struct session *s)
+{
+	double now = metrics_now(), fps = cfg_num(s->cfg, "target_fps");
+	double interval = 1.0 / (fps >= 1 ? fps : 30);
+
+	if (s->dt_ema * 0.95 > interval)
+		interval = s->dt_ema * 0.95;
+	/* half an interval of slack absorbs arrival jitter; next_send advances one interval
+	 * per frame, so the rate stays <= target_fps */
+	while (s->out_n > 0 && now >= s->next_send - interval / 2) {
+		struct sess_out *o = &s->outq[s->out_head];
+		s->out_head = (s->out_head + 1) % SESS_OUTQ;
+		s->out_n--;
+		sess_output(s, o);
+		free(o->jpeg);
+		o->jpeg = NULL;
+		s->next_send = (s->next_send < now - interval ? now : s->next_send) + interval;
+	}
+	if (s->out_n > 0) {
+		double d = s->next_send - interval / 2 - now;
+		if (d < 0)
+			d = 0;
+		struct timeval tv = { (time_t)d, (suseconds_t)((d - (double)(time_t)d) * 1e6) };
+		evtimer_add(s->pace, &tv);
+	}
+}
+
+static void sess_pace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sess_pace(arg);
+}
+
+static void sess_queue_output(struct session *s, struct pipe_event *ev)
+{
+	double now = metrics_now();
+	struct sess_out *o;
+
+	if (s->last_arrival > 0) {
+		double dt = now - s->last_arrival;
+		s->dt_ema = s->dt_ema > 0 ? 0.9 * s->dt_ema + 0.1 * dt : dt;
+		if (s->dt_ema > 1.0)
+			s->dt_ema = 1.0;
+	}
+	s->last_arrival = now;
+	if (s->out_n == SESS_OUTQ) { /* the oldest waiting frame gives way */
+		free(s->outq[s->out_head].jpeg);
+		s->outq[s->out_head].jpeg = NULL;
+		s->out_head = (s->out_head + 1) % SESS_OUTQ;
+		s->out_n--;
+		s->m.dropped_inbox++;
+	}
+	o = &s->outq[(s->out_head + s->out_n) % SESS_OUTQ];
+	o->jpeg = ev->jpeg;
+	ev->jpeg = NULL;
+	o->len = ev->len;
+	o->width = ev->width;
+	o->height = ev->height;
+	o->id = ev->id;
+	o->ts = ev->ts;
+	o->latency_ms = ev->latency_ms;
+	o->t_arrived = now;
+	s->out_n++;
+	sess_pace(s);
+}
+
+static void sess_on_event(void *owner, struct pipe_instance *inst, struct pipe_event *ev)
 {
 	struct session *s = owner;
 	bool is_cur = inst == s->cur, is_pending = inst == s->pending;
+
+	if (s->dying) {
+		sess_dying_event(s, inst, ev);
+		return;
+	}
+	if (ev->type == PIPE_EV_EXITED)
+		s->n_instances--;
 
 	switch (ev->type) {
 	case PIPE_EV_PROGRESS:
@@ -268,7 +419,7 @@ static void sess_on_event(void *owner, struct pipe_instance *inst, const struct 
 		if (is_pending)
 			sess_ready(s, inst);
 		else if (!is_cur)
-			pipe_instance_stop(inst);
+			sess_stop(s, inst);
 		return;
 	case PIPE_EV_FAILED:
 		if (!is_pending)
@@ -276,6 +427,8 @@ static void sess_on_event(void *owner, struct pipe_instance *inst, const struct 
 		log_warn("session %s: backend %s failed: %s", s->id, pipe_instance_backend(inst), ev->msg);
 		s->pending = NULL;
 		s->loading[0] = 0;
+		if (!s->after_drain[0])
+			s->note[0] = 0;
 		snprintf(s->error, sizeof(s->error), "%s", ev->msg);
 		snprintf(s->mode, sizeof(s->mode), "%s", s->cur_mode);
 		s->progress = s->cur ? 1 : 0;
@@ -284,7 +437,17 @@ static void sess_on_event(void *owner, struct pipe_instance *inst, const struct 
 		return;
 	case PIPE_EV_FRAME:
 		if (ev->jpeg)
-			sess_output(s, ev);
+			sess_queue_output(s, ev);
+		return;
+	case PIPE_EV_STATS:
+		if (is_cur && ev->text) {
+			json_t *j = json_loads(ev->text, 0, NULL);
+			if (json_is_object(j)) {
+				json_decref(s->backend_stats);
+				s->backend_stats = j;
+			} else
+				json_decref(j);
+		}
 		return;
 	case PIPE_EV_FRAME_ERROR:
 		s->m.frame_errors++;
@@ -300,6 +463,15 @@ static void sess_on_event(void *owner, struct pipe_instance *inst, const struct 
 		}
 		return;
 	case PIPE_EV_EXITED:
+		if (!is_cur && !is_pending && pipe_instance_needs_gpu(inst) && pipe_instance_stopped(inst) &&
+		    s->n_draining > 0 && --s->n_draining == 0 && s->after_drain[0]) {
+			char next[64];
+			snprintf(next, sizeof(next), "%s", s->after_drain);
+			s->after_drain[0] = 0;
+			log_info("session %s: GPU released; loading %s", s->id, next);
+			sess_start_backend(s, next);
+			sess_broadcast_config(s);
+		}
 		if (is_cur) {
 			s->cur = NULL;
 			s->backend[0] = 0;
@@ -313,6 +485,60 @@ static void sess_on_event(void *owner, struct pipe_instance *inst, const struct 
 
 /* ---- sessions ---------------------------------------------------------------------------- */
 
+static void sess_free(struct session *s)
+{
+	pipe_job_free(s->waiting);
+	json_decref(s->backend_stats);
+	for (size_t i = 0; i < SESS_OUTQ; i++)
+		free(s->outq[i].jpeg);
+	if (s->pace)
+		event_free(s->pace);
+	json_decref(s->cfg);
+	free(s);
+}
+
+static void sess_unlink(struct session **list, struct session *s)
+{
+	for (struct session **pp = list; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			return;
+		}
+}
+
+/* Drop a session that has no clients: stop its instances; free it once they exit. */
+static void sess_evict(struct sess_manager *mgr, struct session *s, const char *why)
+{
+	log_info("session %s evicted (%s)", s->id, why);
+	sess_unlink(&mgr->sessions, s);
+	mgr->n_sessions--;
+	s->dying = true;
+	if (s->cur)
+		pipe_instance_stop(s->cur);
+	if (s->pending)
+		pipe_instance_stop(s->pending);
+	s->cur = s->pending = NULL;
+	s->after_drain[0] = 0;
+	event_del(s->pace);
+	if (s->n_instances == 0) {
+		sess_free(s);
+		return;
+	}
+	s->next = mgr->dying;
+	mgr->dying = s;
+}
+
+/* The dying session's instance INST sent EV. */
+static void sess_dying_event(struct session *s, struct pipe_instance *inst, const struct pipe_event *ev)
+{
+	if (ev->type == PIPE_EV_READY)
+		pipe_instance_stop(inst);
+	if (ev->type == PIPE_EV_EXITED && --s->n_instances == 0) {
+		sess_unlink(&s->mgr->dying, s);
+		sess_free(s);
+	}
+}
+
 struct session *sess_get(struct sess_manager *mgr, const char *id, char *err, size_t errlen, int *status)
 {
 	struct session *s;
@@ -324,12 +550,21 @@ struct session *sess_get(struct sess_manager *mgr, const char *id, char *err, si
 		return NULL;
 	}
 	for (s = mgr->sessions; s; s = s->next)
-		if (strcmp(s->id, id) == 0)
+		if (strcmp(s->id, id) == 0) {
+			s->last_used = metrics_now();
 			return s;
+		}
 	if (mgr->n_sessions >= mgr->lim.max_sessions) {
-		snprintf(err, errlen, "too many sessions (limit %zu)", mgr->lim.max_sessions);
-		*status = 503;
-		return NULL;
+		struct session *lru = NULL;
+		for (s = mgr->sessions; s; s = s->next)
+			if (s->n_clients == 0 && (!lru || s->last_used < lru->last_used))
+				lru = s;
+		if (!lru) {
+			snprintf(err, errlen, "too many sessions with clients (limit %zu)", mgr->lim.max_sessions);
+			*status = 503;
+			return NULL;
+		}
+		sess_evict(mgr, lru, "the session limit needs its place");
 	}
 	s = calloc(1, sizeof(*s));
 	errors = json_array();
@@ -349,7 +584,11 @@ struct session *sess_get(struct sess_manager *mgr, const char *id, char *err, si
 	}
 	json_decref(errors);
 	errors = NULL;
+	s->pace = evtimer_new(mgr->base, sess_pace_cb, s);
+	if (!s->pace)
+		goto nomem;
 	s->revision = 1;
+	s->last_used = metrics_now();
 	snprintf(s->mode, sizeof(s->mode), "mock");
 	snprintf(s->cur_mode, sizeof(s->cur_mode), "mock");
 	metrics_init(&s->m, metrics_now());
@@ -361,12 +600,30 @@ struct session *sess_get(struct sess_manager *mgr, const char *id, char *err, si
 	return s;
 nomem:
 	json_decref(errors);
-	if (s)
+	if (s) {
 		json_decref(s->cfg);
+		if (s->pace)
+			event_free(s->pace);
+	}
 	free(s);
 	snprintf(err, errlen, "out of memory creating a session");
 	*status = 503;
 	return NULL;
+}
+
+/* A JSON string of TEXT; a plugin's sentence that is not UTF-8 keeps its printable ASCII. */
+static json_t *sess_json_text(const char *text)
+{
+	json_t *j = json_string(text);
+	char buf[256];
+	size_t i;
+
+	if (j)
+		return j;
+	for (i = 0; text[i] && i + 1 < sizeof(buf); i++)
+		buf[i] = (text[i] >= 0x20 && text[i] < 0x7f) ? text[i] : '?';
+	buf[i] = 0;
+	return json_string(buf);
 }
 
 json_t *sess_config_json(const struct session *s)
@@ -379,8 +636,11 @@ json_t *sess_config_json(const struct session *s)
 	json_object_set_new(o, "revision", json_integer((json_int_t)s->revision));
 	rs = json_pack("{s:s,s:s,s:f}", "mode", s->mode, "backend", s->backend[0] ? s->backend : "none",
 		       "load_progress", s->progress);
-	json_object_set_new(rs, "error", s->error[0] ? json_string(s->error) : json_null());
-	json_object_set_new(rs, "loading", s->loading[0] ? json_string(s->loading) : json_null());
+	json_object_set_new(rs, "error", s->error[0] ? sess_json_text(s->error) : json_null());
+	json_object_set_new(rs, "loading", s->after_drain[0]  ? json_string(s->after_drain)
+					   : s->loading[0] ? json_string(s->loading)
+							   : json_null());
+	json_object_set_new(rs, "note", s->note[0] ? sess_json_text(s->note) : json_null());
 	json_object_set_new(o, "runtime_status", rs);
 	return o;
 }
@@ -393,6 +653,7 @@ json_t *sess_stats_json(const struct session *s)
 	json_object_set_new(o, "backend", json_string(s->backend[0] ? s->backend : "none"));
 	json_object_set_new(o, "mode", json_string(s->mode));
 	json_object_set_new(o, "session", json_string(s->id));
+	json_object_set_new(o, "backend_stats", s->backend_stats ? json_deep_copy(s->backend_stats) : json_null());
 	return o;
 }
 
@@ -546,6 +807,7 @@ static void sess_ws_closed(struct ws_conn *ws, void *ud)
 		}
 	s->n_clients--;
 	s->mgr->n_clients--;
+	s->last_used = metrics_now();
 	log_info("session %s: client %llu left (%zu left)", s->id, (unsigned long long)c->id, s->n_clients);
 	free(c);
 }
@@ -596,7 +858,12 @@ static void sess_tick(evutil_socket_t fd, short what, void *arg)
 	struct sess_manager *mgr = arg;
 	double now = metrics_now();
 
-	for (struct session *s = mgr->sessions; s; s = s->next) {
+	for (struct session *s = mgr->sessions, *next; s; s = next) {
+		next = s->next;
+		if (s->n_clients == 0 && now - s->last_used > mgr->lim.session_idle_s) {
+			sess_evict(mgr, s, "idle");
+			continue;
+		}
 		metrics_tick(&s->m, now);
 		if (s->clients) {
 			size_t len;
@@ -654,9 +921,11 @@ void sess_manager_free(struct sess_manager *mgr)
 	pipeline_free(mgr->pl); /* joins every worker; no more events */
 	for (s = mgr->sessions; s; s = next) {
 		next = s->next;
-		pipe_job_free(s->waiting);
-		json_decref(s->cfg);
-		free(s);
+		sess_free(s);
+	}
+	for (s = mgr->dying; s; s = next) {
+		next = s->next;
+		sess_free(s);
 	}
 	if (mgr->tick)
 		event_free(mgr->tick);

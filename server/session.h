@@ -21,6 +21,7 @@ struct sess_limits {
 	size_t max_sessions;
 	size_t max_clients_per_session;
 	size_t max_clients;
+	double session_idle_s; /* evict a session without clients after this long */
 	struct ws_limits ws;
 };
 

@@ -223,6 +223,48 @@ def test_token():
         tok.stop()
 
 
+def test_session_eviction():
+    ev = H.Server(config={"max_sessions": 2, "session_idle_s": 2})
+    try:
+        st, _, a = ev.put("/api/session/ea/config", {"prompt": "kept?"})
+        check(st == 200 and a["prompt"] == "kept?", "PUT ea")
+        ev.get("/api/session/eb/config")
+        w = ev.ws("eb")  # eb has a client: never evicted
+        w.recv_json()
+        # a third session takes the place of the least recently used one without clients (ea)
+        st, _, _ = ev.get("/api/session/ec/config")
+        check(st == 200, "third session answered %d" % st)
+        _, _, h = ev.get("/api/health")
+        check(sorted(h["sessions"]) == ["eb", "ec"], "sessions %r" % h["sessions"])
+        # with both remaining sessions busy, a new one is refused
+        w2 = ev.ws("ec")
+        w2.recv_json()
+        st, _, body = ev.get("/api/session/ed/config")
+        check(st == 503 and "limit" in body["error"], "over the limit answered %d" % st)
+        w2.close()
+        # an evicted session comes back fresh (once the server has seen ec's client leave)
+        deadline = time.time() + 5
+        while True:
+            st, _, a2 = ev.get("/api/session/ea/config")
+            if st != 503 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        check(st == 200 and a2["prompt"] != "kept?" and a2["revision"] == 1, "ea not fresh: %r" % a2["prompt"])
+        # sessions without clients go after session_idle_s; the one with a client stays and streams
+        deadline = time.time() + 8
+        while time.time() < deadline:
+            _, _, h = ev.get("/api/health")
+            if h["sessions"] == ["eb"]:
+                break
+            time.sleep(0.3)
+        check(h["sessions"] == ["eb"], "idle sessions not evicted: %r" % h["sessions"])
+        w.send_frame_jpeg(1, 0, H.fixture("camera_160x120.jpg"))
+        w.wait_binary()
+        w.close()
+    finally:
+        ev.stop()
+
+
 def test_refuses_public_bind_without_token():
     import subprocess
     herud = os.path.join(H.TOP_BUILDDIR, "herud")
@@ -241,7 +283,7 @@ try:
     H.run([test_health, test_config_get_creates_session, test_config_put_and_revision,
            test_config_put_errors_change_nothing, test_stats, test_plugins_and_refused, test_metrics,
            test_static_files, test_unknown_and_method, test_oversized_header_and_body, test_half_open_http,
-           test_token, test_refuses_public_bind_without_token])
+           test_token, test_session_eviction, test_refuses_public_bind_without_token])
 finally:
     if srv.alive():
         try:

@@ -131,6 +131,92 @@ def test_restart_field_rebuilds_same_backend():
         srv.stop()
 
 
+def test_gpu_to_gpu_swap_drains_first():
+    import shutil
+    import tempfile
+    libs = os.path.join(H.TOP_BUILDDIR, "tests", "fixtures", "server", ".libs")
+    fakes = [os.path.join(libs, "fakegpu_%s.so" % x) for x in "ab"]
+    if not all(os.path.exists(f) for f in fakes):
+        print("  (fake GPU fixtures not built: skipped)")
+        return
+    tmp = tempfile.mkdtemp(prefix="herutest-gpu-")
+    try:
+        for f in fakes + [os.path.join(H.PLUGIN_DIR, "mock.so")]:
+            shutil.copy(f, tmp)
+        srv = H.Server(plugin_dir=tmp)
+        try:
+            st = Streamer(srv, "gpu")
+            srv.put("/api/session/gpu/config", {"backend": "fakegpu_a"})
+            wait_status(srv, "gpu", lambda c: c["runtime_status"]["backend"] == "fakegpu_a")
+            t0 = time.time()
+            _, _, cfg = srv.put("/api/session/gpu/config", {"backend": "fakegpu_b"})
+            note = cfg["runtime_status"]["note"]
+            check(note and "fakegpu_a" in note and "fakegpu_b" in note, "no drain note: %r" % cfg["runtime_status"])
+            check(cfg["runtime_status"]["loading"] == "fakegpu_b", "loading %r" % cfg["runtime_status"]["loading"])
+            cfg = wait_status(srv, "gpu", lambda c: c["runtime_status"]["backend"] == "fakegpu_b")
+            check(cfg["runtime_status"]["note"] is None and cfg["runtime_status"]["error"] is None,
+                  "after the swap: %r" % cfg["runtime_status"])
+            time.sleep(0.3)
+            check(st.answers_between(t0, time.time()) > 5, "frames stopped during the drain")
+            check(st.closed is None, "client closed: %r" % (st.closed,))
+            log = srv.log_text()
+            check(log.index("destroy fakegpu_a") < log.index("create fakegpu_b"),
+                  "fakegpu_b was created before fakegpu_a was destroyed")
+            check(any((c["runtime_status"].get("note") or "").startswith("releasing") for c in st.configs),
+                  "the streaming client was not told about the drain")
+            st.finish()
+        finally:
+            srv.stop()
+    finally:
+        shutil.rmtree(tmp)
+
+
+def test_chunked_output_is_spread():
+    import shutil
+    import tempfile
+    so = os.path.join(H.TOP_BUILDDIR, "tests", "fixtures", "server", ".libs", "fakechunk.so")
+    if not os.path.exists(so):
+        print("  (fakechunk fixture not built: skipped)")
+        return
+    tmp = tempfile.mkdtemp(prefix="herutest-chunk-")
+    try:
+        shutil.copy(so, tmp)
+        shutil.copy(os.path.join(H.PLUGIN_DIR, "mock.so"), tmp)
+        srv = H.Server(plugin_dir=tmp)
+        try:
+            srv.put("/api/session/chunk/config", {"backend": "fakechunk", "target_fps": 60})
+            wait_status(srv, "chunk", lambda c: c["runtime_status"]["backend"] == "fakechunk")
+            w = srv.ws("chunk")
+            w.recv_json()
+            # 20 frames/s in; the backend answers 4 at once every 200 ms
+            arrivals = []
+            t0 = time.time()
+            fid = 0
+            next_send = t0
+            while time.time() - t0 < 3.0:
+                now = time.time()
+                if now >= next_send:
+                    fid += 1
+                    w.send_frame_jpeg(fid, 0, CAM)
+                    next_send += 0.05
+                try:
+                    op, data = w.recv(max(0.001, next_send - time.time()))
+                    if op == w.OP_BIN:
+                        arrivals.append(time.time())
+                except (TimeoutError, OSError):
+                    pass
+            w.close()
+            check(len(arrivals) >= 20, "only %d frames came out of the chunked backend" % len(arrivals))
+            gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:]))
+            median = gaps[len(gaps) // 2]
+            # unpaced, 3 of every 4 gaps would be ~0 (the burst); paced, they are ~50 ms
+            check(median > 0.010, "bursts not spread: median gap %.1f ms" % (median * 1000))
+        finally:
+            srv.stop()
+    finally:
+        shutil.rmtree(tmp)
+
+
 def test_shutdown_closes_with_1001():
     srv = H.Server()
     a = srv.ws("bye")
@@ -145,6 +231,20 @@ def test_shutdown_closes_with_1001():
         check(code == 1001, "shutdown closed with %r, not 1001" % code)
         w.sock.close()
     srv.stop()  # checks exit code 0 and no sanitizer report (leaks included)
+
+
+def test_second_signal_stops_at_once():
+    srv = H.Server()
+    w = srv.ws("stubborn")
+    w.recv_json()  # then never reads again, never answers the close
+    w.send_frame_jpeg(1, 0, CAM)
+    srv.proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    t0 = time.time()
+    srv.proc.send_signal(signal.SIGINT)
+    srv.stop(timeout=10)  # exit 0, nothing leaked, no sanitizer report
+    check(time.time() - t0 < 2.5, "second signal did not stop herud at once")
+    w.sock.close()
 
 
 def test_shutdown_under_valgrind():
@@ -183,4 +283,5 @@ def test_shutdown_under_valgrind():
 
 
 H.run([test_swap_to_unavailable_backend_keeps_streaming, test_restart_field_rebuilds_same_backend,
-       test_shutdown_closes_with_1001, test_shutdown_under_valgrind])
+       test_gpu_to_gpu_swap_drains_first, test_chunked_output_is_spread,
+       test_shutdown_closes_with_1001, test_second_signal_stops_at_once, test_shutdown_under_valgrind])

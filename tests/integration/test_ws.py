@@ -51,6 +51,17 @@ def test_binary_frame_roundtrip():
     w.wait_type("config.current", pred=lambda p: p["output_width"] == 200)
     out = roundtrip(w, 8)
     check(H.jpeg_size(out) == (200, 104), "output %r after resize" % (H.jpeg_size(out),))
+    # the backend's own stats (mock: style, locks and their effect) reach the stats object
+    deadline = time.time() + 5
+    fid = 20
+    while True:
+        _, _, st = srv.get("/api/session/ws2/stats")
+        if isinstance(st.get("backend_stats"), dict) or time.time() > deadline:
+            break
+        fid += 1
+        roundtrip(w, fid)
+        time.sleep(0.3)
+    check(isinstance(st.get("backend_stats"), dict) and st["backend_stats"], "no backend_stats: %r" % st)
     w.close()
 
 
@@ -252,6 +263,21 @@ def test_bytes_right_after_handshake():
     raise H.Failure("message sent with the handshake was lost")
 
 
+def test_fragments_and_ping():
+    w, _ = connect("ws15")
+    msg = json.dumps({"type": "config.update", "payload": {"prompt": "fragmented hello"}}).encode()
+    w.send_frame(w.OP_TEXT, msg[:10], fin=False)
+    w.send_frame(w.OP_PING, b"are you there")  # control frames may come between fragments
+    w.send_frame(w.OP_CONT, msg[10:30], fin=False)
+    w.send_frame(w.OP_CONT, msg[30:], fin=True)
+    fin, op, payload = w.recv_frame()
+    while op != w.OP_PONG:
+        fin, op, payload = w.recv_frame()
+    check(payload == b"are you there", "pong payload %r" % payload)
+    w.wait_type("config.current", pred=lambda p: p["prompt"] == "fragmented hello")
+    w.close()
+
+
 def test_slow_reader_closed_others_served():
     slow = srv.ws("ws13")
     slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -297,6 +323,25 @@ def test_slow_reader_closed_others_served():
     fast.close()
 
 
+def test_output_paced_at_target_fps():
+    w, _ = connect("ws14")
+    w.send_json({"type": "config.update", "payload": {"target_fps": 5}})
+    w.wait_type("config.current", pred=lambda p: p["target_fps"] == 5)
+    # offer 25 frames/s for 2 s; at most 5 frames/s may come out (plus one in flight)
+    t0 = time.time()
+    fid = 0
+    while time.time() - t0 < 2.0:
+        fid += 1
+        w.send_frame_jpeg(fid, 0, CAM_SMALL)
+        time.sleep(0.04)
+    _, _, s1 = srv.get("/api/session/ws14/stats")
+    elapsed = time.time() - t0
+    check(s1["frames_out"] <= 5 * elapsed + 2, "%d frames out in %.1f s at target_fps 5" % (s1["frames_out"], elapsed))
+    check(s1["frames_out"] >= 2, "pacing stopped the output (%d frames)" % s1["frames_out"])
+    check(s1["dropped_inbox"] > 0, "frames beyond the pace were not dropped in the inbox")
+    w.close()
+
+
 def test_idle_client_closed():
     idle = H.Server(config={"ws_idle_timeout_s": 2})
     try:
@@ -334,7 +379,8 @@ try:
     H.run([test_connect_gets_config, test_binary_frame_roundtrip, test_json_frame_roundtrip, test_shared_session,
            test_presets, test_stats_pushed, test_bad_messages_change_nothing, test_bad_frames,
            test_oversized_message_closed_1009, test_protocol_violation_closed, test_upgrade_refusals,
-           test_bytes_right_after_handshake, test_slow_reader_closed_others_served, test_idle_client_closed])
+           test_bytes_right_after_handshake, test_fragments_and_ping, test_slow_reader_closed_others_served, test_output_paced_at_target_fps,
+           test_idle_client_closed])
 finally:
     if srv.alive():
         try:
