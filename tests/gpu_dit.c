@@ -3,7 +3,9 @@
  *     slot copy, a 2-slot stream call, a ragged call (fallback attention), and a replay of
  *     the captured 2-slot graph with new inputs;
  *  2. one full-width 1.3B block (D 1536, FFN 8960, 12 heads) with random weights: first chunk
- *     and a stream call.
+ *     and a stream call;
+ *  3. the tiny config on a 32x48 latent, where self-attention attends 2304 keys and splits
+ *     them (2 slots and 1 slot).
  * Pass: x0 relative L2 <= 1e-2 and flow relative L2 <= 3e-2 everywhere, no NaN/Inf.
  * Exits 77 without a GPU. */
 #include <math.h>
@@ -126,6 +128,18 @@ static int run_config(const char *name, const struct dit_cuda_dims *d, const str
 		set_slot(&c, 1, 500, 0.499719f, 2, 2 * L, 3 * L);
 	snprintf(what, sizeof(what), "%s stream call (uniform kv)", name);
 	compare(what, m, r, &c, p->lat_h, p->lat_w, &seed);
+	if (full == 2) {
+		/* long key sets: self-attention splits its keys (2 slots: Q copied per part) */
+		set_slot(&c, 0, 700, 0.700232f, 5, 5 * L, 6 * L);
+		set_slot(&c, 1, 500, 0.499719f, 5, 5 * L, 6 * L);
+		snprintf(what, sizeof(what), "%s 2-slot call, %d keys", name, 6 * L);
+		compare(what, m, r, &c, p->lat_h, p->lat_w, &seed);
+		/* one slot: the parts share Q in place */
+		c.slots = 1;
+		set_slot(&c, 0, 650, 0.649396f, 6, 4 * L, 6 * L);
+		snprintf(what, sizeof(what), "%s 1-slot call, %d keys", name, 6 * L);
+		compare(what, m, r, &c, p->lat_h, p->lat_w, &seed);
+	}
 	if (!full && c.slots == 2) {
 		set_slot(&c, 0, 650, 0.649396f, 3, 3 * L, 4 * L);
 		set_slot(&c, 1, 500, 0.499719f, 2, 2 * L, 3 * L);
@@ -152,6 +166,7 @@ int main(void)
 	struct dit_cuda_dims tiny = {.dim = 256, .ffn_dim = 512, .num_heads = 2, .num_layers = 2,
 				     .text_len = 32, .text_dim = 64, .freq_dim = 256, .eps = 1e-6};
 	struct dit_cuda_plan tiny_p = {.lat_h = 8, .lat_w = 12, .slots = 2, .kv_frames = 6};
+	struct dit_cuda_plan wide_p = {.lat_h = 32, .lat_w = 48, .slots = 2, .kv_frames = 6};
 	struct dit_cuda_dims blk = {.dim = 1536, .ffn_dim = 8960, .num_heads = 12, .num_layers = 1,
 				    .text_len = 512, .text_dim = 256, .freq_dim = 256, .eps = 1e-6};
 	struct dit_cuda_plan blk_p = {.lat_h = 8, .lat_w = 16, .slots = 1, .kv_frames = 6};
@@ -162,6 +177,7 @@ int main(void)
 	}
 	run_config("tiny", &tiny, &tiny_p, 0);
 	run_config("1.3B block", &blk, &blk_p, 1);
+	run_config("tiny wide", &tiny, &wide_p, 2);
 	printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
 	return failures ? 1 : 0;
 }

@@ -263,6 +263,7 @@ int main(void)
 	test_attn(a, 2, 12, 128, 390, 2340, 0, "self");
 	test_attn(a, 1, 12, 128, 780, 512, 0, "cross");
 	test_attn(a, 1, 12, 128, 200, 2400, 0, "self");
+	test_attn(a, 1, 12, 128, 130, 9360, 0, "self 480p keys");
 	test_attn(a, 4, 12, 128, 390, 2340, 0, "self");
 	test_attn(a, 1, 3, 64, 77, 131, 0, "odd");
 	test_attn(fb, 2, 4, 128, 100, 600, 0, "self");

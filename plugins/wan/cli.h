@@ -11,5 +11,9 @@ int cli_tokenize(int argc, char **argv);
 int cli_t5_encode(int argc, char **argv);
 int cli_encode_prompt(int argc, char **argv);
 int cli_bench_t5(int argc, char **argv);
+int cli_vae_encode(int argc, char **argv);
+int cli_vae_decode(int argc, char **argv);
+int cli_taehv_decode(int argc, char **argv);
+int cli_bench_vae(int argc, char **argv);
 
 #endif

@@ -22,6 +22,10 @@ static const struct cli_command commands[] = {
 	{ "t5-encode", cli_t5_encode, "umT5 encoder: ids and mask [1,L] to context [1,L,dim]" },
 	{ "encode-prompt", cli_encode_prompt, "prompt text to the [1,512,dim] context the DiT attends to" },
 	{ "bench-t5", cli_bench_t5, "time the umT5 encoder on random weights of the real shape" },
+	{ "vae-encode", cli_vae_encode, "encode frames [T,3,H,W] to raw latents with the Wan VAE (streamed)" },
+	{ "vae-decode", cli_vae_decode, "decode latents [F,16,h,w] to frames with the Wan VAE (streamed)" },
+	{ "taehv-decode", cli_taehv_decode, "decode latents to frames with TAEHV (SDV2 context or --incremental)" },
+	{ "bench-vae", cli_bench_vae, "time the VAE encode/decode and TAEHV (random weights)" },
 };
 
 static void usage(FILE *out)

@@ -24,6 +24,7 @@ struct attn_plan {
 	struct wan_attn_shape s;
 	int on_cudnn;                      /* 0: refused, fallback kernel */
 	int split;                         /* > 1: keys in `split` parts, merged by statistics */
+	int q_shared;                      /* split with one slot: every part reads Q in place */
 	cudnnBackendDescriptor_t plan;     /* new */
 	int64_t workspace;
 };
@@ -413,7 +414,8 @@ static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shap
 		/* Few CTAs (small batch): split the keys so the grid fills the GPU ~3 times. The
 		 * parts of batch entry b become entries b·split + j, which is one uniform stride
 		 * when b == 1 or the keys fill their batch stride. */
-		while (split < 4 && ctas * split < 3 * a->sms && s->skv % (2 * split) == 0 &&
+		/* short key sets (cross-attention's 512 text tokens) never pay for a split */
+		while (s->skv >= 2048 && split < 4 && ctas * split < 3 * a->sms && s->skv % (2 * split) == 0 &&
 		       s->skv / (2 * split) >= 32 &&
 		       (s->b == 1 || s->kv_bstride == (int64_t)s->skv * s->kv_sstride) &&
 		       s->q_sstride == (int64_t)s->h * s->d && !getenv("WAN_ATTN_NOSPLIT"))
@@ -425,13 +427,25 @@ static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shap
 			ss.kv_bstride = (int64_t)ss.skv * s->kv_sstride;
 			ss.o_bstride = (int64_t)s->sq * s->h * s->d;
 			ss.o_sstride = (int64_t)s->h * s->d;
-			if (build_plan(a->dnn, &ss, 2 | 8, &p->plan, &p->workspace, why, sizeof(why)) == 0) {
+			/* one slot: all parts share Q through a zero batch stride, if cuDNN takes it */
+			if (s->b == 1) {
+				ss.q_bstride = 0;
+				if (build_plan(a->dnn, &ss, 2 | 8, &p->plan, &p->workspace, why, sizeof(why)) == 0) {
+					p->on_cudnn = 1;
+					p->split = split;
+					p->q_shared = 1;
+				}
+				ss.q_bstride = (int64_t)s->sq * s->q_sstride;
+			}
+			if (!p->on_cudnn &&
+			    build_plan(a->dnn, &ss, 2 | 8, &p->plan, &p->workspace, why, sizeof(why)) == 0) {
 				p->on_cudnn = 1;
 				p->split = split;
 			}
 			if (dbg)
-				fprintf(stderr, "attn b%d h%d d%d sq%d skv%d split %d: %s\n", s->b, s->h, s->d,
-					s->sq, s->skv, split, p->on_cudnn ? "planned" : why);
+				fprintf(stderr, "attn b%d h%d d%d sq%d skv%d split %d%s: %s\n", s->b, s->h, s->d,
+					s->sq, s->skv, split, p->q_shared ? " (Q shared)" : "",
+					p->on_cudnn ? "planned" : why);
 			if (p->on_cudnn) {
 				size_t n = (size_t)ss.b * s->sq * s->h * s->d;
 
@@ -515,11 +529,13 @@ int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shap
 	if (p->split > 1) {
 		size_t qbytes = (size_t)s->sq * s->q_sstride * 2;
 
-		for (int i = 0; i < s->b * p->split; i++)
-			CU_TRY(cudaMemcpyAsync((char *)a->qdup + i * qbytes,
-					       (const char *)q + (size_t)(i / p->split) * s->q_bstride * 2,
-					       qbytes, cudaMemcpyDeviceToDevice, st));
-		ptrs[0] = a->qdup;
+		if (!p->q_shared) {
+			for (int i = 0; i < s->b * p->split; i++)
+				CU_TRY(cudaMemcpyAsync((char *)a->qdup + i * qbytes,
+						       (const char *)q + (size_t)(i / p->split) * s->q_bstride * 2,
+						       qbytes, cudaMemcpyDeviceToDevice, st));
+			ptrs[0] = a->qdup;
+		}
 		ptrs[3] = a->opart;
 		ptrs[5] = a->stats;
 	}
