@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli_util.h"
@@ -335,6 +336,17 @@ out:
 	return NULL;
 }
 
+/* CPU seconds used by this process (all client threads). */
+static double self_cpu_seconds(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static double stat_num(json_t *stats, const char *key)
 {
 	return json_number_value(json_object_get(stats, key));
@@ -344,7 +356,7 @@ int main(int argc, char **argv)
 {
 	struct bench *b = calloc(1, sizeof(*b));
 	struct client *clients = NULL;
-	double *all = NULL, cpu0 = -1, cpu1 = -1, elapsed;
+	double *all = NULL, cpu0 = -1, cpu1 = -1, elapsed, self0, self1;
 	uint64_t sent = 0, received = 0, others = 0;
 	double srv_in = 0, srv_out = 0, srv_drop = 0;
 	size_t nall = 0;
@@ -417,9 +429,11 @@ int main(int argc, char **argv)
 	while (ws_now_ms() < b->t_start)
 		usleep(1000);
 	cpu0 = pid > 0 ? cli_proc_cpu_seconds(pid) : -1;
+	self0 = self_cpu_seconds();
 	while (ws_now_ms() < b->t_end)
 		usleep(10000);
 	cpu1 = pid > 0 ? cli_proc_cpu_seconds(pid) : -1;
+	self1 = self_cpu_seconds();
 	rss = pid > 0 ? cli_proc_rss_kb(pid) : -1;
 	elapsed = (b->t_end - b->t_start) / 1000.0;
 	for (i = 0; i < b->o.clients; i++)
@@ -450,10 +464,12 @@ int main(int argc, char **argv)
 		double p99 = cli_percentile(all, nall, 99);
 		double cpu = cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / elapsed * 100.0 : -1;
 		double drops = sent ? (double)(sent - received) : 0;
+		double self_cpu = (self1 - self0) / elapsed * 100.0;
+		double load[1] = { -1 };
 
 		if (b->o.json) {
 			json_t *j = json_pack("{s:i, s:f, s:f, s:i, s:i, s:b, s:I, s:I, s:f, s:I, s:f, "
-				"s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:{s:f, s:f, s:f}}",
+				"s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:{s:f, s:f, s:f}, s:f, s:f}",
 				"clients", b->o.clients, "fps", b->o.fps, "seconds", elapsed,
 				"width", b->o.width, "height", b->o.height, "shared", b->o.shared,
 				"sent", (json_int_t)sent, "delivered", (json_int_t)received,
@@ -464,7 +480,8 @@ int main(int argc, char **argv)
 				"server_cpu_percent", cpu, "cpu_cores", (double)sysconf(_SC_NPROCESSORS_ONLN),
 				"server_rss_kb", (json_int_t)rss, "failed_clients", failed,
 				"server_stats", "frames_in", srv_in, "frames_out", srv_out,
-				"frames_dropped", srv_drop);
+				"frames_dropped", srv_drop, "bench_cpu_percent", self_cpu,
+				"load_average", getloadavg(load, 1) == 1 ? load[0] : -1.0);
 			char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 			if (s)
 				printf("%s\n", s);
@@ -490,6 +507,8 @@ int main(int argc, char **argv)
 					cpu, sysconf(_SC_NPROCESSORS_ONLN), (double)rss / 1024.0);
 			else
 				printf("  server CPU  unknown (no server process found; use --server-pid)\n");
+			printf("  bench CPU   %.0f%% of one core (these client threads), load average %.1f\n",
+				self_cpu, getloadavg(load, 1) == 1 ? load[0] : -1.0);
 			if (srv_in > 0)
 				printf("  server view frames_in %.0f, frames_out %.0f, frames_dropped %.0f\n",
 					srv_in, srv_out, srv_drop);

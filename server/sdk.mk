@@ -63,8 +63,8 @@ tests_fixtures_plugins_libcuda_la_SOURCES = tests/fixtures/plugins/fake_cuda.c
 tests_fixtures_plugins_libcuda_la_LDFLAGS = -rpath /nowhere -version-info 1:0:0 -no-undefined
 
 # ---- Check suites ----
-check_PROGRAMS += tests/check_plugin tests/check_mock
-TESTS += tests/check_plugin tests/check_mock tests/sdk_cli.sh
+check_PROGRAMS += tests/check_plugin tests/check_mock tests/check_ws_client
+TESTS += tests/check_plugin tests/check_mock tests/check_ws_client tests/sdk_cli.sh
 EXTRA_DIST += tests/sdk_cli.sh
 
 tests_check_plugin_SOURCES = tests/check_plugin.c plugins/wan/plugin_shell.c \
@@ -77,3 +77,9 @@ tests_check_mock_SOURCES = tests/check_mock.c
 tests_check_mock_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
 tests_check_mock_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/server
 tests_check_mock_LDADD = server/libheru_loader.la $(CHECK_LIBS) $(JANSSON_LIBS) $(LIBS)
+
+tests_check_ws_client_SOURCES = tests/check_ws_client.c $(HERU_CLI_SOURCES)
+tests_check_ws_client_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(CHECK_CFLAGS) $(TURBOJPEG_CFLAGS)
+tests_check_ws_client_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/server
+tests_check_ws_client_LDADD = server/libheru_wsclient.la $(CHECK_LIBS) $(TURBOJPEG_LIBS) \
+	$(PTHREAD_LIBS) $(LIBS)

@@ -354,6 +354,16 @@ static void base64(const uint8_t *in, size_t len, char *out)
 	out[o] = 0;
 }
 
+void ws_accept_key(const char *key, char out[29])
+{
+	char cat[256];
+	uint8_t digest[20];
+
+	snprintf(cat, sizeof(cat), "%.200s%s", key, WS_GUID);
+	sha1((const uint8_t *)cat, strlen(cat), digest);
+	base64(digest, 20, out);
+}
+
 static uint64_t seed_rng(void)
 {
 	uint64_t s = 0;
@@ -562,8 +572,8 @@ fail:
 struct ws_client *ws_client_connect(const struct ws_url *url, const char *path,
 	const char *token, int timeout_ms, char *err, size_t errlen)
 {
-	char req[4096], key[32], expect[32], accept[128], cat[128];
-	uint8_t raw[16], digest[20];
+	char req[4096], key[32], expect[32], accept[128];
+	uint8_t raw[16];
 	struct ws_client *c;
 	long head;
 	int fd, n, status, i;
@@ -604,9 +614,7 @@ struct ws_client *ws_client_connect(const struct ws_url *url, const char *path,
 			path, status, blen ? ": " : "", (int)(blen > 200 ? 200 : blen), body);
 		goto fail;
 	}
-	snprintf(cat, sizeof(cat), "%s%s", key, WS_GUID);
-	sha1((const uint8_t *)cat, strlen(cat), digest);
-	base64(digest, 20, expect);
+	ws_accept_key(key, expect);
 	if (!header_value((const char *)c->buf, "Sec-WebSocket-Accept", accept, sizeof(accept)) ||
 	    strcmp(accept, expect) != 0) {
 		seterr(err, errlen, "the server's Sec-WebSocket-Accept is missing or wrong");

@@ -72,6 +72,10 @@ int ws_client_recv(struct ws_client *c, int timeout_ms, struct ws_message *msg, 
  * close, and free the client. NULL is a no-op. */
 void ws_client_close(struct ws_client *c, uint16_t code);
 
+/* The Sec-WebSocket-Accept value for a Sec-WebSocket-Key (RFC 6455 §4.2.2): base64 of
+ * SHA-1(key + GUID); out receives 28 characters and a NUL. */
+void ws_accept_key(const char *key, char out[29]);
+
 /* Monotonic milliseconds and wall-clock epoch milliseconds. */
 double ws_now_ms(void);
 double ws_epoch_ms(void);

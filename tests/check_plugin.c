@@ -490,6 +490,14 @@ START_TEST(test_wan_with_gpu)
 	ck_assert_ptr_null(v13->create(&host, "{}", err, sizeof(err)));
 	ck_assert_str_eq(err, want);
 	unsetenv("STREAMDIFFUSIONV2_PATH");
+	/* nothing configured: the working directory, as an absolute path */
+	if (!getenv("HERU_WEIGHTS")) {
+		char cwd[512], at[600];
+		ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+		snprintf(at, sizeof(at), "weights not found at %s/ckpts/wan_causal_dmd_v2v/model.pt:", cwd);
+		ck_assert_ptr_null(v13->create(&host, "{}", err, sizeof(err)));
+		ck_assert_msg(strncmp(err, at, strlen(at)) == 0, "%s", err);
+	}
 
 	/* weights present: warm-up reached, then the honest "not integrated" sentence */
 	snprintf(path, sizeof(path), "mkdir -p '%s/ckpts/wan_causal_dmd_v2v'", tmp);

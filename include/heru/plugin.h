@@ -7,8 +7,9 @@
  *
  *     const struct heru_plugin_entry heru_plugin_entry;
  *
- * and nothing else (link with -export-symbols-regex '^heru_plugin_entry$', see
- * `pkg-config --variable=plugindir heru-plugin`). herud dlopen()s every *.so in its
+ * and nothing else (libtool: -export-symbols-regex '^heru_plugin_entry$'; plain cc: a
+ * version script, see README "Writing a plugin"). Installed plugins live in
+ * `pkg-config --variable=plugindir heru-plugin`. herud dlopen()s every *.so in its
  * plugin folder with RTLD_NOW | RTLD_LOCAL, reads the entry and accepts the plugin when
  *
  *     entry.abi_major       == HERU_ABI_MAJOR   (of the host)
@@ -24,8 +25,8 @@
  * entry, which begins with the ABI version so any future layout can be told apart)
  * and only ever grows at its end. A minor version bump may append fields; readers
  * check struct_size before touching a field newer than 1.0. A major bump is any other
- * change. The fingerprint catches plugins built for another data model (pointer,
- * long, size_t, enum, bool and float sizes and the byte order).
+ * change. The fingerprint catches plugins built for another data model (the sizes of
+ * pointer, size_t, long, int, enum, bool and double, and the byte order).
  *
  * Two kinds of plugin:
  *   backend      turns a camera frame (RGB8) into an output frame, steered by the live
@@ -53,6 +54,8 @@
  *
  * Plugins never exit(), abort(), print to stdout/stderr or install signal
  * handlers; they report errors through return codes, `err` buffers and host->log.
+ * They do no work in ELF constructors or destructors: a refused plugin is
+ * dlclose()d right after dlopen(), and GPU plugins are never unloaded.
  */
 #ifndef HERU_PLUGIN_H
 #define HERU_PLUGIN_H
@@ -378,7 +381,9 @@ struct heru_plugin_entry {
 	(offsetof(struct heru_plugin_entry, conditioner) + sizeof(const void *))
 
 /* Declare the entry in a plugin:  HERU_PLUGIN_EXPORT const struct heru_plugin_entry
- * heru_plugin_entry = { .abi_major = HERU_ABI_MAJOR, ... }; */
+ * heru_plugin_entry = { .abi_major = HERU_ABI_MAJOR, ... };
+ * In C++ a const namespace-scope object has internal linkage: write
+ * extern "C" HERU_PLUGIN_EXPORT const struct heru_plugin_entry heru_plugin_entry = ...; */
 #if defined(__GNUC__)
 #define HERU_PLUGIN_EXPORT __attribute__((visibility("default")))
 #else

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef int (*cu_init_fn)(unsigned int flags);
 typedef int (*cu_device_get_count_fn)(int *count);
@@ -77,11 +78,11 @@ int wan_shell_find_weights(const char *root, const char *model, char *path, size
 {
 	const char *sub = strcmp(model, "wan-14b") == 0 ? "wan_causal_dmd_v2v_14b"
 							 : "wan_causal_dmd_v2v";
-	char cand[4][4096];
+	char cand[4][4096], cwd[2048];
 	size_t n = 0, i;
 
-	if (!root || !*root)
-		root = ".";
+	if (!root || !*root) /* nothing configured: the working directory, spelled out */
+		root = getcwd(cwd, sizeof(cwd)) ? cwd : ".";
 	snprintf(cand[n++], sizeof(cand[0]), "%s/ckpts/%s/model.pt", root, sub);
 	snprintf(cand[n++], sizeof(cand[0]), "%s/%s/model.pt", root, sub);
 	snprintf(cand[n++], sizeof(cand[0]), "%s/model.pt", root);

@@ -25,7 +25,7 @@ int wan_shell_gpu_count(char *why, size_t whylen);
 /*
  * Find the generator checkpoint for `model` ("wan-1.3b" or "wan-14b") starting at
  * `root` (the config's weights_path, else $STREAMDIFFUSIONV2_PATH, else
- * $HERU_WEIGHTS, else "."). Accepts the StreamDiffusionV2 folder, its ckpts/ folder,
+ * $HERU_WEIGHTS, else the working directory). Accepts the StreamDiffusionV2 folder, its ckpts/ folder,
  * the checkpoint folder or model.pt itself. Writes the found file, or the path that
  * was expected, into `path`. Returns 0 when found, HERU_ENOENT otherwise.
  */
