@@ -178,7 +178,11 @@ static void sess_ready(struct session *s, struct pipe_instance *inst)
 	snprintf(s->backend, sizeof(s->backend), "%s", id);
 	if (sess_is_mock(id))
 		snprintf(s->cur_mode, sizeof(s->cur_mode), "mock");
-	else if (strcmp(s->mode, "core-distributed-warmup") == 0 || strcmp(s->mode, "core-distributed-active") == 0 ||
+	else if (strcmp(s->mode, "core-warmup") == 0 || strcmp(s->mode, "core-distributed-warmup") == 0)
+		/* the instance said it still warms up (a Wan stream needs its first chunk): it
+		 * reports the active mode itself (plugins/wan/wan_pipeline_backend.c) */
+		snprintf(s->cur_mode, sizeof(s->cur_mode), "%s", s->mode);
+	else if (strcmp(s->mode, "core-distributed-active") == 0 ||
 		 strcmp(cfg_str(s->cfg, "inference_topology"), "distributed") == 0)
 		snprintf(s->cur_mode, sizeof(s->cur_mode), "core-distributed-active");
 	else
