@@ -29,13 +29,27 @@ WANPIPE_BACKEND = plugins/wan/wan_pipeline_backend.c plugins/wan/wan_pipeline_ba
 plugins_wan_wan13b_cuda_la_SOURCES += $(WANPIPE_BACKEND)
 plugins_wan_wan14b_dist_la_SOURCES += $(WANPIPE_BACKEND)
 if HAVE_CUDA
+# The plugins' copy knows how to reach the CUDA engines, which live in their own module
+# wan_cuda_engine.so (installed in $(plugindir)/wan-cuda/, not a plugin): the plugins link no
+# CUDA library and dlopen the module only when a CUDA instance is built.
 noinst_LTLIBRARIES += libwanpipecuda.la
-libwanpipecuda_la_SOURCES = $(WANPIPE_SRC) plugins/wan/wan_pipeline_cuda.c
-libwanpipecuda_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) -I$(top_srcdir)/plugins/wan \
-	$(CUDA_CFLAGS) -DHERU_WAN_PIPELINE_CUDA
-libwanpipecuda_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(PTHREAD_CFLAGS) -Wno-strict-prototypes
-libwanpipecuda_la_LIBADD = libwanvaecuda.la libwant5cuda.la libwancuda.la $(CUDA_LIBS) -lstdc++
-WANPIPE_PLUGIN_LIBS = libwanpipecuda.la libwan.la
+libwanpipecuda_la_SOURCES = $(WANPIPE_SRC)
+libwanpipecuda_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/wan -DHERU_WAN_PIPELINE_CUDA \
+	-DWAN_CUDA_ENGINE_BUILD='"$(abs_top_builddir)/plugins/wan/.libs/wan_cuda_engine.so"' \
+	-DWAN_CUDA_ENGINE_INSTALL='"$(wancudadir)/wan_cuda_engine.so"'
+libwanpipecuda_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(PTHREAD_CFLAGS)
+WANPIPE_PLUGIN_LIBS = libwanpipecuda.la libwan.la -ldl
+
+wancudadir = $(plugindir)/wan-cuda
+wancuda_LTLIBRARIES = plugins/wan/wan_cuda_engine.la
+plugins_wan_wan_cuda_engine_la_SOURCES = plugins/wan/wan_pipeline_cuda.c
+plugins_wan_wan_cuda_engine_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) -I$(top_srcdir)/plugins/wan \
+	$(CUDA_CFLAGS)
+plugins_wan_wan_cuda_engine_la_CFLAGS = $(AM_CFLAGS) -Wno-strict-prototypes
+plugins_wan_wan_cuda_engine_la_LDFLAGS = -module -avoid-version -shared -no-undefined \
+	-export-symbols-regex '^wan_cuda_engine$$'
+plugins_wan_wan_cuda_engine_la_LIBADD = libwanvaecuda.la libwant5cuda.la libwancuda.la libwan.la \
+	$(CUDA_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS) -lstdc++ -lm
 else
 EXTRA_DIST += plugins/wan/wan_pipeline_cuda.c
 WANPIPE_PLUGIN_LIBS = libwanpipe.la libwan.la

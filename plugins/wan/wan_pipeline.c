@@ -1,8 +1,16 @@
 /* wan_pipeline.c: the StreamDiffusionV2 frame-to-frame pipeline (see the DESIGN comment in
  * wan_pipeline.h). Opening: every file, with the architectures checked against each other.
  * Running: frames -> chunks -> encode -> mix -> DiT stream -> decode -> RGB8. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr */
+#endif
 #include "wan_pipeline_internal.h"
 
+#ifdef HERU_WAN_PIPELINE_CUDA
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +64,7 @@ struct wan_pipeline {
 	struct taehv_model *tae;
 	struct taehv_stream *tst;
 #ifdef HERU_WAN_PIPELINE_CUDA
+	const struct wan_cuda_api *cu; /* borrowed from wan_cuda_engine.so (never unloaded) */
 	struct wan_pipe_cuda *cuda;
 #endif
 
@@ -71,6 +80,7 @@ struct wan_pipeline {
 	struct wan_frame_tag tags[WAN_TAGS];
 	int tag_head, tag_count;
 	bool started;
+	bool decoded;        /* the decoder ran since the stream started */
 	int later_calls;     /* chunks after the first */
 	double init_scale, scale_prev;
 	int64_t first_step;
@@ -174,6 +184,64 @@ double wan_pipeline_ctl_step(double init_scale, double prev_scale, double dhat, 
 
 /* ---- opening ---- */
 
+#ifdef HERU_WAN_PIPELINE_CUDA
+/* Finds and opens wan_cuda_engine.so (once per process; never unloaded: CUDA runtimes must
+ * not be unmapped): $HERU_WAN_CUDA_ENGINE, then wan-cuda/ beside the plugin, then the build
+ * tree and the install folder this build was configured for. */
+static const struct wan_cuda_api *cuda_engine(char *err, size_t errlen)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static const struct wan_cuda_api *api;
+	char cand[4][WAN_PATH_MAX], why[600] = "";
+	const struct wan_cuda_api *found = NULL;
+	Dl_info info;
+	int n = 0;
+
+	pthread_mutex_lock(&mu);
+	if (api) {
+		found = api;
+		goto out;
+	}
+	if (getenv("HERU_WAN_CUDA_ENGINE") && *getenv("HERU_WAN_CUDA_ENGINE"))
+		snprintf(cand[n++], WAN_PATH_MAX, "%s", getenv("HERU_WAN_CUDA_ENGINE"));
+	if (dladdr((void *)(uintptr_t)cuda_engine, &info) && info.dli_fname) {
+		const char *slash = strrchr(info.dli_fname, '/');
+		int len = slash ? (int)(slash - info.dli_fname) : 1;
+		snprintf(cand[n++], WAN_PATH_MAX, "%.*s/wan-cuda/" WAN_CUDA_ENGINE_FILE, len,
+			 slash ? info.dli_fname : ".");
+	}
+#ifdef WAN_CUDA_ENGINE_BUILD
+	snprintf(cand[n++], WAN_PATH_MAX, "%s", WAN_CUDA_ENGINE_BUILD);
+#endif
+#ifdef WAN_CUDA_ENGINE_INSTALL
+	snprintf(cand[n++], WAN_PATH_MAX, "%s", WAN_CUDA_ENGINE_INSTALL);
+#endif
+	for (int i = 0; i < n && !found; i++) {
+		struct stat stt;
+		if (stat(cand[i], &stt) != 0)
+			continue;
+		void *h = dlopen(cand[i], RTLD_NOW | RTLD_LOCAL);
+		if (!h) {
+			snprintf(why, sizeof(why), "%s", dlerror());
+			continue;
+		}
+		const struct wan_cuda_api *a = dlsym(h, WAN_CUDA_ENGINE_SYMBOL);
+		if (!a || a->struct_size != sizeof(*a)) {
+			snprintf(why, sizeof(why), "%.500s is not this build's CUDA engine", cand[i]);
+			continue; /* left mapped: harmless, and unloading CUDA code is not */
+		}
+		found = api = a;
+	}
+	if (!found)
+		snprintf(err, errlen, "the Wan CUDA engine (%s) could not be loaded: %s",
+			 WAN_CUDA_ENGINE_FILE, why[0] ? why : "not found beside the plugin (wan-cuda/), "
+			 "in the build tree or the install folder; set HERU_WAN_CUDA_ENGINE to its path");
+out:
+	pthread_mutex_unlock(&mu);
+	return found;
+}
+#endif
+
 static int open_text(struct wan_pipeline *p, char *err, size_t errlen)
 {
 	struct t5_config tc;
@@ -275,7 +343,7 @@ static int open_dit(struct wan_pipeline *p, char *err, size_t errlen)
 	if (p->dev == WAN_DEVICE_CUDA) {
 #ifdef HERU_WAN_PIPELINE_CUDA
 		thr = -1.0; /* the CUDA DiT plans one cache layout for all layers */
-		if (wan_pipe_cuda_dit_engine(p->dit, &ep, p->files.kv_frames, &p->eng, err, errlen))
+		if (p->cu->dit_engine(p->dit, &ep, p->files.kv_frames, &p->eng, err, errlen))
 			return -1;
 #else
 		snprintf(err, errlen, "this build of the Wan plugins has no CUDA engine");
@@ -344,6 +412,9 @@ struct wan_pipeline *wan_pipeline_open(const struct wan_pipeline_options *o, cha
 			 "found no nvcc); HERU_WAN_DEVICE=cpu runs the fp32 reference");
 		goto fail;
 	}
+#else
+	if (o->device == WAN_DEVICE_CUDA && !(p->cu = cuda_engine(err, errlen)))
+		goto fail;
 #endif
 	if (wan_dit_config_load(p->files.dit_config, &p->dcfg, err, errlen))
 		goto fail;
@@ -364,7 +435,7 @@ struct wan_pipeline *wan_pipeline_open(const struct wan_pipeline_options *o, cha
 		goto fail;
 #ifdef HERU_WAN_PIPELINE_CUDA
 	if (p->dev == WAN_DEVICE_CUDA) {
-		p->cuda = wan_pipe_cuda_new(p->vae, p->tae, &p->t5w, p->W, p->H, err, errlen);
+		p->cuda = p->cu->create(p->vae, p->tae, &p->t5w, p->W, p->H, err, errlen);
 		if (!p->cuda)
 			goto fail;
 	}
@@ -385,7 +456,8 @@ void wan_pipeline_free(struct wan_pipeline *p)
 	if (!p)
 		return;
 #ifdef HERU_WAN_PIPELINE_CUDA
-	wan_pipe_cuda_free(p->cuda);
+	if (p->cuda)
+		p->cu->destroy(p->cuda);
 #endif
 	dit_stream_free(p->stream);
 	if (p->eng_open)
@@ -423,7 +495,7 @@ static int run_encode(struct wan_pipeline *p, const float *frames, int t, float 
 {
 #ifdef HERU_WAN_PIPELINE_CUDA
 	if (p->cuda)
-		return wan_pipe_cuda_encode(p->cuda, frames, t, lat, err, errlen);
+		return p->cu->encode(p->cuda, frames, t, lat, err, errlen);
 #endif
 	return vae_encode(p->vae, p->vst, frames, t, p->H, p->W, lat, err, errlen);
 }
@@ -432,22 +504,21 @@ static int run_encode(struct wan_pipeline *p, const float *frames, int t, float 
 static int run_decode(struct wan_pipeline *p, const float *lat, int f, float *frames, char *err,
 		      size_t errlen)
 {
-	int n = p->taehv ? taehv_decode_count(taehv_stream_first(p->tst), f)
-			 : vae_decode_count(p->vae, vae_stream_first_decode(p->vst), f);
-	int rc;
+	int first = !p->decoded, rc;
+	int n = p->taehv ? taehv_decode_count(first, f) : vae_decode_count(p->vae, first, f);
 #ifdef HERU_WAN_PIPELINE_CUDA
-	if (p->cuda) {
-		if (wan_pipe_cuda_decode(p->cuda, lat, f, frames, err, errlen))
-			return -1;
-		/* keep the CPU stream's first-call flags in step for the counts */
-		return n;
-	}
+	if (p->cuda)
+		rc = p->cu->decode(p->cuda, lat, f, frames, err, errlen);
+	else
 #endif
 	if (p->taehv)
 		rc = taehv_decode(p->tae, p->tst, lat, f, p->h, p->w, frames, err, errlen);
 	else
 		rc = vae_decode(p->vae, p->vst, lat, f, p->h, p->w, frames, err, errlen);
-	return rc ? -1 : n;
+	if (rc)
+		return -1;
+	p->decoded = true;
+	return n;
 }
 
 static int run_text(struct wan_pipeline *p, char *err, size_t errlen)
@@ -458,7 +529,7 @@ static int run_text(struct wan_pipeline *p, char *err, size_t errlen)
 		return -1;
 #ifdef HERU_WAN_PIPELINE_CUDA
 	if (p->cuda)
-		return wan_pipe_cuda_text(p->cuda, p->ids, p->mask, p->ctx, err, errlen);
+		return p->cu->text(p->cuda, p->ids, p->mask, p->ctx, err, errlen);
 #endif
 	return t5_encode_ref(&p->t5w, p->ids, p->mask, T5_TEXT_LEN, p->threads, p->ctx, err,
 			     errlen);
@@ -637,6 +708,7 @@ static int emit_frames(struct wan_pipeline *p, int n, wan_pipeline_emit_fn emit,
 void wan_pipeline_restart(struct wan_pipeline *p)
 {
 	p->started = false;
+	p->decoded = false;
 	p->nframes = 0;
 	p->tag_count = 0;
 	p->tag_head = 0;
@@ -647,7 +719,7 @@ void wan_pipeline_restart(struct wan_pipeline *p)
 #ifdef HERU_WAN_PIPELINE_CUDA
 	if (p->cuda) {
 		char e[16];
-		wan_pipe_cuda_reset(p->cuda, e, sizeof(e));
+		p->cu->reset(p->cuda, e, sizeof(e));
 	}
 #endif
 }
@@ -746,7 +818,7 @@ static int run_first_chunk(struct wan_pipeline *p, const struct wan_pipeline_par
 	if (n < 0)
 		return -1;
 	stage_done(p, WAN_STAGE_DECODE, t0);
-	if (n == 4) /* TAEHV drops the first latent's frame: frame 0 has no output */
+	if (p->taehv) /* TAEHV drops the first latent's frame: frame 0 has no output */
 		tags_pop(p);
 	t0 = now_ms();
 	int rc = emit_frames(p, n, emit, ectx);

@@ -32,31 +32,41 @@ struct wan_pipeline_files {
 int wan_pipeline_files_resolve(const char *root, const char *model, bool taehv,
 			       struct wan_pipeline_files *out, char *err, size_t errlen);
 
-#ifdef HERU_WAN_PIPELINE_CUDA
-/* The CUDA engines (wan_pipeline_cuda.c), built only with CUDA. */
+/* The CUDA engines live in their own module, wan_cuda_engine.so (wan_pipeline_cuda.c, built
+ * only with CUDA), which the plugin dlopens when a pipeline asks for CUDA: the plugins themselves
+ * link no CUDA library, so they load (and explain themselves) on any machine, and herud does
+ * not map the CUDA libraries unless a GPU instance is built. The module exports one symbol,
+ * WAN_CUDA_ENGINE_SYMBOL, a struct wan_cuda_api. */
 struct vae_model;
 struct taehv_model;
 struct t5_weights;
 struct wan_dit_model;
 struct wan_pipe_cuda;
 
-/* Uploads what the pipeline runs on the GPU: the VAE encoder (and decoder unless TAE is
- * given), TAEHV, umT5. new, or NULL with ERR. */
-struct wan_pipe_cuda *wan_pipe_cuda_new(const struct vae_model *vae, const struct taehv_model *tae,
+#define WAN_CUDA_ENGINE_SYMBOL "wan_cuda_engine"
+#define WAN_CUDA_ENGINE_FILE "wan_cuda_engine.so"
+
+struct wan_cuda_api {
+	size_t struct_size;
+	/* Uploads the VAE encoder (and decoder unless TAE is given), TAEHV, umT5 for frames of
+	 * WIDTH x HEIGHT. new, or NULL with ERR. */
+	struct wan_pipe_cuda *(*create)(const struct vae_model *vae, const struct taehv_model *tae,
 					const struct t5_weights *t5, int width, int height,
 					char *err, size_t errlen);
-void wan_pipe_cuda_free(struct wan_pipe_cuda *c);
-int wan_pipe_cuda_reset(struct wan_pipe_cuda *c, char *err, size_t errlen);
-int wan_pipe_cuda_encode(struct wan_pipe_cuda *c, const float *frames, int t, float *latents,
-			 char *err, size_t errlen);
-int wan_pipe_cuda_decode(struct wan_pipe_cuda *c, const float *latents, int f, float *frames,
-			 char *err, size_t errlen);
-int wan_pipe_cuda_text(struct wan_pipe_cuda *c, const int64_t *ids, const int64_t *mask,
-		       float *out, char *err, size_t errlen);
-/* A dit_engine over the CUDA DiT (dit_cuda.h). The CUDA DiT runs one cache plan for all
- * layers, so it needs the adaptive sink off (sink_threshold <= -1). */
-int wan_pipe_cuda_dit_engine(const struct wan_dit_model *m, const struct dit_engine_params *p,
-			     int kv_frames, struct dit_engine *out, char *err, size_t errlen);
-#endif
+	void (*destroy)(struct wan_pipe_cuda *c);
+	int (*reset)(struct wan_pipe_cuda *c, char *err, size_t errlen);
+	/* as vae_encode / vae_decode (or taehv_decode): host f32 in and out; 0 or -1 */
+	int (*encode)(struct wan_pipe_cuda *c, const float *frames, int t, float *latents,
+		      char *err, size_t errlen);
+	int (*decode)(struct wan_pipe_cuda *c, const float *latents, int f, float *frames,
+		      char *err, size_t errlen);
+	/* ids, mask [512] -> context [512, dim] */
+	int (*text)(struct wan_pipe_cuda *c, const int64_t *ids, const int64_t *mask, float *out,
+		    char *err, size_t errlen);
+	/* A dit_engine over the CUDA DiT (dit_cuda.h). The CUDA DiT runs one cache plan for all
+	 * layers, so it needs the adaptive sink off (sink_threshold <= -1). */
+	int (*dit_engine)(const struct wan_dit_model *m, const struct dit_engine_params *p,
+			  int kv_frames, struct dit_engine *out, char *err, size_t errlen);
+};
 
 #endif
