@@ -15,5 +15,6 @@ int cli_vae_encode(int argc, char **argv);
 int cli_vae_decode(int argc, char **argv);
 int cli_taehv_decode(int argc, char **argv);
 int cli_bench_vae(int argc, char **argv);
+int cli_bench_dit(int argc, char **argv);
 
 #endif

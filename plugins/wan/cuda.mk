@@ -44,8 +44,8 @@ WANCUDA_LIBADD = libwancuda.la
 plugins/wan/cuda/kernels.lo: $(WANCUDA_HDRS)
 
 # GPU tests (make check-gpu; each exits 77 without a GPU) and the benchmark.
-GPU_TESTS += tests/gpu_kernels tests/gpu_dit
-check_PROGRAMS += tests/gpu_kernels tests/gpu_dit
+GPU_TESTS += tests/gpu_kernels tests/gpu_dit tests/gpu_dit_stream
+check_PROGRAMS += tests/gpu_kernels tests/gpu_dit tests/gpu_dit_stream
 tests_gpu_kernels_SOURCES = tests/gpu_kernels.c tests/gpu_ref.c tests/gpu_ref.h
 tests_gpu_kernels_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) $(CUDA_CFLAGS)
 tests_gpu_kernels_CFLAGS = $(WANCUDA_CFLAGS)
@@ -54,11 +54,27 @@ tests_gpu_dit_SOURCES = tests/gpu_dit.c tests/gpu_ref.c tests/gpu_ref.h
 tests_gpu_dit_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) $(CUDA_CFLAGS)
 tests_gpu_dit_CFLAGS = $(WANCUDA_CFLAGS)
 tests_gpu_dit_LDADD = libwancuda.la -lm
+# the CUDA engine through the real subcommands against the PyTorch goldens
+tests_gpu_dit_stream_SOURCES = tests/gpu_dit_stream.c plugins/wan/cli_dit.c \
+	plugins/wan/cuda/dit_cuda_engine.c
+tests_gpu_dit_stream_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) -I$(top_srcdir)/plugins/wan \
+	$(CUDA_CFLAGS) -DHERU_DIT_CUDA_ENGINE -DHERU_ABS_SRCDIR='"$(abs_top_srcdir)"'
+tests_gpu_dit_stream_CFLAGS = $(WANCUDA_CFLAGS) $(JANSSON_CFLAGS)
+tests_gpu_dit_stream_LDADD = libwancuda.la libwan.la $(JANSSON_LIBS) $(PTHREAD_LIBS) -lm
 else
 EXTRA_DIST += $(WANCUDA_HDRS) plugins/wan/cuda/cuda_check.c plugins/wan/cuda/arena.c \
 	plugins/wan/cuda/gemm_lt.c plugins/wan/cuda/attn_cudnn.c plugins/wan/cuda/kernels.cu \
-	plugins/wan/cuda/dit_cuda.c tests/gpu_kernels.c tests/gpu_dit.c tests/gpu_ref.c tests/gpu_ref.h
+	plugins/wan/cuda/dit_cuda.c plugins/wan/cuda/dit_cuda_engine.c tests/gpu_kernels.c \
+	tests/gpu_dit.c tests/gpu_ref.c tests/gpu_ref.h tests/gpu_dit_stream.c
 WANCUDA_LIBADD =
+endif
+
+# heru-wan: `bench-dit`, and with CUDA the `--device cuda` DiT engine of dit-forward/stream.
+heru_wan_SOURCES += plugins/wan/cli_bench.c plugins/wan/cli_bench.h
+if HAVE_CUDA
+heru_wan_SOURCES += plugins/wan/cuda/dit_cuda_engine.c
+heru_wan_CPPFLAGS += -DHERU_DIT_CUDA_ENGINE -I$(top_srcdir) $(CUDA_CFLAGS)
+heru_wan_LDADD += libwancuda.la
 endif
 
 # The DiT benchmark (heru-wan bench-dit once the heru-wan CLI lands; standalone until then).

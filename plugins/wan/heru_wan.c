@@ -26,6 +26,7 @@ static const struct cli_command commands[] = {
 	{ "vae-decode", cli_vae_decode, "decode latents [F,16,h,w] to frames with the Wan VAE (streamed)" },
 	{ "taehv-decode", cli_taehv_decode, "decode latents to frames with TAEHV (SDV2 context or --incremental)" },
 	{ "bench-vae", cli_bench_vae, "time the VAE encode/decode and TAEHV (random weights)" },
+	{ "bench-dit", cli_bench_dit, "time the CUDA DiT with random weights of the real shapes" },
 };
 
 static void usage(FILE *out)

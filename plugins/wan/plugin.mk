@@ -42,9 +42,10 @@ WANPIPE_PLUGIN_LIBS = libwanpipecuda.la libwan.la -ldl
 
 wancudadir = $(plugindir)/wan-cuda
 wancuda_LTLIBRARIES = plugins/wan/wan_cuda_engine.la
-plugins_wan_wan_cuda_engine_la_SOURCES = plugins/wan/wan_pipeline_cuda.c
+plugins_wan_wan_cuda_engine_la_SOURCES = plugins/wan/wan_pipeline_cuda.c \
+	plugins/wan/cuda/dit_cuda_engine.c
 plugins_wan_wan_cuda_engine_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) -I$(top_srcdir)/plugins/wan \
-	$(CUDA_CFLAGS)
+	$(CUDA_CFLAGS) -DHERU_DIT_CUDA_ENGINE
 plugins_wan_wan_cuda_engine_la_CFLAGS = $(AM_CFLAGS) -Wno-strict-prototypes
 plugins_wan_wan_cuda_engine_la_LDFLAGS = -module -avoid-version -shared -no-undefined \
 	-export-symbols-regex '^wan_cuda_engine$$'

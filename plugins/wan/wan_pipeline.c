@@ -332,7 +332,6 @@ static int open_dit(struct wan_pipeline *p, char *err, size_t errlen)
 {
 	struct dit_engine_params ep;
 	struct dit_stream_config sc;
-	double thr = p->files.sink_threshold;
 
 	p->dit = wan_dit_model_open(p->files.dit, &p->dcfg, err, errlen);
 	if (!p->dit)
@@ -342,8 +341,7 @@ static int open_dit(struct wan_pipeline *p, char *err, size_t errlen)
 		.nctx = 1 };
 	if (p->dev == WAN_DEVICE_CUDA) {
 #ifdef HERU_WAN_PIPELINE_CUDA
-		thr = -1.0; /* the CUDA DiT plans one cache layout for all layers */
-		if (p->cu->dit_engine(p->dit, &ep, p->files.kv_frames, &p->eng, err, errlen))
+		if (p->cu->dit_engine(p->dit, &ep, &p->eng, err, errlen))
 			return -1;
 #else
 		snprintf(err, errlen, "this build of the Wan plugins has no CUDA engine");
@@ -355,7 +353,7 @@ static int open_dit(struct wan_pipeline *p, char *err, size_t errlen)
 	p->eng_open = true;
 	sc = (struct dit_stream_config){ .steps = p->steps, .batch = true,
 		.kv_frames = p->files.kv_frames, .sink_frames = p->files.sink_frames,
-		.sink_threshold = thr, .channels = p->C, .h = p->h, .w = p->w,
+		.sink_threshold = p->files.sink_threshold, .channels = p->C, .h = p->h, .w = p->w,
 		.layers = p->dcfg.num_layers };
 	p->stream = dit_stream_new(&sc, &p->eng, err, errlen);
 	return p->stream ? 0 : -1;

@@ -1,25 +1,18 @@
 /* wan_pipeline_cuda.c: wan_cuda_engine.so, the pipeline's CUDA engines (built only when
  * configure found CUDA; dlopened by the plugins, see wan_pipeline_internal.h): the Wan VAE (vae_cuda), TAEHV (taehv_cuda), umT5 (t5_cuda) and a
- * dit_engine over the CUDA DiT (dit_cuda), so dit_stream drives the GPU exactly as it drives
- * the C reference.
- *
- * The CUDA DiT executes one cache plan (write row, attended rows) per slot for all layers:
- * that is exact without the adaptive sink, whose per-layer decisions need a statistic read
- * back per layer. The pipeline therefore runs the CUDA DiT with sink_threshold -1 (upstream's
- * fast config does the same). UNTESTED on a GPU: this path was only built, never run. */
+ * dit_engine over the CUDA DiT (dit_cuda_engine.c), so dit_stream drives the GPU exactly as it
+ * drives the C reference. UNTESTED on a GPU as a pipeline: this module was only built here. */
 #include "wan_pipeline_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dit_kv.h"
 #include "dit_model.h"
 #include "plugins/wan/cuda/dit_cuda.h"
 #include "plugins/wan/cuda/t5_cuda.h"
 #include "plugins/wan/cuda/vae_cuda.h"
 #include "t5_model.h"
-#include "wan_sched.h"
 
 extern const struct wan_cuda_api wan_cuda_engine;
 static void wan_pipe_cuda_free(struct wan_pipe_cuda *c);
@@ -91,131 +84,12 @@ static int wan_pipe_cuda_text(struct wan_pipe_cuda *c, const int64_t *ids, const
 	return t5_cuda_encode(c->t5, ids, mask, T5_TEXT_LEN, out, err, errlen);
 }
 
-/* ---- the DiT engine ---- */
-
-struct cuda_dit {
-	struct dit_cuda *m;
-	int L, kv_rows, layers;
-	struct wan_sched sched;
-	struct dit_kv_step *steps; /* [layers] */
-};
-
-static int upload(void *ctx, const char *name, const float *data, size_t count)
-{
-	char err[256];
-	if (dit_cuda_set_tensor(ctx, name, data, count, err, sizeof(err))) {
-		fprintf(stderr, "wan_pipeline_cuda: %s\n", err);
-		return -1;
-	}
-	return 0;
-}
-
-static int eng_forward(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
-		       const int64_t *t, const int64_t *c_start, float *flow, char *err,
-		       size_t errlen)
-{
-	struct cuda_dit *d = impl;
-	struct dit_cuda_call c;
-	int n = frames * d->L;
-
-	if (nslots > DIT_CUDA_MAX_SLOTS || frames > DIT_CUDA_MAX_FRAMES) {
-		snprintf(err, errlen, "the CUDA DiT takes at most %d slots of %d frames",
-			 DIT_CUDA_MAX_SLOTS, DIT_CUDA_MAX_FRAMES);
-		return -1;
-	}
-	if (dit_kv_sink_check_needed(kv, n)) {
-		snprintf(err, errlen, "the CUDA DiT runs without the adaptive sink "
-			 "(sink_threshold -1)");
-		return -1;
-	}
-	memset(&c, 0, sizeof(c));
-	c.slots = nslots;
-	c.frames = frames;
-	for (int b = 0; b < nslots; b++) {
-		if (dit_kv_advance_layers(kv, b, c_start[b], n, d->steps, err, errlen))
-			return -1;
-		c.write_row[b] = d->steps[0].write_row;
-		c.kv_len[b] = d->steps[0].attn_len;
-		c.start_frame[b] = (int)(c_start[b] / d->L);
-		for (int f = 0; f < frames; f++) {
-			int64_t tt = t[(size_t)b * frames + f];
-			c.t[b][f] = (int)tt;
-			c.sigma[b][f] = (float)wan_sched_sigma(&d->sched, tt);
-		}
-	}
-	return dit_cuda_forward(d->m, &c, x, NULL, flow, err, errlen);
-}
-
-static int eng_expand(void *impl, int slots, char *err, size_t errlen)
-{
-	struct cuda_dit *d = impl;
-	for (int s = 1; s < slots; s++)
-		if (dit_cuda_copy_slot(d->m, s, 0, d->kv_rows, err, errlen))
-			return -1;
-	return 0;
-}
-
-static void eng_reset(void *impl)
-{
-	/* Rows past each slot's attended length are never read, and every stream rewrites
-	 * its rows before attending them: nothing to clear on the device. */
-	(void)impl;
-}
-
-static int eng_set_context(void *impl, const float *ctx, char *err, size_t errlen)
-{
-	struct cuda_dit *d = impl;
-	return dit_cuda_set_context(d->m, ctx, 0, err, errlen);
-}
-
-static void eng_destroy(void *impl)
-{
-	struct cuda_dit *d = impl;
-	if (!d)
-		return;
-	dit_cuda_free(d->m);
-	free(d->steps);
-	free(d);
-}
+/* ---- the DiT engine: plugins/wan/cuda/dit_cuda_engine.c (adaptive sink included) ---- */
 
 static int wan_pipe_cuda_dit_engine(const struct wan_dit_model *m, const struct dit_engine_params *p,
-			     int kv_frames, struct dit_engine *out, char *err, size_t errlen)
+				    struct dit_engine *out, char *err, size_t errlen)
 {
-	const struct wan_dit_config *cfg = &m->cfg;
-	struct dit_cuda_dims dims = { .dim = cfg->dim, .ffn_dim = cfg->ffn_dim,
-		.num_heads = cfg->num_heads, .num_layers = cfg->num_layers,
-		.text_len = cfg->text_len, .text_dim = cfg->text_dim, .freq_dim = cfg->freq_dim,
-		.eps = cfg->eps };
-	struct dit_cuda_plan plan = { .lat_h = p->h, .lat_w = p->w, .slots = p->max_slots,
-		.kv_frames = kv_frames };
-	struct cuda_dit *d = calloc(1, sizeof(*d));
-
-	if (!d) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	d->L = (p->h / 2) * (p->w / 2);
-	d->kv_rows = p->kv_rows;
-	d->layers = cfg->num_layers;
-	wan_sched_init(&d->sched);
-	d->steps = calloc((size_t)cfg->num_layers, sizeof(*d->steps));
-	if (!d->steps) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	d->m = dit_cuda_new(&dims, &plan, err, errlen);
-	if (!d->m)
-		goto fail;
-	if (wan_dit_model_foreach(m, upload, d->m)) {
-		snprintf(err, errlen, "uploading the DiT weights to the GPU failed");
-		goto fail;
-	}
-	*out = (struct dit_engine){ d, eng_forward, eng_expand, eng_reset, eng_set_context,
-				    eng_destroy };
-	return 0;
-fail:
-	eng_destroy(d);
-	return -1;
+	return dit_cuda_engine_open(m, p, out, err, errlen);
 }
 
 __attribute__((visibility("default"))) const struct wan_cuda_api wan_cuda_engine = {

@@ -63,10 +63,9 @@ struct wan_cuda_api {
 	/* ids, mask [512] -> context [512, dim] */
 	int (*text)(struct wan_pipe_cuda *c, const int64_t *ids, const int64_t *mask, float *out,
 		    char *err, size_t errlen);
-	/* A dit_engine over the CUDA DiT (dit_cuda.h). The CUDA DiT runs one cache plan for all
-	 * layers, so it needs the adaptive sink off (sink_threshold <= -1). */
+	/* dit_cuda_engine_open (plugins/wan/cuda/dit_cuda_engine.c) */
 	int (*dit_engine)(const struct wan_dit_model *m, const struct dit_engine_params *p,
-			  int kv_frames, struct dit_engine *out, char *err, size_t errlen);
+			  struct dit_engine *out, char *err, size_t errlen);
 };
 
 #endif

@@ -36,7 +36,7 @@ struct layer_w {
 	float *cgq, *cgk;
 	void *w1, *b1, *w2, *b2;    /* [F, D], [F], [D, F], [D] */
 	void *kc, *vc;              /* self cache [slots, kv_rows, D] */
-	void *xk, *xv;              /* cross cache [text_len, D] */
+	void *xk, *xv;              /* cross cache [contexts, text_len, D] */
 };
 
 struct graph_entry {
@@ -47,7 +47,7 @@ struct graph_entry {
 struct dit_cuda {
 	struct dit_cuda_dims d;
 	struct dit_cuda_plan p;
-	int l, h2, w2, hd, kv_rows, max_tokens, max_frames_total;
+	int l, h2, w2, hd, kv_rows, max_tokens, max_frames_total, ncontexts, nctx_set;
 	cudaStream_t st;
 	struct wan_gemm *gemm;
 	struct wan_attn *attn;
@@ -64,7 +64,11 @@ struct dit_cuda {
 	void *cols, *hbuf, *qkv, *qbuf, *abuf, *ybuf, *fbuf, *obuf;
 	float *temb, *e1, *e, *e0;        /* [M,256], [M,D], [M,D], [M,6D] */
 	float *mvec, *hvec;               /* modulation + e0 per layer [layers, M, 6, D]; head [M, 2, D] */
-	void *ctx_in, *ctx_h, *ctx;       /* [text_len, text_dim], [text_len, D] x2 */
+	void *ctx_in, *ctx_h, *ctx;       /* [contexts·text_len, text_dim], [.., D] x2 */
+	void *kst, *vst;                  /* hooked path: new K/V before the write [T, D] */
+	int *zero_rows;                   /* device zeros [DIT_CUDA_MAX_SLOTS] */
+	float *means, *h_means;           /* hooked path: [slots, 2·(kv_frames+1), D], pinned copy */
+	int *h_kvlen;                     /* pinned, [DIT_CUDA_MAX_SLOTS] */
 	void *rope;                       /* float2 [1024][hd/2] */
 	int *call_i;                      /* device: t[M], start[B], write[B], kvlen[B] */
 	float *call_f;                    /* device: sigma[M] */
@@ -160,9 +164,13 @@ static void layout_acts(struct dit_cuda *m, int *f, char *err, size_t errlen)
 	m->e0 = aalloc(a, M * 6 * D * 4, f, err, errlen);
 	m->mvec = aalloc(a, (size_t)m->d.num_layers * M * 6 * D * 4, f, err, errlen);
 	m->hvec = aalloc(a, M * 2 * D * 4, f, err, errlen);
-	m->ctx_in = aalloc(a, (size_t)m->d.text_len * m->d.text_dim * BF, f, err, errlen);
-	m->ctx_h = aalloc(a, (size_t)m->d.text_len * D * BF, f, err, errlen);
-	m->ctx = aalloc(a, (size_t)m->d.text_len * D * BF, f, err, errlen);
+	m->ctx_in = aalloc(a, (size_t)m->ncontexts * m->d.text_len * m->d.text_dim * BF, f, err, errlen);
+	m->ctx_h = aalloc(a, (size_t)m->ncontexts * m->d.text_len * D * BF, f, err, errlen);
+	m->ctx = aalloc(a, (size_t)m->ncontexts * m->d.text_len * D * BF, f, err, errlen);
+	m->kst = aalloc(a, T * D * BF, f, err, errlen);
+	m->vst = aalloc(a, T * D * BF, f, err, errlen);
+	m->zero_rows = aalloc(a, DIT_CUDA_MAX_SLOTS * sizeof(int), f, err, errlen);
+	m->means = aalloc(a, (size_t)m->p.slots * 2 * (m->p.kv_frames + 1) * D * 4, f, err, errlen);
 	m->rope = aalloc(a, (size_t)ROPE_POSITIONS * (m->hd / 2) * 8, f, err, errlen);
 	m->call_i = aalloc(a, (M + 3 * DIT_CUDA_MAX_SLOTS) * sizeof(int), f, err, errlen);
 	m->call_f = aalloc(a, M * sizeof(float), f, err, errlen);
@@ -172,8 +180,8 @@ static void layout_acts(struct dit_cuda *m, int *f, char *err, size_t errlen)
 
 		w->kc = aalloc(a, kv, f, err, errlen);
 		w->vc = aalloc(a, kv, f, err, errlen);
-		w->xk = aalloc(a, (size_t)m->d.text_len * D * BF, f, err, errlen);
-		w->xv = aalloc(a, (size_t)m->d.text_len * D * BF, f, err, errlen);
+		w->xk = aalloc(a, (size_t)m->ncontexts * m->d.text_len * D * BF, f, err, errlen);
+		w->xv = aalloc(a, (size_t)m->ncontexts * m->d.text_len * D * BF, f, err, errlen);
 	}
 }
 
@@ -243,7 +251,15 @@ struct dit_cuda *dit_cuda_new(const struct dit_cuda_dims *dims, const struct dit
 	m->l = m->h2 * m->w2;
 	m->hd = dims->dim / dims->num_heads;
 	m->kv_rows = plan->kv_frames * m->l;
-	m->max_frames_total = plan->slots > DIT_CUDA_MAX_FRAMES ? plan->slots : DIT_CUDA_MAX_FRAMES;
+	m->max_frames_total = plan->max_frames > 0 ? plan->max_frames : (plan->slots > 2 ? plan->slots : 2);
+	m->ncontexts = plan->contexts > 0 ? plan->contexts : 1;
+	m->nctx_set = 1;
+	if (m->max_frames_total > DIT_CUDA_MAX_SLOTS * DIT_CUDA_MAX_FRAMES || m->ncontexts > plan->slots) {
+		snprintf(err, errlen, "unsupported plan: %d frames per call (at most %d), %d prompts for %d slots",
+			 m->max_frames_total, DIT_CUDA_MAX_SLOTS * DIT_CUDA_MAX_FRAMES, m->ncontexts, plan->slots);
+		free(m);
+		return NULL;
+	}
 	m->max_tokens = m->max_frames_total * m->l;
 	m->use_graphs = 1;
 	m->use_cudnn = !(env && !strcmp(env, "fallback"));
@@ -291,6 +307,8 @@ struct dit_cuda *dit_cuda_new(const struct dit_cuda_dims *dims, const struct dit
 	CU_TRY(cudaMemsetAsync(m->acts.base, 0, m->acts.cap, m->st));
 	CU_TRY(cudaMallocHost((void **)&m->h_call_i, (m->max_frames_total + 3 * DIT_CUDA_MAX_SLOTS) * sizeof(int)));
 	CU_TRY(cudaMallocHost((void **)&m->h_call_f, m->max_frames_total * sizeof(float)));
+	CU_TRY(cudaMallocHost((void **)&m->h_means, (size_t)m->p.slots * 2 * (m->p.kv_frames + 1) * dims->dim * 4));
+	CU_TRY(cudaMallocHost((void **)&m->h_kvlen, DIT_CUDA_MAX_SLOTS * sizeof(int)));
 	if (build_rope(m, err, errlen)) {
 		rc = -1;
 		goto cleanup;
@@ -323,6 +341,10 @@ void dit_cuda_free(struct dit_cuda *m)
 		cudaFreeHost(m->h_call_i);
 	if (m->h_call_f)
 		cudaFreeHost(m->h_call_f);
+	if (m->h_means)
+		cudaFreeHost(m->h_means);
+	if (m->h_kvlen)
+		cudaFreeHost(m->h_kvlen);
 	if (m->st)
 		cudaStreamDestroy(m->st);
 	free(m->layers);
@@ -352,9 +374,10 @@ size_t dit_cuda_cache_bytes(const struct dit_cuda *m)
 	size_t D = m->d.dim;
 
 	return (size_t)m->d.num_layers * 2 * ((size_t)m->p.slots * m->kv_rows * D * BF +
-					      (size_t)m->d.text_len * D * BF);
+					      (size_t)m->ncontexts * m->d.text_len * D * BF);
 }
 int dit_cuda_graphs_used(const struct dit_cuda *m) { return m->ngraphs > 0; }
+int dit_cuda_kv_rows(const struct dit_cuda *m) { return m->kv_rows; }
 float *dit_cuda_input(struct dit_cuda *m) { return m->x_in; }
 
 /* ---- weights ---- */
@@ -510,27 +533,15 @@ cleanup:
 
 /* ---- context (cross-attention cache) ---- */
 
-int dit_cuda_set_context(struct dit_cuda *m, const float *ctx, uint64_t seed, char *err,
-			 size_t errlen)
+static int fill_contexts(struct dit_cuda *m, int nctx, char *err, size_t errlen)
 {
-	size_t n = (size_t)m->d.text_len * m->d.text_dim;
-	int D = m->d.dim, tl = m->d.text_len;
-	float *tmp = NULL;
-	int rc = 0;
+	int D = m->d.dim, tl = m->d.text_len * nctx;
 
-	if (ctx) {
-		CU_TRY(cudaMalloc((void **)&tmp, n * 4));
-		CU_TRY(cudaMemcpyAsync(tmp, ctx, n * 4, cudaMemcpyHostToDevice, m->st));
-		if (wan_k_f32_to_bf16(m->st, tmp, m->ctx_in, n, err, errlen))
-			goto fail;
-	} else if (wan_k_fill_uniform_bf16(m->st, m->ctx_in, n, seed, 0.5f, err, errlen)) {
-		goto fail;
-	}
 	if (wan_gemm_bf16(m->gemm, m->st, tl, D, m->d.text_dim, m->ctx_in, m->d.text_dim, m->tx0_w,
 			  m->d.text_dim, m->tx0_b, WAN_EPI_BIAS_GELU, m->ctx_h, D, err, errlen) ||
 	    wan_gemm_bf16(m->gemm, m->st, tl, D, D, m->ctx_h, D, m->tx2_w, D, m->tx2_b, WAN_EPI_BIAS,
 			  m->ctx, D, err, errlen))
-		goto fail;
+		return -1;
 	for (int i = 0; i < m->d.num_layers; i++) {
 		struct layer_w *w = &m->layers[i];
 
@@ -539,16 +550,54 @@ int dit_cuda_set_context(struct dit_cuda *m, const float *ctx, uint64_t seed, ch
 		    wan_k_rmsnorm(m->st, m->ctx_h, D, w->xk, tl, D, w->cgk, (float)m->d.eps, err, errlen) ||
 		    wan_gemm_bf16(m->gemm, m->st, tl, D, D, m->ctx, D, w->cwv, D, w->cbv, WAN_EPI_BIAS,
 				  w->xv, D, err, errlen))
-			goto fail;
+			return -1;
 	}
-	CU_TRY(cudaStreamSynchronize(m->st));
-	goto cleanup;
-fail:
-	rc = -1;
+	m->nctx_set = nctx;
+	return dit_cuda_sync(m, err, errlen);
+}
+
+int dit_cuda_set_contexts(struct dit_cuda *m, const float *ctx, int nctx, char *err, size_t errlen)
+{
+	size_t n = (size_t)nctx * m->d.text_len * m->d.text_dim;
+	float *tmp = NULL;
+	int rc = 0;
+
+	if (nctx < 1 || nctx > m->ncontexts) {
+		snprintf(err, errlen, "%d prompts given, the engine was planned for %d", nctx, m->ncontexts);
+		return -1;
+	}
+	CU_TRY(cudaMalloc((void **)&tmp, n * 4));
+	CU_TRY(cudaMemcpyAsync(tmp, ctx, n * 4, cudaMemcpyHostToDevice, m->st));
+	if (wan_k_f32_to_bf16(m->st, tmp, m->ctx_in, n, err, errlen) || fill_contexts(m, nctx, err, errlen))
+		rc = -1;
 cleanup:
-	if (tmp)
+	if (tmp) {
+		cudaStreamSynchronize(m->st);
 		cudaFree(tmp);
+	}
 	return rc;
+}
+
+int dit_cuda_set_context(struct dit_cuda *m, const float *ctx, uint64_t seed, char *err,
+			 size_t errlen)
+{
+	if (ctx)
+		return dit_cuda_set_contexts(m, ctx, 1, err, errlen);
+	if (wan_k_fill_uniform_bf16(m->st, m->ctx_in, (size_t)m->d.text_len * m->d.text_dim, seed,
+				    0.5f, err, errlen))
+		return -1;
+	return fill_contexts(m, 1, err, errlen);
+}
+
+int dit_cuda_clear_caches(struct dit_cuda *m, char *err, size_t errlen)
+{
+	size_t bytes = (size_t)m->p.slots * m->kv_rows * m->d.dim * BF;
+
+	for (int i = 0; i < m->d.num_layers; i++) {
+		CU_RET(cudaMemsetAsync(m->layers[i].kc, 0, bytes, m->st));
+		CU_RET(cudaMemsetAsync(m->layers[i].vc, 0, bytes, m->st));
+	}
+	return dit_cuda_sync(m, err, errlen);
 }
 
 /* ---- forward ---- */
@@ -566,7 +615,67 @@ static void prof_mark(struct dit_cuda *m, int cat)
 
 /* Enqueues one forward on m->st. kv_uniform > 0: every slot attends kv_uniform rows (cuDNN
  * path); 0: ragged lengths from the device call block. */
-static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform, char *err, size_t errlen)
+struct fwd_hook {
+	dit_cuda_kv_fn fn;
+	void *ctx;
+	int nsink;
+};
+
+/* Hooked self-attention input stage of layer li: new K/V go to the staging buffers, their
+ * and the sink frames' token means go to the host, the callback decides where they land. */
+static int hooked_kv(struct dit_cuda *m, const struct fwd_hook *hk, int li, int B, int n,
+		     const int *d_start, int *kv_uniform, char *err, size_t errlen)
+{
+	struct layer_w *w = &m->layers[li];
+	int D = m->d.dim, L = m->l, ns = hk->nsink, rows = 2 * (ns + 1);
+	size_t sb = (size_t)m->kv_rows * D;
+
+	TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, m->kst, m->vst, (int64_t)n * D, B * n, D,
+				 m->hd, n, L, m->w2, w->gq, w->gk, m->rope, d_start, m->zero_rows,
+				 (float)m->d.eps, err, errlen));
+	for (int b = 0; b < B; b++) {
+		float *mb = m->means + (size_t)b * rows * D;
+
+		for (int j = 0; j < ns; j++) {
+			TRY(wan_k_row_mean(m->st, (const char *)w->kc + b * sb * BF, (int64_t)j * L, L, D,
+					   mb + (size_t)j * D, err, errlen));
+			TRY(wan_k_row_mean(m->st, (const char *)w->vc + b * sb * BF, (int64_t)j * L, L, D,
+					   mb + (size_t)(ns + 1 + j) * D, err, errlen));
+		}
+		TRY(wan_k_row_mean(m->st, (const char *)m->kst + (size_t)b * n * D * BF, 0, n, D,
+				   mb + (size_t)ns * D, err, errlen));
+		TRY(wan_k_row_mean(m->st, (const char *)m->vst + (size_t)b * n * D * BF, 0, n, D,
+				   mb + (size_t)(2 * ns + 1) * D, err, errlen));
+	}
+	CU_RET(cudaMemcpyAsync(m->h_means, m->means, (size_t)B * rows * D * 4, cudaMemcpyDeviceToHost, m->st));
+	CU_RET(cudaStreamSynchronize(m->st));
+	*kv_uniform = -1;
+	for (int b = 0; b < B; b++) {
+		int wr = 0, al = 0;
+
+		TRY(hk->fn(hk->ctx, li, b, m->h_means + (size_t)b * rows * D, ns, D, &wr, &al, err, errlen));
+		if (wr < 0 || wr + n > m->kv_rows || al < wr + n || al > m->kv_rows) {
+			snprintf(err, errlen, "layer %d slot %d: cache write at row %d / %d rows read is outside the %d-row cache",
+				 li, b, wr, al, m->kv_rows);
+			return -1;
+		}
+		CU_RET(cudaMemcpyAsync((char *)w->kc + (b * sb + (size_t)wr * D) * BF,
+				       (const char *)m->kst + (size_t)b * n * D * BF, (size_t)n * D * BF,
+				       cudaMemcpyDeviceToDevice, m->st));
+		CU_RET(cudaMemcpyAsync((char *)w->vc + (b * sb + (size_t)wr * D) * BF,
+				       (const char *)m->vst + (size_t)b * n * D * BF, (size_t)n * D * BF,
+				       cudaMemcpyDeviceToDevice, m->st));
+		m->h_kvlen[b] = al;
+		*kv_uniform = *kv_uniform == -1 || *kv_uniform == al ? al : 0;
+	}
+	/* the ragged lengths go into the device call block (read by the fallback kernel) */
+	CU_RET(cudaMemcpyAsync((int *)d_start + 2 * B, m->h_kvlen, (size_t)B * sizeof(int),
+			       cudaMemcpyHostToDevice, m->st));
+	return 0;
+}
+
+static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform,
+			   const struct fwd_hook *hook, char *err, size_t errlen)
 {
 	int D = m->d.dim, FF = m->d.ffn_dim, L = m->l, n = Fr * L, T = B * n, M = B * Fr;
 	float eps = (float)m->d.eps;
@@ -577,11 +686,15 @@ static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform, ch
 		.kv_bstride = (int64_t)m->kv_rows * D, .kv_sstride = D,
 		.o_bstride = (int64_t)n * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
 	};
+	/* one prompt: every token of the call attends the same 512 keys (batch 1); one prompt
+	 * per slot: batch B */
+	int per_slot = m->nctx_set > 1;
 	struct wan_attn_shape cross = {
-		.b = 1, .h = m->d.num_heads, .d = m->hd, .sq = T, .skv = m->d.text_len,
-		.q_bstride = (int64_t)T * D, .q_sstride = D,
+		.b = per_slot ? B : 1, .h = m->d.num_heads, .d = m->hd, .sq = per_slot ? n : T,
+		.skv = m->d.text_len, .q_bstride = (int64_t)(per_slot ? n : T) * D, .q_sstride = D,
 		.kv_bstride = (int64_t)m->d.text_len * D, .kv_sstride = D,
-		.o_bstride = (int64_t)T * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
+		.o_bstride = (int64_t)(per_slot ? n : T) * D, .o_sstride = D,
+		.scale = 1.0f / sqrtf((float)m->hd),
 	};
 	int64_t e0_row = 6 * (int64_t)D;
 
@@ -609,10 +722,14 @@ static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform, ch
 		TRY(wan_gemm_bf16(m->gemm, m->st, T, 3 * D, D, m->hbuf, D, w->wqkv, D, w->bqkv, WAN_EPI_BIAS,
 				  m->qkv, 3 * D, err, errlen));
 		prof_mark(m, DIT_C_NORMS);
-		TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, w->kc, w->vc, (int64_t)m->kv_rows * D, T, D,
-					 m->hd, n, L, m->w2, w->gq, w->gk, m->rope, d_start, d_write, eps,
-					 err, errlen));
+		if (hook)
+			TRY(hooked_kv(m, hook, li, B, n, d_start, &kv_uniform, err, errlen));
+		else
+			TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, w->kc, w->vc, (int64_t)m->kv_rows * D,
+						 T, D, m->hd, n, L, m->w2, w->gq, w->gk, m->rope, d_start,
+						 d_write, eps, err, errlen));
 		prof_mark(m, DIT_C_SELF_ATTN);
+		self.skv = kv_uniform;
 		if (kv_uniform > 0)
 			TRY(wan_attn_run(m->attn, m->st, &self, m->qbuf, w->kc, w->vc, m->abuf, err, errlen));
 		else
@@ -673,6 +790,10 @@ static int check_call(struct dit_cuda *m, const struct dit_cuda_call *c, int *kv
 			 c->slots, c->frames, m->p.slots, m->max_frames_total);
 		return -1;
 	}
+	if (m->nctx_set > 1 && m->nctx_set != c->slots) {
+		snprintf(err, errlen, "%d prompts are set but the call has %d slots", m->nctx_set, c->slots);
+		return -1;
+	}
 	n = c->frames * m->l;
 	kvu = c->kv_len[0];
 	for (int b = 0; b < c->slots; b++) {
@@ -727,7 +848,7 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *err
 	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen))
 		return -1;
 	if (!kvu || !m->use_graphs)
-		return enqueue_forward(m, B, Fr, kvu, err, errlen);
+		return enqueue_forward(m, B, Fr, kvu, NULL, err, errlen);
 	for (int i = 0; i < m->ngraphs; i++)
 		if (m->graphs[i].slots == B && m->graphs[i].frames == Fr && m->graphs[i].kv_len == kvu)
 			g = &m->graphs[i];
@@ -737,13 +858,13 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *err
 	}
 	/* First call of this shape: run eagerly (builds every GEMM/attention plan, which may
 	 * allocate), then capture the same sequence for later calls. */
-	if (enqueue_forward(m, B, Fr, kvu, err, errlen))
+	if (enqueue_forward(m, B, Fr, kvu, NULL, err, errlen))
 		return -1;
 	if (m->ngraphs == GRAPH_CACHE_MAX)
 		return 0;
 	CU_RET(cudaStreamSynchronize(m->st));
 	CU_RET(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
-	if (enqueue_forward(m, B, Fr, kvu, err, errlen)) {
+	if (enqueue_forward(m, B, Fr, kvu, NULL, err, errlen)) {
 		/* a library refused to be captured: the eager run above already produced this
 		 * call's result, so stay eager from now on */
 		cudaStreamEndCapture(m->st, &graph);
@@ -798,6 +919,35 @@ int dit_cuda_forward(struct dit_cuda *m, const struct dit_cuda_call *c, const fl
 	return 0;
 }
 
+int dit_cuda_forward_hooked(struct dit_cuda *m, const struct dit_cuda_call *c, int nsink,
+			    dit_cuda_kv_fn fn, void *fn_ctx, const float *x, float *flow,
+			    char *err, size_t errlen)
+{
+	struct dit_cuda_call cc = *c;
+	struct fwd_hook hk = {.fn = fn, .ctx = fn_ctx, .nsink = nsink};
+	size_t px = (size_t)c->slots * 16 * c->frames * m->p.lat_h * m->p.lat_w;
+	int kvu;
+
+	if (nsink < 0 || nsink >= m->p.kv_frames) {
+		snprintf(err, errlen, "%d sink frames for a %d-frame cache", nsink, m->p.kv_frames);
+		return -1;
+	}
+	/* the call's own rows are decided per layer; make the static checks pass */
+	for (int b = 0; b < cc.slots && b < DIT_CUDA_MAX_SLOTS; b++) {
+		cc.write_row[b] = 0;
+		cc.kv_len[b] = m->kv_rows;
+	}
+	if (check_call(m, &cc, &kvu, err, errlen))
+		return -1;
+	if (x)
+		CU_RET(cudaMemcpyAsync(m->x_in, x, px * 4, cudaMemcpyHostToDevice, m->st));
+	if (upload_call(m, &cc, err, errlen) || enqueue_forward(m, cc.slots, cc.frames, kvu, &hk, err, errlen))
+		return -1;
+	if (flow)
+		CU_RET(cudaMemcpyAsync(flow, m->flow, px * 4, cudaMemcpyDeviceToHost, m->st));
+	return dit_cuda_sync(m, err, errlen);
+}
+
 int dit_cuda_sync(struct dit_cuda *m, char *err, size_t errlen)
 {
 	CU_RET(cudaStreamSynchronize(m->st));
@@ -824,7 +974,7 @@ int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double m
 		return -1;
 	m->nev = 0;
 	m->profiling = 1;
-	rc = enqueue_forward(m, c->slots, c->frames, kvu, err, errlen);
+	rc = enqueue_forward(m, c->slots, c->frames, kvu, NULL, err, errlen);
 	m->profiling = 0;
 	if (rc)
 		return -1;

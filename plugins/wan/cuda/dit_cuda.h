@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define DIT_CUDA_MAX_SLOTS 8
-#define DIT_CUDA_MAX_FRAMES 2
+#define DIT_CUDA_MAX_FRAMES 8 /* latent frames per slot in one call */
 
 struct dit_cuda_dims {
 	int dim, ffn_dim, num_heads, num_layers, text_len, text_dim, freq_dim;
@@ -39,6 +39,8 @@ struct dit_cuda_plan {
 	int lat_h, lat_w;    /* latent grid (pixel H/8, W/8), both even */
 	int slots;           /* most slots per call (S) */
 	int kv_frames;       /* cache length in latent frames (6) */
+	int max_frames;      /* most slots x frames in one call; 0: max(slots, 2) */
+	int contexts;        /* prompts: 1 (shared by every slot) or one per slot; 0: 1 */
 };
 
 struct dit_cuda_call {
@@ -74,6 +76,25 @@ int dit_cuda_set_tensor(struct dit_cuda *m, const char *name, const float *data,
 int dit_cuda_set_context(struct dit_cuda *m, const float *ctx, uint64_t seed, char *err,
 			 size_t errlen);
 
+/* CTX host f32 [nctx, text_len, text_dim]: nctx 1 (shared) or one per slot (slot b uses
+ * prompt b; up to plan.contexts). */
+int dit_cuda_set_contexts(struct dit_cuda *m, const float *ctx, int nctx, char *err, size_t errlen);
+
+/* Per-layer KV decision (adaptive sink, spec §4.7): called for every layer and slot after the
+ * layer's new keys/values exist and before they are written. MEANS (host f32, borrowed for
+ * the call) holds 2·(nsink+1) rows of D: the token means of K over sink frames 0..nsink-1 of
+ * the slot's cache, then of the new K; then the same for V. The callback sets the cache row
+ * the new tokens go to and how many rows attention reads. 0, or -1 with ERR. */
+typedef int (*dit_cuda_kv_fn)(void *ctx, int layer, int slot, const float *means, int nsink,
+			      int d, int *write_row, int *attn_len, char *err, size_t errlen);
+/* A forward whose cache writes are decided per layer by FN (eager, one small device-to-host
+ * read per layer). The call's write_row/kv_len are ignored. flow: host f32 out. */
+int dit_cuda_forward_hooked(struct dit_cuda *m, const struct dit_cuda_call *c, int nsink,
+			    dit_cuda_kv_fn fn, void *fn_ctx, const float *x, float *flow,
+			    char *err, size_t errlen);
+/* Zeroes every self-attention cache. */
+int dit_cuda_clear_caches(struct dit_cuda *m, char *err, size_t errlen);
+
 /* One forward. x: host f32 [B,16,F,h,w] (NULL: use the device input buffer as it is).
  * x0 / flow: host f32 outputs of the same shape (either may be NULL). Synchronous when
  * a host output is asked for. */
@@ -93,6 +114,8 @@ int dit_cuda_copy_slot(struct dit_cuda *m, int dst, int src, int rows, char *err
 int dit_cuda_read_cache(struct dit_cuda *m, int layer, int slot, int which, int row0, int count,
 			float *out, char *err, size_t errlen);
 
+/* Cache rows per slot (kv_frames · L). */
+int dit_cuda_kv_rows(const struct dit_cuda *m);
 /* Bytes: parameters, activations, KV + cross caches. 1 if graphs are in use. */
 size_t dit_cuda_param_bytes(const struct dit_cuda *m);
 size_t dit_cuda_act_bytes(const struct dit_cuda *m);

@@ -205,12 +205,18 @@ __global__ void k_linear_small(const float *x, const bf16 *w, const bf16 *bias, 
 extern "C" int wan_k_linear_small(cudaStream_t st, const float *x, const void *w, const void *bias,
 				  float *y, int m, int n, int k, int silu_in, char *err, size_t errlen)
 {
-	if (m < 1 || m > SMALL_M_MAX) {
-		snprintf(err, errlen, "time MLP batch %d outside 1..%d", m, SMALL_M_MAX);
+	if (m < 1 || m > 1024) {
+		snprintf(err, errlen, "time MLP batch %d outside 1..1024", m);
 		return -1;
 	}
-	k_linear_small<<<(n * 32 + 255) / 256, 256, 0, st>>>(x, (const bf16 *)w, (const bf16 *)bias, y, m, n, k, silu_in);
-	LAUNCH_CHECK("k_linear_small");
+	for (int r0 = 0; r0 < m; r0 += SMALL_M_MAX) {
+		int mm = m - r0 < SMALL_M_MAX ? m - r0 : SMALL_M_MAX;
+
+		k_linear_small<<<(n * 32 + 255) / 256, 256, 0, st>>>(x + (size_t)r0 * k, (const bf16 *)w,
+								     (const bf16 *)bias, y + (size_t)r0 * n,
+								     mm, n, k, silu_in);
+		LAUNCH_CHECK("k_linear_small");
+	}
 	return 0;
 }
 
