@@ -288,13 +288,25 @@ START_TEST(test_cli)
 }
 END_TEST
 
-/* The analytic FLOPs of the real architecture match spec §5.6 / §5.7. */
+static int n_tensors;
+static void count_tensor(void *ctx, const char *name, int ndim, const int64_t *shape)
+{
+	n_tensors++;
+	if (!strcmp(name, "decoder.upsamples.3.time_conv.weight"))
+		ck_assert(ndim == 5 && shape[0] == 768 && shape[1] == 384 && shape[2] == 3);
+}
+
+/* The real architecture: the 194 tensors of Wan2.1_VAE.pth (spec §3.3) and the analytic FLOPs
+ * of spec §5.6 / §5.7. */
 START_TEST(test_flops)
 {
 	struct vae_config c;
 	struct taehv_config t;
 	vae_config_default(&c);
 	taehv_config_default(&t);
+	n_tensors = 0;
+	vae_model_each_tensor(&c, VAE_LOAD_ENCODER | VAE_LOAD_DECODER, count_tensor, NULL);
+	ck_assert_int_eq(n_tensors, 194);
 	ck_assert(fabs(vae_flops_encode(&c, 480, 832) / 1e12 - 8.05) < 0.01);
 	ck_assert(fabs(vae_flops_decode(&c, 480, 832) / 1e12 - 13.55) < 0.01);
 	ck_assert(fabs(vae_flops_encode(&c, 512, 512) / 1e12 - 5.27) < 0.01);

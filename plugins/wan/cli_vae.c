@@ -134,12 +134,14 @@ bad:
 	return 2;
 }
 
+#ifndef HERU_WAN_VAE_CUDA
 static int no_cuda(const char *cmd)
 {
 	fprintf(stderr, "heru-wan %s: --device cuda is not available in this build (use --device cpu)\n",
 		cmd);
 	return 1;
 }
+#endif
 
 /* Reads tensor NAME of rank 4 with dim 1 == C1 from PATH into a new f32 buffer. */
 static float *read_input(const char *cmd, const char *path, const char *name, int c1,
@@ -316,8 +318,11 @@ int cli_taehv_decode(int argc, char **argv)
 	int rc = parse(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (!strcmp(o.device, "cuda"))
+	int cuda = !strcmp(o.device, "cuda");
+#ifndef HERU_WAN_VAE_CUDA
+	if (cuda)
 		return no_cuda(cmd);
+#endif
 	if (vae_config_load(o.config, NULL, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "heru-wan %s: %s\n", cmd, err);
 		return 1;
@@ -329,6 +334,9 @@ int cli_taehv_decode(int argc, char **argv)
 	struct wt_file *wf = NULL;
 	struct taehv_model *m = NULL;
 	struct taehv_stream *s = NULL;
+#ifdef HERU_WAN_VAE_CUDA
+	struct taehv_cuda *tc = NULL;
+#endif
 	float *out = NULL;
 	rc = 1;
 	int n = (int)shape[0], h = (int)shape[2], w = (int)shape[3];
@@ -345,6 +353,12 @@ int cli_taehv_decode(int argc, char **argv)
 		fprintf(stderr, "heru-wan %s: %s\n", cmd, m ? "out of memory" : err);
 		goto out;
 	}
+#ifdef HERU_WAN_VAE_CUDA
+	if (cuda && !(tc = taehv_cuda_new(m, o.incremental, h, w, err, sizeof(err)))) {
+		fprintf(stderr, "heru-wan %s: %s\n", cmd, err);
+		goto out;
+	}
+#endif
 	int total = 4 * (n - 1);
 	size_t osz = (size_t)3 * 64 * h * w, isz = (size_t)16 * h * w;
 	out = malloc(sizeof(float) * osz * (size_t)total);
@@ -355,7 +369,14 @@ int cli_taehv_decode(int argc, char **argv)
 	int done = 0, made = 0;
 	while (done < n) {
 		int first = taehv_stream_first(s), step = first ? 2 : 1;
-		if (taehv_decode(m, s, in + isz * done, step, h, w, out + osz * made, err, sizeof(err))) {
+		int r;
+#ifdef HERU_WAN_VAE_CUDA
+		if (tc)
+			r = taehv_cuda_decode(tc, in + isz * done, step, out + osz * made, err, sizeof(err));
+		else
+#endif
+		r = taehv_decode(m, s, in + isz * done, step, h, w, out + osz * made, err, sizeof(err));
+		if (r) {
 			fprintf(stderr, "heru-wan %s: %s\n", cmd, err);
 			goto out;
 		}
@@ -369,6 +390,9 @@ int cli_taehv_decode(int argc, char **argv)
 	if (write_output(cmd, o.output, "frames", oshape, out) == 0)
 		rc = 0;
 out:
+#ifdef HERU_WAN_VAE_CUDA
+	taehv_cuda_free(tc);
+#endif
 	free(in);
 	free(out);
 	taehv_stream_free(s);
