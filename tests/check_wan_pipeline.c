@@ -194,6 +194,24 @@ START_TEST(test_counts_taehv_s1)
 }
 END_TEST
 
+/* S = 5 (the documented extension of the step list): 4 warm-up calls */
+START_TEST(test_counts_s5)
+{
+	struct wan_pipeline *p = open_tiny(5, false);
+	struct sink s = { 0 };
+	struct wan_pipeline_params prm = params("a red fox", 1);
+	ck_assert_int_eq(feed(p, &s, 1, 5, &prm), 5);
+	ck_assert_int_eq(feed(p, &s, 6, 16, &prm), 0);
+	ck_assert_int_eq(wan_pipeline_phase(p), WAN_PHASE_WARMUP);
+	ck_assert_int_eq(feed(p, &s, 22, 4, &prm), 4);
+	ck_assert_int_eq(wan_pipeline_phase(p), WAN_PHASE_ACTIVE);
+	for (int i = 0; i < s.n; i++)
+		ck_assert_uint_eq(s.ids[i], (uint64_t)(i + 1));
+	sink_free(&s);
+	wan_pipeline_free(p);
+}
+END_TEST
+
 static bool same_frames(const struct sink *a, const struct sink *b)
 {
 	if (a->n != b->n)
@@ -414,6 +432,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_counts_order_vae);
 	tcase_add_test(tc, test_counts_taehv_s1);
+	tcase_add_test(tc, test_counts_s5);
 	tcase_add_test(tc, test_determinism);
 	tcase_add_test(tc, test_prompt_change_restarts);
 	tcase_add_test(tc, test_locks_zero_are_unlocked);
