@@ -38,6 +38,11 @@ def make_weights(root):
     subprocess.run([HERU_WAN, "random-weights", "--model", dit_cfg, "--out",
                     os.path.join(ckpt, "model.pt"), "--seed", "3", "--dtype", "f32",
                     "--prefix", "model.", "--threads", "1"], check=True)
+    # wan-14b reads its own checkpoint folder; the tiny config stands in for both sizes
+    os.makedirs(ckpt + "_14b")
+    with open(os.path.join(ckpt, "model.pt"), "rb") as src, \
+            open(os.path.join(ckpt + "_14b", "model.pt"), "wb") as dst:
+        dst.write(src.read())
     with open(os.path.join(root, "heru-model.json"), "w") as f:
         json.dump({"dit_config": "dit.json",
                    "vae_weights": os.path.join(WAN_FIX, "vae", "tiny_vae.safetensors"),
@@ -162,6 +167,38 @@ def test_wan_cpu_streams_generated_frames():
         tmp.cleanup()
 
 
+def test_wan14b_dist_reports_distributed_modes():
+    tmp = tempfile.TemporaryDirectory(prefix="herutest-wan-")
+    make_weights(tmp.name)
+    os.environ["HERU_WAN_DEVICE"] = "cpu"
+    srv = H.Server()
+    try:
+        st = Streamer(srv, "dist")
+        srv.put("/api/session/dist/config", {
+            "backend": "auto", "model_variant": "wan-14b", "inference_topology": "distributed",
+            "distributed_world_size": 1, "weights_path": tmp.name, "inference_steps": 1,
+            "vae": "taehv"})
+        wait_status(srv, "dist", lambda rs: rs["backend"] == "wan14b_dist" and rs["error"] is None)
+        wait_status(srv, "dist", lambda rs: rs["mode"] == "core-distributed-active", timeout=60)
+        time.sleep(0.5)
+        wan_modes = st.modes[st.modes.index("core-imported"):]
+        check("core-distributed-warmup" in wan_modes and
+              wan_modes.index("core-distributed-warmup") < wan_modes.index("core-distributed-active"),
+              "mode progression %r" % st.modes)
+        # world size 2 is refused with one sentence; the session keeps serving
+        srv.put("/api/session/dist/config", {"distributed_world_size": 2})
+        cfg = wait_status(srv, "dist", lambda rs: rs["error"] is not None and rs["loading"] is None,
+                          timeout=20)
+        check("world size" in cfg["runtime_status"]["error"] or "GPUs" in cfg["runtime_status"]["error"],
+              "error %r" % cfg["runtime_status"]["error"])
+        check(st.closed is None, "client closed: %r" % (st.closed,))
+        st.finish()
+    finally:
+        srv.stop()
+        os.environ.pop("HERU_WAN_DEVICE", None)
+        tmp.cleanup()
+
+
 def test_missing_vae_names_the_path():
     tmp = tempfile.TemporaryDirectory(prefix="herutest-wan-")
     os.makedirs(os.path.join(tmp.name, "ckpts", "wan_causal_dmd_v2v"))
@@ -182,4 +219,5 @@ def test_missing_vae_names_the_path():
         tmp.cleanup()
 
 
-H.run([test_wan_cpu_streams_generated_frames, test_missing_vae_names_the_path])
+H.run([test_wan_cpu_streams_generated_frames, test_wan14b_dist_reports_distributed_modes,
+       test_missing_vae_names_the_path])
