@@ -14,8 +14,10 @@
  *      library stays loaded (never unload CUDA);
  *   3. find ckpts/wan_causal_dmd_v2v[_14b]/model.pt; missing: fail with "weights not
  *      found at PATH: set weights_path or ...";
- *   4. report "core-warmup" (or "core-distributed-warmup") and fail honestly: the Wan
- *      engine (plugins/wan, built by the engine work) is not wired into the plugin yet.
+ *   4. build the engine instance (wan_pipeline_backend.c), which opens every file of the
+ *      weights folder and reports core-imported, then core-warmup (or the
+ *      core-distributed-* modes). HERU_WAN_DEVICE=cpu skips the GPU probe and runs the
+ *      fp32 C reference (a developer/test knob, practical only for tiny models).
  *
  * Every failure is one sentence in `err`; the host keeps the session on its previous
  * backend and shows the sentence as runtime_status.error. host->is_cancelled is
@@ -24,6 +26,7 @@
 #include "config.h"
 
 #include "plugin_shell.h"
+#include "wan_pipeline_backend.h"
 
 #include <dlfcn.h>
 #include <jansson.h>
@@ -159,7 +162,7 @@ void *wan_shell_create(const struct wan_shell_spec *spec, const struct heru_host
 	if (!spec->distributed || !topology || strcmp(topology, "distributed") != 0)
 		world = 1;
 
-	gpus = wan_shell_gpu_count(why, sizeof(why));
+	gpus = wan_backend_cpu_requested() ? 1 : wan_shell_gpu_count(why, sizeof(why));
 	if (gpus < 1) {
 		snprintf(err, errlen, "CUDA is required for %s (no NVIDIA GPU found)", model);
 		snprintf(msg, sizeof(msg), "%s: GPU probe: %s", spec->plugin_id, why);
@@ -191,10 +194,18 @@ void *wan_shell_create(const struct wan_shell_spec *spec, const struct heru_host
 	log_info(host, msg);
 	if (cancelled(host, err, errlen))
 		goto fail;
-	report(host, world > 1 ? "core-distributed-warmup" : "core-warmup", 0.2f);
-
-	snprintf(err, errlen, "%s found %d GPU(s) and weights at %s, but the Wan engine is not "
-		"integrated into the %s plugin yet", model, gpus, path, spec->plugin_id);
+	if (world > 1) {
+		snprintf(err, errlen, "%s over %lld GPUs (the ring pipeline) is not implemented yet: "
+			"set distributed_world_size to 1", model, (long long)world);
+		goto fail;
+	}
+	/* the engine: wan_pipeline_backend.c (reports core-imported, then core-warmup) */
+	{
+		void *inst = wan_backend_create(host, spec->plugin_id, spec->distributed, model,
+			root && *root ? root : ".", config_json, err, errlen);
+		json_decref(cfg);
+		return inst;
+	}
 fail:
 	json_decref(cfg);
 	return NULL;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "plugin_shell.h"
+#include "wan_pipeline_backend.h"
 
 static const struct wan_shell_spec spec = {
 	.plugin_id = "wan14b_dist",
@@ -23,27 +24,23 @@ static void *wan_create(const struct heru_host *host, const char *config_json, c
 	return wan_shell_create(&spec, host, config_json, err, errlen);
 }
 
-/* Unreachable until the engine is integrated: create never returns an instance. */
 static int wan_process(void *instance, const struct heru_process_args *args, char *err,
 	size_t errlen)
 {
-	(void)instance;
-	(void)args;
-	snprintf(err, errlen, "the Wan engine is not integrated into the wan14b_dist plugin yet");
-	return HERU_ENOTSUP;
+	return wan_backend_process(instance, args, err, errlen);
 }
 
 static void wan_destroy(void *instance)
 {
-	free(instance);
+	wan_backend_destroy(instance);
 }
 
 static const struct heru_backend_vtable wan_vtable = {
 	.struct_size = sizeof(struct heru_backend_vtable),
 	.create = wan_create,
 	.process = wan_process,
-	.update_config = NULL, /* every change rebuilds the instance */
-	.stats = NULL,
+	.update_config = wan_backend_update_config, /* live fields come with each frame */
+	.stats = wan_backend_stats,
 	.destroy = wan_destroy,
 };
 
