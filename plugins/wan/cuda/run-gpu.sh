@@ -26,7 +26,7 @@ b() {
 	echo "bench $name$vars rc=$?" >> "$out/summary.txt"; grep RESULT "$out/bench-$name.log" >> "$out/summary.txt"
 }
 if grep -q '\[cuDNN' "$out/gpu_kernels.log"; then
-	b 13b-480-s4 -- --model 1.3b --height 480 --width 832 --steps 4
+	b 13b-480-s4 WAN_GEMM_DEBUG=1 WAN_ATTN_DEBUG=1 -- --model 1.3b --height 480 --width 832 --steps 4
 	if [ "$ab" = ab ]; then
 		b 13b-480-s4-nogemmtune WAN_GEMM_TUNE=0 -- --model 1.3b --height 480 --width 832 --steps 4
 		b 13b-480-s4-noattntune WAN_ATTN_TUNE=0 -- --model 1.3b --height 480 --width 832 --steps 4
@@ -40,4 +40,8 @@ if grep -q '\[cuDNN' "$out/gpu_kernels.log"; then
 else
 	b 13b-512-s1-fallback -- --model 1.3b --height 512 --width 512 --steps 1 --iters 2
 fi
+# one file back: every log, the summary last
+for f in "$out"/gpu.txt "$out"/gpu_*.log "$out"/bench-*.log "$out/summary.txt"; do
+	[ -f "$f" ] && { echo "==== $(basename "$f")"; cat "$f"; }
+done > "$out.log"
 cat "$out/summary.txt"
