@@ -1,6 +1,7 @@
 /* gpu_kernels.c: single CUDA ops against the C reference (tests/gpu_ref.c): cuBLASLt GEMMs
  * with each epilogue, attention on cuDNN and on the fallback kernel (uniform and ragged key
- * lengths, DiT shapes and odd ones), LayerNorm+modulation. Fresh random inputs each check,
+ * lengths, DiT shapes and odd ones), LayerNorm+modulation, the fused residual+LayerNorm and
+ * RMSNorm on their vectorized and plain paths. Fresh random inputs each check,
  * outputs poisoned first. Exits 77 without a GPU. */
 #include <math.h>
 #include <stdio.h>
@@ -238,6 +239,127 @@ static void test_res_ln(int b, int fr, int l, int d)
 	free(x); free(y); free(mv); free(o); free(r); free(xg);
 }
 
+/* out = RMSNorm(x)·g over rows of stride ldx (the vectorized path for widths divisible by
+ * 256, the plain one otherwise), and LN·gamma+beta of the fused kernel without a residual. */
+static void test_rmsnorm(int t, int d, int ldx)
+{
+	size_t nx = (size_t)t * ldx, no = (size_t)t * d;
+	float *x = malloc(nx * 4), *g = malloc((size_t)d * 4), *o = malloc(no * 4), *r = malloc(no * 4);
+	float *dg;
+	void *dx, *dout;
+	char err[256], what[96];
+
+	fill_uniform(x, nx, &seed, 2.0f);
+	fill_uniform(g, d, &seed, 1.0f);
+	dx = to_dev_bf16(x, nx);
+	cudaMalloc((void **)&dg, (size_t)d * 4);
+	cudaMalloc(&dout, no * 2);
+	cudaMemset(dout, 0xff, no * 2);
+	cudaMemcpy(dg, g, (size_t)d * 4, cudaMemcpyHostToDevice);
+	snprintf(what, sizeof(what), "rmsnorm D=%d (row stride %d, %d rows)", d, ldx, t);
+	if (wan_k_rmsnorm(0, dx, ldx, dout, t, d, dg, 1e-6f, err, sizeof(err)) ||
+	    cudaDeviceSynchronize() != cudaSuccess) {
+		fprintf(stderr, "FAIL %s: %s\n", what, err);
+		failures++;
+	} else {
+		for (int i = 0; i < t; i++) {
+			double ss = 0;
+
+			for (int c = 0; c < d; c++)
+				ss += (double)x[(size_t)i * ldx + c] * x[(size_t)i * ldx + c];
+			ss = 1.0 / sqrt(ss / d + 1e-6);
+			for (int c = 0; c < d; c++)
+				r[(size_t)i * d + c] = (float)(x[(size_t)i * ldx + c] * ss * g[c]);
+		}
+		from_dev_bf16(dout, o, no);
+		check(what, o, r, no, 1e-2);
+	}
+	cudaFree(dx); cudaFree(dg); cudaFree(dout);
+	free(x); free(g); free(o); free(r);
+}
+
+static void test_ln_affine_fused(int t, int d)
+{
+	size_t nx = (size_t)t * d;
+	float *x = malloc(nx * 4), *gb = malloc((size_t)2 * d * 4), *o = malloc(nx * 4), *r = malloc(nx * 4);
+	float *dx, *dgb;
+	void *dout;
+	char err[256], what[96];
+
+	fill_uniform(x, nx, &seed, 3.0f);
+	fill_uniform(gb, (size_t)2 * d, &seed, 1.0f);
+	cudaMalloc((void **)&dx, nx * 4);
+	cudaMalloc((void **)&dgb, (size_t)2 * d * 4);
+	cudaMalloc(&dout, nx * 2);
+	cudaMemset(dout, 0xff, nx * 2);
+	cudaMemcpy(dx, x, nx * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(dgb, gb, (size_t)2 * d * 4, cudaMemcpyHostToDevice);
+	snprintf(what, sizeof(what), "fused LN*gamma+beta, no residual D=%d", d);
+	if (wan_k_res_ln(0, dx, NULL, NULL, -1, dout, NULL, 0, 0, 0, dgb, dgb + d, t, d, t, t, 1e-6f,
+			 err, sizeof(err)) || cudaDeviceSynchronize() != cudaSuccess) {
+		fprintf(stderr, "FAIL %s: %s\n", what, err);
+		failures++;
+	} else {
+		ref_layernorm(x, r, t, d, 1e-6f);
+		for (size_t i = 0; i < nx; i++)
+			r[i] = r[i] * gb[i % d] + gb[d + i % d];
+		from_dev_bf16(dout, o, nx);
+		check(what, o, r, nx, 1e-2);
+	}
+	cudaFree(dx); cudaFree(dgb); cudaFree(dout);
+	free(x); free(gb); free(o); free(r);
+}
+
+/* Adaptive-sink statistics of one layer (every slot, K and V, sink frames and new rows) in one
+ * launch, against plain means. */
+static void test_sink_means(int b, int l, int n, int ns, int d, int cache_rows)
+{
+	size_t nc = (size_t)b * cache_rows * d, nn = (size_t)b * n * d, rows = 2 * (size_t)(ns + 1);
+	size_t no = (size_t)b * rows * d;
+	float *kc = malloc(nc * 4), *vc = malloc(nc * 4), *kn = malloc(nn * 4), *vn = malloc(nn * 4);
+	float *o = malloc(no * 4), *r = malloc(no * 4), *dout;
+	void *dkc, *dvc, *dkn, *dvn;
+	char err[256], what[96];
+
+	fill_uniform(kc, nc, &seed, 1.0f);
+	fill_uniform(vc, nc, &seed, 1.0f);
+	fill_uniform(kn, nn, &seed, 1.0f);
+	fill_uniform(vn, nn, &seed, 1.0f);
+	for (size_t i = 0; i < nc; i++)
+		kc[i] += 0.25f;  /* nonzero means */
+	dkc = to_dev_bf16(kc, nc);
+	dvc = to_dev_bf16(vc, nc);
+	dkn = to_dev_bf16(kn, nn);
+	dvn = to_dev_bf16(vn, nn);
+	cudaMalloc((void **)&dout, no * 4);
+	cudaMemset(dout, 0xff, no * 4);
+	snprintf(what, sizeof(what), "sink statistics (%d slots, %d sink frames, D=%d)", b, ns, d);
+	if (wan_k_sink_means(0, dkc, dvc, (int64_t)cache_rows * d, dkn, dvn, b, l, n, ns, d, dout, err,
+			     sizeof(err)) || cudaDeviceSynchronize() != cudaSuccess) {
+		fprintf(stderr, "FAIL %s: %s\n", what, err);
+		failures++;
+	} else {
+		for (int bb = 0; bb < b; bb++)
+			for (size_t s = 0; s < rows; s++) {
+				int v = s > (size_t)ns, j = v ? (int)s - ns - 1 : (int)s, cnt = j < ns ? l : n;
+				const float *base = j < ns ? (v ? vc : kc) + ((size_t)bb * cache_rows + (size_t)j * l) * d
+							   : (v ? vn : kn) + (size_t)bb * n * d;
+
+				for (int c = 0; c < d; c++) {
+					double acc = 0;
+
+					for (int i = 0; i < cnt; i++)
+						acc += base[(size_t)i * d + c];
+					r[((size_t)bb * rows + s) * d + c] = (float)(acc / cnt);
+				}
+			}
+		cudaMemcpy(o, dout, no * 4, cudaMemcpyDeviceToHost);
+		check(what, o, r, no, 1e-5);
+	}
+	cudaFree(dkc); cudaFree(dvc); cudaFree(dkn); cudaFree(dvn); cudaFree(dout);
+	free(kc); free(vc); free(kn); free(vn); free(o); free(r);
+}
+
 int main(void)
 {
 	int ndev = 0;
@@ -271,6 +393,15 @@ int main(void)
 	test_ln_mod(2, 2, 24, 1536);
 	test_res_ln(2, 2, 24, 1536);
 	test_res_ln(1, 1, 40, 5120);
+	test_res_ln(1, 2, 10, 200);
+	test_ln_affine_fused(37, 1536);
+	test_ln_affine_fused(5, 96);
+	test_rmsnorm(64, 1536, 1536);
+	test_rmsnorm(33, 1536, 4608);
+	test_rmsnorm(20, 5120, 5120);
+	test_rmsnorm(9, 200, 208);
+	test_sink_means(2, 50, 50, 3, 1536, 300);
+	test_sink_means(3, 40, 80, 1, 128, 200);
 	wan_gemm_free(g);
 	wan_attn_free(a);
 	wan_attn_free(fb);

@@ -132,6 +132,39 @@ static void fill_call(struct dit_cuda_call *c, int slots, int frames, int L, int
 	}
 }
 
+/* Adaptive-sink hook for the benchmark: writes and attends exactly what the call says. */
+static int bench_kv_hook(void *ctx, int layer, int slot, const float *means, int nsink, int d,
+			 int *write_row, int *attn_len, char *err, size_t errlen)
+{
+	const struct dit_cuda_call *c = ctx;
+
+	(void)layer; (void)means; (void)nsink; (void)d; (void)err; (void)errlen;
+	*write_row = c->write_row[slot];
+	*attn_len = c->kv_len[slot];
+	return 0;
+}
+
+/* Median ms of ITERS calls of C (after 2 untimed ones): plain forwards (graphs), or
+ * hooked forwards (the adaptive-sink path, eager, one statistics readback per layer). */
+static int time_calls(struct dit_cuda *m, const struct dit_cuda_call *c, int hooked, int nsink, int iters,
+		      double *t, double *med, char *err, size_t errlen)
+{
+	for (int it = -2; it < iters; it++) {
+		double t0 = now_ms();
+
+		if (hooked ? dit_cuda_forward_hooked(m, c, nsink, bench_kv_hook, (void *)c, NULL, NULL, err, errlen)
+			   : dit_cuda_forward(m, c, NULL, NULL, NULL, err, errlen))
+			return -1;
+		if (dit_cuda_sync(m, err, errlen))
+			return -1;
+		if (it >= 0)
+			t[it] = now_ms() - t0;
+	}
+	qsort(t, (size_t)iters, sizeof(double), cmp_double);
+	*med = t[iters / 2];
+	return 0;
+}
+
 static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int width, int steps,
 		     int batch, int iters, int kv_frames, unsigned seed, int graphs, int cudnn)
 {
@@ -143,7 +176,7 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	struct cudaDeviceProp prop;
 	char err[512];
 	double *t = calloc((size_t)iters, sizeof(double)), first_ms, steady_ms, tput_ms, ms[DIT_C_COUNT];
-	double f_first, f_call, up;
+	double f_first, f_call, up, ragged_ms = 0, hooked_ms = 0;
 	size_t free0 = 0, total = 0, free1 = 0;
 	int rc = 1, nslots = plan.slots, calls_per_chunk = batch ? 1 : steps;
 
@@ -214,6 +247,22 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 			goto fail;
 		tput_ms = (now_ms() - t0) / iters;
 	}
+	/* the adaptive-sink path (eager, per-layer readback) on the same steady call */
+	fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
+	if (time_calls(m, &c, 1, kv_frames > 3 ? 3 : kv_frames - 1, iters, t, &hooked_ms, err, sizeof(err)))
+		goto fail;
+	/* a stream warm-up call: slot b has 2 + b frames cached (ragged key lengths) */
+	if (nslots > 1) {
+		fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
+		for (int b = 0; b < nslots; b++) {
+			int fr = 2 + b < kv_frames ? 2 + b : kv_frames;
+
+			c.kv_len[b] = fr * L;
+			c.write_row[b] = (fr - 1) * L;
+		}
+		if (time_calls(m, &c, 0, 0, iters, t, &ragged_ms, err, sizeof(err)))
+			goto fail;
+	}
 	fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
 	if (dit_cuda_profile(m, &c, ms, err, sizeof(err)))
 		goto fail;
@@ -235,6 +284,9 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	printf("%-34s %10.2f %12.3f %10.1f %12.1f\n", batch ? "steady call (S slots, full cache)" : "steady chunk (S x 1 slot, full)",
 	       steady_ms, f_call / 1e12, f_call / steady_ms / 1e9, up);
 	printf("%-34s %10.2f %12s %10.1f\n", "  back-to-back (throughput)", tput_ms, "", f_call / tput_ms / 1e9);
+	printf("%-34s %10.2f\n", "  same call, adaptive-sink hook", hooked_ms);
+	if (ragged_ms > 0)
+		printf("%-34s %10.2f\n", "warm-up call (ragged, 2..S+1 fr)", ragged_ms);
 	printf("\nper-component (one eager profiled %s call, event-timed):\n", batch ? "S-slot" : "1-slot");
 	{
 		double sum = 0;
@@ -250,9 +302,9 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	       (total - free1) / 1e9, total / 1e9);
 	printf("cuda graph: %s; self-attention: %s\n", dit_cuda_graphs_used(m) ? "yes" : "no",
 	       dit_cuda_self_attn_on_cudnn(m, nslots, 1, kv_frames * L) ? "cuDNN flash" : "fallback kernel");
-	printf("RESULT model=%s res=%dx%d S=%d mode=%s first_ms=%.2f call_ms=%.2f tput_ms=%.2f tflops=%.1f\n",
+	printf("RESULT model=%s res=%dx%d S=%d mode=%s first_ms=%.2f call_ms=%.2f tput_ms=%.2f tflops=%.1f hooked_ms=%.2f ragged_ms=%.2f\n",
 	       is14b ? "14b" : "1.3b", height, width, steps, batch ? "batch" : "nobatch", first_ms,
-	       steady_ms, tput_ms, f_call / steady_ms / 1e9);
+	       steady_ms, tput_ms, f_call / steady_ms / 1e9, hooked_ms, ragged_ms);
 	(void)free0;
 	rc = 0;
 	goto out;

@@ -14,6 +14,8 @@
 #include "plugins/wan/cuda/cuda_check.h"
 
 #define ATTN_CACHE_MAX 32
+#define ATTN_ALT_MAX 3    /* extra engine configs kept for timing (WAN_ATTN_TUNE=0: none) */
+#define ATTN_TUNE_REPS 3
 /* Deprecated attribute names in cuDNN 9.19 that older 9.x libraries still require. */
 #define ATTR_OPGRAPH_HANDLE ((cudnnBackendAttributeName_t)800)
 #define ATTR_PLAN_HANDLE ((cudnnBackendAttributeName_t)400)
@@ -27,6 +29,10 @@ struct attn_plan {
 	int q_shared;                      /* split with one slot: every part reads Q in place */
 	cudnnBackendDescriptor_t plan;     /* new */
 	int64_t workspace;
+	/* other engine configs that finalized (new), timed against `plan` on the first run */
+	cudnnBackendDescriptor_t alt[ATTN_ALT_MAX];
+	int64_t alt_ws[ATTN_ALT_MAX];
+	int nalt;
 };
 
 #define RETIRED_MAX 64
@@ -101,9 +107,12 @@ void wan_attn_free(struct wan_attn *a)
 {
 	if (!a)
 		return;
-	for (int i = 0; i < a->nplans; i++)
+	for (int i = 0; i < a->nplans; i++) {
 		if (a->plans[i].plan)
 			cudnnBackendDestroyDescriptor(a->plans[i].plan);
+		for (int j = 0; j < a->plans[i].nalt; j++)
+			cudnnBackendDestroyDescriptor(a->plans[i].alt[j]);
+	}
 	if (a->workspace)
 		cudaFree(a->workspace);
 	for (int i = 0; i < a->nretired; i++)
@@ -242,8 +251,10 @@ enum { OP_BMM1, OP_SCALE, OP_MAX, OP_SUB, OP_EXP, OP_SUM, OP_LOG, OP_STATS, OP_D
  * reason. */
 /* variant bits: 1 = no statistics ops, 2 = P stored as bf16, 4 = fallback heuristics,
  * 8 = the statistics (max + log-sum) are a real fp32 output [b, h, sq, 1] (uid UID_STATS). */
+/* ALT (may be NULL): up to ATTN_ALT_MAX further configs that finalize go to alt, alt_ws, nalt. */
 static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *sh, int variant,
 				cudnnBackendDescriptor_t *plan_out, int64_t *ws_out,
+				cudnnBackendDescriptor_t *alt, int64_t *alt_ws, int *nalt,
 				char *why, size_t whylen)
 {
 	cudnnBackendDescriptor_t t[T_COUNT] = {0}, ops[OP_COUNT] = {0}, graph = NULL, heur = NULL;
@@ -330,9 +341,14 @@ static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *
 		goto cleanup;
 	s = CUDNN_STATUS_NOT_SUPPORTED;
 	snprintf(why, whylen, "no engine config finalizes");
-	for (int64_t i = 0; i < got && !*plan_out; i++) {
+	if (nalt)
+		*nalt = 0;
+	for (int64_t i = 0, n = got; i < n; i++) {
 		cudnnStatus_t ps;
+		int64_t ws = 0, one_got = 0;
 
+		if (*plan_out && (!nalt || *nalt == ATTN_ALT_MAX))
+			break;
 		if ((ps = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan)))
 			continue;
 		cudnnBackendSetAttribute(plan, ATTR_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &dnn);
@@ -340,11 +356,17 @@ static cudnnStatus_t build_plan(cudnnHandle_t dnn, const struct wan_attn_shape *
 						    CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i])) &&
 		    !(ps = cudnnBackendFinalize(plan)) &&
 		    !(ps = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-						    CUDNN_TYPE_INT64, 1, &got, ws_out))) {
-			*plan_out = plan;
+						    CUDNN_TYPE_INT64, 1, &one_got, &ws))) {
+			if (!*plan_out) {
+				*plan_out = plan;
+				*ws_out = ws;
+				s = CUDNN_STATUS_SUCCESS;
+			} else {
+				alt[*nalt] = plan;
+				alt_ws[(*nalt)++] = ws;
+			}
 			plan = NULL;
-			s = CUDNN_STATUS_SUCCESS;
-			break;
+			continue;
 		}
 		cudnnBackendDestroyDescriptor(plan);
 		plan = NULL;
@@ -386,6 +408,15 @@ static int check_shape(const struct wan_attn_shape *s, char *err, size_t errlen)
 	}
 	return 0;
 }
+
+static int tune_on(void)
+{
+	const char *e = getenv("WAN_ATTN_TUNE");
+
+	return !(e && e[0] == '0');
+}
+
+#define ALTS (tune_on() ? p->alt : NULL), p->alt_ws, (tune_on() ? &p->nalt : NULL)
 
 static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shape *s, char *err,
 				  size_t errlen)
@@ -430,7 +461,7 @@ static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shap
 			/* one slot: all parts share Q through a zero batch stride, if cuDNN takes it */
 			if (s->b == 1) {
 				ss.q_bstride = 0;
-				if (build_plan(a->dnn, &ss, 2 | 8, &p->plan, &p->workspace, why, sizeof(why)) == 0) {
+				if (build_plan(a->dnn, &ss, 2 | 8, &p->plan, &p->workspace, ALTS, why, sizeof(why)) == 0) {
 					p->on_cudnn = 1;
 					p->split = split;
 					p->q_shared = 1;
@@ -438,7 +469,7 @@ static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shap
 				ss.q_bstride = (int64_t)s->sq * s->q_sstride;
 			}
 			if (!p->on_cudnn &&
-			    build_plan(a->dnn, &ss, 2 | 8, &p->plan, &p->workspace, why, sizeof(why)) == 0) {
+			    build_plan(a->dnn, &ss, 2 | 8, &p->plan, &p->workspace, ALTS, why, sizeof(why)) == 0) {
 				p->on_cudnn = 1;
 				p->split = split;
 			}
@@ -459,7 +490,7 @@ static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shap
 			}
 		}
 		for (size_t vi = 0; vi < sizeof(variants) / sizeof(variants[0]) && !p->on_cudnn; vi++) {
-			cudnnStatus_t bs = build_plan(a->dnn, s, variants[vi], &p->plan, &p->workspace,
+			cudnnStatus_t bs = build_plan(a->dnn, s, variants[vi], &p->plan, &p->workspace, ALTS,
 						      why, sizeof(why));
 
 			if (bs == CUDNN_STATUS_SUCCESS)
@@ -485,6 +516,8 @@ cleanup:
 	if (rc) {
 		if (p->plan)
 			cudnnBackendDestroyDescriptor(p->plan);
+		for (int j = 0; j < p->nalt; j++)
+			cudnnBackendDestroyDescriptor(p->alt[j]);
 		return NULL;
 	}
 	a->nplans++;
@@ -505,6 +538,83 @@ int wan_attn_split(struct wan_attn *a, const struct wan_attn_shape *s)
 	struct attn_plan *p = plan_get(a, s, err, sizeof(err));
 
 	return p && p->on_cudnn ? p->split : 0;
+}
+
+/* One execution of PLAN with these operands on the handle's stream. */
+static cudnnStatus_t exec_plan(struct wan_attn *a, cudnnBackendDescriptor_t plan, int nptr,
+			       const int64_t *uids, void **ptrs)
+{
+	cudnnBackendDescriptor_t vp = NULL;
+	cudnnStatus_t s;
+
+	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp)) == 0 &&
+	    (s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, nptr, uids)) == 0 &&
+	    (s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, nptr, ptrs)) == 0 &&
+	    (s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &a->workspace)) == 0 &&
+	    (s = cudnnBackendFinalize(vp)) == 0)
+		s = cudnnBackendExecute(a->dnn, plan, vp);
+	if (vp)
+		cudnnBackendDestroyDescriptor(vp);
+	return s;
+}
+
+/* First run of a plan with alternatives (outside stream capture): times each engine config
+ * on the real operands (one warm-up, then ATTN_TUNE_REPS runs between events), keeps the
+ * fastest as p->plan and frees the rest. Each run writes the same output, so the call's
+ * result is unaffected. During capture the tuning waits for a later eager call. */
+static int tune_plan(struct wan_attn *a, struct attn_plan *p, cudaStream_t st, int nptr,
+		     const int64_t *uids, void **ptrs, char *err, size_t errlen)
+{
+	enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+	cudnnBackendDescriptor_t cand[ATTN_ALT_MAX + 1];
+	int64_t ws[ATTN_ALT_MAX + 1];
+	cudaEvent_t e0 = NULL, e1 = NULL;
+	int nc = 0, best = 0, rc = 0;
+	float best_ms = -1.0f;
+
+	if (cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone)
+		return 0;
+	cand[nc] = p->plan;
+	ws[nc++] = p->workspace;
+	for (int j = 0; j < p->nalt; j++) {
+		cand[nc] = p->alt[j];
+		ws[nc++] = p->alt_ws[j];
+	}
+	for (int i = 0; i < nc; i++)
+		if ((size_t)ws[i] > a->workspace_bytes &&
+		    grow(a, &a->workspace, &a->workspace_bytes, (size_t)ws[i], err, errlen))
+			return -1;
+	CU_TRY(cudaEventCreate(&e0));
+	CU_TRY(cudaEventCreate(&e1));
+	for (int i = 0; i < nc; i++) {
+		float ms = 0.0f;
+		int ok = exec_plan(a, cand[i], nptr, uids, ptrs) == CUDNN_STATUS_SUCCESS &&
+			 cudaEventRecord(e0, st) == cudaSuccess;
+
+		for (int r = 0; r < ATTN_TUNE_REPS && ok; r++)
+			ok = exec_plan(a, cand[i], nptr, uids, ptrs) == CUDNN_STATUS_SUCCESS;
+		if (ok && cudaEventRecord(e1, st) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess &&
+		    cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess && (best_ms < 0.0f || ms < best_ms)) {
+			best_ms = ms;
+			best = i;
+		}
+		if (getenv("WAN_ATTN_DEBUG"))
+			fprintf(stderr, "attn b%d h%d sq%d skv%d engine config %d/%d: %s %.3f ms\n", p->s.b,
+				p->s.h, p->s.sq, p->s.skv, i, nc, ok ? "ran" : "failed", ms / ATTN_TUNE_REPS);
+	}
+	cudaGetLastError();
+	p->plan = cand[best];
+	p->workspace = ws[best];
+	for (int i = 0; i < nc; i++)
+		if (i != best)
+			cudnnBackendDestroyDescriptor(cand[i]);
+	p->nalt = 0;
+cleanup:
+	if (e0)
+		cudaEventDestroy(e0);
+	if (e1)
+		cudaEventDestroy(e1);
+	return rc;
 }
 
 int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,
@@ -540,6 +650,8 @@ int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shap
 		ptrs[5] = a->stats;
 	}
 	DNN_TRY(cudnnSetStream(a->dnn, st));
+	if (p->nalt && tune_plan(a, p, st, nptr, uids, ptrs, err, errlen))
+		goto cleanup_err;
 	DNN_TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp));
 	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, nptr, uids));
 	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, nptr, ptrs));
@@ -553,6 +665,8 @@ cleanup:
 	if (vp)
 		cudnnBackendDestroyDescriptor(vp);
 	return rc;
+cleanup_err:
+	return -1;
 }
 
 int wan_attn_run_ragged(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,

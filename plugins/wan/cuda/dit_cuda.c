@@ -40,7 +40,8 @@ struct layer_w {
 };
 
 struct graph_entry {
-	int slots, frames, kv_len;
+	int slots, frames, kv_len;      /* kv_len 0: ragged, per-slot lengths in kv[] */
+	int kv[DIT_CUDA_MAX_SLOTS];
 	cudaGraphExec_t exec;
 };
 
@@ -281,6 +282,7 @@ struct dit_cuda *dit_cuda_new(const struct dit_cuda_dims *dims, const struct dit
 		rc = -1;
 		goto cleanup;
 	}
+	wan_gemm_set_tuning(m->gemm, 1);
 	m->attn = wan_attn_new(m->use_cudnn, err, errlen);
 	if (!m->attn) {
 		rc = -1;
@@ -633,19 +635,24 @@ static int hooked_kv(struct dit_cuda *m, const struct fwd_hook *hk, int li, int 
 	TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, m->kst, m->vst, (int64_t)n * D, B * n, D,
 				 m->hd, n, L, m->w2, w->gq, w->gk, m->rope, d_start, m->zero_rows,
 				 (float)m->d.eps, err, errlen));
-	for (int b = 0; b < B; b++) {
-		float *mb = m->means + (size_t)b * rows * D;
+	if (D % 64 == 0) {
+		TRY(wan_k_sink_means(m->st, w->kc, w->vc, (int64_t)sb, m->kst, m->vst, B, L, n, ns, D, m->means,
+				     err, errlen));
+	} else {
+		for (int b = 0; b < B; b++) {
+			float *mb = m->means + (size_t)b * rows * D;
 
-		for (int j = 0; j < ns; j++) {
-			TRY(wan_k_row_mean(m->st, (const char *)w->kc + b * sb * BF, (int64_t)j * L, L, D,
-					   mb + (size_t)j * D, err, errlen));
-			TRY(wan_k_row_mean(m->st, (const char *)w->vc + b * sb * BF, (int64_t)j * L, L, D,
-					   mb + (size_t)(ns + 1 + j) * D, err, errlen));
+			for (int j = 0; j < ns; j++) {
+				TRY(wan_k_row_mean(m->st, (const char *)w->kc + b * sb * BF, (int64_t)j * L, L, D,
+						   mb + (size_t)j * D, err, errlen));
+				TRY(wan_k_row_mean(m->st, (const char *)w->vc + b * sb * BF, (int64_t)j * L, L, D,
+						   mb + (size_t)(ns + 1 + j) * D, err, errlen));
+			}
+			TRY(wan_k_row_mean(m->st, (const char *)m->kst + (size_t)b * n * D * BF, 0, n, D,
+					   mb + (size_t)ns * D, err, errlen));
+			TRY(wan_k_row_mean(m->st, (const char *)m->vst + (size_t)b * n * D * BF, 0, n, D,
+					   mb + (size_t)(2 * ns + 1) * D, err, errlen));
 		}
-		TRY(wan_k_row_mean(m->st, (const char *)m->kst + (size_t)b * n * D * BF, 0, n, D,
-				   mb + (size_t)ns * D, err, errlen));
-		TRY(wan_k_row_mean(m->st, (const char *)m->vst + (size_t)b * n * D * BF, 0, n, D,
-				   mb + (size_t)(2 * ns + 1) * D, err, errlen));
 	}
 	CU_RET(cudaMemcpyAsync(m->h_means, m->means, (size_t)B * rows * D * 4, cudaMemcpyDeviceToHost, m->st));
 	CU_RET(cudaStreamSynchronize(m->st));
@@ -671,6 +678,40 @@ static int hooked_kv(struct dit_cuda *m, const struct fwd_hook *hk, int li, int 
 	/* the ragged lengths go into the device call block (read by the fallback kernel) */
 	CU_RET(cudaMemcpyAsync((int *)d_start + 2 * B, m->h_kvlen, (size_t)B * sizeof(int),
 			       cudaMemcpyHostToDevice, m->st));
+	return 0;
+}
+
+/* Ragged key lengths (the stream's warm-up calls, adaptive-sink calls): 1 when every slot's
+ * own one-slot attention (keys [0, kv[b])) runs on cuDNN. */
+static int ragged_on_cudnn(struct dit_cuda *m, const struct wan_attn_shape *self, int B,
+			   const int *kv)
+{
+	for (int b = 0; b < B; b++) {
+		struct wan_attn_shape one = *self;
+
+		one.b = 1;
+		one.skv = kv[b];
+		if (!wan_attn_uses_cudnn(m->attn, &one))
+			return 0;
+	}
+	return 1;
+}
+
+/* Self-attention of a ragged call as B one-slot cuDNN calls (kv: host lengths). */
+static int self_attn_per_slot(struct dit_cuda *m, const struct wan_attn_shape *self, int B,
+			      const int *kv, const struct layer_w *w, char *err, size_t errlen)
+{
+	size_t D = m->d.dim, qo = (size_t)self->sq * D * BF, kvb = (size_t)m->kv_rows * D * BF;
+
+	for (int b = 0; b < B; b++) {
+		struct wan_attn_shape one = *self;
+
+		one.b = 1;
+		one.skv = kv[b];
+		TRY(wan_attn_run(m->attn, m->st, &one, (const char *)m->qbuf + b * qo,
+				 (const char *)w->kc + b * kvb, (const char *)w->vc + b * kvb,
+				 (char *)m->abuf + b * qo, err, errlen));
+	}
 	return 0;
 }
 
@@ -732,6 +773,9 @@ static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform,
 		self.skv = kv_uniform;
 		if (kv_uniform > 0)
 			TRY(wan_attn_run(m->attn, m->st, &self, m->qbuf, w->kc, w->vc, m->abuf, err, errlen));
+		else if (ragged_on_cudnn(m, &self, B, hook ? m->h_kvlen : m->h_call_i + M + 2 * B))
+			TRY(self_attn_per_slot(m, &self, B, hook ? m->h_kvlen : m->h_call_i + M + 2 * B, w,
+					       err, errlen));
 		else
 			TRY(wan_attn_run_ragged(m->attn, m->st, &self, d_kv, m->qbuf, w->kc, w->vc, m->abuf,
 						err, errlen));
@@ -847,10 +891,11 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *err
 
 	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen))
 		return -1;
-	if (!kvu || !m->use_graphs)
+	if (!m->use_graphs)
 		return enqueue_forward(m, B, Fr, kvu, NULL, err, errlen);
 	for (int i = 0; i < m->ngraphs; i++)
-		if (m->graphs[i].slots == B && m->graphs[i].frames == Fr && m->graphs[i].kv_len == kvu)
+		if (m->graphs[i].slots == B && m->graphs[i].frames == Fr && m->graphs[i].kv_len == kvu &&
+		    (kvu || !memcmp(m->graphs[i].kv, c->kv_len, (size_t)B * sizeof(int))))
 			g = &m->graphs[i];
 	if (g) {
 		CU_RET(cudaGraphLaunch(g->exec, m->st));
@@ -860,7 +905,8 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *err
 	 * allocate), then capture the same sequence for later calls. */
 	if (enqueue_forward(m, B, Fr, kvu, NULL, err, errlen))
 		return -1;
-	if (m->ngraphs == GRAPH_CACHE_MAX)
+	/* ragged shapes (a stream's first S-1 calls) leave room for the uniform ones */
+	if (m->ngraphs == GRAPH_CACHE_MAX || (!kvu && m->ngraphs >= GRAPH_CACHE_MAX - 2))
 		return 0;
 	CU_RET(cudaStreamSynchronize(m->st));
 	CU_RET(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
@@ -893,6 +939,8 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *err
 	g->slots = B;
 	g->frames = Fr;
 	g->kv_len = kvu;
+	memset(g->kv, 0, sizeof(g->kv));
+	memcpy(g->kv, c->kv_len, (size_t)B * sizeof(int));
 	m->ngraphs++;
 	return 0;
 }

@@ -10,11 +10,14 @@
  *   - slot b attends cache rows [0, kv_len[b]) (non-causal, the chunk's own rows included);
  *   - temporal RoPE position of slot b's frame f is start_frame[b] + f.
  * Memory is planned once (dit_cuda_new): a parameter arena and an activation arena sized for
- * the largest call (max(slots, 2) frames of L tokens) plus the caches. A call whose slots all
- * attend the same number of rows runs on cuDNN flash attention and is captured into a CUDA
- * graph on first use (one graph per (slots, frames, kv_len)); later calls copy the per-call
- * integers into device memory and replay the graph. Calls with ragged kv_len (the stream's
- * warm-up calls) run eagerly on the fallback attention kernel.
+ * the largest call (max(slots, 2) frames of L tokens) plus the caches. Self-attention runs on
+ * cuDNN flash attention: one batched call when every slot attends the same number of rows,
+ * one call per slot when the lengths differ (the stream's warm-up calls, adaptive-sink
+ * calls); the fallback kernel only when cuDNN refuses a shape. Each call shape (slots, frames,
+ * per-slot kv_len) is captured into a CUDA graph on first use (up to 8 graphs, ragged shapes
+ * up to 6); later calls copy the per-call integers into device memory and replay the graph.
+ * The first call of a shape also times the cuBLASLt and cuDNN candidates and keeps the
+ * fastest. The adaptive-sink forward (forward_hooked) runs eagerly.
  * Thread-affine: every call on one thread (the CUDA context's).
  */
 #ifndef WAN_CUDA_DIT_CUDA_H

@@ -5,24 +5,32 @@
  * B = X (column-major [K,M], not transposed). The bias epilogue adds bias[row of C] = bias[N]. */
 #include "plugins/wan/cuda/gemm_lt.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cublasLt.h>
 #include "plugins/wan/cuda/cuda_check.h"
 
 #define GEMM_CACHE_MAX 128
+#define GEMM_TUNE_ALGOS 24 /* heuristic candidates timed on a shape's first call */
+#define GEMM_TUNE_REPS 4
+#define GEMM_SPLITK_EXTRA 12
 
 struct gemm_plan {
 	int m, n, k, ldx, ldw, ldy, epi;
 	cublasLtMatmulDesc_t desc;
 	cublasLtMatrixLayout_t la, lb, lc;
 	cublasLtMatmulAlgo_t algo;
+	/* heuristic candidates, best guess first, then split-K variants */
+	cublasLtMatmulAlgo_t cand[GEMM_TUNE_ALGOS + GEMM_SPLITK_EXTRA];
+	int ncand, tuned;
 };
 
 struct wan_gemm {
 	cublasLtHandle_t lt;
 	void *workspace;      /* new (cudaMalloc) */
 	size_t workspace_bytes;
+	int tune;             /* time the candidates on each shape's first call */
 	int nplans;
 	struct gemm_plan plans[GEMM_CACHE_MAX];
 };
@@ -82,7 +90,7 @@ int wan_gemm_cached_shapes(const struct wan_gemm *g)
 static int plan_build(struct wan_gemm *g, struct gemm_plan *p, char *err, size_t errlen)
 {
 	cublasLtMatmulPreference_t pref = NULL;
-	cublasLtMatmulHeuristicResult_t heur;
+	cublasLtMatmulHeuristicResult_t heur[GEMM_TUNE_ALGOS];
 	cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
 	cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
 	cudaDataType_t bias_type = CUDA_R_16BF;
@@ -106,14 +114,34 @@ static int plan_build(struct wan_gemm *g, struct gemm_plan *p, char *err, size_t
 	LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
 	LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
 						    &g->workspace_bytes, sizeof(g->workspace_bytes)));
-	LT_TRY(cublasLtMatmulAlgoGetHeuristic(g->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1,
-					      &heur, &found));
+	LT_TRY(cublasLtMatmulAlgoGetHeuristic(g->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref,
+					      g->tune ? GEMM_TUNE_ALGOS : 1, heur, &found));
 	if (found < 1) {
 		snprintf(err, errlen, "cuBLASLt has no bf16 algorithm for M=%d N=%d K=%d", p->m, p->n, p->k);
 		rc = -1;
 		goto cleanup;
 	}
-	p->algo = heur.algo;
+	p->algo = heur[0].algo;
+	for (int i = 0; i < found && i < GEMM_TUNE_ALGOS; i++)
+		if (heur[i].state == CUBLAS_STATUS_SUCCESS)
+			p->cand[p->ncand++] = heur[i].algo;
+	/* split-K variants of the first few candidates: a grid of N=1536 output tiles fills the
+	 * 132 SMs only ~2.2 times (the FFN down and the O projections) */
+	for (int i = 0, n0 = p->ncand; g->tune && i < n0 && i < 4; i++)
+		for (int sk = 2; sk <= 4 && p->ncand < GEMM_TUNE_ALGOS + GEMM_SPLITK_EXTRA; sk++) {
+			cublasLtMatmulAlgo_t a = p->cand[i];
+			cublasLtMatmulHeuristicResult_t chk;
+			int32_t splits = sk;
+
+			if (cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
+								 sizeof(splits)) != CUBLAS_STATUS_SUCCESS ||
+			    cublasLtMatmulAlgoCheck(g->lt, p->desc, p->la, p->lb, p->lc, p->lc, &a, &chk) !=
+				    CUBLAS_STATUS_SUCCESS ||
+			    chk.workspaceSize > g->workspace_bytes)
+				continue;
+			p->cand[p->ncand++] = a;
+		}
+	p->tuned = p->ncand < 2;
 cleanup:
 	if (pref)
 		cublasLtMatmulPreferenceDestroy(pref);
@@ -146,6 +174,77 @@ static struct gemm_plan *plan_get(struct wan_gemm *g, int m, int n, int k, int l
 	return p;
 }
 
+void wan_gemm_set_tuning(struct wan_gemm *g, int on)
+{
+	const char *e = getenv("WAN_GEMM_TUNE");
+
+	if (g)
+		g->tune = on && !(e && e[0] == '0');
+}
+
+static int overlaps(const void *a, size_t an, const void *b, size_t bn)
+{
+	const char *x = a, *y = b;
+
+	return x < y + bn && y < x + an;
+}
+
+/* Times every candidate algorithm of P on these operands (device events, the median-free
+ * mean of a few runs after one warm-up) and keeps the fastest. Only outside stream capture
+ * and when Y overlaps no input (each run rewrites Y with the same values). Errors of a
+ * candidate just drop it; the plan keeps its heuristic choice if nothing runs. */
+static void plan_tune(struct wan_gemm *g, struct gemm_plan *p, cudaStream_t st, const void *x,
+		      const void *w, void *y)
+{
+	const float one = 1.0f, zero = 0.0f;
+	enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+	cudaEvent_t e0 = NULL, e1 = NULL;
+	size_t xb = ((size_t)(p->m - 1) * p->ldx + p->k) * 2, wb = ((size_t)(p->n - 1) * p->ldw + p->k) * 2;
+	size_t yb = ((size_t)(p->m - 1) * p->ldy + p->n) * 2;
+	float best = -1.0f, first = 0.0f;
+	int best_i = 0;
+
+	p->tuned = 1;
+	if (cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone ||
+	    overlaps(y, yb, x, xb) || overlaps(y, yb, w, wb))
+		return;
+	if (cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess)
+		goto cleanup;
+	for (int i = 0; i < p->ncand; i++) {
+		float ms = 0.0f;
+		int ok = 1;
+
+		for (int r = 0; r <= GEMM_TUNE_REPS && ok; r++) {
+			if (r == 1 && cudaEventRecord(e0, st) != cudaSuccess)
+				ok = 0;
+			if (ok && cublasLtMatmul(g->lt, p->desc, &one, w, p->la, x, p->lb, &zero, y, p->lc, y,
+						 p->lc, &p->cand[i], g->workspace, g->workspace_bytes,
+						 st) != CUBLAS_STATUS_SUCCESS)
+				ok = 0;
+		}
+		if (!ok || cudaEventRecord(e1, st) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+		    cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+			continue;
+		if (best < 0.0f || ms < best) {
+			best = ms;
+			best_i = i;
+			p->algo = p->cand[i];
+		}
+		if (i == 0)
+			first = ms;
+	}
+	if (getenv("WAN_GEMM_DEBUG"))
+		fprintf(stderr, "gemm M=%d N=%d K=%d epi %d: %d candidates, heuristic %.3f ms, best #%d %.3f ms\n",
+			p->m, p->n, p->k, p->epi, p->ncand, first / GEMM_TUNE_REPS, best_i,
+			best / GEMM_TUNE_REPS);
+cleanup:
+	cudaGetLastError();
+	if (e0)
+		cudaEventDestroy(e0);
+	if (e1)
+		cudaEventDestroy(e1);
+}
+
 int wan_gemm_bf16(struct wan_gemm *g, cudaStream_t st, int m, int n, int k,
 		  const void *x, int ldx, const void *w, int ldw, const void *bias,
 		  enum wan_gemm_epi epi, void *y, int ldy, char *err, size_t errlen)
@@ -167,6 +266,8 @@ int wan_gemm_bf16(struct wan_gemm *g, cudaStream_t st, int m, int n, int k,
 	if (epi != WAN_EPI_NONE)
 		LT_RET(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
 						      &bias, sizeof(bias)));
+	if (!p->tuned)
+		plan_tune(g, p, st, x, w, y);
 	LT_RET(cublasLtMatmul(g->lt, p->desc, &one, w, p->la, x, p->lb, &zero, y, p->lc, y, p->lc,
 			      &p->algo, g->workspace, g->workspace_bytes, st));
 	return 0;

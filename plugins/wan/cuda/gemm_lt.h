@@ -25,6 +25,10 @@ struct wan_gemm; /* opaque */
 /* New handle with a private workspace of `workspace_bytes` (32 MiB is plenty on Hopper). */
 struct wan_gemm *wan_gemm_new(size_t workspace_bytes, char *err, size_t errlen);
 void wan_gemm_free(struct wan_gemm *g);
+/* On: each new shape's first call (outside stream capture) times up to 24 cuBLASLt
+ * candidates on its operands and keeps the fastest; off (the default): the heuristic's first
+ * choice. The environment variable WAN_GEMM_TUNE=0 keeps it off. Set before the first call. */
+void wan_gemm_set_tuning(struct wan_gemm *g, int on);
 
 /* Y = epi(X·Wᵀ + bias). All pointers borrowed device memory, bf16. ld* are row strides in
  * elements (>= the row length). Returns 0 or -1 with err set (unsupported shape included). */

@@ -8,6 +8,7 @@
 #include <cuda_bf16.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 typedef __nv_bfloat16 bf16;
 
@@ -40,6 +41,63 @@ static __device__ float block_sum(float v, float *sh)
 	__syncthreads();
 	v = lane < nw ? sh[lane] : 0.0f;
 	return warp_sum(v);
+}
+
+/* Two sums over the block at once (same rules as block_sum). */
+static __device__ float2 block_sum2(float a, float b, float *sh)
+{
+	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+
+	a = warp_sum(a);
+	b = warp_sum(b);
+	__syncthreads();
+	if (lane == 0) {
+		sh[wid] = a;
+		sh[32 + wid] = b;
+	}
+	__syncthreads();
+	a = lane < nw ? sh[lane] : 0.0f;
+	b = lane < nw ? sh[32 + lane] : 0.0f;
+	return make_float2(warp_sum(a), warp_sum(b));
+}
+
+/* 8 bf16 (one 16-byte access) <-> 8 floats */
+static __device__ __forceinline__ void bf16x8_to_f(uint4 raw, float *f)
+{
+	const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+
+#pragma unroll
+	for (int j = 0; j < 4; j++) {
+		float2 v = __bfloat1622float2(h[j]);
+
+		f[2 * j] = v.x;
+		f[2 * j + 1] = v.y;
+	}
+}
+
+static __device__ __forceinline__ uint4 f_to_bf16x8(const float *f)
+{
+	uint4 r;
+	__nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&r);
+
+#pragma unroll
+	for (int j = 0; j < 4; j++)
+		h[j] = __floats2bfloat162_rn(f[2 * j], f[2 * j + 1]);
+	return r;
+}
+
+/* The vectorized row kernels run one thread per 8 channels: d/8 threads, a multiple of 32.
+ * WAN_K_VEC=0 in the environment keeps the plain kernels (benchmark A/B). */
+static int vec8_ok(int d)
+{
+	static int env = -1;
+
+	if (env < 0) {
+		const char *e = getenv("WAN_K_VEC");
+
+		env = !(e && e[0] == '0');
+	}
+	return env && d % 256 == 0 && d / 8 <= 1024;
 }
 
 /* ---- random fill ---- */
@@ -402,6 +460,62 @@ k_res_ln(float *x, const bf16 *y, const float *gv, int gidx, bf16 *out, const fl
 	}
 }
 
+/* Same contract, one thread per 8 channels (d/8 threads): 32-byte x accesses, 16-byte y/out. */
+__global__ void k_res_ln8(float *x, const bf16 *y, const float *gv, int gidx, bf16 *out,
+			  const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma,
+			  const float *beta, int d, int n_per_slot, int l, float eps)
+{
+	__shared__ float sh[32];
+	size_t tok = blockIdx.x;
+	int c = threadIdx.x * 8, fpslot = n_per_slot / l;
+	size_t mi = (tok / n_per_slot) * fpslot + (tok % n_per_slot) / l;
+	float4 *xr = reinterpret_cast<float4 *>(x + tok * d + c);
+	float v[8], o[8], s = 0.0f, s2 = 0.0f, mean, rstd;
+	float4 a0 = xr[0], a1 = xr[1];
+
+	v[0] = a0.x; v[1] = a0.y; v[2] = a0.z; v[3] = a0.w;
+	v[4] = a1.x; v[5] = a1.y; v[6] = a1.z; v[7] = a1.w;
+	if (y) {
+		float yy[8];
+
+		bf16x8_to_f(*reinterpret_cast<const uint4 *>(y + tok * d + c), yy);
+		if (gidx >= 0) {
+			const float4 *g = reinterpret_cast<const float4 *>(gv + (mi * 6 + gidx) * d + c);
+			float4 g0 = g[0], g1 = g[1];
+
+			yy[0] *= g0.x; yy[1] *= g0.y; yy[2] *= g0.z; yy[3] *= g0.w;
+			yy[4] *= g1.x; yy[5] *= g1.y; yy[6] *= g1.z; yy[7] *= g1.w;
+		}
+#pragma unroll
+		for (int j = 0; j < 8; j++)
+			v[j] += yy[j];
+		xr[0] = make_float4(v[0], v[1], v[2], v[3]);
+		xr[1] = make_float4(v[4], v[5], v[6], v[7]);
+	}
+#pragma unroll
+	for (int j = 0; j < 8; j++)
+		s += v[j];
+	mean = block_sum(s, sh) / d;
+#pragma unroll
+	for (int j = 0; j < 8; j++) {
+		v[j] -= mean;
+		s2 += v[j] * v[j];
+	}
+	rstd = rsqrtf(block_sum(s2, sh) / d + eps);
+	if (mv) {
+		const float *sc = mv + (mi * nj + sc_idx) * d + c, *sf = mv + (mi * nj + sh_idx) * d + c;
+
+#pragma unroll
+		for (int j = 0; j < 8; j++)
+			o[j] = v[j] * rstd * (1.0f + sc[j]) + sf[j];
+	} else {
+#pragma unroll
+		for (int j = 0; j < 8; j++)
+			o[j] = v[j] * rstd * gamma[c + j] + beta[c + j];
+	}
+	*reinterpret_cast<uint4 *>(out + tok * d + c) = f_to_bf16x8(o);
+}
+
 extern "C" int wan_k_res_ln(cudaStream_t st, float *x, const void *y, const float *gv, int gidx,
 			    void *out, const float *mv, int nj, int sh_idx, int sc_idx,
 			    const float *gamma, const float *beta, int t, int d, int n_per_slot, int l,
@@ -412,8 +526,12 @@ extern "C" int wan_k_res_ln(cudaStream_t st, float *x, const void *y, const floa
 			 RL_THREADS * 4 * RL_MAXV, d);
 		return -1;
 	}
-	k_res_ln<<<t, RL_THREADS, 0, st>>>(x, (const bf16 *)y, gv, gidx, (bf16 *)out, mv, nj, sh_idx,
-					   sc_idx, gamma, beta, d, n_per_slot, l, eps);
+	if (vec8_ok(d))
+		k_res_ln8<<<t, d / 8, 0, st>>>(x, (const bf16 *)y, gv, gidx, (bf16 *)out, mv, nj, sh_idx,
+					       sc_idx, gamma, beta, d, n_per_slot, l, eps);
+	else
+		k_res_ln<<<t, RL_THREADS, 0, st>>>(x, (const bf16 *)y, gv, gidx, (bf16 *)out, mv, nj, sh_idx,
+						   sc_idx, gamma, beta, d, n_per_slot, l, eps);
 	LAUNCH_CHECK("k_res_ln");
 	return 0;
 }
@@ -471,6 +589,54 @@ __global__ void k_qkv_rope_cache(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *v
 	}
 }
 
+/* Same contract, one pass: thread i owns channels [8i, 8i+8) of q, k and v (16-byte
+ * accesses), keeps them in registers across the RMS reduction. hd divisible by 8, so the 4
+ * pairs of a thread sit in one head. */
+__global__ void k_qkv_rope_cache8(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc,
+				  int64_t kv_bstride, int d, int hd, int n_per_slot, int l, int w2,
+				  const float *g_q, const float *g_k, const float2 *rope,
+				  const int *start_frame, const int *write_row, float eps)
+{
+	__shared__ float sh[64];
+	size_t tok = blockIdx.x;
+	int b = (int)(tok / n_per_slot), i = (int)(tok % n_per_slot), c = threadIdx.x * 8;
+	const bf16 *q = qkv + tok * 3 * d;
+	int half = hd / 2, ch = hd / 6, ct = half - 2 * ch;
+	int pos_t = start_frame[b] + i / l, rem = i % l, pos_y = rem / w2, pos_x = rem % w2;
+	size_t row = (size_t)b * kv_bstride + (size_t)(write_row[b] + i) * d + c;
+	uint4 rq = *reinterpret_cast<const uint4 *>(q + c), rk = *reinterpret_cast<const uint4 *>(q + d + c);
+	uint4 rv = *reinterpret_cast<const uint4 *>(q + 2 * d + c);
+	float qf[8], kf[8], sq = 0.0f, sk = 0.0f;
+	int pj0 = (c % hd) / 2;
+	float2 tot;
+
+	bf16x8_to_f(rq, qf);
+	bf16x8_to_f(rk, kf);
+#pragma unroll
+	for (int j = 0; j < 8; j++) {
+		sq += qf[j] * qf[j];
+		sk += kf[j] * kf[j];
+	}
+	tot = block_sum2(sq, sk, sh);
+	sq = rsqrtf(tot.x / d + eps);
+	sk = rsqrtf(tot.y / d + eps);
+#pragma unroll
+	for (int j = 0; j < 4; j++) {
+		int pj = pj0 + j, pos = pj < ct ? pos_t : (pj < ct + ch ? pos_y : pos_x);
+		float2 cs = rope[(size_t)pos * half + pj];
+		float q0 = qf[2 * j] * sq * g_q[c + 2 * j], q1 = qf[2 * j + 1] * sq * g_q[c + 2 * j + 1];
+		float k0 = kf[2 * j] * sk * g_k[c + 2 * j], k1 = kf[2 * j + 1] * sk * g_k[c + 2 * j + 1];
+
+		qf[2 * j] = q0 * cs.x - q1 * cs.y;
+		qf[2 * j + 1] = q0 * cs.y + q1 * cs.x;
+		kf[2 * j] = k0 * cs.x - k1 * cs.y;
+		kf[2 * j + 1] = k0 * cs.y + k1 * cs.x;
+	}
+	*reinterpret_cast<uint4 *>(q_out + tok * d + c) = f_to_bf16x8(qf);
+	*reinterpret_cast<uint4 *>(kc + row) = f_to_bf16x8(kf);
+	*reinterpret_cast<uint4 *>(vc + row) = rv;
+}
+
 extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
 				    void *vcache, int64_t kv_bstride, int t, int d, int hd,
 				    int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
@@ -480,6 +646,14 @@ extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_ou
 	if (hd % 2 || d % hd) {
 		snprintf(err, errlen, "head dim %d does not divide width %d evenly", hd, d);
 		return -1;
+	}
+	if (vec8_ok(d) && hd % 8 == 0 && kv_bstride % 8 == 0) {
+		k_qkv_rope_cache8<<<t, d / 8, 0, st>>>((const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache,
+						       (bf16 *)vcache, kv_bstride, d, hd, n_per_slot, l, w2,
+						       g_q, g_k, (const float2 *)rope, start_frame, write_row,
+						       eps);
+		LAUNCH_CHECK("k_qkv_rope_cache8");
+		return 0;
 	}
 	k_qkv_rope_cache<<<t, 256, 0, st>>>((const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache,
 					    (bf16 *)vcache, kv_bstride, d, hd, n_per_slot, l, w2, g_q,
@@ -505,10 +679,32 @@ __global__ void k_rmsnorm(const bf16 *x, int ldx, bf16 *out, int d, const float 
 		out[tok * d + j] = __float2bfloat16(__bfloat162float(row[j]) * r * g[j]);
 }
 
+/* Same contract, one thread per 8 channels, 16-byte accesses, the row read once. */
+__global__ void k_rmsnorm8(const bf16 *x, int ldx, bf16 *out, int d, const float *g, float eps)
+{
+	__shared__ float sh[32];
+	size_t tok = blockIdx.x;
+	int c = threadIdx.x * 8;
+	float f[8], s = 0.0f, r;
+
+	bf16x8_to_f(*reinterpret_cast<const uint4 *>(x + tok * ldx + c), f);
+#pragma unroll
+	for (int j = 0; j < 8; j++)
+		s += f[j] * f[j];
+	r = rsqrtf(block_sum(s, sh) / d + eps);
+#pragma unroll
+	for (int j = 0; j < 8; j++)
+		f[j] *= r * g[c + j];
+	*reinterpret_cast<uint4 *>(out + tok * d + c) = f_to_bf16x8(f);
+}
+
 extern "C" int wan_k_rmsnorm(cudaStream_t st, const void *x, int ldx, void *out, int t, int d,
 			     const float *g, float eps, char *err, size_t errlen)
 {
-	k_rmsnorm<<<t, 256, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, d, g, eps);
+	if (vec8_ok(d) && ldx % 8 == 0)
+		k_rmsnorm8<<<t, d / 8, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, d, g, eps);
+	else
+		k_rmsnorm<<<t, 256, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, d, g, eps);
 	LAUNCH_CHECK("k_rmsnorm");
 	return 0;
 }
@@ -598,6 +794,59 @@ extern "C" int wan_k_row_mean(cudaStream_t st, const void *x, int64_t row0, int 
 {
 	k_row_mean<<<(d + 255) / 256, 256, 0, st>>>((const bf16 *)x, row0, count, d, out);
 	LAUNCH_CHECK("k_row_mean");
+	return 0;
+}
+
+/* All adaptive-sink statistics of one layer in one launch. Row set s of slot b (rows = 2·(ns+1)
+ * sets per slot): s < ns: K cache frame s; s == ns: the new K; then the same for V. Block
+ * (column chunk of 64, set): 8 column groups of 8 channels (16-byte loads) x 32 row lanes,
+ * reduced in shared memory in a fixed order (deterministic). */
+#define SM_ROWS 32
+__global__ void __launch_bounds__(256)
+k_sink_means(const bf16 *kc, const bf16 *vc, int64_t slot_stride, const bf16 *knew,
+	     const bf16 *vnew, int l, int n, int ns, int d, float *out)
+{
+	__shared__ float part[SM_ROWS][64 + 1];
+	int rows = 2 * (ns + 1), set = blockIdx.y, b = set / rows, r = set % rows;
+	int cg = threadIdx.x % 8, rl = threadIdx.x / 8, c = blockIdx.x * 64 + cg * 8;
+	int is_v = r > ns, j = is_v ? r - ns - 1 : r, count = j < ns ? l : n;
+	const bf16 *base = j < ns ? (is_v ? vc : kc) + b * slot_stride + (size_t)j * l * d
+				  : (is_v ? vnew : knew) + (size_t)b * n * d;
+	float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+
+	for (int row = rl; row < count; row += SM_ROWS) {
+		float f[8];
+
+		bf16x8_to_f(*reinterpret_cast<const uint4 *>(base + (size_t)row * d + c), f);
+#pragma unroll
+		for (int q = 0; q < 8; q++)
+			acc[q] += f[q];
+	}
+#pragma unroll
+	for (int q = 0; q < 8; q++)
+		part[rl][cg * 8 + q] = acc[q];
+	__syncthreads();
+	if (threadIdx.x < 64) {
+		float t = 0.0f;
+
+		for (int i = 0; i < SM_ROWS; i++)
+			t += part[i][threadIdx.x];
+		out[(size_t)set * d + blockIdx.x * 64 + threadIdx.x] = t / (float)count;
+	}
+}
+
+extern "C" int wan_k_sink_means(cudaStream_t st, const void *kc, const void *vc, int64_t slot_stride,
+				const void *knew, const void *vnew, int b, int l, int n, int ns, int d,
+				float *out, char *err, size_t errlen)
+{
+	if (d % 64 || b < 1 || ns < 0 || l < 1 || n < 1) {
+		snprintf(err, errlen, "sink statistics need a width divisible by 64 (got %d)", d);
+		return -1;
+	}
+	k_sink_means<<<dim3(d / 64, b * 2 * (ns + 1)), 256, 0, st>>>(
+		(const bf16 *)kc, (const bf16 *)vc, slot_stride, (const bf16 *)knew, (const bf16 *)vnew, l, n,
+		ns, d, out);
+	LAUNCH_CHECK("k_sink_means");
 	return 0;
 }
 

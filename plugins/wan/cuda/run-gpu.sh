@@ -1,10 +1,12 @@
 #!/bin/sh
 # run-gpu.sh: the GPU tests and benchmarks of the CUDA DiT in one go (for a lent GPU machine).
-# Usage: run-gpu.sh BINDIR OUTDIR [ITERS]. BINDIR holds gpu_kernels, gpu_dit, gpu_dit_stream,
-# heru-wan (or bench-dit) and optionally fix/ (tests/fixtures/wan/dit). Writes one log per
-# step into OUTDIR and prints a summary last. The benchmarks run only when the kernel test
-# shows cuDNN attention (without it the fallback kernel is too slow to time).
-bin=${1:?bin dir}; out=${2:?out dir}; iters=${3:-20}
+# Usage: run-gpu.sh BINDIR OUTDIR [ITERS] [ab]. BINDIR holds gpu_kernels, gpu_dit,
+# gpu_dit_stream, heru-wan (or bench-dit) and optionally fix/ (tests/fixtures/wan/dit). Writes
+# one log per step into OUTDIR and prints a summary last. The benchmarks run only when the
+# kernel test shows cuDNN attention (without it the fallback kernel is too slow to time).
+# "ab" adds 1.3B 480x832 S=4 runs with each optimisation switched off in turn (WAN_GEMM_TUNE,
+# WAN_ATTN_TUNE, WAN_K_VEC = 0) and with all three off.
+bin=${1:?bin dir}; out=${2:?out dir}; iters=${3:-20}; ab=${4:-}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" 2>&1
 WAN_ATTN_DEBUG=1 timeout 120 "$bin/gpu_kernels" > "$out/gpu_kernels.log" 2>&1
@@ -16,15 +18,30 @@ if [ -x "$bin/gpu_dit_stream" ]; then
 	echo "gpu_dit_stream rc=$?" >> "$out/summary.txt"
 fi
 if [ -x "$bin/heru-wan" ]; then bench="$bin/heru-wan bench-dit"; else bench="$bin/bench-dit"; fi
-b() { name=$1; shift; timeout 120 $bench --iters "$iters" "$@" > "$out/bench-$name.log" 2>&1; echo "bench $name rc=$?" >> "$out/summary.txt"; grep RESULT "$out/bench-$name.log" >> "$out/summary.txt"; }
+# b NAME [VAR=value ...] -- bench arguments
+b() {
+	name=$1; shift; vars=
+	while [ "$1" != "--" ]; do vars="$vars $1"; shift; done; shift
+	timeout 120 env $vars $bench --iters "$iters" "$@" > "$out/bench-$name.log" 2>&1
+	echo "bench $name$vars rc=$?" >> "$out/summary.txt"; grep RESULT "$out/bench-$name.log" >> "$out/summary.txt"
+}
 if grep -q '\[cuDNN' "$out/gpu_kernels.log"; then
-	b 13b-480-s1 --model 1.3b --height 480 --width 832 --steps 1
-	b 13b-480-s4 --model 1.3b --height 480 --width 832 --steps 4
-	b 13b-512-s1 --model 1.3b --height 512 --width 512 --steps 1
-	b 13b-480-s2 --model 1.3b --height 480 --width 832 --steps 2
-	b 14b-480-s1 --model 14b --height 480 --width 832 --steps 1
-	b 13b-480-s4-nobatch --model 1.3b --height 480 --width 832 --steps 4 --mode nobatch
+	b 13b-480-s4 WAN_GEMM_DEBUG=1 WAN_ATTN_DEBUG=1 -- --model 1.3b --height 480 --width 832 --steps 4
+	if [ "$ab" = ab ]; then
+		b 13b-480-s4-nogemmtune WAN_GEMM_TUNE=0 -- --model 1.3b --height 480 --width 832 --steps 4
+		b 13b-480-s4-noattntune WAN_ATTN_TUNE=0 -- --model 1.3b --height 480 --width 832 --steps 4
+		b 13b-480-s4-novec WAN_K_VEC=0 -- --model 1.3b --height 480 --width 832 --steps 4
+		b 13b-480-s4-none WAN_GEMM_TUNE=0 WAN_ATTN_TUNE=0 WAN_K_VEC=0 -- --model 1.3b --height 480 --width 832 --steps 4
+	fi
+	b 13b-480-s1 -- --model 1.3b --height 480 --width 832 --steps 1
+	b 13b-512-s1 -- --model 1.3b --height 512 --width 512 --steps 1
+	b 13b-480-s2 -- --model 1.3b --height 480 --width 832 --steps 2
+	b 14b-480-s1 -- --model 14b --height 480 --width 832 --steps 1
 else
-	b 13b-512-s1-fallback --model 1.3b --height 512 --width 512 --steps 1 --iters 2
+	b 13b-512-s1-fallback -- --model 1.3b --height 512 --width 512 --steps 1 --iters 2
 fi
+# one file back: every log, the summary last
+for f in "$out"/gpu.txt "$out"/gpu_*.log "$out"/bench-*.log "$out/summary.txt"; do
+	[ -f "$f" ] && { echo "==== $(basename "$f")"; cat "$f"; }
+done > "$out.log"
 cat "$out/summary.txt"
