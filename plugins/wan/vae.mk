@@ -37,6 +37,7 @@ EXTRA_DIST += tests/reference/wan_vae_ref.py
 # libwancuda.la and the .cu rule) is included after this fragment. The .cu library has no
 # per-target flags so cuda.mk's suffix rule builds it.
 VAE_CUDA_FILES = plugins/wan/cuda/vae_cuda.c plugins/wan/cuda/vae_cuda.h \
+	plugins/wan/cuda/vae_conv_be.c plugins/wan/cuda/vae_conv_be.h \
 	plugins/wan/cuda/vae_kernels.h
 if HAVE_CUDA
 noinst_LTLIBRARIES += libwanvaecuda.la libwanvaecudak.la
