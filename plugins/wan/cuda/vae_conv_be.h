@@ -30,6 +30,13 @@ struct vae_conv_be *vae_conv_be_new(cudnnHandle_t dnn, cudaStream_t st,
 				    const struct vae_conv_be_shape *s, const void *x,
 				    const void *w, void *y, void *ws, size_t ws_max, int maxcfg,
 				    float *ms, char *err, size_t errlen);
+/* As vae_conv_be_new for Y = ReLU?(conv(X, W) + BIAS + Z) in one kernel: BIAS f32 [cout] and
+ * Z (a residual of Y's shape and type) may be NULL, RELU 0 or 1. */
+struct vae_conv_be *vae_conv_be_new_fused(cudnnHandle_t dnn, cudaStream_t st,
+					  const struct vae_conv_be_shape *s, const void *x,
+					  const void *w, const float *bias, const void *z, int relu,
+					  void *y, void *ws, size_t ws_max, int maxcfg, float *ms,
+					  char *err, size_t errlen);
 /* Runs the plan on its buffers (graph capturable). */
 int vae_conv_be_run(struct vae_conv_be *c, cudnnHandle_t dnn, char *err, size_t errlen);
 void vae_conv_be_free(struct vae_conv_be *c);

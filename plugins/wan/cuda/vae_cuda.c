@@ -52,6 +52,8 @@ struct op {
 	cudnnTensorDescriptor_t bd;
 	cudnnActivationDescriptor_t ad;
 	struct vae_conv_be *be;  /* new: the conv through the backend API (faster engine) */
+	float be_ms;             /* its time at build */
+	struct vae_conv_be_shape bsh;
 };
 
 struct plan {
@@ -93,6 +95,7 @@ struct vae_cuda {
 	int enc_dt, dec_dt;        /* VAE_DT_*: encoder fp16, decoder bf16 (HERU_VAE_ENC/DEC_DTYPE) */
 	int fuse;                  /* fold bias/residual/ReLU into the convs (HERU_VAE_FUSE=1) */
 	int be;                    /* time backend-API engines per conv (default; HERU_VAE_BE=0) */
+	int be_fuse;               /* and their fused bias/residual/ReLU forms (HERU_VAE_BE_FUSE) */
 };
 
 struct tns {
@@ -338,6 +341,8 @@ static void *b_conv(struct bctx *b, const void *x, int t, int h, int w,
 		char e2[256];
 		o->be = vae_conv_be_new(v->dnn, v->st, &sh, x, wt, y, v->ws, WS_BYTES, 16, &ms, e2,
 					sizeof(e2));
+		o->be_ms = ms;
+		o->bsh = sh;
 		if (o->be && v->find && perf[pick].time < ms) { /* the legacy algorithm is faster */
 			vae_conv_be_free(o->be);
 			o->be = NULL;
@@ -371,11 +376,32 @@ static const float *wf(struct bctx *b, const float *host, int n, void **b16);
 static int b_fuse(struct bctx *b, const float *bias, int c, const void *res, int relu)
 {
 	struct vae_cuda *v = b->v;
-	if (!v->fuse || b->fail || !b->p->n || !bias)
+	if (!(v->fuse || v->be_fuse) || b->fail || !b->p->n || !bias)
 		return -1;
 	struct op *o = &b->p->ops[b->p->n - 1];
 	void *b16 = NULL;
-	if (o->k != OP_CONV || o->be || !wf(b, bias, c, &b16) || !b16)
+	if (o->k != OP_CONV)
+		return -1;
+	if (o->be) {
+		/* the epilogue in the backend graph, kept when it costs under 10% over the plain conv
+		 * (the elementwise pass it replaces costs more) */
+		const float *bd = wf(b, bias, c, NULL);
+		float ms = 0.0f;
+		char e2[256];
+		struct vae_conv_be *f = !bd || !v->be_fuse ? NULL :
+			vae_conv_be_new_fused(v->dnn, v->st, &o->bsh, o->a, o->b, bd, res, relu, o->y,
+					      v->ws, WS_BYTES, 8, &ms, e2, sizeof(e2));
+		cudaGetLastError();
+		if (!f || ms > 1.1f * o->be_ms) {
+			vae_conv_be_free(f);
+			return -1;
+		}
+		vae_conv_be_free(o->be);
+		o->be = f;
+		o->be_ms = ms;
+		return 0;
+	}
+	if (!v->fuse || !wf(b, bias, c, &b16) || !b16)
 		return -1;
 	int dims[5] = { 1, c, 1, 1, 1 }, str[5] = { c, 1, 1, 1, 1 };
 	struct op save = *o;
@@ -1090,6 +1116,7 @@ struct vae_cuda *vae_cuda_new(const struct vae_model *m, int what, int h, int w,
 	v->first_enc = v->first_dec = 1;
 	v->fuse = env_flag("HERU_VAE_FUSE", 0);
 	v->be = env_flag("HERU_VAE_BE", 1);
+	v->be_fuse = env_flag("HERU_VAE_BE_FUSE", 0);
 	v->enc_dt = env_dtype("HERU_VAE_ENC_DTYPE", VAE_DT_F16);
 	v->dec_dt = env_dtype("HERU_VAE_DEC_DTYPE", VAE_DT_BF16);
 	if (h <= 0 || w <= 0 || h % sp || w % sp || !v->what) {
@@ -1451,6 +1478,7 @@ struct taehv_cuda *taehv_cuda_new(const struct taehv_model *m, int incremental, 
 	t->e->find = !getenv("HERU_VAE_NO_FIND");
 	t->e->fuse = env_flag("HERU_VAE_FUSE", 0);
 	t->e->be = env_flag("HERU_VAE_BE", 1);
+	t->e->be_fuse = env_flag("HERU_VAE_BE_FUSE", 0);
 	if (engine_init(t->e, err, errlen) ||
 	    !(t->in_dev = dalloc(t->e, lsz * TAEHV_CUDA_MAXF * sizeof(float), 0, err, errlen)) ||
 	    !(t->out_dev = dalloc(t->e, (size_t)3 * 64 * h * w * 4 * TAEHV_CUDA_MAXF * sizeof(float), 0,
