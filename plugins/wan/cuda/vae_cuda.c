@@ -27,7 +27,7 @@
 enum op_kind {
 	OP_CONV, OP_GEMM, OP_RMS, OP_BIASRES, OP_UP, OP_SOFTMAX, OP_TRANSPOSE, OP_ADD, OP_COPY,
 	OP_FRAMES_IN, OP_LAT_IN, OP_LAT_OUT, OP_FRAMES_OUT,
-	OP_TIN, OP_TOUT, OP_MEMCAT, OP_BIASACT,
+	OP_TIN, OP_TOUT, OP_MEMCAT, OP_BIASACT, OP_RMSRES,
 };
 
 struct op {
@@ -96,6 +96,7 @@ struct vae_cuda {
 	int fuse;                  /* fold bias/residual/ReLU into the convs (HERU_VAE_FUSE=1) */
 	int be;                    /* time backend-API engines per conv (default; HERU_VAE_BE=0) */
 	int be_fuse;               /* and their fused bias/residual/ReLU forms (HERU_VAE_BE_FUSE) */
+	int merge;                 /* bias+residual merged into the next norm (HERU_VAE_MERGE=0: off) */
 };
 
 struct tns {
@@ -551,14 +552,15 @@ static int b_res(struct bctx *b, const struct vae_block *blk, struct tns *x)
 		res = sc;
 	}
 	void *nx = tb;
-	if (b_fuse(b, blk->b.b, blk->cout, res, 0)) {
+	int fused = !b_fuse(b, blk->b.b, blk->cout, res, 0);
+	b_cache(b, blk->b.slot, x->t); /* before the bias+residual op, so the next norm can merge */
+	if (!fused) {
 		nx = b_alloc(b, (size_t)p * blk->cout);
 		if (!nx)
 			return -1;
 		b_biasres(b, tb, wf(b, blk->b.b, blk->cout, NULL), res, nx, x->t, x->h, x->w, blk->cout,
 			  x->h, x->w);
 	}
-	b_cache(b, blk->b.slot, x->t);
 	x->d = nx;
 	x->c = blk->cout;
 	return b->fail ? -1 : 0;
@@ -845,6 +847,34 @@ static int build_decoder(struct vae_cuda *v, struct plan *p, int first, char *er
 	return b->fail ? -1 : 0;
 }
 
+/* Peephole: a bias+residual op (no padding pitch) directly followed by the norm of its output
+ * becomes one op that writes both (one read of the sum less). */
+static void merge_ops(struct plan *p)
+{
+	int w = 0;
+	for (int i = 0; i < p->n; i++) {
+		struct op *o = &p->ops[i], *q = i + 1 < p->n ? &p->ops[i + 1] : NULL;
+		int c = o->i[3];
+		if (q && o->k == OP_BIASRES && q->k == OP_RMS && q->a == o->y && !q->f1 &&
+		    o->dt == q->dt && o->i[4] == o->i[1] && o->i[5] == o->i[2] && q->i[0] == c &&
+		    c % 8 == 0 && c <= 512 && (int64_t)o->i[0] * o->i[1] * o->i[2] == q->n &&
+		    !((uintptr_t)o->a & 15) && !((uintptr_t)o->b & 15) && !((uintptr_t)o->y & 15) &&
+		    !((uintptr_t)q->y & 15)) {
+			struct op m = *q;
+			m.k = OP_RMSRES;
+			m.a = o->a;
+			m.f1 = o->f1;
+			m.b = o->b;
+			m.z = o->y;
+			p->ops[w++] = m;
+			i++;
+			continue;
+		}
+		p->ops[w++] = *o;
+	}
+	p->n = w;
+}
+
 /* ---- execution ---- */
 
 static int exec_op(struct vae_cuda *v, const struct op *o, char *err, size_t errlen)
@@ -874,6 +904,9 @@ static int exec_op(struct vae_cuda *v, const struct op *o, char *err, size_t err
 	}
 	case OP_RMS:
 		return vae_k_rms(st, o->dt, o->a, o->f1, o->f2, o->y, o->n, o->i[0], o->i[1], err, errlen);
+	case OP_RMSRES:
+		return vae_k_rms_res(st, o->dt, o->a, o->f1, o->b, (void *)o->z, o->f2, o->y, o->n, o->i[0],
+				     o->i[1], err, errlen);
 	case OP_BIASRES:
 		return vae_k_bias_res(st, o->dt, o->a, o->f1, o->b, o->y, o->i[0], o->i[1], o->i[2], o->i[3],
 				      o->i[4], o->i[5], err, errlen);
@@ -978,7 +1011,7 @@ int vae_cuda_profile(struct vae_cuda *v, int decode, double *ms, double *flops, 
 		CU_TRY(cudaEventElapsedTime(&t, ev[i], ev[i + 1]));
 		enum op_kind k = p->ops[i].k;
 		int cls = k == OP_CONV ? VAE_PROF_CONV : k == OP_GEMM ? VAE_PROF_GEMM :
-			  k == OP_RMS ? VAE_PROF_NORM : k == OP_COPY ? VAE_PROF_COPY : VAE_PROF_ELEM;
+			  k == OP_RMS || k == OP_RMSRES ? VAE_PROF_NORM : k == OP_COPY ? VAE_PROF_COPY : VAE_PROF_ELEM;
 		ms[cls] += t;
 		flops[cls] += p->ops[i].flops;
 	}
@@ -1117,6 +1150,7 @@ struct vae_cuda *vae_cuda_new(const struct vae_model *m, int what, int h, int w,
 	v->fuse = env_flag("HERU_VAE_FUSE", 0);
 	v->be = env_flag("HERU_VAE_BE", 1);
 	v->be_fuse = env_flag("HERU_VAE_BE_FUSE", 0);
+	v->merge = env_flag("HERU_VAE_MERGE", 1);
 	v->enc_dt = env_dtype("HERU_VAE_ENC_DTYPE", VAE_DT_F16);
 	v->dec_dt = env_dtype("HERU_VAE_DEC_DTYPE", VAE_DT_BF16);
 	if (h <= 0 || w <= 0 || h % sp || w % sp || !v->what) {
@@ -1144,6 +1178,12 @@ struct vae_cuda *vae_cuda_new(const struct vae_model *m, int what, int h, int w,
 	if ((v->what & VAE_LOAD_DECODER) &&
 	    (build_decoder(v, &v->dec_steady, 0, err, errlen) || build_decoder(v, &v->dec_first, 1, err, errlen)))
 		goto fail;
+	if (v->merge) {
+		merge_ops(&v->enc_first);
+		merge_ops(&v->enc_steady);
+		merge_ops(&v->dec_first);
+		merge_ops(&v->dec_steady);
+	}
 	CU_TRY(cudaDeviceSynchronize()); /* the build's cudaMemset calls ran on the default stream */
 	if (vae_cuda_reset(v, err, errlen))
 		goto fail;

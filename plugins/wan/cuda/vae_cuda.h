@@ -13,7 +13,9 @@
  * alone and then one latent per call (decoding latents 1.. one at a time is identical to one
  * call: see tests/gpu_vae.c). Two op lists ("plans") per coder share the cache buffers: the
  * first call's (downsample3d skips time_conv, upsample3d does not upsample time) and the steady
- * one, which is captured into a CUDA graph on its second run. No allocation after build. */
+ * one, which is captured into a CUDA graph on its second run. No allocation after build.
+ * Each conv runs the fastest cuDNN engine config timed on its own shape and buffers at build
+ * (backend graph API, vae_conv_be.h; the legacy API when the backend refuses a shape). */
 #ifndef WAN_CUDA_VAE_CUDA_H
 #define WAN_CUDA_VAE_CUDA_H
 

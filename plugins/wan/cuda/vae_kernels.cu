@@ -189,9 +189,11 @@ template <typename T> __global__ void k_rms(const void *sv, const float *bias, c
 }
 
 /* Vector RMS: a group of G lanes (a power of two) per pixel, each lane up to 2 chunks of 8
- * channels (C <= 16 G, C % 8 == 0). */
+ * channels (C <= 16 G, C % 8 == 0). With RV: the input is src + bias + res, stored rounded to
+ * SUMV (the residual stream) and normalized from that rounded value (RV may be NULL). */
 template <typename T> __global__ void k_rms8(const void *sv, const float *bias, const float *gamma,
-					     void *dv, int64_t p, int c, int silu, int g)
+					     void *dv, int64_t p, int c, int silu, int g,
+					     const void *rv, void *sumv)
 {
 	int64_t gid = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) / g;
 	int lane = threadIdx.x % g, nch = c / 8;
@@ -205,9 +207,20 @@ template <typename T> __global__ void k_rms8(const void *sv, const float *bias, 
 		if (ck < nch) {
 			v8<T> in;
 			in.u = x[ck];
+			if (sumv) {
+				v8<T> r;
+				if (rv)
+					r.u = ((const uint4 *)((const T *)rv + pix * c))[ck];
+#pragma unroll
+				for (int j = 0; j < 8; j++)
+					in.set(j, in.get(j) + (bias ? bias[8 * ck + j] : 0.0f) +
+						  (rv ? r.get(j) : 0.0f));
+				if (gid < p)
+					((uint4 *)((T *)sumv + pix * c))[ck] = in.u;
+			}
 #pragma unroll
 			for (int j = 0; j < 8; j++) {
-				v[k][j] = in.get(j) + (bias ? bias[8 * ck + j] : 0.0f);
+				v[k][j] = in.get(j) + (bias && !sumv ? bias[8 * ck + j] : 0.0f);
 				ss += v[k][j] * v[k][j];
 			}
 		}
@@ -248,7 +261,8 @@ extern "C" int vae_k_rms(cudaStream_t st, int dt, const void *src, const float *
 		while (g < 32 && g * 8 < c)
 			g *= 2;
 		int64_t threads = p * g;
-		DT_LAUNCH(dt, k_rms8, blocks_for(threads, 256), 256, src, bias, gamma, dst, p, c, silu, g);
+		DT_LAUNCH(dt, k_rms8, blocks_for(threads, 256), 256, src, bias, gamma, dst, p, c, silu, g,
+			  (const void *)NULL, (void *)NULL);
 	} else {
 		DT_LAUNCH(dt, k_rms, blocks_for(p, 8), 256, src, bias, gamma, dst, p, c, silu);
 	}
@@ -302,6 +316,23 @@ template <typename T> __global__ void k_bias_res8(const void *sv, const float *b
 		o = ((f * dh + y) * dw + x) * c8 + ch / 8;
 	}
 	((uint4 *)dv)[o] = a.u;
+}
+
+extern "C" int vae_k_rms_res(cudaStream_t st, int dt, const void *src, const float *bias,
+			     const void *res, void *sum, const float *gamma, void *dst, int64_t p,
+			     int c, int silu, char *err, size_t errlen)
+{
+	if (c % 8 || c > 512 || !al16(src) || (res && !al16(res)) || !al16(sum) || !al16(dst))
+		return wan_cuda_fail(err, errlen, __FILE__, __LINE__, "vae_k_rms_res", "unsupported shape");
+	int g = 1;
+	while (g < 32 && 16 * g < c)
+		g *= 2;
+	while (g < 32 && g * 8 < c)
+		g *= 2;
+	DT_LAUNCH(dt, k_rms8, blocks_for(p * g, 256), 256, src, bias, gamma, dst, p, c, silu, g, res,
+		  sum);
+	LAUNCH_RET("vae_k_rms_res");
+	return 0;
 }
 
 extern "C" int vae_k_bias_res(cudaStream_t st, int dt, const void *src, const float *bias,

@@ -34,6 +34,11 @@ int vae_k_frames_out(cudaStream_t st, int dt, const void *src, const float *bias
 /* dst[p] = silu?(normalize(src[p] + bias) * sqrt(C) * gamma) over C channels, P pixels. */
 int vae_k_rms(cudaStream_t st, int dt, const void *src, const float *bias, const float *gamma,
 	      void *dst, int64_t p, int c, int silu, char *err, size_t errlen);
+/* sum = src + bias + res (res may be NULL; 16-bit, P pixels of C channels), then dst = vae_k_rms of sum (no
+ * further bias): a bias+residual pass and the next norm in one (C % 8 == 0, 16-byte aligned). */
+int vae_k_rms_res(cudaStream_t st, int dt, const void *src, const float *bias, const void *res,
+		  void *sum, const float *gamma, void *dst, int64_t p, int c, int silu, char *err,
+		  size_t errlen);
 /* dst = src + bias + res (res may be NULL) for [T][H][W][C]; dst rows have pitch dst_w
  * pixels and frames dst_h rows (for the zero-padded downsample input; = W, H otherwise). */
 int vae_k_bias_res(cudaStream_t st, int dt, const void *src, const float *bias, const void *res,
