@@ -444,8 +444,9 @@ static int bench_cuda(const struct vae_config *cfg, const struct vae_source *src
 	}
 	for (size_t i = 0; i < fsz * (1 + tf); i++)
 		frames[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
-	printf("bench-vae: %dx%d, device cuda (bf16, cuDNN convs, CUDA graphs), random weights, %d iters\n",
-	       H, W, iters);
+	printf("bench-vae: %dx%d, device cuda (encoder %s, decoder %s, cuDNN convs%s, CUDA graphs), "
+	       "random weights, %d iters\n", H, W, vae_cuda_encoder_fp16(v) ? "fp16" : "bf16",
+	       vae_cuda_decoder_fp16(v) ? "fp16" : "bf16", getenv("HERU_VAE_FUSE") ? " fused" : "", iters);
 	printf("%-34s %10.1f ms (host fp32 random weights), build %.1f ms\n", "load", t_load, t_build);
 	double fe = vae_flops_encode(cfg, H, W), fd = vae_flops_decode(cfg, H, W);
 	t0 = now_ms();

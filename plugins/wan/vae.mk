@@ -31,12 +31,13 @@ dist_noinst_DATA += \
 	tests/fixtures/wan/vae/tiny_vae.safetensors \
 	tests/fixtures/wan/vae/tiny_taehv.safetensors \
 	tests/fixtures/wan/vae/tiny_golden.safetensors
-EXTRA_DIST += tests/reference/wan_vae_ref.py
+EXTRA_DIST += tests/reference/wan_vae_ref.py plugins/wan/cuda/vae_notes.md
 
 # ---- CUDA engine (only with CUDA): own convenience libraries, since cuda.mk (which defines
 # libwancuda.la and the .cu rule) is included after this fragment. The .cu library has no
 # per-target flags so cuda.mk's suffix rule builds it.
 VAE_CUDA_FILES = plugins/wan/cuda/vae_cuda.c plugins/wan/cuda/vae_cuda.h \
+	plugins/wan/cuda/vae_conv_be.c plugins/wan/cuda/vae_conv_be.h \
 	plugins/wan/cuda/vae_kernels.h
 if HAVE_CUDA
 noinst_LTLIBRARIES += libwanvaecuda.la libwanvaecudak.la

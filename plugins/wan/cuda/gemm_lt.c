@@ -17,7 +17,7 @@
 #define GEMM_SPLITK_EXTRA 12
 
 struct gemm_plan {
-	int m, n, k, ldx, ldw, ldy, epi;
+	int m, n, k, ldx, ldw, ldy, epi, tin, tout;
 	cublasLtMatmulDesc_t desc;
 	cublasLtMatrixLayout_t la, lb, lc;
 	cublasLtMatmulAlgo_t algo;
@@ -93,7 +93,8 @@ static int plan_build(struct wan_gemm *g, struct gemm_plan *p, char *err, size_t
 	cublasLtMatmulHeuristicResult_t heur[GEMM_TUNE_ALGOS];
 	cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
 	cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
-	cudaDataType_t bias_type = CUDA_R_16BF;
+	static const cudaDataType_t types[3] = { CUDA_R_16BF, CUDA_R_16F, CUDA_R_32F };
+	cudaDataType_t tin = types[p->tin], tout = types[p->tout], bias_type = tout;
 	int found = 0, rc = 0;
 
 	LT_TRY(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -108,16 +109,17 @@ static int plan_build(struct wan_gemm *g, struct gemm_plan *p, char *err, size_t
 		LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
 						      &bias_type, sizeof(bias_type)));
 	/* A = W: column-major [K, N] with ld = ldw; B = X: [K, M] ld ldx; C = Y: [N, M] ld ldy. */
-	LT_TRY(cublasLtMatrixLayoutCreate(&p->la, CUDA_R_16BF, p->k, p->n, p->ldw));
-	LT_TRY(cublasLtMatrixLayoutCreate(&p->lb, CUDA_R_16BF, p->k, p->m, p->ldx));
-	LT_TRY(cublasLtMatrixLayoutCreate(&p->lc, CUDA_R_16BF, p->n, p->m, p->ldy));
+	LT_TRY(cublasLtMatrixLayoutCreate(&p->la, tin, p->k, p->n, p->ldw));
+	LT_TRY(cublasLtMatrixLayoutCreate(&p->lb, tin, p->k, p->m, p->ldx));
+	LT_TRY(cublasLtMatrixLayoutCreate(&p->lc, tout, p->n, p->m, p->ldy));
 	LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
 	LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
 						    &g->workspace_bytes, sizeof(g->workspace_bytes)));
 	LT_TRY(cublasLtMatmulAlgoGetHeuristic(g->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref,
 					      g->tune ? GEMM_TUNE_ALGOS : 1, heur, &found));
 	if (found < 1) {
-		snprintf(err, errlen, "cuBLASLt has no bf16 algorithm for M=%d N=%d K=%d", p->m, p->n, p->k);
+		snprintf(err, errlen, "cuBLASLt has no algorithm for M=%d N=%d K=%d (types %d/%d)", p->m,
+			 p->n, p->k, p->tin, p->tout);
 		rc = -1;
 		goto cleanup;
 	}
@@ -149,14 +151,14 @@ cleanup:
 }
 
 static struct gemm_plan *plan_get(struct wan_gemm *g, int m, int n, int k, int ldx, int ldw,
-				  int ldy, int epi, char *err, size_t errlen)
+				  int ldy, int epi, int tin, int tout, char *err, size_t errlen)
 {
 	struct gemm_plan *p;
 
 	for (int i = 0; i < g->nplans; i++) {
 		p = &g->plans[i];
 		if (p->m == m && p->n == n && p->k == k && p->ldx == ldx && p->ldw == ldw &&
-		    p->ldy == ldy && p->epi == epi)
+		    p->ldy == ldy && p->epi == epi && p->tin == tin && p->tout == tout)
 			return p;
 	}
 	if (g->nplans == GEMM_CACHE_MAX) {
@@ -166,6 +168,8 @@ static struct gemm_plan *plan_get(struct wan_gemm *g, int m, int n, int k, int l
 	p = &g->plans[g->nplans];
 	memset(p, 0, sizeof(*p));
 	p->m = m; p->n = n; p->k = k; p->ldx = ldx; p->ldw = ldw; p->ldy = ldy; p->epi = epi;
+	p->tin = tin;
+	p->tout = tout;
 	if (plan_build(g, p, err, errlen)) {
 		plan_release(p);
 		return NULL;
@@ -200,7 +204,7 @@ static void plan_tune(struct wan_gemm *g, struct gemm_plan *p, cudaStream_t st, 
 	enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
 	cudaEvent_t e0 = NULL, e1 = NULL;
 	size_t xb = ((size_t)(p->m - 1) * p->ldx + p->k) * 2, wb = ((size_t)(p->n - 1) * p->ldw + p->k) * 2;
-	size_t yb = ((size_t)(p->m - 1) * p->ldy + p->n) * 2;
+	size_t yb = ((size_t)(p->m - 1) * p->ldy + p->n) * (p->tout == 2 ? 4 : 2); /* f32 or 16-bit Y */
 	float best = -1.0f, first = 0.0f;
 	int best_i = 0;
 
@@ -245,7 +249,8 @@ cleanup:
 		cudaEventDestroy(e1);
 }
 
-int wan_gemm_bf16(struct wan_gemm *g, cudaStream_t st, int m, int n, int k,
+int wan_gemm_ex(struct wan_gemm *g, cudaStream_t st, enum wan_gemm_type tin,
+		enum wan_gemm_type tout, int m, int n, int k,
 		  const void *x, int ldx, const void *w, int ldw, const void *bias,
 		  enum wan_gemm_epi epi, void *y, int ldy, char *err, size_t errlen)
 {
@@ -256,11 +261,15 @@ int wan_gemm_bf16(struct wan_gemm *g, cudaStream_t st, int m, int n, int k,
 		snprintf(err, errlen, "bad GEMM shape M=%d N=%d K=%d (ld %d/%d/%d)", m, n, k, ldx, ldw, ldy);
 		return -1;
 	}
+	if ((int)tin < 0 || tin > WAN_GEMM_F16 || (int)tout < 0 || tout > WAN_GEMM_F32) {
+		snprintf(err, errlen, "bad GEMM data types %d/%d", (int)tin, (int)tout);
+		return -1;
+	}
 	if (epi != WAN_EPI_NONE && !bias) {
 		snprintf(err, errlen, "GEMM bias epilogue without a bias");
 		return -1;
 	}
-	p = plan_get(g, m, n, k, ldx, ldw, ldy, (int)epi, err, errlen);
+	p = plan_get(g, m, n, k, ldx, ldw, ldy, (int)epi, (int)tin, (int)tout, err, errlen);
 	if (!p)
 		return -1;
 	if (epi != WAN_EPI_NONE)
@@ -271,4 +280,12 @@ int wan_gemm_bf16(struct wan_gemm *g, cudaStream_t st, int m, int n, int k,
 	LT_RET(cublasLtMatmul(g->lt, p->desc, &one, w, p->la, x, p->lb, &zero, y, p->lc, y, p->lc,
 			      &p->algo, g->workspace, g->workspace_bytes, st));
 	return 0;
+}
+
+int wan_gemm_bf16(struct wan_gemm *g, cudaStream_t st, int m, int n, int k,
+		  const void *x, int ldx, const void *w, int ldw, const void *bias,
+		  enum wan_gemm_epi epi, void *y, int ldy, char *err, size_t errlen)
+{
+	return wan_gemm_ex(g, st, WAN_GEMM_BF16, WAN_GEMM_BF16, m, n, k, x, ldx, w, ldw, bias, epi, y,
+			   ldy, err, errlen);
 }

@@ -36,6 +36,15 @@ int wan_gemm_bf16(struct wan_gemm *g, cudaStream_t st, int m, int n, int k,
 		  const void *x, int ldx, const void *w, int ldw, const void *bias,
 		  enum wan_gemm_epi epi, void *y, int ldy, char *err, size_t errlen);
 
+enum wan_gemm_type { WAN_GEMM_BF16 = 0, WAN_GEMM_F16, WAN_GEMM_F32 };
+
+/* As wan_gemm_bf16 with X and W of type TIN (bf16 or fp16) and Y (and the bias) of type TOUT
+ * (bf16, fp16 or f32; fp32 accumulation always). */
+int wan_gemm_ex(struct wan_gemm *g, cudaStream_t st, enum wan_gemm_type tin,
+		enum wan_gemm_type tout, int m, int n, int k, const void *x, int ldx, const void *w,
+		int ldw, const void *bias, enum wan_gemm_epi epi, void *y, int ldy, char *err,
+		size_t errlen);
+
 /* Number of distinct shapes planned so far (for tests and the benchmark report). */
 int wan_gemm_cached_shapes(const struct wan_gemm *g);
 

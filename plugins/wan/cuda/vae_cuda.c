@@ -11,6 +11,7 @@
 
 #include "plugins/wan/cuda/cuda_check.h"
 #include "plugins/wan/cuda/gemm_lt.h"
+#include "plugins/wan/cuda/vae_conv_be.h"
 #include "plugins/wan/cuda/vae_kernels.h"
 #include "plugins/wan/taehv_model_internal.h"
 #include "plugins/wan/vae_model_internal.h"
@@ -26,7 +27,7 @@
 enum op_kind {
 	OP_CONV, OP_GEMM, OP_RMS, OP_BIASRES, OP_UP, OP_SOFTMAX, OP_TRANSPOSE, OP_ADD, OP_COPY,
 	OP_FRAMES_IN, OP_LAT_IN, OP_LAT_OUT, OP_FRAMES_OUT,
-	OP_TIN, OP_TOUT, OP_MEMCAT, OP_BIASACT,
+	OP_TIN, OP_TOUT, OP_MEMCAT, OP_BIASACT, OP_RMSRES,
 };
 
 struct op {
@@ -42,6 +43,17 @@ struct op {
 	cudnnConvolutionFwdAlgo_t algo;
 	size_t ws;
 	double flops;            /* conv / GEMM FLOPs, for the profile */
+	int dt;                  /* VAE_DT_*: the 16-bit type of the activations */
+	int f32out;              /* GEMM: f32 result */
+	/* fused conv (cudnnConvolutionBiasActivationForward): y = act(conv + z + bias) */
+	int fused;
+	const void *z;           /* residual (alpha2 = 1) or NULL (z = y, alpha2 = 0) */
+	const void *bias16;      /* bias in the activation type */
+	cudnnTensorDescriptor_t bd;
+	cudnnActivationDescriptor_t ad;
+	struct vae_conv_be *be;  /* new: the conv through the backend API (faster engine) */
+	float be_ms;             /* its time at build */
+	struct vae_conv_be_shape bsh;
 };
 
 struct plan {
@@ -80,6 +92,11 @@ struct vae_cuda {
 	double gpu_ms; /* GPU time of the plans run by the last encode/decode call */
 	struct dmap *maps;
 	int nmaps, capmaps;
+	int enc_dt, dec_dt;        /* VAE_DT_*: encoder fp16, decoder bf16 (HERU_VAE_ENC/DEC_DTYPE) */
+	int fuse;                  /* fold bias/residual/ReLU into the convs (HERU_VAE_FUSE=1) */
+	int be;                    /* time backend-API engines per conv (default; HERU_VAE_BE=0) */
+	int be_fuse;               /* and their fused bias/residual/ReLU forms (HERU_VAE_BE_FUSE) */
+	int merge;                 /* bias+residual merged into the next norm (HERU_VAE_MERGE=0: off) */
 };
 
 struct tns {
@@ -136,8 +153,8 @@ static struct dmap *new_map(struct vae_cuda *v, const void *host)
 	return m;
 }
 
-/* f32 vector on the device (gammas, biases), and a bf16 copy when WANT16. */
-static const float *up_f32(struct vae_cuda *v, const float *host, int n, void **bf16,
+/* f32 vector on the device (gammas, biases), and a 16-bit copy of type DT when BF16. */
+static const float *up_f32(struct vae_cuda *v, const float *host, int n, void **bf16, int dt,
 			   char *err, size_t errlen)
 {
 	struct dmap *m = find_map(v, host);
@@ -150,30 +167,29 @@ static const float *up_f32(struct vae_cuda *v, const float *host, int n, void **
 		}
 	}
 	if (bf16 && !m->dev16) {
-		uint16_t *tmp = malloc(sizeof(uint16_t) * n);
-		if (!tmp || !(m->dev16 = dalloc(v, sizeof(uint16_t) * n, 1, err, errlen))) {
-			free(tmp);
+		if (!(m->dev16 = dalloc(v, sizeof(uint16_t) * n, 1, err, errlen)) ||
+		    vae_k_f32_to(NULL, dt, m->dev, m->dev16, n, err, errlen) ||
+		    cudaDeviceSynchronize() != cudaSuccess) {
+			if (!err[0])
+				snprintf(err, errlen, "cannot convert a bias on the GPU");
 			return NULL;
 		}
-		for (int i = 0; i < n; i++)
-			tmp[i] = wt_f32_to_bf16(host[i]);
-		cudaMemcpy(m->dev16, tmp, sizeof(uint16_t) * n, cudaMemcpyHostToDevice);
-		free(tmp);
 	}
 	if (bf16)
 		*bf16 = m->dev16;
 	return m->dev;
 }
 
-/* Conv weight as bf16 [cout][kt][kh][kw][cin] (cuDNN KDRSC; for 1x1 the GEMM's W[N,K]). */
-static void *up_conv(struct vae_cuda *v, const struct vae_conv_w *cw, char *err, size_t errlen)
+/* Conv weight as DT [cout][kt][kh][kw][cin] (cuDNN KDRSC; for 1x1 the GEMM's W[N,K]). */
+static void *up_conv(struct vae_cuda *v, const struct vae_conv_w *cw, int dt, char *err,
+		     size_t errlen)
 {
 	struct dmap *m = find_map(v, cw->w);
 	if (m)
 		return m->dev;
 	const struct vae_conv_shape *s = &cw->s;
 	size_t taps = (size_t)s->kt * s->kh * s->kw, n = taps * s->cin * s->cout;
-	uint16_t *tmp = malloc(sizeof(uint16_t) * n);
+	float *tmp = malloc(sizeof(float) * n), *dtmp = NULL;
 	if (!tmp || !(m = new_map(v, cw->w)) || !(m->dev = dalloc(v, n * BF, 1, err, errlen))) {
 		free(tmp);
 		if (!err[0])
@@ -184,11 +200,19 @@ static void *up_conv(struct vae_cuda *v, const struct vae_conv_w *cw, char *err,
 		for (int ci = 0; ci < s->cin; ci++)
 			for (int co = 0; co < s->cout; co++)
 				tmp[((size_t)co * taps + tp) * s->cin + ci] =
-					wt_f32_to_bf16(cw->w[(tp * s->cin + ci) * s->cout + co]);
-	cudaError_t e = cudaMemcpy(m->dev, tmp, n * BF, cudaMemcpyHostToDevice);
+					cw->w[(tp * s->cin + ci) * s->cout + co];
+	cudaError_t e = cudaMalloc((void **)&dtmp, sizeof(float) * n);
+	if (e == cudaSuccess)
+		e = cudaMemcpy(dtmp, tmp, sizeof(float) * n, cudaMemcpyHostToDevice);
 	free(tmp);
+	if (e == cudaSuccess && vae_k_f32_to(NULL, dt, dtmp, m->dev, (int64_t)n, err, errlen))
+		e = cudaErrorUnknown;
+	if (e == cudaSuccess)
+		e = cudaDeviceSynchronize();
+	cudaFree(dtmp);
 	if (e != cudaSuccess) {
-		snprintf(err, errlen, "cudaMemcpy of weights failed: %s", cudaGetErrorString(e));
+		if (!err[0])
+			snprintf(err, errlen, "upload of weights failed: %s", cudaGetErrorString(e));
 		return NULL;
 	}
 	return m->dev;
@@ -220,6 +244,7 @@ struct bctx {
 	char *err;
 	size_t errlen;
 	int fail;
+	int dt; /* VAE_DT_* of this plan's activations */
 };
 
 #define B_CHECK(x) do { if (!(x)) { b->fail = 1; if (!b->err[0]) snprintf(b->err, b->errlen, \
@@ -249,11 +274,16 @@ static void *slot_in(struct bctx *b, int slot, int front, int t, int h, int w, i
 	return s->d + (size_t)front * fe * BF;
 }
 
-static int set_desc5(cudnnTensorDescriptor_t d, int c, int t, int h, int w)
+static cudnnDataType_t dnn_type(int dt)
+{
+	return dt == VAE_DT_F16 ? CUDNN_DATA_HALF : CUDNN_DATA_BFLOAT16;
+}
+
+static int set_desc5(cudnnTensorDescriptor_t d, int dt, int c, int t, int h, int w)
 {
 	int dims[5] = { 1, c, t, h, w };
 	int str[5] = { t * h * w * c, 1, h * w * c, w * c, c };
-	return cudnnSetTensorNdDescriptor(d, CUDNN_DATA_BFLOAT16, 5, dims, str) != CUDNN_STATUS_SUCCESS;
+	return cudnnSetTensorNdDescriptor(d, dnn_type(dt), 5, dims, str) != CUDNN_STATUS_SUCCESS;
 }
 
 /* Conv over X [t][h][w][cin] (no time padding) with CW's weights and kernel; output allocated,
@@ -266,15 +296,16 @@ static void *b_conv(struct bctx *b, const void *x, int t, int h, int w,
 	const struct vae_conv_shape *s = &cw->s;
 	struct op *o = add_op(b->p, OP_CONV);
 	B_CHECK(o);
-	void *wt = up_conv(v, cw, b->err, b->errlen);
+	o->dt = b->dt;
+	void *wt = up_conv(v, cw, b->dt, b->err, b->errlen);
 	B_CHECK(wt);
 	int pad[3] = { 0, s->pad_top, s->pad_left }, str[3] = { s->st, s->sh, s->sw },
 	    dil[3] = { 1, 1, 1 };
 	int fdim[5] = { s->cout, s->cin, s->kt, s->kh, s->kw };
 	B_CHECK(cudnnCreateTensorDescriptor(&o->xd) == 0 && cudnnCreateTensorDescriptor(&o->yd) == 0 &&
 		cudnnCreateFilterDescriptor(&o->wd) == 0 && cudnnCreateConvolutionDescriptor(&o->cd) == 0);
-	B_CHECK(set_desc5(o->xd, s->cin, t, h, w) == 0);
-	B_CHECK(cudnnSetFilterNdDescriptor(o->wd, CUDNN_DATA_BFLOAT16, CUDNN_TENSOR_NHWC, 5, fdim) == 0);
+	B_CHECK(set_desc5(o->xd, b->dt, s->cin, t, h, w) == 0);
+	B_CHECK(cudnnSetFilterNdDescriptor(o->wd, dnn_type(b->dt), CUDNN_TENSOR_NHWC, 5, fdim) == 0);
 	B_CHECK(cudnnSetConvolutionNdDescriptor(o->cd, 3, pad, str, dil, CUDNN_CROSS_CORRELATION,
 						CUDNN_DATA_FLOAT) == 0);
 	B_CHECK(cudnnSetConvolutionMathType(o->cd, CUDNN_TENSOR_OP_MATH) == 0);
@@ -284,7 +315,7 @@ static void *b_conv(struct bctx *b, const void *x, int t, int h, int w,
 	*tout = od[2];
 	*hout = od[3];
 	*wout = od[4];
-	B_CHECK(set_desc5(o->yd, s->cout, od[2], od[3], od[4]) == 0);
+	B_CHECK(set_desc5(o->yd, b->dt, s->cout, od[2], od[3], od[4]) == 0);
 	void *y = b_alloc(b, (size_t)od[2] * od[3] * od[4] * s->cout);
 	B_CHECK(y);
 	cudnnConvolutionFwdAlgoPerf_t perf[8];
@@ -303,6 +334,22 @@ static void *b_conv(struct bctx *b, const void *x, int t, int h, int w,
 	B_CHECK(pick >= 0);
 	o->algo = perf[pick].algo;
 	o->ws = perf[pick].memory;
+	if (v->be) {
+		struct vae_conv_be_shape sh = { b->dt == VAE_DT_F16, s->cin, s->cout, t, h, w, od[2], od[3],
+						od[4], s->kt, s->kh, s->kw, s->st, s->sh, s->sw, 0,
+						s->pad_top, s->pad_left };
+		float ms = 0.0f;
+		char e2[256];
+		o->be = vae_conv_be_new(v->dnn, v->st, &sh, x, wt, y, v->ws, WS_BYTES, 16, &ms, e2,
+					sizeof(e2));
+		o->be_ms = ms;
+		o->bsh = sh;
+		if (o->be && v->find && perf[pick].time < ms) { /* the legacy algorithm is faster */
+			vae_conv_be_free(o->be);
+			o->be = NULL;
+		}
+		cudaGetLastError();
+	}
 	o->flops = 2.0 * od[2] * od[3] * od[4] * (double)s->cout * s->cin * s->kt * s->kh * s->kw;
 	o->a = x;
 	o->b = wt;
@@ -315,7 +362,81 @@ static struct op *b_op(struct bctx *b, enum op_kind k)
 	struct op *o = add_op(b->p, k);
 	if (!o)
 		b->fail = 1;
+	else
+		o->dt = b->dt;
 	return o;
+}
+
+static int exec_op(struct vae_cuda *v, const struct op *o, char *err, size_t errlen);
+static const float *wf(struct bctx *b, const float *host, int n, void **b16);
+
+/* Folds BIAS (host f32, C channels), the residual RES (or NULL) and ReLU (RELU) into the conv
+ * just planned, so that its output is the finished activation. Returns 0 when cuDNN runs the
+ * fused form (tried once here), else -1 and the conv stays as it was (the caller then adds
+ * its own elementwise op). Only when the engine was asked to fuse. */
+static int b_fuse(struct bctx *b, const float *bias, int c, const void *res, int relu)
+{
+	struct vae_cuda *v = b->v;
+	if (!(v->fuse || v->be_fuse) || b->fail || !b->p->n || !bias)
+		return -1;
+	struct op *o = &b->p->ops[b->p->n - 1];
+	void *b16 = NULL;
+	if (o->k != OP_CONV)
+		return -1;
+	if (o->be) {
+		/* the epilogue in the backend graph, kept when it costs under 10% over the plain conv
+		 * (the elementwise pass it replaces costs more) */
+		const float *bd = wf(b, bias, c, NULL);
+		float ms = 0.0f;
+		char e2[256];
+		struct vae_conv_be *f = !bd || !v->be_fuse ? NULL :
+			vae_conv_be_new_fused(v->dnn, v->st, &o->bsh, o->a, o->b, bd, res, relu, o->y,
+					      v->ws, WS_BYTES, 8, &ms, e2, sizeof(e2));
+		cudaGetLastError();
+		if (!f || ms > 1.1f * o->be_ms) {
+			vae_conv_be_free(f);
+			return -1;
+		}
+		vae_conv_be_free(o->be);
+		o->be = f;
+		o->be_ms = ms;
+		return 0;
+	}
+	if (!v->fuse || !wf(b, bias, c, &b16) || !b16)
+		return -1;
+	int dims[5] = { 1, c, 1, 1, 1 }, str[5] = { c, 1, 1, 1, 1 };
+	struct op save = *o;
+	if (cudnnCreateTensorDescriptor(&o->bd) ||
+	    cudnnSetTensorNdDescriptor(o->bd, dnn_type(o->dt), 5, dims, str) ||
+	    cudnnCreateActivationDescriptor(&o->ad) ||
+	    cudnnSetActivationDescriptor(o->ad, relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
+					 CUDNN_NOT_PROPAGATE_NAN, 0.0))
+		goto no;
+	if (!relu) {
+		size_t ws = 0;
+		o->algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+		if (cudnnGetConvolutionForwardWorkspaceSize(v->dnn, o->xd, o->wd, o->cd, o->yd, o->algo,
+							    &ws) || ws > WS_BYTES)
+			goto no;
+		o->ws = ws;
+	}
+	o->fused = 1;
+	o->z = res;
+	o->bias16 = b16;
+	char e2[256];
+	if (exec_op(v, o, e2, sizeof(e2)) || cudaStreamSynchronize(v->st) != cudaSuccess)
+		goto no;
+	return 0;
+no:
+	cudaGetLastError();
+	if (o->bd)
+		cudnnDestroyTensorDescriptor(o->bd);
+	if (o->ad)
+		cudnnDestroyActivationDescriptor(o->ad);
+	*o = save;
+	o->bd = NULL;
+	o->ad = NULL;
+	return -1;
 }
 
 /* Moves the last FRONT frames of a slot's [front + t] buffer to its front. */
@@ -378,7 +499,7 @@ static void b_gemm(struct bctx *b, int m, int n, int k, const void *x, int ldx, 
 
 static const float *wf(struct bctx *b, const float *host, int n, void **b16)
 {
-	const float *d = up_f32(b->v, host, n, b16, b->err, b->errlen);
+	const float *d = up_f32(b->v, host, n, b16, b->dt, b->err, b->errlen);
 	if (!d)
 		b->fail = 1;
 	return d;
@@ -408,22 +529,38 @@ static int b_res(struct bctx *b, const struct vae_block *blk, struct tns *x)
 		return -1;
 	b_rms(b, ta, wf(b, blk->a.b, blk->cout, NULL), wf(b, blk->g2, blk->cout, NULL), bin, p,
 	      blk->cout, 1);
-	void *tb = b_cconv(b, &blk->b, x->t, x->h, x->w);
-	void *nx = b_alloc(b, (size_t)p * blk->cout);
-	if (!tb || !nx)
+	struct slotbuf *bs = &b->slots[blk->b.slot];
+	int to, ho, wo;
+	void *tb = b_conv(b, bs->d, bs->front + x->t, x->h, x->w, &blk->b, &to, &ho, &wo);
+	if (!tb)
 		return -1;
 	const void *res = x->d;
 	if (blk->has_sc) {
 		void *sc = b_alloc(b, (size_t)p * blk->cout), *b16 = NULL;
-		void *w = up_conv(b->v, &blk->sc, b->err, b->errlen);
+		void *w = up_conv(b->v, &blk->sc, b->dt, b->err, b->errlen);
 		wf(b, blk->sc.b, blk->cout, &b16);
 		if (!sc || !w || !b16)
 			return -1;
+		/* the shortcut runs first: the fused conv reads it */
+		struct op *cv = &b->p->ops[b->p->n - 1], tmp = *cv;
+		b->p->n--;
 		b_gemm(b, (int)p, blk->cout, blk->cin, x->d, blk->cin, w, blk->cin, b16, sc, blk->cout);
+		struct op *no = add_op(b->p, OP_CONV);
+		if (!no)
+			return -1;
+		*no = tmp;
 		res = sc;
 	}
-	b_biasres(b, tb, wf(b, blk->b.b, blk->cout, NULL), res, nx, x->t, x->h, x->w, blk->cout, x->h,
-		  x->w);
+	void *nx = tb;
+	int fused = !b_fuse(b, blk->b.b, blk->cout, res, 0);
+	b_cache(b, blk->b.slot, x->t); /* before the bias+residual op, so the next norm can merge */
+	if (!fused) {
+		nx = b_alloc(b, (size_t)p * blk->cout);
+		if (!nx)
+			return -1;
+		b_biasres(b, tb, wf(b, blk->b.b, blk->cout, NULL), res, nx, x->t, x->h, x->w, blk->cout,
+			  x->h, x->w);
+	}
 	x->d = nx;
 	x->c = blk->cout;
 	return b->fail ? -1 : 0;
@@ -434,23 +571,30 @@ static int b_attn(struct bctx *b, const struct vae_block *blk, struct tns *x)
 	int c = x->c, n = x->h * x->w;
 	int64_t p = (int64_t)x->t * n;
 	void *xn = b_alloc(b, (size_t)p * c), *qkv = b_alloc(b, (size_t)p * 3 * c);
-	void *s = b_alloc(b, (size_t)n * n), *vt = b_alloc(b, (size_t)c * n);
+	/* scores f32 (2 x 16-bit elements each), probabilities 16-bit */
+	void *s = b_alloc(b, (size_t)2 * n * n), *pb = b_alloc(b, (size_t)n * n);
+	void *vt = b_alloc(b, (size_t)c * n);
 	void *o = b_alloc(b, (size_t)p * c), *pr = b_alloc(b, (size_t)p * c);
-	void *wq = up_conv(b->v, &blk->a, b->err, b->errlen), *wp = up_conv(b->v, &blk->b, b->err, b->errlen);
+	void *wq = up_conv(b->v, &blk->a, b->dt, b->err, b->errlen);
+	void *wp = up_conv(b->v, &blk->b, b->dt, b->err, b->errlen);
 	void *bq = NULL, *bp = NULL;
 	wf(b, blk->a.b, 3 * c, &bq);
 	wf(b, blk->b.b, c, &bp);
-	if (!xn || !qkv || !s || !vt || !o || !pr || !wq || !wp || !bq || !bp)
+	if (!xn || !qkv || !s || !pb || !vt || !o || !pr || !wq || !wp || !bq || !bp)
 		return -1;
 	b_rms(b, x->d, NULL, wf(b, blk->g1, c, NULL), xn, p, c, 0);
 	b_gemm(b, (int)p, 3 * c, c, xn, c, wq, c, bq, qkv, 3 * c);
 	for (int f = 0; f < x->t; f++) {
 		char *q = (char *)qkv + (size_t)f * n * 3 * c * BF;
 		b_gemm(b, n, n, c, q, 3 * c, q + (size_t)c * BF, 3 * c, NULL, s, n);
+		if (b->fail)
+			return -1;
+		b->p->ops[b->p->n - 1].f32out = 1;
 		struct op *op = b_op(b, OP_SOFTMAX);
 		if (!op)
 			return -1;
-		op->y = s;
+		op->a = s;
+		op->y = pb;
 		op->i[0] = n;
 		op->i[1] = n;
 		op->n = c;
@@ -462,7 +606,7 @@ static int b_attn(struct bctx *b, const struct vae_block *blk, struct tns *x)
 		op->i[0] = 3 * c;
 		op->i[1] = n;
 		op->i[2] = c;
-		b_gemm(b, n, c, n, s, n, vt, n, NULL, (char *)o + (size_t)f * n * c * BF, c);
+		b_gemm(b, n, c, n, pb, n, vt, n, NULL, (char *)o + (size_t)f * n * c * BF, c);
 	}
 	b_gemm(b, (int)p, c, c, o, c, wp, c, bp, pr, c);
 	struct op *op = b_op(b, OP_ADD);
@@ -559,10 +703,15 @@ static int b_up(struct bctx *b, const struct vae_block *blk, struct tns *x)
 		memcpy(o->i, iv, sizeof(iv));
 	}
 	void *tc = b_conv(b, up, t, 2 * h, 2 * w, &blk->a, &to, &ho, &wo);
-	void *nx = tc ? b_alloc(b, (size_t)t * ho * wo * blk->cout) : NULL;
-	if (!nx)
+	if (!tc)
 		return -1;
-	b_biasres(b, tc, wf(b, blk->a.b, blk->cout, NULL), NULL, nx, t, ho, wo, blk->cout, ho, wo);
+	void *nx = tc;
+	if (b_fuse(b, blk->a.b, blk->cout, NULL, 0)) {
+		nx = b_alloc(b, (size_t)t * ho * wo * blk->cout);
+		if (!nx)
+			return -1;
+		b_biasres(b, tc, wf(b, blk->a.b, blk->cout, NULL), NULL, nx, t, ho, wo, blk->cout, ho, wo);
+	}
 	x->d = nx;
 	x->t = t;
 	x->h = ho;
@@ -577,11 +726,28 @@ static int b_coder(struct bctx *b, const struct vae_coder *cd, struct tns *x)
 {
 	void *t0 = b_cconv(b, &cd->conv_in, x->t, x->h, x->w);
 	int64_t p = (int64_t)x->t * x->h * x->w;
-	void *nx = t0 ? b_alloc(b, (size_t)p * cd->conv_in.s.cout) : NULL;
-	if (!nx)
+	if (!t0)
 		return -1;
-	b_biasres(b, t0, wf(b, cd->conv_in.b, cd->conv_in.s.cout, NULL), NULL, nx, x->t, x->h, x->w,
-		  cd->conv_in.s.cout, x->h, x->w);
+	void *nx = t0;
+	/* b_cconv's cache copies follow the conv: fuse into the conv before them */
+	int ncopy = b->slots[cd->conv_in.slot].front;
+	struct op cp[2];
+	memcpy(cp, &b->p->ops[b->p->n - ncopy], sizeof(struct op) * ncopy);
+	b->p->n -= ncopy;
+	int fused = !b_fuse(b, cd->conv_in.b, cd->conv_in.s.cout, NULL, 0);
+	for (int i = 0; i < ncopy; i++) {
+		struct op *o = add_op(b->p, OP_COPY);
+		if (!o)
+			return -1;
+		*o = cp[i];
+	}
+	if (!fused) {
+		nx = b_alloc(b, (size_t)p * cd->conv_in.s.cout);
+		if (!nx)
+			return -1;
+		b_biasres(b, t0, wf(b, cd->conv_in.b, cd->conv_in.s.cout, NULL), NULL, nx, x->t, x->h,
+			  x->w, cd->conv_in.s.cout, x->h, x->w);
+	}
 	x->d = nx;
 	x->c = cd->conv_in.s.cout;
 	for (int i = 0; i < cd->nblocks; i++) {
@@ -614,7 +780,7 @@ static int build_encoder(struct vae_cuda *v, struct plan *p, int first, char *er
 {
 	const struct vae_model *m = v->m;
 	int t = first ? 1 : vae_config_temporal(&m->cfg), z = m->cfg.z_dim;
-	struct bctx bc = { v, p, v->eslots, first, err, errlen, 0 }, *b = &bc;
+	struct bctx bc = { v, p, v->eslots, first, err, errlen, 0, v->enc_dt }, *b = &bc;
 	struct tns x = { NULL, t, v->H, v->W, 3 };
 	void *cin = slot_in(b, m->enc.conv_in.slot, 2, t, v->H, v->W, 3);
 	struct op *o = b_op(b, OP_FRAMES_IN);
@@ -629,7 +795,7 @@ static int build_encoder(struct vae_cuda *v, struct plan *p, int first, char *er
 		return -1;
 	int hw = x.h * x.w;
 	void *hb = b_alloc(b, (size_t)x.t * hw * 2 * z), *q = b_alloc(b, (size_t)x.t * hw * 2 * z);
-	void *wq = up_conv(v, &m->quant, err, errlen), *bq = NULL;
+	void *wq = up_conv(v, &m->quant, b->dt, err, errlen), *bq = NULL;
 	wf(b, m->quant.b, 2 * z, &bq);
 	if (!hb || !q || !wq || !bq)
 		return -1;
@@ -651,9 +817,10 @@ static int build_decoder(struct vae_cuda *v, struct plan *p, int first, char *er
 {
 	const struct vae_model *m = v->m;
 	int sp = vae_config_spatial(&m->cfg), z = m->cfg.z_dim, h = v->H / sp, w = v->W / sp;
-	struct bctx bc = { v, p, v->dslots, first, err, errlen, 0 }, *b = &bc;
+	struct bctx bc = { v, p, v->dslots, first, err, errlen, 0, v->dec_dt }, *b = &bc;
 	struct tns x = { NULL, 1, h, w, z };
-	void *li = b_alloc(b, (size_t)h * w * z), *wq = up_conv(v, &m->post_quant, err, errlen), *bq = NULL;
+	void *li = b_alloc(b, (size_t)h * w * z), *bq = NULL;
+	void *wq = up_conv(v, &m->post_quant, b->dt, err, errlen);
 	wf(b, m->post_quant.b, z, &bq);
 	void *cin = slot_in(b, m->dec.conv_in.slot, 2, 1, h, w, z);
 	struct op *o = b_op(b, OP_LAT_IN);
@@ -680,6 +847,34 @@ static int build_decoder(struct vae_cuda *v, struct plan *p, int first, char *er
 	return b->fail ? -1 : 0;
 }
 
+/* Peephole: a bias+residual op (no padding pitch) directly followed by the norm of its output
+ * becomes one op that writes both (one read of the sum less). */
+static void merge_ops(struct plan *p)
+{
+	int w = 0;
+	for (int i = 0; i < p->n; i++) {
+		struct op *o = &p->ops[i], *q = i + 1 < p->n ? &p->ops[i + 1] : NULL;
+		int c = o->i[3];
+		if (q && o->k == OP_BIASRES && q->k == OP_RMS && q->a == o->y && !q->f1 &&
+		    o->dt == q->dt && o->i[4] == o->i[1] && o->i[5] == o->i[2] && q->i[0] == c &&
+		    c % 8 == 0 && c <= 512 && (int64_t)o->i[0] * o->i[1] * o->i[2] == q->n &&
+		    !((uintptr_t)o->a & 15) && !((uintptr_t)o->b & 15) && !((uintptr_t)o->y & 15) &&
+		    !((uintptr_t)q->y & 15)) {
+			struct op m = *q;
+			m.k = OP_RMSRES;
+			m.a = o->a;
+			m.f1 = o->f1;
+			m.b = o->b;
+			m.z = o->y;
+			p->ops[w++] = m;
+			i++;
+			continue;
+		}
+		p->ops[w++] = *o;
+	}
+	p->n = w;
+}
+
 /* ---- execution ---- */
 
 static int exec_op(struct vae_cuda *v, const struct op *o, char *err, size_t errlen)
@@ -688,38 +883,54 @@ static int exec_op(struct vae_cuda *v, const struct op *o, char *err, size_t err
 	switch (o->k) {
 	case OP_CONV: {
 		float one = 1.0f, zero = 0.0f;
+		if (o->be)
+			return vae_conv_be_run(o->be, v->dnn, err, errlen);
+		if (o->fused) {
+			DNN_RET(cudnnConvolutionBiasActivationForward(
+				v->dnn, &one, o->xd, o->a, o->wd, o->b, o->cd, o->algo, v->ws, o->ws,
+				o->z ? &one : &zero, o->yd, o->z ? o->z : o->y, o->bd, o->bias16, o->ad,
+				o->yd, o->y));
+			return 0;
+		}
 		DNN_RET(cudnnConvolutionForward(v->dnn, &one, o->xd, o->a, o->wd, o->b, o->cd, o->algo,
 						v->ws, o->ws, &zero, o->yd, o->y));
 		return 0;
 	}
-	case OP_GEMM:
-		return wan_gemm_bf16(v->gemm, st, o->i[0], o->i[1], o->i[2], o->a, o->i[3], o->b, o->i[4],
-				     o->f1, o->f1 ? WAN_EPI_BIAS : WAN_EPI_NONE, o->y, o->i[5], err, errlen);
+	case OP_GEMM: {
+		enum wan_gemm_type t = o->dt == VAE_DT_F16 ? WAN_GEMM_F16 : WAN_GEMM_BF16;
+		return wan_gemm_ex(v->gemm, st, t, o->f32out ? WAN_GEMM_F32 : t, o->i[0], o->i[1], o->i[2],
+				   o->a, o->i[3], o->b, o->i[4], o->f1,
+				   o->f1 ? WAN_EPI_BIAS : WAN_EPI_NONE, o->y, o->i[5], err, errlen);
+	}
 	case OP_RMS:
-		return vae_k_rms(st, o->a, o->f1, o->f2, o->y, o->n, o->i[0], o->i[1], err, errlen);
+		return vae_k_rms(st, o->dt, o->a, o->f1, o->f2, o->y, o->n, o->i[0], o->i[1], err, errlen);
+	case OP_RMSRES:
+		return vae_k_rms_res(st, o->dt, o->a, o->f1, o->b, (void *)o->z, o->f2, o->y, o->n, o->i[0],
+				     o->i[1], err, errlen);
 	case OP_BIASRES:
-		return vae_k_bias_res(st, o->a, o->f1, o->b, o->y, o->i[0], o->i[1], o->i[2], o->i[3],
+		return vae_k_bias_res(st, o->dt, o->a, o->f1, o->b, o->y, o->i[0], o->i[1], o->i[2], o->i[3],
 				      o->i[4], o->i[5], err, errlen);
 	case OP_UP:
-		return vae_k_upsample(st, o->a, o->f1, o->y, o->i[0], o->i[1], o->i[2], o->i[3], o->i[4],
+		return vae_k_upsample(st, o->dt, o->a, o->f1, o->y, o->i[0], o->i[1], o->i[2], o->i[3], o->i[4],
 				      err, errlen);
 	case OP_SOFTMAX:
-		return vae_k_softmax(st, o->y, o->i[0], o->i[1], 1.0f / sqrtf((float)o->n), err, errlen);
+		return vae_k_softmax(st, o->dt, o->a, o->y, o->i[0], o->i[1], 1.0f / sqrtf((float)o->n),
+				     err, errlen);
 	case OP_TRANSPOSE:
 		return vae_k_transpose(st, o->a, o->i[0], o->y, o->i[1], o->i[2], err, errlen);
 	case OP_ADD:
-		return vae_k_add(st, o->y, o->a, o->n, err, errlen);
+		return vae_k_add(st, o->dt, o->y, o->a, o->n, err, errlen);
 	case OP_COPY:
 		CU_RET(cudaMemcpyAsync(o->y, o->a, (size_t)o->n, cudaMemcpyDeviceToDevice, st));
 		return 0;
 	case OP_FRAMES_IN:
-		return vae_k_frames_in(st, o->a, o->y, o->i[0], o->i[1], o->i[2], err, errlen);
+		return vae_k_frames_in(st, o->dt, o->a, o->y, o->i[0], o->i[1], o->i[2], err, errlen);
 	case OP_LAT_IN:
-		return vae_k_latent_in(st, o->a, o->y, o->i[0], o->i[1], o->i[2], o->f1, o->f2, err, errlen);
+		return vae_k_latent_in(st, o->dt, o->a, o->y, o->i[0], o->i[1], o->i[2], o->f1, o->f2, err, errlen);
 	case OP_LAT_OUT:
-		return vae_k_latent_out(st, o->a, o->i[0], o->y, o->i[1], o->i[2], err, errlen);
+		return vae_k_latent_out(st, o->dt, o->a, o->i[0], o->y, o->i[1], o->i[2], err, errlen);
 	case OP_FRAMES_OUT:
-		return vae_k_frames_out(st, o->a, o->f1, o->y, o->i[0], o->i[1], o->i[2], err, errlen);
+		return vae_k_frames_out(st, o->dt, o->a, o->f1, o->y, o->i[0], o->i[1], o->i[2], err, errlen);
 	case OP_TIN:
 		return vae_k_taehv_in(st, o->a, o->y, o->i[0], o->i[1], o->i[2], err, errlen);
 	case OP_TOUT:
@@ -800,7 +1011,7 @@ int vae_cuda_profile(struct vae_cuda *v, int decode, double *ms, double *flops, 
 		CU_TRY(cudaEventElapsedTime(&t, ev[i], ev[i + 1]));
 		enum op_kind k = p->ops[i].k;
 		int cls = k == OP_CONV ? VAE_PROF_CONV : k == OP_GEMM ? VAE_PROF_GEMM :
-			  k == OP_RMS ? VAE_PROF_NORM : k == OP_COPY ? VAE_PROF_COPY : VAE_PROF_ELEM;
+			  k == OP_RMS || k == OP_RMSRES ? VAE_PROF_NORM : k == OP_COPY ? VAE_PROF_COPY : VAE_PROF_ELEM;
 		ms[cls] += t;
 		flops[cls] += p->ops[i].flops;
 	}
@@ -828,6 +1039,11 @@ static void plan_free(struct plan *p)
 			cudnnDestroyFilterDescriptor(o->wd);
 		if (o->cd)
 			cudnnDestroyConvolutionDescriptor(o->cd);
+		if (o->bd)
+			cudnnDestroyTensorDescriptor(o->bd);
+		if (o->ad)
+			cudnnDestroyActivationDescriptor(o->ad);
+		vae_conv_be_free(o->be);
 	}
 	if (p->exec)
 		cudaGraphExecDestroy(p->exec);
@@ -896,6 +1112,24 @@ cleanup:
 	return rc;
 }
 
+/* 1 when environment variable NAME is "1", 0 when "0", else DEF */
+static int env_flag(const char *name, int def)
+{
+	const char *e = getenv(name);
+	return e && !strcmp(e, "1") ? 1 : e && !strcmp(e, "0") ? 0 : def;
+}
+
+/* VAE_DT_* named by environment variable NAME ("bf16" or "fp16"), else DEF. */
+static int env_dtype(const char *name, int def)
+{
+	const char *e = getenv(name);
+	if (e && !strcmp(e, "bf16"))
+		return VAE_DT_BF16;
+	if (e && (!strcmp(e, "fp16") || !strcmp(e, "f16")))
+		return VAE_DT_F16;
+	return def;
+}
+
 struct vae_cuda *vae_cuda_new(const struct vae_model *m, int what, int h, int w, int find,
 			      char *err, size_t errlen)
 {
@@ -913,6 +1147,12 @@ struct vae_cuda *vae_cuda_new(const struct vae_model *m, int what, int h, int w,
 	v->W = w;
 	v->find = find;
 	v->first_enc = v->first_dec = 1;
+	v->fuse = env_flag("HERU_VAE_FUSE", 0);
+	v->be = env_flag("HERU_VAE_BE", 1);
+	v->be_fuse = env_flag("HERU_VAE_BE_FUSE", 0);
+	v->merge = env_flag("HERU_VAE_MERGE", 1);
+	v->enc_dt = env_dtype("HERU_VAE_ENC_DTYPE", VAE_DT_F16);
+	v->dec_dt = env_dtype("HERU_VAE_DEC_DTYPE", VAE_DT_BF16);
 	if (h <= 0 || w <= 0 || h % sp || w % sp || !v->what) {
 		snprintf(err, errlen, "VAE on CUDA: %dx%d must be positive multiples of %d (and weights loaded)",
 			 h, w, sp);
@@ -938,6 +1178,12 @@ struct vae_cuda *vae_cuda_new(const struct vae_model *m, int what, int h, int w,
 	if ((v->what & VAE_LOAD_DECODER) &&
 	    (build_decoder(v, &v->dec_steady, 0, err, errlen) || build_decoder(v, &v->dec_first, 1, err, errlen)))
 		goto fail;
+	if (v->merge) {
+		merge_ops(&v->enc_first);
+		merge_ops(&v->enc_steady);
+		merge_ops(&v->dec_first);
+		merge_ops(&v->dec_steady);
+	}
 	CU_TRY(cudaDeviceSynchronize()); /* the build's cudaMemset calls ran on the default stream */
 	if (vae_cuda_reset(v, err, errlen))
 		goto fail;
@@ -960,6 +1206,16 @@ int vae_cuda_first_encode(const struct vae_cuda *v)
 int vae_cuda_first_decode(const struct vae_cuda *v)
 {
 	return v->first_dec;
+}
+
+int vae_cuda_encoder_fp16(const struct vae_cuda *v)
+{
+	return v->enc_dt == VAE_DT_F16;
+}
+
+int vae_cuda_decoder_fp16(const struct vae_cuda *v)
+{
+	return v->dec_dt == VAE_DT_F16;
 }
 
 size_t vae_cuda_weight_bytes(const struct vae_cuda *v)
@@ -1097,7 +1353,7 @@ static int build_taehv(struct taehv_cuda *t, struct plan *p, int nf, char *err, 
 {
 	struct vae_cuda *v = t->e;
 	const struct taehv_model *m = t->m;
-	struct bctx bc = { v, p, NULL, 0, err, errlen, 0 }, *b = &bc;
+	struct bctx bc = { v, p, NULL, 0, err, errlen, 0, VAE_DT_BF16 }, *b = &bc;
 	int f = nf, h = t->h, w = t->w, c = TAEHV_LATENT, to, ho, wo;
 	void *x = b_alloc(b, (size_t)f * h * w * c);
 	struct op *o = b_op(b, OP_TIN);
@@ -1127,6 +1383,8 @@ static int build_taehv(struct taehv_cuda *t, struct plan *p, int nf, char *err, 
 				o->i[0] = f;
 				o->i[1] = h;
 				o->i[2] = w;
+			} else if (cw.b && !b_fuse(b, cw.b, c, NULL, relu)) {
+				x = y;
 			} else if (cw.b || relu) {
 				void *nx = b_alloc(b, (size_t)px * c);
 				if (!nx)
@@ -1163,7 +1421,13 @@ static int build_taehv(struct taehv_cuda *t, struct plan *p, int nf, char *err, 
 			for (int k = 0; k < 3; k++) {
 				struct vae_conv_w cw = tcw(&l->conv[k]);
 				void *y = b_conv(b, in, f, h, w, &cw, &to, &ho, &wo);
-				void *nx = y ? b_alloc(b, (size_t)px * c) : NULL;
+				if (!y)
+					return -1;
+				if (!b_fuse(b, cw.b, c, k == 2 ? x : NULL, 1)) {
+					in = y;
+					continue;
+				}
+				void *nx = b_alloc(b, (size_t)px * c);
 				if (!nx)
 					return -1;
 				b_biasact(b, y, wf(b, cw.b, c, NULL), k == 2 ? x : NULL, nx, px * c, c, 1);
@@ -1174,7 +1438,7 @@ static int build_taehv(struct taehv_cuda *t, struct plan *p, int nf, char *err, 
 			/* Upsample then TGrow == TGrow (1x1 conv) at low resolution then upsample */
 			const struct tlayer *g = &m->l[li + 1];
 			struct vae_conv_w cw = tcw(&g->conv[0]);
-			void *wt = up_conv(v, &cw, err, errlen);
+			void *wt = up_conv(v, &cw, VAE_DT_BF16, err, errlen);
 			void *gy = b_alloc(b, (size_t)px * g->stride * c);
 			void *up = b_alloc(b, (size_t)px * g->stride * 4 * c);
 			if (!wt || !gy || !up || g->kind != TK_TGROW)
@@ -1252,6 +1516,9 @@ struct taehv_cuda *taehv_cuda_new(const struct taehv_model *m, int incremental, 
 		goto fail;
 	}
 	t->e->find = !getenv("HERU_VAE_NO_FIND");
+	t->e->fuse = env_flag("HERU_VAE_FUSE", 0);
+	t->e->be = env_flag("HERU_VAE_BE", 1);
+	t->e->be_fuse = env_flag("HERU_VAE_BE_FUSE", 0);
 	if (engine_init(t->e, err, errlen) ||
 	    !(t->in_dev = dalloc(t->e, lsz * TAEHV_CUDA_MAXF * sizeof(float), 0, err, errlen)) ||
 	    !(t->out_dev = dalloc(t->e, (size_t)3 * 64 * h * w * 4 * TAEHV_CUDA_MAXF * sizeof(float), 0,

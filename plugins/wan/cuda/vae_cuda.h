@@ -1,9 +1,10 @@
-/* vae_cuda.h: the Wan2.1 causal 3D VAE on one GPU (bf16 NDHWC activations, cuDNN convs,
- * cuBLASLt 1x1 convs and middle attention, fused kernels, one CUDA graph per steady chunk).
+/* vae_cuda.h: the Wan2.1 causal 3D VAE on one GPU (16-bit NDHWC activations: fp16 in the
+ * encoder, bf16 in the decoder; cuDNN convs, cuBLASLt 1x1 convs and middle attention with fp32
+ * scores, fused kernels, one CUDA graph per steady chunk).
  *
  * DESIGN
  * Built once per resolution from a loaded CPU model (vae_model.h, whose fp32 weights it
- * uploads as bf16). Every causal k_t=3 conv owns an input buffer [2 + T][H][W][C] whose first
+ * uploads as 16-bit). Every causal k_t=3 conv owns an input buffer [2 + T][H][W][C] whose first
  * 2 frames are its feature cache: the producer of the conv's input writes at frame 2, the conv
  * reads the whole buffer with zero time padding (causal padding without copies), and after the
  * conv the last 2 input frames move to the front (two frame copies). downsample3d keeps 1
@@ -12,7 +13,9 @@
  * alone and then one latent per call (decoding latents 1.. one at a time is identical to one
  * call: see tests/gpu_vae.c). Two op lists ("plans") per coder share the cache buffers: the
  * first call's (downsample3d skips time_conv, upsample3d does not upsample time) and the steady
- * one, which is captured into a CUDA graph on its second run. No allocation after build. */
+ * one, which is captured into a CUDA graph on its second run. No allocation after build.
+ * Each conv runs the fastest cuDNN engine config timed on its own shape and buffers at build
+ * (backend graph API, vae_conv_be.h; the legacy API when the backend refuses a shape). */
 #ifndef WAN_CUDA_VAE_CUDA_H
 #define WAN_CUDA_VAE_CUDA_H
 
@@ -44,6 +47,14 @@ int vae_cuda_decode(struct vae_cuda *v, const float *latents, int f, float *fram
 		    size_t errlen);
 /* Device bytes allocated for weights and for activations + caches + workspaces. */
 size_t vae_cuda_weight_bytes(const struct vae_cuda *v);
+/* 1 when the encoder (decoder) runs in fp16, 0 for bf16. The encoder's default is fp16: bf16
+ * rounding alone puts its latents 1.2-1.6e-2 (relative L2) off the fp32 reference, fp16's 3
+ * more mantissa bits bring that under the 1e-2 target; its inputs are frames in [-1,1] and
+ * every stored value saturates at +-65504. The decoder stays bf16 (wider range for
+ * unbounded real-weight activations; 47-50 dB already). Environment variables
+ * HERU_VAE_ENC_DTYPE / HERU_VAE_DEC_DTYPE (bf16 or fp16) override both at vae_cuda_new. */
+int vae_cuda_encoder_fp16(const struct vae_cuda *v);
+int vae_cuda_decoder_fp16(const struct vae_cuda *v);
 size_t vae_cuda_act_bytes(const struct vae_cuda *v);
 /* GPU time (ms, CUDA events around the plans, without the host copies) of the last
  * vae_cuda_encode / vae_cuda_decode. */

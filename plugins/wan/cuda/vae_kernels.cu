@@ -1,11 +1,17 @@
-/* vae_kernels.cu: fused elementwise kernels of the CUDA Wan VAE (see vae_kernels.h). */
+/* vae_kernels.cu: fused elementwise kernels of the CUDA Wan VAE (see vae_kernels.h).
+ * Activation kernels are templates over the 16-bit storage type (bf16 or fp16, the launcher's
+ * DT picks one at run time); the fast paths move 8 channels (16 bytes) per thread when the
+ * channel count is a multiple of 8 and the pointers are 16-byte aligned, else a scalar path. */
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <math.h>
+#include <stdint.h>
 
 #include "plugins/wan/cuda/cuda_check.h"
 #include "plugins/wan/cuda/vae_kernels.h"
 
 typedef __nv_bfloat16 bf16;
+typedef __half f16;
 
 static unsigned blocks_for(int64_t n, int threads)
 {
@@ -15,92 +21,146 @@ static unsigned blocks_for(int64_t n, int threads)
 
 #define LAUNCH_RET(what) CU_LAUNCH_RET(what)
 
-__global__ void k_frames_in(const float *src, bf16 *dst, int t, int hw)
+static __device__ __forceinline__ float tf(bf16 x) { return __bfloat162float(x); }
+static __device__ __forceinline__ float tf(f16 x) { return __half2float(x); }
+template <typename T> static __device__ __forceinline__ T ft(float x);
+template <> __device__ __forceinline__ bf16 ft<bf16>(float x) { return __float2bfloat16(x); }
+/* fp16 saturates at its largest finite value (NaN stays NaN) */
+template <> __device__ __forceinline__ f16 ft<f16>(float x)
 {
+	return __float2half_rn(x != x ? x : fminf(65504.0f, fmaxf(-65504.0f, x)));
+}
+
+/* 8 values of T in 16 bytes */
+template <typename T> struct v8 {
+	uint4 u;
+	__device__ __forceinline__ float get(int k) const { return tf(((const T *)&u)[k]); }
+	__device__ __forceinline__ void set(int k, float v) { ((T *)&u)[k] = ft<T>(v); }
+};
+
+static int al16(const void *p)
+{
+	return ((uintptr_t)p & 15) == 0;
+}
+
+/* launches KERN<f16> or KERN<bf16> */
+#define DT_LAUNCH(dt, kern, grid, block, ...) do { \
+	if ((dt) == VAE_DT_F16) \
+		kern<f16><<<(grid), (block), 0, st>>>(__VA_ARGS__); \
+	else \
+		kern<bf16><<<(grid), (block), 0, st>>>(__VA_ARGS__); \
+} while (0)
+
+__global__ void k_f32_to(const float *src, void *dst, int64_t n, int dt)
+{
+	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+	if (i >= n)
+		return;
+	if (dt == VAE_DT_F16)
+		((f16 *)dst)[i] = ft<f16>(src[i]);
+	else
+		((bf16 *)dst)[i] = ft<bf16>(src[i]);
+}
+
+extern "C" int vae_k_f32_to(cudaStream_t st, int dt, const float *src, void *dst, int64_t n,
+			    char *err, size_t errlen)
+{
+	k_f32_to<<<blocks_for(n, 256), 256, 0, st>>>(src, dst, n, dt);
+	LAUNCH_RET("vae_k_f32_to");
+	return 0;
+}
+
+template <typename T> __global__ void k_frames_in(const float *src, void *dv, int t, int hw)
+{
+	T *dst = (T *)dv;
 	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, n = (int64_t)t * hw;
 	if (i >= n)
 		return;
 	int64_t f = i / hw, p = i % hw;
 	for (int c = 0; c < 3; c++)
-		dst[i * 3 + c] = __float2bfloat16(src[(f * 3 + c) * hw + p]);
+		dst[i * 3 + c] = ft<T>(src[(f * 3 + c) * hw + p]);
 }
 
-extern "C" int vae_k_frames_in(cudaStream_t st, const float *src, void *dst, int t, int h, int w,
-			       char *err, size_t errlen)
+extern "C" int vae_k_frames_in(cudaStream_t st, int dt, const float *src, void *dst, int t, int h,
+			       int w, char *err, size_t errlen)
 {
 	int64_t n = (int64_t)t * h * w;
-	k_frames_in<<<blocks_for(n, 256), 256, 0, st>>>(src, (bf16 *)dst, t, h * w);
+	DT_LAUNCH(dt, k_frames_in, blocks_for(n, 256), 256, src, dst, t, h * w);
 	LAUNCH_RET("vae_k_frames_in");
 	return 0;
 }
 
-__global__ void k_latent_in(const float *src, bf16 *dst, int z, int hw, const float *mean,
-			    const float *std)
+template <typename T> __global__ void k_latent_in(const float *src, void *dv, int z, int hw,
+						  const float *mean, const float *std)
 {
+	T *dst = (T *)dv;
 	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
 	if (i >= (int64_t)z * hw)
 		return;
 	int p = (int)(i / z), c = (int)(i % z);
-	dst[i] = __float2bfloat16(src[(int64_t)c * hw + p] * std[c] + mean[c]);
+	dst[i] = ft<T>(src[(int64_t)c * hw + p] * std[c] + mean[c]);
 }
 
-extern "C" int vae_k_latent_in(cudaStream_t st, const float *src, void *dst, int z, int h, int w,
-			       const float *mean, const float *std, char *err, size_t errlen)
+extern "C" int vae_k_latent_in(cudaStream_t st, int dt, const float *src, void *dst, int z, int h,
+			       int w, const float *mean, const float *std, char *err, size_t errlen)
 {
 	int64_t n = (int64_t)z * h * w;
-	k_latent_in<<<blocks_for(n, 256), 256, 0, st>>>(src, (bf16 *)dst, z, h * w, mean, std);
+	DT_LAUNCH(dt, k_latent_in, blocks_for(n, 256), 256, src, dst, z, h * w, mean, std);
 	LAUNCH_RET("vae_k_latent_in");
 	return 0;
 }
 
-__global__ void k_latent_out(const bf16 *src, int ld, float *dst, int z, int hw)
+template <typename T> __global__ void k_latent_out(const void *sv, int ld, float *dst, int z, int hw)
 {
+	const T *src = (const T *)sv;
 	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
 	if (i >= (int64_t)z * hw)
 		return;
 	int c = (int)(i / hw), p = (int)(i % hw);
-	dst[i] = __bfloat162float(src[(int64_t)p * ld + c]);
+	dst[i] = tf(src[(int64_t)p * ld + c]);
 }
 
-extern "C" int vae_k_latent_out(cudaStream_t st, const void *src, int ld, float *dst, int z,
-				int hw, char *err, size_t errlen)
+extern "C" int vae_k_latent_out(cudaStream_t st, int dt, const void *src, int ld, float *dst,
+				int z, int hw, char *err, size_t errlen)
 {
-	k_latent_out<<<blocks_for((int64_t)z * hw, 256), 256, 0, st>>>((const bf16 *)src, ld, dst, z, hw);
+	DT_LAUNCH(dt, k_latent_out, blocks_for((int64_t)z * hw, 256), 256, src, ld, dst, z, hw);
 	LAUNCH_RET("vae_k_latent_out");
 	return 0;
 }
 
-__global__ void k_frames_out(const bf16 *src, const float *bias, float *dst, int t, int hw)
+template <typename T> __global__ void k_frames_out(const void *sv, const float *bias, float *dst,
+						   int t, int hw)
 {
+	const T *src = (const T *)sv;
 	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, n = (int64_t)t * hw;
 	if (i >= n)
 		return;
 	int64_t f = i / hw, p = i % hw;
 	for (int c = 0; c < 3; c++) {
-		float v = __bfloat162float(src[i * 3 + c]) + bias[c];
+		float v = tf(src[i * 3 + c]) + bias[c];
 		dst[(f * 3 + c) * hw + p] = fminf(1.0f, fmaxf(-1.0f, v));
 	}
 }
 
-extern "C" int vae_k_frames_out(cudaStream_t st, const void *src, const float *bias, float *dst,
-				int t, int h, int w, char *err, size_t errlen)
+extern "C" int vae_k_frames_out(cudaStream_t st, int dt, const void *src, const float *bias,
+				float *dst, int t, int h, int w, char *err, size_t errlen)
 {
 	int64_t n = (int64_t)t * h * w;
-	k_frames_out<<<blocks_for(n, 256), 256, 0, st>>>((const bf16 *)src, bias, dst, t, h * w);
+	DT_LAUNCH(dt, k_frames_out, blocks_for(n, 256), 256, src, bias, dst, t, h * w);
 	LAUNCH_RET("vae_k_frames_out");
 	return 0;
 }
 
-/* One warp per pixel; each lane holds up to 16 channels (C <= 512) in registers. */
+/* Scalar RMS: one warp per pixel; each lane holds up to 16 channels (C <= 512). */
 #define RMS_MAXV 16
-__global__ void k_rms(const bf16 *src, const float *bias, const float *gamma, bf16 *dst,
-		      int64_t p, int c, int silu)
+template <typename T> __global__ void k_rms(const void *sv, const float *bias, const float *gamma,
+					    void *dv, int64_t p, int c, int silu)
 {
 	int64_t pix = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32;
 	int lane = threadIdx.x % 32;
 	if (pix >= p)
 		return;
-	const bf16 *x = src + pix * c;
+	const T *x = (const T *)sv + pix * c;
 	float v[RMS_MAXV];
 	float ss = 0.0f;
 #pragma unroll
@@ -108,14 +168,14 @@ __global__ void k_rms(const bf16 *src, const float *bias, const float *gamma, bf
 		int ch = lane + 32 * k;
 		v[k] = 0.0f;
 		if (ch < c) {
-			v[k] = __bfloat162float(x[ch]) + (bias ? bias[ch] : 0.0f);
+			v[k] = tf(x[ch]) + (bias ? bias[ch] : 0.0f);
 			ss += v[k] * v[k];
 		}
 	}
 	for (int o = 16; o > 0; o >>= 1)
 		ss += __shfl_xor_sync(0xffffffffu, ss, o);
 	float inv = sqrtf((float)c) / fmaxf(sqrtf(ss), 1e-12f);
-	bf16 *y = dst + pix * c;
+	T *y = (T *)dv + pix * c;
 #pragma unroll
 	for (int k = 0; k < RMS_MAXV; k++) {
 		int ch = lane + 32 * k;
@@ -123,24 +183,97 @@ __global__ void k_rms(const bf16 *src, const float *bias, const float *gamma, bf
 			float r = v[k] * inv * gamma[ch];
 			if (silu)
 				r = r / (1.0f + __expf(-r));
-			y[ch] = __float2bfloat16(r);
+			y[ch] = ft<T>(r);
 		}
 	}
 }
 
-extern "C" int vae_k_rms(cudaStream_t st, const void *src, const float *bias, const float *gamma,
-			 void *dst, int64_t p, int c, int silu, char *err, size_t errlen)
+/* Vector RMS: a group of G lanes (a power of two) per pixel, each lane up to 2 chunks of 8
+ * channels (C <= 16 G, C % 8 == 0). With RV: the input is src + bias + res, stored rounded to
+ * SUMV (the residual stream) and normalized from that rounded value (RV may be NULL). */
+template <typename T> __global__ void k_rms8(const void *sv, const float *bias, const float *gamma,
+					     void *dv, int64_t p, int c, int silu, int g,
+					     const void *rv, void *sumv)
+{
+	int64_t gid = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) / g;
+	int lane = threadIdx.x % g, nch = c / 8;
+	int64_t pix = gid < p ? gid : p - 1; /* every lane takes part in the shuffles */
+	const uint4 *x = (const uint4 *)((const T *)sv + pix * c);
+	float v[2][8];
+	float ss = 0.0f;
+#pragma unroll
+	for (int k = 0; k < 2; k++) {
+		int ck = lane + g * k;
+		if (ck < nch) {
+			v8<T> in;
+			in.u = x[ck];
+			if (sumv) {
+				v8<T> r;
+				if (rv)
+					r.u = ((const uint4 *)((const T *)rv + pix * c))[ck];
+#pragma unroll
+				for (int j = 0; j < 8; j++)
+					in.set(j, in.get(j) + (bias ? bias[8 * ck + j] : 0.0f) +
+						  (rv ? r.get(j) : 0.0f));
+				if (gid < p)
+					((uint4 *)((T *)sumv + pix * c))[ck] = in.u;
+			}
+#pragma unroll
+			for (int j = 0; j < 8; j++) {
+				v[k][j] = in.get(j) + (bias && !sumv ? bias[8 * ck + j] : 0.0f);
+				ss += v[k][j] * v[k][j];
+			}
+		}
+	}
+	for (int o = g / 2; o > 0; o >>= 1)
+		ss += __shfl_xor_sync(0xffffffffu, ss, o);
+	if (gid >= p)
+		return;
+	float inv = sqrtf((float)c) / fmaxf(sqrtf(ss), 1e-12f);
+	uint4 *y = (uint4 *)((T *)dv + pix * c);
+#pragma unroll
+	for (int k = 0; k < 2; k++) {
+		int ck = lane + g * k;
+		if (ck < nch) {
+			v8<T> out;
+#pragma unroll
+			for (int j = 0; j < 8; j++) {
+				float r = v[k][j] * inv * gamma[8 * ck + j];
+				if (silu)
+					r = r / (1.0f + __expf(-r));
+				out.set(j, r);
+			}
+			y[ck] = out.u;
+		}
+	}
+}
+
+extern "C" int vae_k_rms(cudaStream_t st, int dt, const void *src, const float *bias,
+			 const float *gamma, void *dst, int64_t p, int c, int silu, char *err,
+			 size_t errlen)
 {
 	if (c > 32 * RMS_MAXV)
 		return wan_cuda_fail(err, errlen, __FILE__, __LINE__, "vae_k_rms", "too many channels");
-	k_rms<<<blocks_for(p, 8), 256, 0, st>>>((const bf16 *)src, bias, gamma, (bf16 *)dst, p, c, silu);
+	if (c % 8 == 0 && al16(src) && al16(dst) && c <= 512) {
+		int g = 1;
+		while (g < 32 && 16 * g < c)
+			g *= 2;
+		while (g < 32 && g * 8 < c)
+			g *= 2;
+		int64_t threads = p * g;
+		DT_LAUNCH(dt, k_rms8, blocks_for(threads, 256), 256, src, bias, gamma, dst, p, c, silu, g,
+			  (const void *)NULL, (void *)NULL);
+	} else {
+		DT_LAUNCH(dt, k_rms, blocks_for(p, 8), 256, src, bias, gamma, dst, p, c, silu);
+	}
 	LAUNCH_RET("vae_k_rms");
 	return 0;
 }
 
-__global__ void k_bias_res(const bf16 *src, const float *bias, const bf16 *res, bf16 *dst, int t,
-			   int h, int w, int c, int dh, int dw)
+template <typename T> __global__ void k_bias_res(const void *sv, const float *bias, const void *rv,
+						 void *dv, int t, int h, int w, int c, int dh, int dw)
 {
+	const T *src = (const T *)sv, *res = (const T *)rv;
 	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
 	int64_t n = (int64_t)t * h * w * c;
 	if (i >= n)
@@ -148,26 +281,79 @@ __global__ void k_bias_res(const bf16 *src, const float *bias, const bf16 *res, 
 	int ch = (int)(i % c);
 	int64_t pix = i / c;
 	int x = (int)(pix % w), y = (int)((pix / w) % h), f = (int)(pix / ((int64_t)w * h));
-	float v = __bfloat162float(src[i]) + (bias ? bias[ch] : 0.0f);
+	float v = tf(src[i]) + (bias ? bias[ch] : 0.0f);
 	if (res)
-		v += __bfloat162float(res[i]);
-	dst[(((int64_t)f * dh + y) * dw + x) * c + ch] = __float2bfloat16(v);
+		v += tf(res[i]);
+	((T *)dv)[(((int64_t)f * dh + y) * dw + x) * c + ch] = ft<T>(v);
 }
 
-extern "C" int vae_k_bias_res(cudaStream_t st, const void *src, const float *bias, const void *res,
-			      void *dst, int t, int h, int w, int c, int dst_h, int dst_w, char *err,
-			      size_t errlen)
+/* 8 channels per thread */
+template <typename T> __global__ void k_bias_res8(const void *sv, const float *bias,
+						  const void *rv, void *dv, int64_t n8, int h, int w,
+						  int c, int dh, int dw)
+{
+	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+	if (i >= n8)
+		return;
+	int c8 = c / 8;
+	int ch = (int)(i % c8) * 8;
+	v8<T> a, r;
+	a.u = ((const uint4 *)sv)[i];
+	if (rv)
+		r.u = ((const uint4 *)rv)[i];
+#pragma unroll
+	for (int j = 0; j < 8; j++) {
+		float v = a.get(j) + (bias ? bias[ch + j] : 0.0f);
+		if (rv)
+			v += r.get(j);
+		a.set(j, v);
+	}
+	int64_t o = i;
+	if (dh != h || dw != w) {
+		int64_t pix = i / c8;
+		int x = (int)(pix % w), y = (int)((pix / w) % h);
+		int64_t f = pix / ((int64_t)w * h);
+		o = ((f * dh + y) * dw + x) * c8 + ch / 8;
+	}
+	((uint4 *)dv)[o] = a.u;
+}
+
+extern "C" int vae_k_rms_res(cudaStream_t st, int dt, const void *src, const float *bias,
+			     const void *res, void *sum, const float *gamma, void *dst, int64_t p,
+			     int c, int silu, char *err, size_t errlen)
+{
+	if (c % 8 || c > 512 || !al16(src) || (res && !al16(res)) || !al16(sum) || !al16(dst))
+		return wan_cuda_fail(err, errlen, __FILE__, __LINE__, "vae_k_rms_res", "unsupported shape");
+	int g = 1;
+	while (g < 32 && 16 * g < c)
+		g *= 2;
+	while (g < 32 && g * 8 < c)
+		g *= 2;
+	DT_LAUNCH(dt, k_rms8, blocks_for(p * g, 256), 256, src, bias, gamma, dst, p, c, silu, g, res,
+		  sum);
+	LAUNCH_RET("vae_k_rms_res");
+	return 0;
+}
+
+extern "C" int vae_k_bias_res(cudaStream_t st, int dt, const void *src, const float *bias,
+			      const void *res, void *dst, int t, int h, int w, int c, int dst_h,
+			      int dst_w, char *err, size_t errlen)
 {
 	int64_t n = (int64_t)t * h * w * c;
-	k_bias_res<<<blocks_for(n, 256), 256, 0, st>>>((const bf16 *)src, bias, (const bf16 *)res,
-						       (bf16 *)dst, t, h, w, c, dst_h, dst_w);
+	if (c % 8 == 0 && al16(src) && al16(dst) && (!res || al16(res)))
+		DT_LAUNCH(dt, k_bias_res8, blocks_for(n / 8, 256), 256, src, bias, res, dst, n / 8, h, w,
+			  c, dst_h, dst_w);
+	else
+		DT_LAUNCH(dt, k_bias_res, blocks_for(n, 256), 256, src, bias, res, dst, t, h, w, c,
+			  dst_h, dst_w);
 	LAUNCH_RET("vae_k_bias_res");
 	return 0;
 }
 
-__global__ void k_upsample(const bf16 *src, const float *bias, bf16 *dst, int t2, int h, int w,
-			   int c, int interleave)
+template <typename T> __global__ void k_upsample(const void *sv, const float *bias, void *dv,
+						 int t2, int h, int w, int c, int interleave)
 {
+	const T *src = (const T *)sv;
 	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
 	int64_t n = (int64_t)t2 * 4 * h * w * c;
 	if (i >= n)
@@ -178,30 +364,61 @@ __global__ void k_upsample(const bf16 *src, const float *bias, bf16 *dst, int t2
 	int f = (int)(pix / ((int64_t)4 * w * h));
 	int sf = interleave ? f / 2 : f, sc = interleave ? (f % 2) * c + ch : ch;
 	int cs = interleave ? 2 * c : c;
-	float v = __bfloat162float(src[(((int64_t)sf * h + y / 2) * w + x / 2) * cs + sc]);
+	float v = tf(src[(((int64_t)sf * h + y / 2) * w + x / 2) * cs + sc]);
 	if (bias)
 		v += bias[sc];
-	dst[i] = __float2bfloat16(v);
+	((T *)dv)[i] = ft<T>(v);
 }
 
-extern "C" int vae_k_upsample(cudaStream_t st, const void *src, const float *bias, void *dst,
-			      int t, int h, int w, int c, int interleave, char *err, size_t errlen)
+/* 8 channels per thread */
+template <typename T> __global__ void k_upsample8(const void *sv, const float *bias, void *dv,
+						  int64_t n8, int h, int w, int c, int interleave)
+{
+	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+	if (i >= n8)
+		return;
+	int c8 = c / 8;
+	int ch = (int)(i % c8) * 8;
+	int64_t pix = i / c8;
+	int x = (int)(pix % (2 * w)), y = (int)((pix / (2 * w)) % (2 * h));
+	int f = (int)(pix / ((int64_t)4 * w * h));
+	int sf = interleave ? f / 2 : f, sc = interleave ? (f % 2) * c + ch : ch;
+	int cs = interleave ? 2 * c : c;
+	v8<T> a;
+	a.u = *(const uint4 *)((const T *)sv + (((int64_t)sf * h + y / 2) * w + x / 2) * cs + sc);
+	if (bias) {
+#pragma unroll
+		for (int j = 0; j < 8; j++)
+			a.set(j, a.get(j) + bias[sc + j]);
+	}
+	((uint4 *)dv)[i] = a.u;
+}
+
+extern "C" int vae_k_upsample(cudaStream_t st, int dt, const void *src, const float *bias,
+			      void *dst, int t, int h, int w, int c, int interleave, char *err,
+			      size_t errlen)
 {
 	int t2 = interleave ? 2 * t : t;
 	int64_t n = (int64_t)t2 * 4 * h * w * c;
-	k_upsample<<<blocks_for(n, 256), 256, 0, st>>>((const bf16 *)src, bias, (bf16 *)dst, t2, h, w,
-						       c, interleave);
+	if (c % 8 == 0 && al16(src) && al16(dst))
+		DT_LAUNCH(dt, k_upsample8, blocks_for(n / 8, 256), 256, src, bias, dst, n / 8, h, w, c,
+			  interleave);
+	else
+		DT_LAUNCH(dt, k_upsample, blocks_for(n, 256), 256, src, bias, dst, t2, h, w, c,
+			  interleave);
 	LAUNCH_RET("vae_k_upsample");
 	return 0;
 }
 
-__global__ void k_softmax(bf16 *s, int n, float scale)
+/* Row softmax of f32 scores s [rows][n] (times SCALE) into p [rows][n] of type T. */
+template <typename T> __global__ void k_softmax(const float *s, void *pv, int n, float scale)
 {
-	bf16 *row = s + (int64_t)blockIdx.x * n;
+	const float *row = s + (int64_t)blockIdx.x * n;
+	T *out = (T *)pv + (int64_t)blockIdx.x * n;
 	__shared__ float red[32];
 	float mx = -INFINITY;
 	for (int j = threadIdx.x; j < n; j += blockDim.x)
-		mx = fmaxf(mx, __bfloat162float(row[j]) * scale);
+		mx = fmaxf(mx, row[j] * scale);
 	for (int o = 16; o > 0; o >>= 1)
 		mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
 	if (threadIdx.x % 32 == 0)
@@ -219,7 +436,7 @@ __global__ void k_softmax(bf16 *s, int n, float scale)
 	__syncthreads();
 	float sum = 0.0f;
 	for (int j = threadIdx.x; j < n; j += blockDim.x)
-		sum += __expf(__bfloat162float(row[j]) * scale - mx);
+		sum += __expf(row[j] * scale - mx);
 	for (int o = 16; o > 0; o >>= 1)
 		sum += __shfl_xor_sync(0xffffffffu, sum, o);
 	if (threadIdx.x % 32 == 0)
@@ -235,20 +452,21 @@ __global__ void k_softmax(bf16 *s, int n, float scale)
 	__syncthreads();
 	float inv = 1.0f / red[0];
 	for (int j = threadIdx.x; j < n; j += blockDim.x)
-		row[j] = __float2bfloat16(__expf(__bfloat162float(row[j]) * scale - mx) * inv);
+		out[j] = ft<T>(__expf(row[j] * scale - mx) * inv);
 }
 
-extern "C" int vae_k_softmax(cudaStream_t st, void *s, int rows, int n, float scale, char *err,
-			     size_t errlen)
+extern "C" int vae_k_softmax(cudaStream_t st, int dt, const float *s, void *p, int rows, int n,
+			     float scale, char *err, size_t errlen)
 {
-	k_softmax<<<rows, 256, 0, st>>>((bf16 *)s, n, scale);
+	DT_LAUNCH(dt, k_softmax, rows, 256, s, p, n, scale);
 	LAUNCH_RET("vae_k_softmax");
 	return 0;
 }
 
-__global__ void k_transpose(const bf16 *src, int ld, bf16 *dst, int n, int c)
+/* a bit copy: the same for bf16 and fp16 */
+__global__ void k_transpose(const uint16_t *src, int ld, uint16_t *dst, int n, int c)
 {
-	__shared__ bf16 tile[32][33];
+	__shared__ uint16_t tile[32][33];
 	int x = blockIdx.x * 32 + threadIdx.x, y = blockIdx.y * 32 + threadIdx.y;
 	for (int k = 0; k < 32; k += 8)
 		if (x < c && y + k < n)
@@ -265,22 +483,24 @@ extern "C" int vae_k_transpose(cudaStream_t st, const void *src, int ld, void *d
 			       char *err, size_t errlen)
 {
 	dim3 grid((c + 31) / 32, (n + 31) / 32), block(32, 8);
-	k_transpose<<<grid, block, 0, st>>>((const bf16 *)src, ld, (bf16 *)dst, n, c);
+	k_transpose<<<grid, block, 0, st>>>((const uint16_t *)src, ld, (uint16_t *)dst, n, c);
 	LAUNCH_RET("vae_k_transpose");
 	return 0;
 }
 
-__global__ void k_add(bf16 *dst, const bf16 *src, int64_t n)
+template <typename T> __global__ void k_add(void *dv, const void *sv, int64_t n)
 {
+	T *dst = (T *)dv;
+	const T *src = (const T *)sv;
 	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
 	if (i < n)
-		dst[i] = __float2bfloat16(__bfloat162float(dst[i]) + __bfloat162float(src[i]));
+		dst[i] = ft<T>(tf(dst[i]) + tf(src[i]));
 }
 
-extern "C" int vae_k_add(cudaStream_t st, void *dst, const void *src, int64_t n, char *err,
+extern "C" int vae_k_add(cudaStream_t st, int dt, void *dst, const void *src, int64_t n, char *err,
 			 size_t errlen)
 {
-	k_add<<<blocks_for(n, 256), 256, 0, st>>>((bf16 *)dst, (const bf16 *)src, n);
+	DT_LAUNCH(dt, k_add, blocks_for(n, 256), 256, dst, src, n);
 	LAUNCH_RET("vae_k_add");
 	return 0;
 }
@@ -342,12 +562,34 @@ __global__ void k_memcat(const bf16 *x, const bf16 *mem, bf16 *dst, int f, int64
 	dst[i] = v;
 }
 
+/* 8 channels per thread (C % 8 == 0) */
+__global__ void k_memcat8(const uint4 *x, const uint4 *mem, uint4 *dst, int f, int64_t p, int c8)
+{
+	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, n = (int64_t)f * p * 2 * c8;
+	if (i >= n)
+		return;
+	int ch = (int)(i % (2 * c8));
+	int64_t pix = i / (2 * c8), fr = pix / p, q = pix % p;
+	uint4 v;
+	if (ch < c8)
+		v = x[pix * c8 + ch];
+	else if (fr == 0)
+		v = mem[q * c8 + ch - c8];
+	else
+		v = x[(pix - p) * c8 + ch - c8];
+	dst[i] = v;
+}
+
 extern "C" int vae_k_memcat(cudaStream_t st, const void *x, const void *mem, void *dst, int f,
 			    int64_t p, int c, char *err, size_t errlen)
 {
 	int64_t n = (int64_t)f * p * 2 * c;
-	k_memcat<<<blocks_for(n, 256), 256, 0, st>>>((const bf16 *)x, (const bf16 *)mem, (bf16 *)dst, f,
-						     p, c);
+	if (c % 8 == 0 && al16(x) && al16(mem) && al16(dst))
+		k_memcat8<<<blocks_for(n / 8, 256), 256, 0, st>>>((const uint4 *)x, (const uint4 *)mem,
+								   (uint4 *)dst, f, p, c / 8);
+	else
+		k_memcat<<<blocks_for(n, 256), 256, 0, st>>>((const bf16 *)x, (const bf16 *)mem,
+							     (bf16 *)dst, f, p, c);
 	LAUNCH_RET("vae_k_memcat");
 	return 0;
 }
@@ -368,11 +610,42 @@ __global__ void k_bias_act(const bf16 *src, const float *bias, const bf16 *res, 
 	dst[i] = __float2bfloat16(v);
 }
 
+/* 8 elements per thread (C % 8 == 0) */
+__global__ void k_bias_act8(const uint4 *src, const float *bias, const uint4 *res, uint4 *dst,
+			    int64_t n8, int c, int relu)
+{
+	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+	if (i >= n8)
+		return;
+	int ch = (int)((i * 8) % c);
+	v8<bf16> a, r;
+	a.u = src[i];
+	if (res)
+		r.u = res[i];
+#pragma unroll
+	for (int j = 0; j < 8; j++) {
+		float v = a.get(j);
+		if (bias)
+			v += bias[ch + j];
+		if (res)
+			v += r.get(j);
+		if (relu)
+			v = fmaxf(v, 0.0f);
+		a.set(j, v);
+	}
+	dst[i] = a.u;
+}
+
 extern "C" int vae_k_bias_act(cudaStream_t st, const void *src, const float *bias, const void *res,
 			      void *dst, int64_t n, int c, int relu, char *err, size_t errlen)
 {
-	k_bias_act<<<blocks_for(n, 256), 256, 0, st>>>((const bf16 *)src, bias, (const bf16 *)res,
-						       (bf16 *)dst, n, c, relu);
+	if (c % 8 == 0 && al16(src) && al16(dst) && (!res || al16(res)))
+		k_bias_act8<<<blocks_for(n / 8, 256), 256, 0, st>>>((const uint4 *)src, bias,
+								     (const uint4 *)res, (uint4 *)dst,
+								     n / 8, c, relu);
+	else
+		k_bias_act<<<blocks_for(n, 256), 256, 0, st>>>((const bf16 *)src, bias, (const bf16 *)res,
+							       (bf16 *)dst, n, c, relu);
 	LAUNCH_RET("vae_k_bias_act");
 	return 0;
 }
