@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "dit_test_util.h"
 #include "wan_config.h"
 #include "wan_dit_weights.h"
 #include "wt_file.h"
@@ -21,12 +22,8 @@ static char tmpdir[64];
 
 static const char *tmp_path(const char *name)
 {
-	static char buf[4][256];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-	return buf[k];
+	static struct test_path_ring ring;
+	return test_path(&ring, tmpdir, name);
 }
 
 static void setup(void)
@@ -378,12 +375,8 @@ static char fixdir[1024];
 
 static const char *fix_path(const char *name)
 {
-	static char buf[4][1200];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", fixdir, name);
-	return buf[k];
+	static struct test_path_ring ring;
+	return test_path(&ring, fixdir, name);
 }
 
 static json_t *load_expected(void)
