@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "check_util.h"
 #include "dit_test_util.h"
 #include "wan_config.h"
 #include "wan_dit_weights.h"
@@ -841,14 +842,7 @@ Suite *wt_suite(void)
 int main(void)
 {
 	const char *top = getenv("top_srcdir");
-	SRunner *sr;
 
 	snprintf(fixdir, sizeof fixdir, "%s/tests/fixtures/wan/loader", top && *top ? top : "..");
-	sr = srunner_create(wt_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run_suite(wt_suite());
 }
