@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "check_util.h"
 
 static json_t *parse(const char *text)
 {
@@ -261,9 +262,6 @@ int main(void)
 {
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
-
 	tcase_add_test(tc, defaults_are_valid);
 	tcase_add_test(tc, merge_applies_fields);
 	tcase_add_test(tc, null_resets_to_default);
@@ -275,9 +273,5 @@ int main(void)
 	tcase_add_test(tc, preset_errors);
 	tcase_add_test(tc, schema_lists_every_field);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run_suite(s);
 }

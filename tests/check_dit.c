@@ -3,8 +3,8 @@
  * both modes, with and without the adaptive sink, over 52 chunks (the ring wraps, the sink
  * refresh fires, the RoPE refresh happens at chunk 49). Also the refusals a user meets.
  *
- * The tiny model's weights are not stored: weight_values() regenerates them bit for bit with
- * the reference script's counter-based generator. */
+ * The tiny model's weights are not stored: dit_weight_values() (tests/dit_test_util.c)
+ * regenerates them bit for bit with the reference script's counter-based generator. */
 #include "config.h"
 
 #include <check.h>
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dit_test_util.h"
 #include "dit_cpu.h"
 #include "dit_model.h"
 #include "dit_stream.h"
@@ -30,98 +31,14 @@ static char cfgpath[1100];
 
 static const char *tmp_path(const char *name)
 {
-	static char buf[4][256];
-	static int k;
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-	return buf[k];
+	static struct test_path_ring ring;
+	return test_path(&ring, tmpdir, name);
 }
 
 static const char *fix_path(const char *name)
 {
-	static char buf[4][1200];
-	static int k;
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", fixdir, name);
-	return buf[k];
-}
-
-/* ---- the reference script's weight generator ---- */
-
-static uint64_t fnv1a64(const char *s)
-{
-	uint64_t h = 0xCBF29CE484222325ull;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001B3ull;
-	}
-	return h;
-}
-
-static bool ends_with(const char *s, const char *suf)
-{
-	size_t a = strlen(s), b = strlen(suf);
-	return a >= b && !strcmp(s + a - b, suf);
-}
-
-static void weight_values(const char *name, float *dst, int64_t n)
-{
-	uint64_t h = fnv1a64(name);
-	for (int64_t i = 0; i < n; i++) {
-		uint64_t z = h + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull;
-		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-		z ^= z >> 31;
-		int64_t top = (int64_t)(z >> 40);
-		volatile float r = (float)(2 * top - (1 << 24)) / (float)(1 << 24);
-		volatile float p;
-		if (ends_with(name, "norm_q.weight") || ends_with(name, "norm_k.weight") ||
-		    ends_with(name, "norm3.weight")) {
-			p = 0.1f * r;
-			dst[i] = 1.0f + p;
-		} else if (ends_with(name, "modulation")) {
-			dst[i] = 0.1f * r;
-		} else if (ends_with(name, "bias")) {
-			dst[i] = 0.02f * r;
-		} else {
-			dst[i] = 0.08f * r;
-		}
-	}
-}
-
-/* Writes the generated weights of CFG to PATH with PREFIX on every name. 0 or -1 with ERR. */
-static int write_weights(const struct wan_dit_config *cfg, const char *path, const char *prefix,
-			 char *err, size_t errlen)
-{
-	size_t count;
-	int rc = -1;
-	struct wan_dit_weight *t = wan_dit_weights_new(cfg, &count);
-	struct wt_writer *w = wt_writer_new();
-	if (!t || !w) {
-		snprintf(err, errlen, "out of memory");
-		goto done;
-	}
-	for (size_t i = 0; i < count; i++) {
-		int64_t n = wan_dit_weight_numel(&t[i]);
-		float *v = malloc(sizeof(float) * n);
-		char name[128];
-		if (!v) {
-			snprintf(err, errlen, "out of memory");
-			goto done;
-		}
-		weight_values(t[i].name, v, n);
-		snprintf(name, sizeof(name), "%s%s", prefix, t[i].name);
-		int r = wt_writer_add(w, name, WT_F32, t[i].ndim, t[i].shape, v, err, errlen);
-		free(v);
-		if (r)
-			goto done;
-	}
-	rc = wt_writer_save(w, path, err, errlen);
-done:
-	if (w)
-		wt_writer_free(w);
-	free(t);
-	return rc;
+	static struct test_path_ring ring;
+	return test_path(&ring, fixdir, name);
 }
 
 static float *load(const char *path, const char *name, int64_t *n)
@@ -139,26 +56,6 @@ static float *load(const char *path, const char *name, int64_t *n)
 	return v;
 }
 
-static double rel_l2(const float *a, const float *b, int64_t n)
-{
-	double d = 0, r = 0;
-	for (int64_t i = 0; i < n; i++) {
-		d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-		r += (double)b[i] * b[i];
-	}
-	return sqrt(d / (r > 0 ? r : 1));
-}
-
-static int run(int (*cmd)(int, char **), const char *const *args)
-{
-	char *argv[32];
-	int argc = 0;
-	for (; args[argc]; argc++)
-		argv[argc] = (char *)args[argc];
-	argv[argc] = NULL;
-	return cmd(argc, argv);
-}
-
 /* Parity target: relative L2 error of the fp32 C path against float64 PyTorch. */
 #define PARITY 1e-4
 
@@ -167,7 +64,7 @@ START_TEST(test_forward_golden)
 	const char *out = tmp_path("flow.safetensors");
 	const char *args[] = { "dit-forward", "--weights", weights, "--model", cfgpath, "--input",
 			       fix_path("forward_in.safetensors"), "--output", out, NULL };
-	ck_assert_int_eq(run(cli_dit_forward, args), 0);
+	ck_assert_int_eq(run_cli(cli_dit_forward, args), 0);
 	int64_t n, ng;
 	float *got = load(out, "flow", &n);
 	float *want = load(fix_path("forward_out.safetensors"), "flow", &ng);
@@ -206,7 +103,7 @@ START_TEST(test_stream_golden)
 			       fix_path(in), "--output", out, "--steps", steps, "--mode",
 			       cases[_i].mode, "--sink-threshold", cases[_i].thr, "--kv-frames",
 			       cases[_i].kv, "--sink-frames", cases[_i].sink, NULL };
-	ck_assert_int_eq(run(cli_stream, args), 0);
+	ck_assert_int_eq(run_cli(cli_stream, args), 0);
 	int64_t n, ng;
 	float *got = load(out, "x0", &n);
 	float *want = load(fix_path(gold), "x0", &ng);
@@ -232,33 +129,33 @@ START_TEST(test_refusals)
 	/* a missing weights file names the path */
 	const char *a1[] = { "dit-forward", "--weights", "/nonexistent/model.pt", "--model", cfgpath,
 			     "--input", fix_path("forward_in.safetensors"), "--output", out, NULL };
-	ck_assert_int_eq(run(cli_dit_forward, a1), 1);
+	ck_assert_int_eq(run_cli(cli_dit_forward, a1), 1);
 	/* usage errors exit 2 */
 	const char *a2[] = { "stream", "--weights", weights, "--model", cfgpath, "--input",
 			     fix_path("stream_in_s1.safetensors"), "--output", out, "--steps", "9",
 			     NULL };
-	ck_assert_int_eq(run(cli_stream, a2), 2);
+	ck_assert_int_eq(run_cli(cli_stream, a2), 2);
 	const char *a3[] = { "stream", "--weights", weights, "--model", cfgpath, "--input",
 			     fix_path("stream_in_s1.safetensors"), "--output", out, "--steps", "1",
 			     "--mode", "fast", NULL };
-	ck_assert_int_eq(run(cli_stream, a3), 2);
+	ck_assert_int_eq(run_cli(cli_stream, a3), 2);
 	const char *a4[] = { "dit-forward", "--bogus", NULL };
-	ck_assert_int_eq(run(cli_dit_forward, a4), 2);
+	ck_assert_int_eq(run_cli(cli_dit_forward, a4), 2);
 	/* the S=1 noise does not fit S=2 */
 	const char *a5[] = { "stream", "--weights", weights, "--model", cfgpath, "--input",
 			     fix_path("stream_in_s1.safetensors"), "--output", out, "--steps", "2",
 			     NULL };
-	ck_assert_int_eq(run(cli_stream, a5), 1);
+	ck_assert_int_eq(run_cli(cli_stream, a5), 1);
 	/* weights of another shape are refused */
 	struct wan_dit_config cfg;
 	char err[256];
 	ck_assert_msg(wan_dit_config_load(cfgpath, &cfg, err, sizeof(err)) == 0, "%s", err);
 	cfg.ffn_dim = 128;
 	const char *small = tmp_path("small.safetensors");
-	ck_assert_msg(write_weights(&cfg, small, "model.", err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(dit_write_weights(&cfg, small, "model.", err, sizeof(err)) == 0, "%s", err);
 	const char *a6[] = { "dit-forward", "--weights", small, "--model", cfgpath, "--input",
 			     fix_path("forward_in.safetensors"), "--output", out, NULL };
-	ck_assert_int_eq(run(cli_dit_forward, a6), 1);
+	ck_assert_int_eq(run_cli(cli_dit_forward, a6), 1);
 	ck_assert_int_eq(access(out, F_OK), -1);
 }
 END_TEST
@@ -276,7 +173,7 @@ static int visit_one(void *ctx, const char *name, const float *data, size_t coun
 	v->params += (int64_t)count;
 	if (!strcmp(name, "blocks.1.norm3.weight")) {
 		float want[1];
-		weight_values(name, want, 1);
+		dit_weight_values(name, want, 1);
 		v->saw_norm3 = data[0] == want[0];
 	}
 	return 0;
@@ -300,7 +197,7 @@ START_TEST(test_model_foreach)
 	const char *args[] = { "dit-forward", "--weights", weights, "--model", cfgpath, "--input",
 			       fix_path("forward_in.safetensors"), "--output", out, "--device", "cuda",
 			       NULL };
-	ck_assert_int_eq(run(cli_dit_forward, args), 1);
+	ck_assert_int_eq(run_cli(cli_dit_forward, args), 1);
 	ck_assert_int_eq(access(out, F_OK), -1);
 	wan_dit_model_free(m);
 }
@@ -313,11 +210,11 @@ START_TEST(test_prefixed_weights)
 	char err[256];
 	ck_assert_msg(wan_dit_config_load(cfgpath, &cfg, err, sizeof(err)) == 0, "%s", err);
 	const char *pw = tmp_path("prefixed.safetensors");
-	ck_assert_msg(write_weights(&cfg, pw, "model.", err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(dit_write_weights(&cfg, pw, "model.", err, sizeof(err)) == 0, "%s", err);
 	const char *out = tmp_path("flow2.safetensors");
 	const char *args[] = { "dit-forward", "--weights", pw, "--model", cfgpath, "--input",
 			       fix_path("forward_in.safetensors"), "--output", out, NULL };
-	ck_assert_int_eq(run(cli_dit_forward, args), 0);
+	ck_assert_int_eq(run_cli(cli_dit_forward, args), 0);
 	int64_t n, ng;
 	float *got = load(out, "flow", &n);
 	float *want = load(fix_path("forward_out.safetensors"), "flow", &ng);
@@ -455,7 +352,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	int failed = 1;
-	if (write_weights(&cfg, weights, "", err, sizeof(err)))
+	if (dit_write_weights(&cfg, weights, "", err, sizeof(err)))
 		fprintf(stderr, "check_dit: %s\n", err);
 	else {
 		srunner_run_all(sr, CK_NORMAL);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_util.h"
 #include "dit_kv.h"
 #include "ops_ref.h"
 
@@ -386,9 +387,5 @@ int main(void)
 	tcase_add_test(tk, test_kv_pending_cap);
 	tcase_add_test(tk, test_kv_advance_layers);
 	suite_add_tcase(s, tk);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run_suite(s);
 }

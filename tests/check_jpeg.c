@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_util.h"
 #include "jpeg.h"
 
 static uint8_t *gradient(int w, int h)
@@ -161,18 +162,11 @@ int main(void)
 {
 	Suite *s = suite_create("jpeg");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
-
 	tcase_add_test(tc, encode_decode_roundtrip);
 	tcase_add_test(tc, not_jpeg_refused);
 	tcase_add_test(tc, huge_dimensions_refused_before_allocation);
 	tcase_add_test(tc, truncated_jpeg_still_decodes);
 	tcase_add_test(tc, resize);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run_suite(s);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_util.h"
 #include "metrics.h"
 
 START_TEST(percentiles_nearest_rank)
@@ -101,17 +102,10 @@ int main(void)
 {
 	Suite *s = suite_create("metrics");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
-
 	tcase_add_test(tc, percentiles_nearest_rank);
 	tcase_add_test(tc, window_keeps_the_latest);
 	tcase_add_test(tc, fps_per_tick);
 	tcase_add_test(tc, prometheus_page);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run_suite(s);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_util.h"
 #include "plugin.h"
 
 #define W 96
@@ -470,11 +471,5 @@ static Suite *mock_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(mock_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run_suite(mock_suite());
 }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_util.h"
 #include "plugin.h"
 #include "plugin_shell.h"
 
@@ -587,11 +588,5 @@ static Suite *plugin_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(plugin_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run_suite(plugin_suite());
 }

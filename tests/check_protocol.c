@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_util.h"
 #include "http.h"
 #include "protocol.h"
 #include "ws.h"
@@ -232,9 +233,6 @@ int main(void)
 {
 	Suite *s = suite_create("protocol");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
-
 	tcase_add_test(tc, binary_header_roundtrip);
 	tcase_add_test(tc, binary_header_float_is_big_endian);
 	tcase_add_test(tc, binary_header_refusals);
@@ -247,9 +245,5 @@ int main(void)
 	tcase_add_test(tc, handshake_key);
 	tcase_add_test(tc, static_paths);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run_suite(s);
 }

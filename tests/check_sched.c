@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_util.h"
 #include "wan_sched.h"
 
 START_TEST(test_sigma_table)
@@ -114,9 +115,5 @@ int main(void)
 	tcase_add_test(tc, test_first_step);
 	tcase_add_test(tc, test_noise_controller);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run_suite(s);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_util.h"
 #include "cli.h"
 #include "t5_model.h"
 #include "tokenizer.h"
@@ -366,9 +367,5 @@ int main(void)
 	tcase_add_test(tc, t_cli_encode_prompt);
 	tcase_add_test(tc, t_cli_tokenize);
 	suite_add_tcase(s, tc);
-	SRunner *r = srunner_create(s);
-	srunner_run_all(r, CK_NORMAL);
-	int failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed ? 1 : 0;
+	return check_run_suite(s);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_util.h"
 #include "tokenizer.h"
 
 static char fixdir[4096];
@@ -381,9 +382,5 @@ int main(void)
 	tcase_add_test(tc, t_pieces);
 	tcase_add_test(tc, t_folder);
 	suite_add_tcase(s, tc);
-	SRunner *r = srunner_create(s);
-	srunner_run_all(r, CK_NORMAL);
-	int failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed ? 1 : 0;
+	return check_run_suite(s);
 }

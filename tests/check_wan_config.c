@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_util.h"
 #include "wan_config.h"
 #include "wan_dit_weights.h"
 #include "wt_file.h"
@@ -332,9 +333,6 @@ int main(void)
 {
 	Suite *s = suite_create("wan_config");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
-
 	tcase_add_test(tc, presets);
 	tcase_add_test(tc, param_counts);
 	tcase_add_test(tc, table_names_and_shapes);
@@ -345,9 +343,5 @@ int main(void)
 	tcase_add_test(tc, random_weights);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run_suite(s);
 }

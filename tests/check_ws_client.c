@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_util.h"
 #include "cli_util.h"
 #include "ws_client.h"
 
@@ -350,9 +351,6 @@ int main(void)
 {
 	Suite *s = suite_create("ws_client");
 	TCase *tc = tcase_create("ws_client");
-	SRunner *sr;
-	int failed;
-
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_accept_key_rfc6455);
 	tcase_add_test(tc, test_url_parse);
@@ -361,9 +359,5 @@ int main(void)
 	tcase_add_test(tc, test_ws_refusals);
 	tcase_add_test(tc, test_http_request);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run_suite(s);
 }

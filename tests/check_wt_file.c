@@ -13,6 +13,8 @@
 
 #include <jansson.h>
 
+#include "check_util.h"
+#include "dit_test_util.h"
 #include "wan_config.h"
 #include "wan_dit_weights.h"
 #include "wt_file.h"
@@ -21,12 +23,8 @@ static char tmpdir[64];
 
 static const char *tmp_path(const char *name)
 {
-	static char buf[4][256];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-	return buf[k];
+	static struct test_path_ring ring;
+	return test_path(&ring, tmpdir, name);
 }
 
 static void setup(void)
@@ -378,12 +376,8 @@ static char fixdir[1024];
 
 static const char *fix_path(const char *name)
 {
-	static char buf[4][1200];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", fixdir, name);
-	return buf[k];
+	static struct test_path_ring ring;
+	return test_path(&ring, fixdir, name);
 }
 
 static json_t *load_expected(void)
@@ -848,14 +842,7 @@ Suite *wt_suite(void)
 int main(void)
 {
 	const char *top = getenv("top_srcdir");
-	SRunner *sr;
 
 	snprintf(fixdir, sizeof fixdir, "%s/tests/fixtures/wan/loader", top && *top ? top : "..");
-	sr = srunner_create(wt_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run_suite(wt_suite());
 }

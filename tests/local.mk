@@ -1,6 +1,8 @@
 # tests/local.mk: build fragment (included by the top-level Makefile.am).
 
 # ---- herud modules (Check suites) ----
+# check_util.h: the suite runner every tests/check_*.c main() shares.
+EXTRA_DIST += tests/check_util.h
 HERUD_TEST_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/server $(CHECK_CFLAGS) $(JANSSON_CFLAGS) $(LIBEVENT_CFLAGS) \
 	$(TURBOJPEG_CFLAGS) $(WSLAY_CFLAGS) $(PTHREAD_CFLAGS)
 HERUD_TEST_LIBS = server/libherud.la $(CHECK_LIBS)

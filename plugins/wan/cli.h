@@ -17,4 +17,19 @@ int cli_taehv_decode(int argc, char **argv);
 int cli_bench_vae(int argc, char **argv);
 int cli_bench_dit(int argc, char **argv);
 
+#include <stdlib.h>
+
+/* Parses S as a whole decimal number in [LO, HI] into *OUT; -1 (and *OUT unchanged) if it
+ * is empty, has anything after the digits, or is out of range. Shared by the subcommands. */
+static inline int cli_parse_int(const char *s, int lo, int hi, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (!*s || *end || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
 #endif

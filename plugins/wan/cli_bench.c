@@ -9,6 +9,7 @@
  * the FLOP count of spec §10, peak GPU memory, and upstream's eager numbers of spec §9. */
 #include "config.h"
 #include "plugins/wan/cli_bench.h"
+#include "plugins/wan/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,17 +26,6 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench-dit --model 1.3b|14b --height H --width W --steps 1..4 [--mode batch|nobatch]\n"
 		   "                 [--iters N] [--kv-frames 6] [--seed N] [--no-graph] [--fallback-attn]\n");
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (!*s || *end || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
 }
 
 #ifdef HERU_HAVE_CUDA
@@ -346,17 +336,17 @@ int cli_bench_dit(int argc, char **argv)
 		else if (!strcmp(a, "--mode"))
 			mode = v;
 		else if (!strcmp(a, "--height"))
-			bad = parse_int(v, 16, 4096, &height) || height % 16;
+			bad = cli_parse_int(v, 16, 4096, &height) || height % 16;
 		else if (!strcmp(a, "--width"))
-			bad = parse_int(v, 16, 4096, &width) || width % 16;
+			bad = cli_parse_int(v, 16, 4096, &width) || width % 16;
 		else if (!strcmp(a, "--steps"))
-			bad = parse_int(v, 1, 4, &steps);
+			bad = cli_parse_int(v, 1, 4, &steps);
 		else if (!strcmp(a, "--iters"))
-			bad = parse_int(v, 1, 10000, &iters);
+			bad = cli_parse_int(v, 1, 10000, &iters);
 		else if (!strcmp(a, "--kv-frames"))
-			bad = parse_int(v, 4, 64, &kv_frames);
+			bad = cli_parse_int(v, 4, 64, &kv_frames);
 		else if (!strcmp(a, "--seed"))
-			bad = parse_int(v, 0, 1 << 30, &seed);
+			bad = cli_parse_int(v, 0, 1 << 30, &seed);
 		else {
 			fprintf(stderr, "bench-dit: unknown option '%s'\n", a);
 			usage(stderr);

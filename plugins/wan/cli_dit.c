@@ -39,16 +39,6 @@ static const struct option dit_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-	if (!*s || *end || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
 /* Parses the shared options; STREAM enables the stream-only ones. Returns 0, 1 for --help,
  * or 2 after printing a usage error. */
 static int parse_args(int argc, char **argv, bool stream, struct dit_args *a, const char *cmd)
@@ -78,17 +68,17 @@ static int parse_args(int argc, char **argv, bool stream, struct dit_args *a, co
 		case OPT_THR:
 			if (!stream)
 				goto unknown;
-			if (o == OPT_STEPS && parse_int(optarg, 1, WAN_MAX_STEPS, &a->steps)) {
+			if (o == OPT_STEPS && cli_parse_int(optarg, 1, WAN_MAX_STEPS, &a->steps)) {
 				fprintf(stderr, "heru-wan %s: --steps must be 1..%d\n", cmd, WAN_MAX_STEPS);
 				return 2;
 			}
 			if (o == OPT_MODE)
 				a->mode = optarg;
-			if (o == OPT_KV && parse_int(optarg, 4, 48, &a->kv_frames)) {
+			if (o == OPT_KV && cli_parse_int(optarg, 4, 48, &a->kv_frames)) {
 				fprintf(stderr, "heru-wan %s: --kv-frames must be 4..48\n", cmd);
 				return 2;
 			}
-			if (o == OPT_SINK && parse_int(optarg, 0, 47, &a->sink_frames)) {
+			if (o == OPT_SINK && cli_parse_int(optarg, 0, 47, &a->sink_frames)) {
 				fprintf(stderr, "heru-wan %s: --sink-frames must be 0..47\n", cmd);
 				return 2;
 			}
@@ -186,6 +176,25 @@ static int check_device(const char *cmd, const char *device)
 	return 0;
 }
 
+/* parse_args, the usage text it calls for, and check_device. Returns -1 to go on, else the
+ * exit status: 0 after --help, 2 after a usage error, 1 for a device this build lacks. */
+static int args_or_exit(int argc, char **argv, bool stream, struct dit_args *a, const char *cmd,
+			void (*usage)(FILE *))
+{
+	int pr = parse_args(argc, argv, stream, a, cmd);
+	if (pr == 1) {
+		usage(stdout);
+		return 0;
+	}
+	if (pr) {
+		usage(stderr);
+		return 2;
+	}
+	if (check_device(cmd, a->device))
+		return 1;
+	return -1;
+}
+
 static int open_engine(const char *device, const struct wan_dit_model *m,
 		       const struct dit_engine_params *p, struct dit_engine *e, char *err,
 		       size_t errlen)
@@ -222,17 +231,9 @@ int cli_dit_forward(int argc, char **argv)
 	int64_t *t = NULL, *starts = NULL;
 	int rc = 1;
 
-	int pr = parse_args(argc, argv, false, &a, "dit-forward");
-	if (pr == 1) {
-		forward_usage(stdout);
-		return 0;
-	}
-	if (pr) {
-		forward_usage(stderr);
-		return 2;
-	}
-	if (check_device("dit-forward", a.device))
-		return 1;
+	int ex = args_or_exit(argc, argv, false, &a, "dit-forward", forward_usage);
+	if (ex >= 0)
+		return ex;
 	if (wan_dit_config_load(a.model, &cfg, err, sizeof(err)))
 		goto fail;
 	in = wt_open(a.input, err, sizeof(err));
@@ -400,17 +401,9 @@ int cli_stream(int argc, char **argv)
 	float *chunk = NULL, *res = NULL;
 	int rc = 1;
 
-	int pr = parse_args(argc, argv, true, &a, "stream");
-	if (pr == 1) {
-		stream_usage(stdout);
-		return 0;
-	}
-	if (pr) {
-		stream_usage(stderr);
-		return 2;
-	}
-	if (check_device("stream", a.device))
-		return 1;
+	int ex = args_or_exit(argc, argv, true, &a, "stream", stream_usage);
+	if (ex >= 0)
+		return ex;
 	if (wan_dit_config_load(a.model, &cfg, err, sizeof(err)))
 		goto fail;
 	in = wt_open(a.input, err, sizeof(err));

@@ -55,7 +55,7 @@ tests_gpu_dit_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) $(CUDA_CFLAGS)
 tests_gpu_dit_CFLAGS = $(WANCUDA_CFLAGS)
 tests_gpu_dit_LDADD = libwancuda.la -lm
 # the CUDA engine through the real subcommands against the PyTorch goldens
-tests_gpu_dit_stream_SOURCES = tests/gpu_dit_stream.c plugins/wan/cli_dit.c \
+tests_gpu_dit_stream_SOURCES = tests/gpu_dit_stream.c tests/dit_test_util.c plugins/wan/cli_dit.c \
 	plugins/wan/cuda/dit_cuda_engine.c
 tests_gpu_dit_stream_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) -I$(top_srcdir)/plugins/wan \
 	$(CUDA_CFLAGS) -DHERU_DIT_CUDA_ENGINE -DHERU_ABS_SRCDIR='"$(abs_top_srcdir)"'

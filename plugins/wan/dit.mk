@@ -21,7 +21,8 @@ tests_check_dit_ops_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/wan
 tests_check_dit_ops_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_dit_ops_LDADD = libwan.la $(CHECK_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS) -lm
 # check_dit drives the real subcommands (cli_dit.c) against the PyTorch goldens.
-tests_check_dit_SOURCES = tests/check_dit.c plugins/wan/cli_dit.c
+tests_check_dit_SOURCES = tests/check_dit.c tests/dit_test_util.c tests/dit_test_util.h \
+	plugins/wan/cli_dit.c
 tests_check_dit_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/wan
 tests_check_dit_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
 tests_check_dit_LDADD = libwan.la $(CHECK_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS) -lm

@@ -4,6 +4,7 @@
 noinst_LTLIBRARIES += libwan.la
 libwan_la_SOURCES = \
 	plugins/wan/wt_file.c plugins/wan/wt_file.h plugins/wan/wt_internal.h \
+	plugins/wan/wan_err.h \
 	plugins/wan/wt_safetensors.c plugins/wan/wt_writer.c \
 	plugins/wan/wt_torchzip.c plugins/wan/wt_unpickle.c \
 	plugins/wan/wan_config.c plugins/wan/wan_config.h \
@@ -21,7 +22,7 @@ heru_wan_LDADD = libwan.la $(JANSSON_LIBS) $(PTHREAD_LIBS) -lm
 # Tests of the loaders and configs (fixtures: tests/reference/make_loader_fixtures.py).
 check_PROGRAMS += tests/check_wt_file tests/check_wan_config
 TESTS += tests/check_wt_file tests/check_wan_config
-tests_check_wt_file_SOURCES = tests/check_wt_file.c
+tests_check_wt_file_SOURCES = tests/check_wt_file.c tests/dit_test_util.c tests/dit_test_util.h
 tests_check_wt_file_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/wan
 tests_check_wt_file_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
 tests_check_wt_file_LDADD = libwan.la $(CHECK_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS) -lm

@@ -13,16 +13,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#include "wan_err.h"
 
 void t5_config_umt5_xxl(struct t5_config *c)
 {
@@ -41,30 +32,30 @@ void t5_config_umt5_xxl(struct t5_config *c)
 int t5_config_validate(const struct t5_config *c, char *err, size_t errlen)
 {
 	if (c->vocab_size < 1 || c->vocab_size > T5_MAX_VOCAB) {
-		set_err(err, errlen, "t5 config: vocab_size %d is out of range [1, %d]", c->vocab_size, T5_MAX_VOCAB);
+		wt_seterr(err, errlen, "t5 config: vocab_size %d is out of range [1, %d]", c->vocab_size, T5_MAX_VOCAB);
 		return -1;
 	}
 	if (c->dim < 1 || c->dim > T5_MAX_DIM || c->dim_attn < 1 || c->dim_attn > T5_MAX_DIM ||
 	    c->dim_ffn < 1 || c->dim_ffn > 4 * T5_MAX_DIM) {
-		set_err(err, errlen, "t5 config: dim %d, dim_attn %d or dim_ffn %d is out of range", c->dim,
+		wt_seterr(err, errlen, "t5 config: dim %d, dim_attn %d or dim_ffn %d is out of range", c->dim,
 			c->dim_attn, c->dim_ffn);
 		return -1;
 	}
 	if (c->num_heads < 1 || c->dim_attn % c->num_heads) {
-		set_err(err, errlen, "t5 config: dim_attn %d is not a multiple of num_heads %d", c->dim_attn,
+		wt_seterr(err, errlen, "t5 config: dim_attn %d is not a multiple of num_heads %d", c->dim_attn,
 			c->num_heads);
 		return -1;
 	}
 	if (c->num_layers < 1 || c->num_layers > T5_MAX_LAYERS) {
-		set_err(err, errlen, "t5 config: num_layers %d is out of range [1, %d]", c->num_layers, T5_MAX_LAYERS);
+		wt_seterr(err, errlen, "t5 config: num_layers %d is out of range [1, %d]", c->num_layers, T5_MAX_LAYERS);
 		return -1;
 	}
 	if (c->num_buckets < 4 || c->num_buckets > 1024 || c->num_buckets % 4) {
-		set_err(err, errlen, "t5 config: num_buckets %d must be a multiple of 4 in [4, 1024]", c->num_buckets);
+		wt_seterr(err, errlen, "t5 config: num_buckets %d must be a multiple of 4 in [4, 1024]", c->num_buckets);
 		return -1;
 	}
 	if (c->max_dist <= c->num_buckets / 4 || !(c->eps > 0)) {
-		set_err(err, errlen, "t5 config: max_dist %d or eps %g is invalid", c->max_dist, c->eps);
+		wt_seterr(err, errlen, "t5 config: max_dist %d or eps %g is invalid", c->max_dist, c->eps);
 		return -1;
 	}
 	return 0;
@@ -74,7 +65,7 @@ static int get_int(json_t *root, const char *key, int *out, const char *src, cha
 {
 	json_t *v = json_object_get(root, key);
 	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (1 << 30)) {
-		set_err(err, errlen, "%s: \"%s\" must be a non-negative integer", src, key);
+		wt_seterr(err, errlen, "%s: \"%s\" must be a non-negative integer", src, key);
 		return -1;
 	}
 	*out = (int)json_integer_value(v);
@@ -90,7 +81,7 @@ int t5_config_parse(const char *json, size_t len, const char *source, struct t5_
 	int rc = -1;
 
 	if (!root || !json_is_object(root)) {
-		set_err(err, errlen, "%s: not a JSON object%s%s", source, root ? "" : ": ", root ? "" : je.text);
+		wt_seterr(err, errlen, "%s: not a JSON object%s%s", source, root ? "" : ": ", root ? "" : je.text);
 		goto out;
 	}
 	t5_config_umt5_xxl(&c);
@@ -103,7 +94,7 @@ int t5_config_parse(const char *json, size_t len, const char *source, struct t5_
 	    get_int(root, "num_buckets", &c.num_buckets, source, err, errlen))
 		goto out;
 	if (json_is_true(json_object_get(root, "shared_pos"))) {
-		set_err(err, errlen, "%s: shared_pos true (one relative bias for all layers) is not umT5 and not supported",
+		wt_seterr(err, errlen, "%s: shared_pos true (one relative bias for all layers) is not umT5 and not supported",
 			source);
 		goto out;
 	}
@@ -112,7 +103,7 @@ int t5_config_parse(const char *json, size_t len, const char *source, struct t5_
 	if (t5_config_validate(&c, err, errlen)) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "%s", err ? err : "");
-		set_err(err, errlen, "%s: %s", source, msg);
+		wt_seterr(err, errlen, "%s: %s", source, msg);
 		goto out;
 	}
 	*out = c;
@@ -134,13 +125,13 @@ int t5_config_load(const char *spec, struct t5_config *out, char *err, size_t er
 	}
 	f = fopen(spec, "rb");
 	if (!f) {
-		set_err(err, errlen, "cannot open t5 config '%s': %s (use umt5-xxl or a JSON file)", spec, strerror(errno));
+		wt_seterr(err, errlen, "cannot open t5 config '%s': %s (use umt5-xxl or a JSON file)", spec, strerror(errno));
 		return -1;
 	}
 	n = fread(buf, 1, sizeof(buf), f);
 	if (!feof(f)) {
 		fclose(f);
-		set_err(err, errlen, "t5 config '%s' is larger than %zu bytes", spec, sizeof(buf));
+		wt_seterr(err, errlen, "t5 config '%s' is larger than %zu bytes", spec, sizeof(buf));
 		return -1;
 	}
 	fclose(f);
@@ -157,7 +148,7 @@ int t5_config_from_file(const struct wt_file *f, struct t5_config *out, char *er
 	char name[64];
 
 	if (!emb || !q || !fc1 || !pos || emb->ndim != 2 || q->ndim != 2 || fc1->ndim != 2 || pos->ndim != 2) {
-		set_err(err, errlen, "'%s' does not look like a umT5 encoder checkpoint (token_embedding.weight, "
+		wt_seterr(err, errlen, "'%s' does not look like a umT5 encoder checkpoint (token_embedding.weight, "
 			"blocks.0.attn.q.weight, blocks.0.ffn.fc1.weight, blocks.0.pos_embedding.embedding.weight)",
 			wt_path(f));
 		return -1;
@@ -222,15 +213,15 @@ static const struct wt_tensor *need(const struct wt_file *f, const char *name, i
 	int ndim = d1 ? 2 : 1;
 	char want[64], got[160];
 	if (!t) {
-		set_err(err, errlen, "'%s' has no tensor '%s'", wt_path(f), name);
+		wt_seterr(err, errlen, "'%s' has no tensor '%s'", wt_path(f), name);
 		return NULL;
 	}
 	if (t->dtype != WT_F32 && t->dtype != WT_BF16 && t->dtype != WT_F16) {
-		set_err(err, errlen, "'%s': tensor '%s' is %s, not a float type", wt_path(f), name, wt_dtype_name(t->dtype));
+		wt_seterr(err, errlen, "'%s': tensor '%s' is %s, not a float type", wt_path(f), name, wt_dtype_name(t->dtype));
 		return NULL;
 	}
 	if (t->ndim != ndim || t->shape[0] != d0 || (ndim == 2 && t->shape[1] != d1)) {
-		set_err(err, errlen, "'%s': tensor '%s' has shape %s, the config wants %s", wt_path(f), name,
+		wt_seterr(err, errlen, "'%s': tensor '%s' has shape %s, the config wants %s", wt_path(f), name,
 			wt_shape_str(t->ndim, t->shape, got, sizeof(got)), wt_shape_str(ndim, shape, want, sizeof(want)));
 		return NULL;
 	}
@@ -257,7 +248,7 @@ int t5_weights_init(struct t5_weights *w, const struct wt_file *f, const struct 
 	w->file = f;
 	w->layers = calloc((size_t)cfg->num_layers, sizeof(*w->layers));
 	if (!w->layers) {
-		set_err(err, errlen, "out of memory");
+		wt_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	if (!(w->embedding = need(f, "token_embedding.weight", cfg->vocab_size, d, &count, err, errlen)) ||
@@ -298,12 +289,12 @@ int t5_weights_init(struct t5_weights *w, const struct wt_file *f, const struct 
 				for (size_t s = 0; s < sizeof(layer_suffixes) / sizeof(*layer_suffixes); s++)
 					ok |= !strcmp(n + off, layer_suffixes[s]);
 			if (!ok) {
-				set_err(err, errlen, "'%s' has an unexpected tensor '%s' for a %d-layer umT5 encoder",
+				wt_seterr(err, errlen, "'%s' has an unexpected tensor '%s' for a %d-layer umT5 encoder",
 					wt_path(f), t->name, cfg->num_layers);
 				goto fail;
 			}
 		}
-		set_err(err, errlen, "'%s' holds %zu tensors, the config expects %d", wt_path(f), wt_count(f), count);
+		wt_seterr(err, errlen, "'%s' holds %zu tensors, the config expects %d", wt_path(f), wt_count(f), count);
 		goto fail;
 	}
 	return 0;
@@ -453,7 +444,7 @@ struct t5_random *t5_weights_random(struct t5_weights *w, const struct t5_config
 	}
 	return r;
 oom:
-	set_err(err, errlen, "out of memory for random weights of %lld parameters", (long long)t5_config_params(c));
+	wt_seterr(err, errlen, "out of memory for random weights of %lld parameters", (long long)t5_config_params(c));
 fail:
 	free(w->layers);
 	w->layers = NULL;

@@ -23,16 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#include "wan_err.h"
 
 /* ---- a tiny parallel-for ---- */
 
@@ -200,12 +191,12 @@ int t5_encode_ref(const struct t5_weights *w, const int64_t *ids, const int64_t 
 	bool prefix = true;
 
 	if (len < 1 || len > 1 << 16) {
-		set_err(err, errlen, "sequence length %d is out of range [1, 65536]", len);
+		wt_seterr(err, errlen, "sequence length %d is out of range [1, 65536]", len);
 		return -1;
 	}
 	for (int i = 0; i < len; i++) {
 		if (ids[i] < 0 || ids[i] >= c->vocab_size) {
-			set_err(err, errlen, "token id %lld at position %d is out of range [0, %d)", (long long)ids[i], i,
+			wt_seterr(err, errlen, "token id %lld at position %d is out of range [0, %d)", (long long)ids[i], i,
 				c->vocab_size);
 			return -1;
 		}
@@ -237,7 +228,7 @@ int t5_encode_ref(const struct t5_weights *w, const int64_t *ids, const int64_t 
 	bucket = malloc(sizeof(int) * (size_t)(2 * len - 1));
 	scratch = malloc(sizeof(float) * (size_t)len * c->num_heads);
 	if (!scratch || !x || !h || !tmp || !q || !k || !v || !o || !a || !g || !wbuf || !nw || !pos || !keys || !bucket) {
-		set_err(err, errlen, "out of memory for the T5 reference (%d tokens, dim %d)", len, d);
+		wt_seterr(err, errlen, "out of memory for the T5 reference (%d tokens, dim %d)", len, d);
 		goto out;
 	}
 	for (int j = 0; j < R; j++)
@@ -247,7 +238,7 @@ int t5_encode_ref(const struct t5_weights *w, const int64_t *ids, const int64_t 
 		bucket[r + len - 1] = t5_rel_bucket(r, c->num_buckets, c->max_dist);
 	for (int i = 0; i < R; i++)
 		if (t5_tensor_row_f32(w->embedding, ids[i], x + (size_t)i * d)) {
-			set_err(err, errlen, "cannot read embedding row %lld", (long long)ids[i]);
+			wt_seterr(err, errlen, "cannot read embedding row %lld", (long long)ids[i]);
 			goto out;
 		}
 	for (int l = 0; l < c->num_layers; l++) {

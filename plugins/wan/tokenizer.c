@@ -30,16 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tok_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- UTF-8 as sentencepiece decodes it ---- */
 
 static size_t one_char_len(unsigned char c)
@@ -142,7 +132,7 @@ int tok_finish_model(struct tokenizer *t, char *err, size_t errlen)
 		cap <<= 1;
 	t->table = malloc(sizeof(*t->table) * cap);
 	if (!t->table) {
-		tok_set_err(err, errlen, "out of memory for the tokenizer table");
+		wt_seterr(err, errlen, "out of memory for the tokenizer table");
 		return -1;
 	}
 	memset(t->table, 0xff, sizeof(*t->table) * cap);
@@ -156,13 +146,13 @@ int tok_finish_model(struct tokenizer *t, char *err, size_t errlen)
 		int cls = piece_class(t->type[id]);
 		uint32_t h = hash_seed(cls);
 		if (t->len[id] == 0) {
-			tok_set_err(err, errlen, "piece %d is empty", id);
+			wt_seterr(err, errlen, "piece %d is empty", id);
 			return -1;
 		}
 		for (uint32_t k = 0; k < t->len[id]; k++)
 			h = hash_step(h, (unsigned char)s[k]);
 		if (table_find(t, cls, h, s, t->len[id]) >= 0) {
-			tok_set_err(err, errlen, "piece '%s' is defined twice", s);
+			wt_seterr(err, errlen, "piece '%s' is defined twice", s);
 			return -1;
 		}
 		uint32_t i = h & t->mask;
@@ -188,7 +178,7 @@ int tok_finish_model(struct tokenizer *t, char *err, size_t errlen)
 			unsigned v;
 			char tail;
 			if (t->len[id] != 6 || sscanf(s, "<0x%2X%c", &v, &tail) != 2 || tail != '>' || v > 255) {
-				tok_set_err(err, errlen, "byte piece '%s' is invalid", s);
+				wt_seterr(err, errlen, "byte piece '%s' is invalid", s);
 				return -1;
 			}
 			t->byte_id[v] = id;
@@ -201,14 +191,14 @@ int tok_finish_model(struct tokenizer *t, char *err, size_t errlen)
 			t->max_len = t->len[id];
 	}
 	if (n_unk != 1) {
-		tok_set_err(err, errlen, n_unk ? "the model defines more than one unknown piece"
+		wt_seterr(err, errlen, n_unk ? "the model defines more than one unknown piece"
 					   : "the model defines no unknown piece");
 		return -1;
 	}
 	if (t->byte_fallback) {
 		for (int i = 0; i < 256; i++)
 			if (t->byte_id[i] < 0) {
-				tok_set_err(err, errlen, "byte_fallback is on but piece <0x%02X> is missing", i);
+				wt_seterr(err, errlen, "byte_fallback is on but piece <0x%02X> is missing", i);
 				return -1;
 			}
 	}
@@ -229,12 +219,12 @@ int tok_set_charsmap(struct tokenizer *t, const unsigned char *blob, size_t len,
 	if (len == 0)
 		return 0;
 	if (len <= 4) {
-		tok_set_err(err, errlen, "the normalization charsmap is broken (%zu bytes)", len);
+		wt_seterr(err, errlen, "the normalization charsmap is broken (%zu bytes)", len);
 		return -1;
 	}
 	trie_size = (uint32_t)blob[0] | (uint32_t)blob[1] << 8 | (uint32_t)blob[2] << 16 | (uint32_t)blob[3] << 24;
 	if (trie_size >= len - 4 + 1 || trie_size % 4 || trie_size < 4) {
-		tok_set_err(err, errlen, "the normalization charsmap is broken (trie of %u bytes in %zu)", trie_size, len);
+		wt_seterr(err, errlen, "the normalization charsmap is broken (trie of %u bytes in %zu)", trie_size, len);
 		return -1;
 	}
 	t->trie_units = trie_size / 4;
@@ -242,7 +232,7 @@ int tok_set_charsmap(struct tokenizer *t, const unsigned char *blob, size_t len,
 	t->repl_len = len - 4 - trie_size;
 	t->repl = malloc(t->repl_len + 1);
 	if (!t->trie || !t->repl) {
-		tok_set_err(err, errlen, "out of memory for the charsmap");
+		wt_seterr(err, errlen, "out of memory for the charsmap");
 		return -1;
 	}
 	for (size_t i = 0; i < t->trie_units; i++) {
@@ -406,7 +396,7 @@ done:
 	*outlen = b.n;
 	return 0;
 oom:
-	tok_set_err(err, errlen, "out of memory while normalizing %zu bytes", len);
+	wt_seterr(err, errlen, "out of memory while normalizing %zu bytes", len);
 	free(b.p);
 	return rc;
 }
@@ -451,7 +441,7 @@ int tokenizer_encode(const struct tokenizer *t, const char *text, size_t len, in
 	*out_ids = NULL;
 	*out_n = 0;
 	if (len > (size_t)(INT32_MAX / 4)) {
-		tok_set_err(err, errlen, "text of %zu bytes is too long to encode", len);
+		wt_seterr(err, errlen, "text of %zu bytes is too long to encode", len);
 		return -1;
 	}
 	if (tokenizer_normalize(t, text, len, &norm, &size, err, errlen))
@@ -509,7 +499,7 @@ int tokenizer_encode(const struct tokenizer *t, const char *text, size_t len, in
 		goto oom;
 	for (int end = (int)size; end > 0; end = best[end].start) {
 		if (best[end].start < 0 || best[end].start >= end) {
-			tok_set_err(err, errlen, "internal error: broken Viterbi path at byte %d", end);
+			wt_seterr(err, errlen, "internal error: broken Viterbi path at byte %d", end);
 			goto out;
 		}
 		starts[npieces++] = end;
@@ -535,7 +525,7 @@ int tokenizer_encode(const struct tokenizer *t, const char *text, size_t len, in
 	rc = 0;
 	goto out;
 oom:
-	tok_set_err(err, errlen, "out of memory while encoding %zu bytes", len);
+	wt_seterr(err, errlen, "out of memory while encoding %zu bytes", len);
 out:
 	free(res.v);
 	free(starts);
@@ -577,13 +567,13 @@ static int encode_wan(const struct tokenizer *t, const char *text, int32_t **ids
 	char *clean = tokenizer_clean_text(text, strlen(text));
 	int rc;
 	if (!clean) {
-		tok_set_err(err, errlen, "out of memory while cleaning the text");
+		wt_seterr(err, errlen, "out of memory while cleaning the text");
 		return -1;
 	}
 	rc = tokenizer_encode(t, clean, strlen(clean), ids, n, err, errlen);
 	free(clean);
 	if (!rc && t->eos_id < 0) {
-		tok_set_err(err, errlen, "the tokenizer has no EOS piece '</s>'");
+		wt_seterr(err, errlen, "the tokenizer has no EOS piece '</s>'");
 		free(*ids);
 		*ids = NULL;
 		rc = -1;
@@ -597,7 +587,7 @@ int tokenizer_encode_wan(const struct tokenizer *t, const char *text, int max_le
 	int32_t *v = NULL;
 	size_t n = 0;
 	if (max_len < 1) {
-		tok_set_err(err, errlen, "max_len must be at least 1 (got %d)", max_len);
+		wt_seterr(err, errlen, "max_len must be at least 1 (got %d)", max_len);
 		return -1;
 	}
 	if (encode_wan(t, text, &v, &n, err, errlen))
@@ -629,7 +619,7 @@ int tokenizer_encode_wan_alloc(const struct tokenizer *t, const char *text, int6
 	*ids = malloc((m + 1) * sizeof(**ids));
 	if (!*ids) {
 		free(v);
-		tok_set_err(err, errlen, "out of memory");
+		wt_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < m; i++)

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wan_err.h"
+
 enum piece_type { PT_NORMAL = 1, PT_UNKNOWN = 2, PT_CONTROL = 3, PT_USER = 4, PT_UNUSED = 5, PT_BYTE = 6 };
 
 #define TOK_MAX_FILE (1u << 30)   /* 1 GiB: far above any real tokenizer file */
@@ -41,7 +43,6 @@ struct sbuf {
 	size_t n, cap;
 };
 
-void tok_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Appends S[0..N) and keeps the buffer NUL-terminated; 0 or -1 (out of memory). */
 int tok_sb_put(struct sbuf *b, const char *s, size_t n);
 /* Builds the piece table and derived fields once pieces and trainer fields are set. */

@@ -82,7 +82,7 @@ static int add_piece(struct tokenizer *t, struct piece_acc *acc, const char *s, 
 		     int type, char *err, size_t errlen)
 {
 	if (t->n >= TOK_MAX_PIECES || len > TOK_MAX_PIECE_LEN || memchr(s, 0, len)) {
-		tok_set_err(err, errlen, t->n >= TOK_MAX_PIECES ? "the model has too many pieces"
+		wt_seterr(err, errlen, t->n >= TOK_MAX_PIECES ? "the model has too many pieces"
 							     : "piece %d is too long or holds a NUL byte", t->n);
 		return -1;
 	}
@@ -113,7 +113,7 @@ static int add_piece(struct tokenizer *t, struct piece_acc *acc, const char *s, 
 	t->n++;
 	return 0;
 oom:
-	tok_set_err(err, errlen, "out of memory for %d pieces", t->n);
+	wt_seterr(err, errlen, "out of memory for %d pieces", t->n);
 	return -1;
 }
 
@@ -141,7 +141,7 @@ static int parse_piece(struct tokenizer *t, struct piece_acc *acc, struct pb r, 
 		}
 	}
 	if (type < PT_NORMAL || type > PT_BYTE) {
-		tok_set_err(err, errlen, "piece %d has unknown type %d", t->n, type);
+		wt_seterr(err, errlen, "piece %d has unknown type %d", t->n, type);
 		return -2;
 	}
 	return add_piece(t, acc, s, len, score, type, err, errlen) ? -2 : 0;
@@ -170,7 +170,7 @@ struct tokenizer *tokenizer_load_spm_buffer(const void *data, size_t len, char *
 	int64_t pad_id = -1;
 
 	if (!t) {
-		tok_set_err(err, errlen, "out of memory");
+		wt_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	while (r.p < r.end) {
@@ -218,11 +218,11 @@ struct tokenizer *tokenizer_load_spm_buffer(const void *data, size_t len, char *
 		}
 	}
 	if (model_type != 1) {
-		tok_set_err(err, errlen, "the sentencepiece model is of type %d, not unigram", model_type);
+		wt_seterr(err, errlen, "the sentencepiece model is of type %d, not unigram", model_type);
 		goto fail;
 	}
 	if (t->n == 0) {
-		tok_set_err(err, errlen, "the sentencepiece model has no pieces");
+		wt_seterr(err, errlen, "the sentencepiece model has no pieces");
 		goto fail;
 	}
 	t->strs = acc.strs.p;
@@ -235,7 +235,7 @@ struct tokenizer *tokenizer_load_spm_buffer(const void *data, size_t len, char *
 		goto fail;
 	return t;
 bad:
-	tok_set_err(err, errlen, "not a valid sentencepiece model (malformed protobuf)");
+	wt_seterr(err, errlen, "not a valid sentencepiece model (malformed protobuf)");
 fail:
 	free(acc.strs.p);
 	tokenizer_free(t);
@@ -316,14 +316,14 @@ static struct tokenizer *load_hf_json(const char *path, char *err, size_t errlen
 	size_t i;
 
 	if (!root) {
-		tok_set_err(err, errlen, "cannot parse '%s': %s (line %d)", path, je.text, je.line);
+		wt_seterr(err, errlen, "cannot parse '%s': %s (line %d)", path, je.text, je.line);
 		return NULL;
 	}
 	model = json_object_get(root, "model");
 	vocab = json_object_get(model, "vocab");
 	if (!json_is_object(model) || !json_is_string(json_object_get(model, "type")) ||
 	    strcmp(json_string_value(json_object_get(model, "type")), "Unigram") || !json_is_array(vocab)) {
-		tok_set_err(err, errlen, "'%s' is not a Unigram tokenizer.json (model.type/model.vocab)", path);
+		wt_seterr(err, errlen, "'%s' is not a Unigram tokenizer.json (model.type/model.vocab)", path);
 		goto fail;
 	}
 	if (!(t = tok_new()))
@@ -335,7 +335,7 @@ static struct tokenizer *load_hf_json(const char *path, char *err, size_t errlen
 		const char *s = json_string_value(json_array_get(it, 0));
 		json_t *sc = json_array_get(it, 1);
 		if (!s || !json_is_number(sc)) {
-			tok_set_err(err, errlen, "'%s': vocab entry %zu is not [piece, score]", path, i);
+			wt_seterr(err, errlen, "'%s': vocab entry %zu is not [piece, score]", path, i);
 			goto fail;
 		}
 		int type = (int)i == unk_id ? PT_UNKNOWN : PT_NORMAL;
@@ -372,7 +372,7 @@ static struct tokenizer *load_hf_json(const char *path, char *err, size_t errlen
 	if (cm && *cm) {
 		size_t blen;
 		if (!(blob = b64_decode(cm, &blen))) {
-			tok_set_err(err, errlen, "'%s': precompiled_charsmap is not base64", path);
+			wt_seterr(err, errlen, "'%s': precompiled_charsmap is not base64", path);
 			goto fail;
 		}
 		if (tok_set_charsmap(t, blob, blen, err, errlen))
@@ -384,7 +384,7 @@ static struct tokenizer *load_hf_json(const char *path, char *err, size_t errlen
 	json_decref(root);
 	return t;
 oom:
-	tok_set_err(err, errlen, "out of memory loading '%s'", path);
+	wt_seterr(err, errlen, "out of memory loading '%s'", path);
 fail:
 	free(blob);
 	free(acc.strs.p);
@@ -419,7 +419,7 @@ struct tokenizer *tokenizer_load(const char *path, char *err, size_t errlen)
 		if (access(buf, R_OK) != 0) {
 			snprintf(buf, sizeof(buf), "%s/spiece.model", path);
 			if (access(buf, R_OK) != 0) {
-				tok_set_err(err, errlen, "no spiece.model or tokenizer.json in '%s' (the umT5 tokenizer "
+				wt_seterr(err, errlen, "no spiece.model or tokenizer.json in '%s' (the umT5 tokenizer "
 					"ships in Wan2.1-T2V-*/google/umt5-xxl/)", path);
 				return NULL;
 			}
@@ -430,27 +430,27 @@ struct tokenizer *tokenizer_load(const char *path, char *err, size_t errlen)
 		return load_hf_json(path, err, errlen);
 	f = fopen(path, "rb");
 	if (!f) {
-		tok_set_err(err, errlen, "cannot open tokenizer '%s': %s (get spiece.model from "
+		wt_seterr(err, errlen, "cannot open tokenizer '%s': %s (get spiece.model from "
 			"Wan2.1-T2V-*/google/umt5-xxl/)", path, strerror(errno));
 		return NULL;
 	}
 	if (fseek(f, 0, SEEK_END) || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
-		tok_set_err(err, errlen, "cannot read tokenizer '%s': %s", path, strerror(errno));
+		wt_seterr(err, errlen, "cannot read tokenizer '%s': %s", path, strerror(errno));
 		goto out;
 	}
 	if ((unsigned long)sz > TOK_MAX_FILE || sz == 0) {
-		tok_set_err(err, errlen, "tokenizer '%s' has an implausible size (%ld bytes)", path, sz);
+		wt_seterr(err, errlen, "tokenizer '%s' has an implausible size (%ld bytes)", path, sz);
 		goto out;
 	}
 	data = malloc((size_t)sz);
 	if (!data || fread(data, 1, (size_t)sz, f) != (size_t)sz) {
-		tok_set_err(err, errlen, "cannot read tokenizer '%s'", path);
+		wt_seterr(err, errlen, "cannot read tokenizer '%s'", path);
 		goto out;
 	}
 	t = tokenizer_load_spm_buffer(data, (size_t)sz, err, errlen);
 	if (!t && err && errlen) {
 		snprintf(buf, sizeof(buf), "%s", err);
-		tok_set_err(err, errlen, "'%s': %s", path, buf);
+		wt_seterr(err, errlen, "'%s': %s", path, buf);
 	}
 out:
 	free(data);

@@ -13,21 +13,9 @@
 #include <jansson.h>
 
 #include "wan_config.h"
+#include "wan_err.h"
 
 #define MAX_CONFIG_BYTES (1u << 20)
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int wan_dit_config_preset(const char *name, struct wan_dit_config *out)
 {
@@ -73,32 +61,32 @@ int wan_dit_config_validate(const struct wan_dit_config *c, char *err, size_t er
 
 	for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
 		if (b[i].v < b[i].lo || b[i].v > b[i].hi) {
-			seterr(err, errlen, "config: %s = %d is out of range [%d, %d]", b[i].key, b[i].v,
+			wt_seterr(err, errlen, "config: %s = %d is out of range [%d, %d]", b[i].key, b[i].v,
 			       b[i].lo, b[i].hi);
 			return -1;
 		}
 	if (c->dim % c->num_heads) {
-		seterr(err, errlen, "config: dim %d is not a multiple of num_heads %d", c->dim,
+		wt_seterr(err, errlen, "config: dim %d is not a multiple of num_heads %d", c->dim,
 		       c->num_heads);
 		return -1;
 	}
 	if (c->head_dim != c->dim / c->num_heads) {
-		seterr(err, errlen, "config: head_dim %d is not dim/num_heads = %d", c->head_dim,
+		wt_seterr(err, errlen, "config: head_dim %d is not dim/num_heads = %d", c->head_dim,
 		       c->dim / c->num_heads);
 		return -1;
 	}
 	if (c->head_dim % 2) {
-		seterr(err, errlen, "config: head_dim %d (dim/num_heads) must be even for RoPE",
+		wt_seterr(err, errlen, "config: head_dim %d (dim/num_heads) must be even for RoPE",
 		       c->head_dim);
 		return -1;
 	}
 	if (c->freq_dim % 2) {
-		seterr(err, errlen, "config: freq_dim %d must be even (cos and sin halves)",
+		wt_seterr(err, errlen, "config: freq_dim %d must be even (cos and sin halves)",
 		       c->freq_dim);
 		return -1;
 	}
 	if (!isfinite(c->eps) || c->eps <= 0 || c->eps > 1) {
-		seterr(err, errlen, "config: eps %g must be in (0, 1]", c->eps);
+		wt_seterr(err, errlen, "config: eps %g must be in (0, 1]", c->eps);
 		return -1;
 	}
 	return 0;
@@ -114,7 +102,7 @@ static int get_int(json_t *root, const char *key, int *out, int required, const 
 	if (!v) {
 		if (!required)
 			return 0;
-		seterr(err, errlen, "%s: missing key \"%s\"", src, key);
+		wt_seterr(err, errlen, "%s: missing key \"%s\"", src, key);
 		return -1;
 	}
 	if (json_is_integer(v)) {
@@ -133,7 +121,7 @@ static int get_int(json_t *root, const char *key, int *out, int required, const 
 		return 0;
 	}
 bad:
-	seterr(err, errlen, "%s: \"%s\" must be an integer", src, key);
+	wt_seterr(err, errlen, "%s: \"%s\" must be an integer", src, key);
 	return -1;
 }
 
@@ -146,7 +134,7 @@ int wan_dit_config_parse(const char *json, size_t len, const char *source,
 	int rc = -1;
 
 	if (!root || !json_is_object(root)) {
-		seterr(err, errlen, "%s: not a JSON object%s%s", source, root ? "" : ": ",
+		wt_seterr(err, errlen, "%s: not a JSON object%s%s", source, root ? "" : ": ",
 		       root ? "" : jerr.text);
 		goto done;
 	}
@@ -162,7 +150,7 @@ int wan_dit_config_parse(const char *json, size_t len, const char *source,
 		goto done;
 	v = json_object_get(root, "eps");
 	if (!json_is_number(v)) {
-		seterr(err, errlen, "%s: %s key \"eps\"", source, v ? "non-numeric" : "missing");
+		wt_seterr(err, errlen, "%s: %s key \"eps\"", source, v ? "non-numeric" : "missing");
 		goto done;
 	}
 	c.eps = json_number_value(v);
@@ -172,7 +160,7 @@ int wan_dit_config_parse(const char *json, size_t len, const char *source,
 		   json_integer_value(json_array_get(v, 1)) == 2 &&
 		   json_integer_value(json_array_get(v, 2)) == 2)) {
 		/* Wan2.1 ignores patch_size from config.json; only (1,2,2) is supported here */
-		seterr(err, errlen, "%s: patch_size must be [1, 2, 2]", source);
+		wt_seterr(err, errlen, "%s: patch_size must be [1, 2, 2]", source);
 		goto done;
 	}
 	if (c.num_heads > 0 && c.dim > 0)
@@ -182,7 +170,7 @@ int wan_dit_config_parse(const char *json, size_t len, const char *source,
 		char tmp[256];
 
 		snprintf(tmp, sizeof tmp, "%s", err);
-		seterr(err, errlen, "%s: %s", source, strncmp(tmp, "config: ", 8) ? tmp : tmp + 8);
+		wt_seterr(err, errlen, "%s: %s", source, strncmp(tmp, "config: ", 8) ? tmp : tmp + 8);
 		goto done;
 	}
 	*out = c;
@@ -201,13 +189,13 @@ int wan_dit_config_load(const char *spec, struct wan_dit_config *out, char *err,
 	int rc = -1;
 
 	if (!spec || !*spec) {
-		seterr(err, errlen, "no model given: use 1.3b, 14b or a Wan2.1 config.json path");
+		wt_seterr(err, errlen, "no model given: use 1.3b, 14b or a Wan2.1 config.json path");
 		return -1;
 	}
 	if (!wan_dit_config_preset(spec, out))
 		return 0;
 	if (stat(spec, &st) < 0) {
-		seterr(err, errlen, "unknown model '%s': use 1.3b, 14b or a Wan2.1 config.json path",
+		wt_seterr(err, errlen, "unknown model '%s': use 1.3b, 14b or a Wan2.1 config.json path",
 		       spec);
 		return -1;
 	}
@@ -223,7 +211,7 @@ int wan_dit_config_load(const char *spec, struct wan_dit_config *out, char *err,
 	}
 	fp = fopen(path, "rb");
 	if (!fp) {
-		seterr(err, errlen, "cannot open model config '%s': %s", path, strerror(errno));
+		wt_seterr(err, errlen, "cannot open model config '%s': %s", path, strerror(errno));
 		goto done;
 	}
 	buf = malloc(MAX_CONFIG_BYTES + 1);
@@ -231,14 +219,14 @@ int wan_dit_config_load(const char *spec, struct wan_dit_config *out, char *err,
 		goto oom;
 	n = fread(buf, 1, MAX_CONFIG_BYTES + 1, fp);
 	if (ferror(fp) || n > MAX_CONFIG_BYTES) {
-		seterr(err, errlen, "model config '%s' is unreadable or larger than %u bytes", path,
+		wt_seterr(err, errlen, "model config '%s' is unreadable or larger than %u bytes", path,
 		       MAX_CONFIG_BYTES);
 		goto done;
 	}
 	rc = wan_dit_config_parse(buf, n, path, out, err, errlen);
 	goto done;
 oom:
-	seterr(err, errlen, "out of memory");
+	wt_seterr(err, errlen, "out of memory");
 done:
 	if (fp)
 		fclose(fp);

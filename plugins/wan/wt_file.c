@@ -437,44 +437,54 @@ const struct wt_tensor *wt_at(const struct wt_file *f, size_t i)
 	return f && i < f->count ? &f->tensors[i] : NULL;
 }
 
+static bool is_float_dtype(enum wt_dtype d)
+{
+	return d == WT_F32 || d == WT_F16 || d == WT_BF16 || d == WT_F64;
+}
+
+/* Element I of float data SRC of dtype D (one of is_float_dtype) as f32; unaligned-safe. */
+static inline float float_elem(const unsigned char *src, enum wt_dtype d, size_t i)
+{
+	uint16_t h;
+	float f;
+	double v;
+
+	switch (d) {
+	case WT_F32:
+		memcpy(&f, src + 4 * i, 4);
+		return f;
+	case WT_BF16:
+		memcpy(&h, src + 2 * i, 2);
+		return wt_bf16_to_f32(h);
+	case WT_F16:
+		memcpy(&h, src + 2 * i, 2);
+		return wt_f16_to_f32(h);
+	default: /* WT_F64 */
+		memcpy(&v, src + 8 * i, 8);
+		return (float)v;
+	}
+}
+
+static int not_float(const struct wt_tensor *t, char *err, size_t errlen)
+{
+	wt_seterr(err, errlen, "tensor '%s' has dtype %s, not a float type", t->name,
+		  wt_dtype_name(t->dtype));
+	return -1;
+}
+
 int wt_tensor_to_f32(const struct wt_tensor *t, float *dst, char *err, size_t errlen)
 {
 	size_t n = (size_t)wt_numel(t);
-	const unsigned char *src = t->data;
 
-	switch (t->dtype) {
-	case WT_F32:
-		memcpy(dst, src, n * 4);
+	if (!is_float_dtype(t->dtype))
+		return not_float(t, err, errlen);
+	if (t->dtype == WT_F32) {
+		memcpy(dst, t->data, n * 4);
 		return 0;
-	case WT_BF16:
-		for (size_t i = 0; i < n; i++) {
-			uint16_t v;
-
-			memcpy(&v, src + 2 * i, 2);
-			dst[i] = wt_bf16_to_f32(v);
-		}
-		return 0;
-	case WT_F16:
-		for (size_t i = 0; i < n; i++) {
-			uint16_t v;
-
-			memcpy(&v, src + 2 * i, 2);
-			dst[i] = wt_f16_to_f32(v);
-		}
-		return 0;
-	case WT_F64:
-		for (size_t i = 0; i < n; i++) {
-			double v;
-
-			memcpy(&v, src + 8 * i, 8);
-			dst[i] = (float)v;
-		}
-		return 0;
-	default:
-		wt_seterr(err, errlen, "tensor '%s' has dtype %s, not a float type", t->name,
-			  wt_dtype_name(t->dtype));
-		return -1;
 	}
+	for (size_t i = 0; i < n; i++)
+		dst[i] = float_elem(t->data, t->dtype, i);
+	return 0;
 }
 
 /* Finds NAME and checks its shape; errors name the file and the tensor. */
@@ -501,18 +511,27 @@ static const struct wt_tensor *find_checked(const struct wt_file *f, const char 
 	return t;
 }
 
-int wt_read_f32(const struct wt_file *f, const char *name, int ndim, const int64_t *shape,
-		float *dst, char *err, size_t errlen)
+/* find_checked, and the tensor must hold floats. */
+static const struct wt_tensor *find_float(const struct wt_file *f, const char *name, int ndim,
+					  const int64_t *shape, char *err, size_t errlen)
 {
 	const struct wt_tensor *t = find_checked(f, name, ndim, shape, err, errlen);
 
-	if (!t)
-		return -1;
-	if (t->dtype != WT_F32 && t->dtype != WT_F16 && t->dtype != WT_BF16 && t->dtype != WT_F64) {
+	if (t && !is_float_dtype(t->dtype)) {
 		wt_seterr(err, errlen, "'%s': tensor '%s' has dtype %s, expected a float type",
 			  wt_path(f), t->name, wt_dtype_name(t->dtype));
-		return -1;
+		return NULL;
 	}
+	return t;
+}
+
+int wt_read_f32(const struct wt_file *f, const char *name, int ndim, const int64_t *shape,
+		float *dst, char *err, size_t errlen)
+{
+	const struct wt_tensor *t = find_float(f, name, ndim, shape, err, errlen);
+
+	if (!t)
+		return -1;
 	return wt_tensor_to_f32(t, dst, err, errlen);
 }
 
@@ -566,55 +585,25 @@ int wt_read_i64(const struct wt_file *f, const char *name, int ndim, const int64
 int wt_tensor_to_bf16(const struct wt_tensor *t, uint16_t *dst, char *err, size_t errlen)
 {
 	size_t n = (size_t)wt_numel(t);
-	const unsigned char *src = t->data;
 
-	switch (t->dtype) {
-	case WT_BF16:
-		memcpy(dst, src, n * 2);
+	if (!is_float_dtype(t->dtype))
+		return not_float(t, err, errlen);
+	if (t->dtype == WT_BF16) {
+		memcpy(dst, t->data, n * 2);
 		return 0;
-	case WT_F32:
-		for (size_t i = 0; i < n; i++) {
-			float v;
-
-			memcpy(&v, src + 4 * i, 4);
-			dst[i] = wt_f32_to_bf16(v);
-		}
-		return 0;
-	case WT_F16:
-		for (size_t i = 0; i < n; i++) {
-			uint16_t v;
-
-			memcpy(&v, src + 2 * i, 2);
-			dst[i] = wt_f32_to_bf16(wt_f16_to_f32(v));
-		}
-		return 0;
-	case WT_F64:
-		/* via f32: double rounding can differ from a direct f64->bf16 in rare ties */
-		for (size_t i = 0; i < n; i++) {
-			double v;
-
-			memcpy(&v, src + 8 * i, 8);
-			dst[i] = wt_f32_to_bf16((float)v);
-		}
-		return 0;
-	default:
-		wt_seterr(err, errlen, "tensor '%s' has dtype %s, not a float type", t->name,
-			  wt_dtype_name(t->dtype));
-		return -1;
 	}
+	/* F64 goes via f32: double rounding can differ from a direct f64->bf16 in rare ties */
+	for (size_t i = 0; i < n; i++)
+		dst[i] = wt_f32_to_bf16(float_elem(t->data, t->dtype, i));
+	return 0;
 }
 
 int wt_read_bf16(const struct wt_file *f, const char *name, int ndim, const int64_t *shape,
 		 uint16_t *dst, char *err, size_t errlen)
 {
-	const struct wt_tensor *t = find_checked(f, name, ndim, shape, err, errlen);
+	const struct wt_tensor *t = find_float(f, name, ndim, shape, err, errlen);
 
 	if (!t)
 		return -1;
-	if (t->dtype != WT_F32 && t->dtype != WT_F16 && t->dtype != WT_BF16 && t->dtype != WT_F64) {
-		wt_seterr(err, errlen, "'%s': tensor '%s' has dtype %s, expected a float type",
-			  wt_path(f), t->name, wt_dtype_name(t->dtype));
-		return -1;
-	}
 	return wt_tensor_to_bf16(t, dst, err, errlen);
 }

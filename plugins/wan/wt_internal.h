@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wan_err.h"
 #include "wt_file.h"
 
 /* Bounds on what a file may ask for (checked before allocating). */
@@ -29,9 +30,6 @@ struct wt_file {
 	size_t subs_count;
 	const struct wt_tensor **sorted; /* new, TENSORS sorted by name (after wt_finish) */
 };
-
-__attribute__((format(printf, 3, 4)))
-void wt_seterr(char *err, size_t errlen, const char *fmt, ...);
 
 /* Maps F->path read-only into F->map / F->map_size. 0 or -1 with ERR. */
 int wt_map_file(struct wt_file *f, char *err, size_t errlen);

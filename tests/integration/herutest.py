@@ -375,6 +375,70 @@ def with_huge_dimensions(jpeg, w=60000, h=60000):
     raise Failure("no SOF marker in JPEG")
 
 
+class Streamer:
+    """Sends JPEG every 40 ms (frame ids 1, 2, ...) on its own WebSocket to SESSION until
+    finish(); on_binary(data) and on_json(message) see every answer, a subclass records what
+    it needs. closed: (code, reason) when the server closed, ("exception", repr) on an error."""
+
+    def __init__(self, srv, session, jpeg):
+        self.w = srv.ws(session)
+        self.w.recv_json()
+        self.jpeg = jpeg
+        self.closed = None
+        self.stop = False
+        self.sent = 0
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def on_binary(self, data):
+        pass
+
+    def on_json(self, m):
+        pass
+
+    def run(self):
+        next_send = 0
+        try:
+            while not self.stop:
+                now = time.time()
+                if now >= next_send:
+                    self.sent += 1
+                    self.w.send_frame_jpeg(self.sent, now * 1000, self.jpeg)
+                    next_send = now + 0.04
+                try:
+                    op, data = self.w.recv(0.02)
+                except (TimeoutError, OSError) as e:
+                    if isinstance(e, TimeoutError) or "timed out" in str(e):
+                        continue
+                    raise
+                if op == self.w.OP_BIN:
+                    self.on_binary(data)
+                else:
+                    self.on_json(json.loads(data))
+        except WsClosed as e:
+            self.closed = (e.code, e.reason)
+        except Exception as e:  # noqa: BLE001
+            self.closed = ("exception", repr(e))
+
+    def finish(self):
+        self.stop = True
+        self.t.join(5)
+        self.w.close()
+
+
+def wait_config(srv, session, pred, timeout):
+    """Poll GET /api/session/SESSION/config every 50 ms until pred(config) holds and return
+    that config; Failure (naming the last runtime_status) after TIMEOUT seconds."""
+    deadline = time.time() + timeout
+    cfg = None
+    while time.time() < deadline:
+        _, _, cfg = srv.get("/api/session/%s/config" % session)
+        if pred(cfg):
+            return cfg
+        time.sleep(0.05)
+    raise Failure("runtime_status never matched; last: %r" % (cfg or {}).get("runtime_status"))
+
+
 def run(tests):
     """Run test functions in order; print PASS/FAIL lines; exit 0/1."""
     failed = 0
@@ -390,3 +454,17 @@ def run(tests):
             print("FAIL: %s: %s" % (t.__name__, e))
         sys.stdout.flush()
     sys.exit(1 if failed else 0)
+
+
+def run_then_stop(srv, tests):
+    """run(tests) against the shared server SRV, then stop it: a server that does not shut
+    down cleanly fails the script (exit 1)."""
+    try:
+        run(tests)
+    finally:
+        if srv.alive():
+            try:
+                srv.stop()
+            except Exception as e:  # noqa: BLE001
+                print("FAIL: clean shutdown: %s" % e)
+                sys.exit(1)

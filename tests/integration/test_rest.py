@@ -279,15 +279,7 @@ def test_refuses_public_bind_without_token():
     check(p.returncode == 0 and b"prompt_dominance" in p.stdout, "--print-schema")
 
 
-try:
-    H.run([test_health, test_config_get_creates_session, test_config_put_and_revision,
-           test_config_put_errors_change_nothing, test_stats, test_plugins_and_refused, test_metrics,
-           test_static_files, test_unknown_and_method, test_oversized_header_and_body, test_half_open_http,
-           test_token, test_session_eviction, test_refuses_public_bind_without_token])
-finally:
-    if srv.alive():
-        try:
-            srv.stop()
-        except Exception as e:  # noqa: BLE001
-            print("FAIL: clean shutdown: %s" % e)
-            sys.exit(1)
+H.run_then_stop(srv, [test_health, test_config_get_creates_session, test_config_put_and_revision,
+                  test_config_put_errors_change_nothing, test_stats, test_plugins_and_refused, test_metrics,
+                  test_static_files, test_unknown_and_method, test_oversized_header_and_body, test_half_open_http,
+                  test_token, test_session_eviction, test_refuses_public_bind_without_token])

@@ -3,7 +3,6 @@
 import os
 import signal
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -14,64 +13,27 @@ H.need_mock()
 CAM = H.fixture("camera_160x120.jpg")
 
 
-class Streamer:
-    """Sends a frame every 40 ms on its own WebSocket and counts the answers."""
+class Streamer(H.Streamer):
+    """Counts the answers (their arrival times) and keeps every config.current payload."""
 
     def __init__(self, srv, session):
-        self.w = srv.ws(session)
-        self.w.recv_json()
         self.answers = []
         self.configs = []
-        self.closed = None
-        self.stop = False
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
+        super().__init__(srv, session, CAM)
 
-    def run(self):
-        fid = 0
-        next_send = 0
-        try:
-            while not self.stop:
-                now = time.time()
-                if now >= next_send:
-                    fid += 1
-                    self.w.send_frame_jpeg(fid, now * 1000, CAM)
-                    next_send = now + 0.04
-                try:
-                    op, data = self.w.recv(0.02)
-                except (TimeoutError, OSError) as e:
-                    if isinstance(e, TimeoutError) or "timed out" in str(e):
-                        continue
-                    raise
-                if op == self.w.OP_BIN:
-                    self.answers.append(time.time())
-                else:
-                    import json
-                    m = json.loads(data)
-                    if m["type"] == "config.current":
-                        self.configs.append(m["payload"])
-        except H.WsClosed as e:
-            self.closed = (e.code, e.reason)
-        except Exception as e:  # noqa: BLE001
-            self.closed = ("exception", repr(e))
+    def on_binary(self, data):
+        self.answers.append(time.time())
+
+    def on_json(self, m):
+        if m["type"] == "config.current":
+            self.configs.append(m["payload"])
 
     def answers_between(self, t0, t1):
         return sum(1 for t in self.answers if t0 <= t <= t1)
 
-    def finish(self):
-        self.stop = True
-        self.t.join(5)
-        self.w.close()
-
 
 def wait_status(srv, session, pred, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        _, _, cfg = srv.get("/api/session/%s/config" % session)
-        if pred(cfg):
-            return cfg
-        time.sleep(0.05)
-    raise H.Failure("runtime_status never matched; last: %r" % cfg["runtime_status"])
+    return H.wait_config(srv, session, pred, timeout)
 
 
 def test_swap_to_unavailable_backend_keeps_streaming():

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -54,66 +53,30 @@ def make_weights(root):
                    "width": 32, "height": 32}, f)
 
 
-class Streamer:
-    """Sends a frame every 40 ms; records answers (id, jpeg) and every runtime_status mode."""
+class Streamer(H.Streamer):
+    """Records answers (time, jpeg), every runtime_status mode change and every error."""
 
     def __init__(self, srv, session):
-        self.w = srv.ws(session)
-        self.w.recv_json()
         self.answers = []
         self.modes = []
         self.errors = []
-        self.closed = None
-        self.stop = False
-        self.sent = 0
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
+        super().__init__(srv, session, CAM)
 
-    def run(self):
-        next_send = 0
-        try:
-            while not self.stop:
-                now = time.time()
-                if now >= next_send:
-                    self.sent += 1
-                    self.w.send_frame_jpeg(self.sent, now * 1000, CAM)
-                    next_send = now + 0.04
-                try:
-                    op, data = self.w.recv(0.02)
-                except (TimeoutError, OSError) as e:
-                    if isinstance(e, TimeoutError) or "timed out" in str(e):
-                        continue
-                    raise
-                if op == self.w.OP_BIN:
-                    self.answers.append((time.time(), data))
-                else:
-                    m = json.loads(data)
-                    if m["type"] == "config.current":
-                        rs = m["payload"]["runtime_status"]
-                        if not self.modes or self.modes[-1] != rs["mode"]:
-                            self.modes.append(rs["mode"])
-                    elif m["type"] == "error":
-                        self.errors.append(m["payload"])
-        except H.WsClosed as e:
-            self.closed = (e.code, e.reason)
-        except Exception as e:  # noqa: BLE001
-            self.closed = ("exception", repr(e))
+    def on_binary(self, data):
+        self.answers.append((time.time(), data))
 
-    def finish(self):
-        self.stop = True
-        self.t.join(5)
-        self.w.close()
+    def on_json(self, m):
+        if m["type"] == "config.current":
+            rs = m["payload"]["runtime_status"]
+            if not self.modes or self.modes[-1] != rs["mode"]:
+                self.modes.append(rs["mode"])
+        elif m["type"] == "error":
+            self.errors.append(m["payload"])
 
 
 def wait_status(srv, session, pred, timeout=60):
-    deadline = time.time() + timeout
-    cfg = None
-    while time.time() < deadline:
-        _, _, cfg = srv.get("/api/session/%s/config" % session)
-        if pred(cfg["runtime_status"]):
-            return cfg
-        time.sleep(0.05)
-    raise H.Failure("runtime_status never matched; last: %r" % (cfg or {}).get("runtime_status"))
+    """wait_config with PRED on the runtime_status."""
+    return H.wait_config(srv, session, lambda cfg: pred(cfg["runtime_status"]), timeout)
 
 
 def test_wan_cpu_streams_generated_frames():

@@ -375,16 +375,8 @@ def test_idle_client_closed():
         idle.stop()
 
 
-try:
-    H.run([test_connect_gets_config, test_binary_frame_roundtrip, test_json_frame_roundtrip, test_shared_session,
-           test_presets, test_stats_pushed, test_bad_messages_change_nothing, test_bad_frames,
-           test_oversized_message_closed_1009, test_protocol_violation_closed, test_upgrade_refusals,
-           test_bytes_right_after_handshake, test_fragments_and_ping, test_slow_reader_closed_others_served, test_output_paced_at_target_fps,
-           test_idle_client_closed])
-finally:
-    if srv.alive():
-        try:
-            srv.stop()
-        except Exception as e:  # noqa: BLE001
-            print("FAIL: clean shutdown: %s" % e)
-            sys.exit(1)
+H.run_then_stop(srv, [test_connect_gets_config, test_binary_frame_roundtrip, test_json_frame_roundtrip, test_shared_session,
+                  test_presets, test_stats_pushed, test_bad_messages_change_nothing, test_bad_frames,
+                  test_oversized_message_closed_1009, test_protocol_violation_closed, test_upgrade_refusals,
+                  test_bytes_right_after_handshake, test_fragments_and_ping, test_slow_reader_closed_others_served, test_output_paced_at_target_fps,
+                  test_idle_client_closed])
