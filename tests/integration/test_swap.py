@@ -2,6 +2,7 @@
 """Hot swap during streaming (architecture.md section 4) and clean shutdown."""
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -192,6 +193,10 @@ def test_shutdown_closes_with_1001():
         code, reason = w.wait_close(5)
         check(code == 1001, "shutdown closed with %r, not 1001" % code)
         w.sock.close()
+    try:  # let the SIGTERM finish its work: stop() would signal a herud already on its way out
+        srv.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        check(False, "herud did not exit within 10 s of SIGTERM")
     srv.stop()  # checks exit code 0 and no sanitizer report (leaks included)
 
 
@@ -204,8 +209,14 @@ def test_second_signal_stops_at_once():
     time.sleep(0.2)
     t0 = time.time()
     srv.proc.send_signal(signal.SIGINT)
-    srv.stop(timeout=10)  # exit 0, nothing leaked, no sanitizer report
+    # wait for the exit here: stop() would send a third signal to a herud still freeing its
+    # resources, and with the loop gone that one takes the default action (killed by SIGINT)
+    try:
+        srv.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        check(False, "second signal did not stop herud within 10 s")
     check(time.time() - t0 < 2.5, "second signal did not stop herud at once")
+    srv.stop(timeout=10)  # exit 0, nothing leaked, no sanitizer report
     w.sock.close()
 
 
@@ -214,7 +225,6 @@ def test_shutdown_under_valgrind():
     if not vg or os.environ.get("CK_FORK") == "no":  # not in the sanitizer build
         print("  (valgrind not available or sanitizer build: skipped)")
         return
-    import subprocess
     herud = os.path.join(H.TOP_BUILDDIR, "herud")  # static convenience libraries: a real binary
     env = dict(os.environ)
     p = subprocess.Popen([vg, "--leak-check=full", "--errors-for-leak-kinds=definite", "--error-exitcode=9",
