@@ -74,7 +74,8 @@ tests_check_plugin_LDADD += libwanpipe.la libwan.la $(PTHREAD_LIBS) -lm
 
 check_PROGRAMS += tests/check_wan_pipeline
 TESTS += tests/check_wan_pipeline tests/integration/test_wan_cpu.py
-dist_noinst_SCRIPTS += tests/integration/test_wan_cpu.py tests/gpu/wan_pipeline_e2e.sh
+dist_noinst_SCRIPTS += tests/integration/test_wan_cpu.py tests/gpu/wan_pipeline_e2e.sh \
+	tests/gpu/make_tiny_t5.py
 tests_check_wan_pipeline_SOURCES = tests/check_wan_pipeline.c
 tests_check_wan_pipeline_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/wan \
 	-DWAN_TOP_SRCDIR='"$(abs_top_srcdir)"'

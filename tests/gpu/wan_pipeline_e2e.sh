@@ -5,7 +5,7 @@
 # BINDIR holds herud, heru-smoke, heru-wan, wan13b_cuda.so, mock.so, wan_cuda_engine.so,
 # lib/ (the shared libraries the GPU machine may lack: jansson, libevent, wslay, turbojpeg),
 # fix/ (bytefb.model: a byte-fallback tokenizer fixture from tests/fixtures/wan/t5/) and
-# t5_4096.safetensors + t5_4096_config.json (a 1-layer umT5 of random weights whose output
+# t5_4096.safetensors + t5_4096_config.json, or make_tiny_t5.py to make them (a 1-layer umT5 of random weights whose output
 # dim is the DiT's text_dim 4096; the real umT5-XXL is 11 GB).
 # Makes a weights folder in /tmp: DiT 1.3B random weights (heru-wan random-weights, bf16),
 # Wan VAE and TAEHV random weights at the real shapes (heru-wan random-vae) and a
@@ -13,6 +13,13 @@
 # streams with heru-smoke: Wan VAE S=1, Wan VAE S=2, TAEHV S=1. Logs, stats (the session's
 # /stats polled every second) and nvidia-smi memory samples go to OUTDIR; a summary is
 # printed last.
+# Preparing BINDIR from a CUDA build B (configure found nvcc) of this tree:
+#   mkdir -p D/lib D/fix && cp B/herud B/heru-wan B/server/heru-smoke B/plugins/mock/.libs/mock.so \
+#     B/plugins/wan/.libs/wan13b_cuda.so B/plugins/wan/.libs/wan_cuda_engine.so \
+#     tests/gpu/make_tiny_t5.py D/ && cp tests/fixtures/wan/t5/bytefb.model D/fix/ &&
+#   for l in libjansson.so.4 libevent-2.1.so.7 libevent_core-2.1.so.7 libevent_pthreads-2.1.so.7 \
+#     libwslay.so.1 libturbojpeg.so.0; do cp -L /usr/lib/x86_64-linux-gnu/$l D/lib/; done
+# Set HERU_CUDNN_LIB to a cuDNN folder when the build's cuDNN is newer than the machine's.
 bin=$(cd "${1:?bin dir}" && pwd); out=${2:?out dir}
 mkdir -p "$out"
 export LD_LIBRARY_PATH="$bin/lib:${HERU_CUDNN_LIB:-}:${LD_LIBRARY_PATH:-}"
@@ -37,6 +44,9 @@ timeout 120 "$bin/heru-wan" random-vae --out "$W/vae.safetensors" --taehv-out "$
 	>> "$out/weights.log" 2>&1
 rc=$?
 log "random-vae rc=$rc ($(( $(date +%s%3N) - t0 )) ms)"
+if [ ! -f "$bin/t5_4096.safetensors" ]; then # else made here (needs python3)
+	python3 "$bin/make_tiny_t5.py" "$bin" >> "$out/weights.log" 2>&1 || log "make_tiny_t5.py failed"
+fi
 cat > "$W/heru-model.json" <<JSON
 {"vae_weights": "vae.safetensors", "taehv_weights": "taehv.safetensors",
  "t5_weights": "$bin/t5_4096.safetensors", "t5_config": "$bin/t5_4096_config.json",
