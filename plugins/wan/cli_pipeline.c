@@ -2,7 +2,8 @@
  * weights at the real architecture (or a --config), so a weights folder for the pipeline can be
  * made without downloading anything (GPU end-to-end runs, benchmarks). The tensors are the ones
  * the loaders read, named and shaped as in Wan2.1_VAE.pth / taew2_1.pth, written as f32
- * safetensors; the values are vae_source_random's (deterministic in --seed). */
+ * safetensors; the values are vae_source_random's (deterministic in --seed). The TAEHV TGrow
+ * conv that the loader trims (patch_tgrow_layers) is written at its trimmed shape. */
 #include "cli.h"
 
 #include <getopt.h>

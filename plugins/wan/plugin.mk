@@ -84,4 +84,6 @@ tests_check_wan_pipeline_LDADD = libwanpipe.la libwan.la $(CHECK_LIBS) $(JANSSON
 	$(PTHREAD_LIBS) -lm
 # heru-wan random-vae: VAE/TAEHV random weights for pipeline weights folders
 heru_wan_SOURCES += plugins/wan/cli_pipeline.c
+TESTS += tests/random_vae.sh
+dist_noinst_SCRIPTS += tests/random_vae.sh
 # ---- end pipe ----------------------------------------------------------------------------
