@@ -9,7 +9,9 @@
  *      the model, topology, world size, steps and output size asked for;
  *   3. follow runtime_status through config.current and print every mode change
  *      with its time (mock -> core-imported -> core-warmup -> core-runtime-active, or
- *      the error sentence that ended it);
+ *      the error sentence that ended it); during a warm-up mode it already sends frames
+ *      at --fps (ids above N, not measured) since a streaming core leaves its warm-up
+ *      only once frames flow, and prints when the first generated frame came back;
  *   4. with --require-core, fail unless the core became active;
  *   5. stream N generated JPEG frames as binary messages at --fps, match the answers
  *      by frame id and print `average latency per frame: X ms`.
@@ -267,10 +269,10 @@ int main(int argc, char **argv)
 	struct pending *pend = NULL;
 	uint8_t **jpegs = NULL, *msgbuf = NULL, *last = NULL;
 	size_t *jlen = NULL, last_len = 0, maxlen = 0;
-	double *lat = NULL, t_start, deadline, next_send, ack_ms = 0;
+	double *lat = NULL, t_start, deadline, next_send, ack_ms = 0, warm_t0 = 0, first_ms = 0;
 	char err[512], path[300], session[80];
 	char *patch = NULL;
-	int status = 1, received = 0, sent = 0, nj, i, rc;
+	int status = 1, received = 0, sent = 0, warm_sent = 0, nj, i, rc;
 	long long rev0;
 	pid_t started = 0;
 
@@ -341,17 +343,49 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	/* follow the mode until the core is active, an error ends the load, or timeout */
+	/* follow the mode until the core is active, an error ends the load, or timeout; during
+	 * a warm-up, frames go at --fps (ids above --frames, not measured): a streaming core
+	 * (Wan) only leaves its warm-up once frames flow through it */
 	deadline = ws_now_ms() + o.timeout_s * 1000.0;
+	next_send = 0;
 	for (;;) {
 		bool settled = st.revision > rev0 &&
 			(core_active(&st) || st.error[0] ||
 			 (strcmp(st.mode, "mock") == 0 && o.backend && strcmp(o.backend, "mock") == 0));
-		int left = (int)(deadline - ws_now_ms());
+		int left = (int)(deadline - ws_now_ms()), wait = left < 500 ? left : 500;
 
 		if (settled || left <= 0)
 			break;
-		rc = ws_client_recv(ws, left < 500 ? left : 500, &m, err, sizeof(err));
+		if (st.revision > rev0 && strstr(st.mode, "warmup")) {
+			double now = ws_now_ms();
+			if (warm_t0 == 0)
+				warm_t0 = now;
+			if (now >= next_send) {
+				uint32_t id = (uint32_t)o.frames + 1 + (uint32_t)warm_sent;
+				size_t k = (size_t)(warm_sent % nj);
+				cli_frame_header(msgbuf, id, now);
+				memcpy(msgbuf + CLI_FRAME_HEADER, jpegs[k], jlen[k]);
+				if (ws_client_send(ws, WS_BINARY, msgbuf, jlen[k] + CLI_FRAME_HEADER, err,
+					    sizeof(err)) != 0) {
+					fprintf(stderr, "heru-smoke: %s\n", err);
+					goto out;
+				}
+				warm_sent++;
+				next_send = (next_send > 0 ? next_send : now) + 1000.0 / o.fps;
+			}
+			wait = (int)(next_send - ws_now_ms()) + 1;
+			if (wait < 1)
+				wait = 1;
+			if (wait > left)
+				wait = left;
+		}
+		rc = ws_client_recv(ws, wait, &m, err, sizeof(err));
+		if (rc == 1 && m.opcode == WS_BINARY && warm_t0 > 0 && first_ms == 0) {
+			first_ms = ws_now_ms();
+			printf("[%7.2f s] first generated frame, %.2f s after the warm-up began "
+			       "(%d frames sent)\n", (first_ms - st.t0) / 1000.0,
+			       (first_ms - warm_t0) / 1000.0, warm_sent);
+		}
 		if (rc < 0) {
 			fprintf(stderr, "heru-smoke: connection lost: %s\n", err);
 			goto out;

@@ -16,6 +16,7 @@ int cli_vae_decode(int argc, char **argv);
 int cli_taehv_decode(int argc, char **argv);
 int cli_bench_vae(int argc, char **argv);
 int cli_bench_dit(int argc, char **argv);
+int cli_random_vae(int argc, char **argv);
 
 #include <stdlib.h>
 

@@ -27,6 +27,7 @@ static const struct cli_command commands[] = {
 	{ "taehv-decode", cli_taehv_decode, "decode latents to frames with TAEHV (SDV2 context or --incremental)" },
 	{ "bench-vae", cli_bench_vae, "time the VAE encode/decode and TAEHV (random weights)" },
 	{ "bench-dit", cli_bench_dit, "time the CUDA DiT with random weights of the real shapes" },
+	{ "random-vae", cli_random_vae, "write Wan VAE (and TAEHV) random weights of the real shapes" },
 };
 
 static void usage(FILE *out)

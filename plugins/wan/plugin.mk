@@ -51,8 +51,19 @@ plugins_wan_wan_cuda_engine_la_LDFLAGS = -module -avoid-version -shared -no-unde
 	-export-symbols-regex '^wan_cuda_engine$$'
 plugins_wan_wan_cuda_engine_la_LIBADD = libwanvaecuda.la libwant5cuda.la libwancuda.la libwan.la \
 	$(CUDA_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS) -lstdc++ -lm
+# the pipeline on CUDA against the CPU reference pipeline (tiny model; exits 77 without a GPU)
+GPU_TESTS += tests/gpu_wan_pipeline
+check_PROGRAMS += tests/gpu_wan_pipeline
+tests_gpu_wan_pipeline_SOURCES = tests/gpu_wan_pipeline.c
+tests_gpu_wan_pipeline_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/wan $(CUDA_CFLAGS) \
+	-DWAN_TOP_SRCDIR='"$(abs_top_srcdir)"'
+tests_gpu_wan_pipeline_CFLAGS = $(AM_CFLAGS) -Wno-strict-prototypes $(JANSSON_CFLAGS)
+tests_gpu_wan_pipeline_LDADD = libwanpipecuda.la libwan.la -ldl $(CUDA_LIBS) $(JANSSON_LIBS) \
+	$(PTHREAD_LIBS) -lm
+# the wan_cuda_engine.so the test dlopens (from the build tree) must be built first
+EXTRA_tests_gpu_wan_pipeline_DEPENDENCIES = plugins/wan/wan_cuda_engine.la
 else
-EXTRA_DIST += plugins/wan/wan_pipeline_cuda.c
+EXTRA_DIST += plugins/wan/wan_pipeline_cuda.c tests/gpu_wan_pipeline.c
 WANPIPE_PLUGIN_LIBS = libwanpipe.la libwan.la
 endif
 plugins_wan_wan13b_cuda_la_LIBADD += $(WANPIPE_PLUGIN_LIBS) $(PTHREAD_LIBS) -lm
@@ -63,11 +74,16 @@ tests_check_plugin_LDADD += libwanpipe.la libwan.la $(PTHREAD_LIBS) -lm
 
 check_PROGRAMS += tests/check_wan_pipeline
 TESTS += tests/check_wan_pipeline tests/integration/test_wan_cpu.py
-dist_noinst_SCRIPTS += tests/integration/test_wan_cpu.py
+dist_noinst_SCRIPTS += tests/integration/test_wan_cpu.py tests/gpu/wan_pipeline_e2e.sh \
+	tests/gpu/make_tiny_t5.py
 tests_check_wan_pipeline_SOURCES = tests/check_wan_pipeline.c
 tests_check_wan_pipeline_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/wan \
 	-DWAN_TOP_SRCDIR='"$(abs_top_srcdir)"'
 tests_check_wan_pipeline_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
 tests_check_wan_pipeline_LDADD = libwanpipe.la libwan.la $(CHECK_LIBS) $(JANSSON_LIBS) \
 	$(PTHREAD_LIBS) -lm
+# heru-wan random-vae: VAE/TAEHV random weights for pipeline weights folders
+heru_wan_SOURCES += plugins/wan/cli_pipeline.c
+TESTS += tests/random_vae.sh
+dist_noinst_SCRIPTS += tests/random_vae.sh
 # ---- end pipe ----------------------------------------------------------------------------
