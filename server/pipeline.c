@@ -10,12 +10,18 @@
  * while the old one keeps serving, and repoints the session when READY arrives.
  * Conditioner instances are created on the same worker and run on every frame.
  *
- * Frames. The loop puts a job in the instance's one-slot inbox; a newer job replaces
- * an unprocessed one (newest frame wins, the caller counts the drop). The worker
+ * Frames. The loop appends a job to the instance's inbox, which holds as many frames
+ * as one step of the backend consumes (heru_backend_vtable.input_chunk: 4 for a Wan
+ * chunk, 1 for a backend that says nothing). Beyond that the OLDEST unprocessed job
+ * gives way (the caller counts the drop), so with one slot the newest frame wins and
+ * a chunked model gets every frame that arrives while it computes a chunk, in order
+ * and without gaps. The worker
  * decodes (its own TurboJPEG handles), runs conditioners and the backend, scales each
  * emitted frame to output_width x output_height, encodes it and posts a FRAME event at
- * once. It takes a new job no faster than target_fps (input pacing: it never works on
- * frames nobody will see); spreading a chunked model's bursts evenly is the loop's
+ * once. It takes jobs no faster than target_fps on average (input pacing: it never
+ * works on frames nobody will see), with a burst of up to inbox-size jobs back to back
+ * so a chunked backend catches up on the frames that queued during its last chunk
+ * instead of waiting a slot for each; spreading a chunked model's bursts evenly is the loop's
  * job (session.c), so the worker never sleeps while its device could compute.
  *
  * Events. Workers never touch libevent objects other than event_active() on one
@@ -62,7 +68,10 @@ struct pipe_instance {
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct pipe_job *inbox;			/* new: newest frame (guarded by mu) */
+	/* inbox: a ring of up to in_cap jobs in arrival order, each new (guarded by mu) */
+	struct pipe_job *inbox[HERU_INPUT_CHUNK_MAX];
+	size_t in_head, in_n;
+	size_t in_cap;				/* 1..HERU_INPUT_CHUNK_MAX, set at start */
 	char *cfg_json;				/* new: pending config (guarded by mu) */
 	uint64_t cfg_rev;
 	atomic_bool stop;
@@ -540,9 +549,9 @@ static void *pipe_worker(void *arg)
 		for (;;) {
 			if (atomic_load(&pi->stop) || pi->cfg_json)
 				break;
-			if (pi->inbox && metrics_now() >= ready_at)
+			if (pi->in_n && metrics_now() >= ready_at)
 				break;
-			if (pi->inbox)
+			if (pi->in_n)
 				pipe_wait_until(pi, ready_at);
 			else
 				pthread_cond_wait(&pi->cv, &pi->mu);
@@ -551,11 +560,16 @@ static void *pipe_worker(void *arg)
 			pthread_mutex_unlock(&pi->mu);
 			break;
 		}
-		job = metrics_now() >= ready_at ? pi->inbox : NULL;
+		job = pi->in_n && metrics_now() >= ready_at ? pi->inbox[pi->in_head] : NULL;
 		if (job) {
+			/* a token bucket of in_cap slots: after a long step the worker may lag
+			 * up to in_cap - 1 slots behind and takes the queued jobs at once */
 			double now = metrics_now();
-			pi->next_take = (pi->next_take < now - slot ? now : pi->next_take) + slot;
-			pi->inbox = NULL;
+			double floor_t = now - (double)(pi->in_cap - 1) * slot;
+			pi->next_take = (pi->next_take < floor_t - slot ? floor_t : pi->next_take) + slot;
+			pi->inbox[pi->in_head] = NULL;
+			pi->in_head = (pi->in_head + 1) % HERU_INPUT_CHUNK_MAX;
+			pi->in_n--;
 		}
 		cfg = pi->cfg_json;
 		pi->cfg_json = NULL;
@@ -612,7 +626,8 @@ static void pipe_instance_destroy(struct pipe_instance *pi)
 {
 	if (pi->thread_started)
 		pthread_join(pi->thread, NULL);
-	pipe_job_free(pi->inbox);
+	for (size_t i = 0; i < pi->in_n; i++)
+		pipe_job_free(pi->inbox[(pi->in_head + i) % HERU_INPUT_CHUNK_MAX]);
 	free(pi->cfg_json);
 	pthread_mutex_destroy(&pi->mu);
 	pthread_cond_destroy(&pi->cv);
@@ -666,6 +681,7 @@ struct pipe_instance *pipeline_start(struct pipeline *pl, void *owner, const cha
 	pi->pl = pl;
 	pi->owner = owner;
 	pi->entry = e;
+	pi->in_cap = e ? plugin_backend_input_chunk(e) : 1;
 	snprintf(pi->id, sizeof(pi->id), "%s", id);
 	pi->host.struct_size = sizeof(pi->host);
 	pi->host.abi_major = HERU_ABI_MAJOR;
@@ -716,11 +732,17 @@ void pipe_instance_stop(struct pipe_instance *pi)
 
 int pipe_instance_submit(struct pipe_instance *pi, struct pipe_job *job)
 {
-	struct pipe_job *old;
+	struct pipe_job *old = NULL;
 
 	pthread_mutex_lock(&pi->mu);
-	old = pi->inbox;
-	pi->inbox = job;
+	if (pi->in_n == pi->in_cap) { /* full: the oldest unprocessed job gives way */
+		old = pi->inbox[pi->in_head];
+		pi->inbox[pi->in_head] = NULL;
+		pi->in_head = (pi->in_head + 1) % HERU_INPUT_CHUNK_MAX;
+		pi->in_n--;
+	}
+	pi->inbox[(pi->in_head + pi->in_n) % HERU_INPUT_CHUNK_MAX] = job;
+	pi->in_n++;
 	pthread_cond_signal(&pi->cv);
 	pthread_mutex_unlock(&pi->mu);
 	if (old) {

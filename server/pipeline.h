@@ -1,5 +1,6 @@
-/* pipeline.h: backend instances, each on its own worker thread, with a
- * newest-frame-wins inbox, and the event list that carries their results back to the
+/* pipeline.h: backend instances, each on its own worker thread, with an inbox sized
+ * to the backend's input chunk (one slot, newest frame wins, unless the backend
+ * declares more; then the oldest gives way), and the event list that carries their results back to the
  * loop thread. */
 #ifndef HERU_PIPELINE_H
 #define HERU_PIPELINE_H
@@ -74,8 +75,9 @@ struct pipe_instance *pipeline_start(struct pipeline *pl, void *owner, const cha
 /* Ask the instance to stop (cancels a running create). EXITED follows. */
 void pipe_instance_stop(struct pipe_instance *inst);
 
-/* Hand a frame to the instance (JOB stolen). Returns 1 when it replaced an older,
- * unprocessed frame (the caller counts a drop), else 0. */
+/* Hand a frame to the instance (JOB stolen), after those already waiting. Returns 1
+ * when the inbox was full and its oldest unprocessed frame was dropped to make room
+ * (the caller counts a drop), else 0. */
 int pipe_instance_submit(struct pipe_instance *inst, struct pipe_job *job);
 
 /* A new whole config (borrowed) for the running instance (live change). */

@@ -212,7 +212,7 @@ int plugin_check_entry(const struct heru_plugin_entry *e, size_t symbol_size,
 	}
 	if (e->kind == HERU_KIND_BACKEND) {
 		const struct heru_backend_vtable *v = e->backend;
-		if (!v || e->conditioner || v->struct_size < sizeof(*v) || !v->create ||
+		if (!v || e->conditioner || v->struct_size < HERU_BACKEND_VTABLE_SIZE_1_0 || !v->create ||
 		    !v->process || !v->destroy) {
 			seterr(err, errlen, "plugin '%s' (id '%s') is a backend without a complete "
 				"backend vtable (create, process and destroy are required)", file, e->id);
@@ -533,6 +533,17 @@ const char *plugin_registry_refused_reason(const struct plugin_registry *reg, si
 	return reg && i < reg->n_refused ? reg->refused[i].reason : NULL;
 }
 
+uint32_t plugin_backend_input_chunk(const struct heru_plugin_entry *e)
+{
+	const struct heru_backend_vtable *v = e ? e->backend : NULL;
+
+	if (!v || e->kind != HERU_KIND_BACKEND ||
+	    v->struct_size < offsetof(struct heru_backend_vtable, input_chunk) + sizeof(v->input_chunk) ||
+	    v->input_chunk < 1)
+		return 1;
+	return v->input_chunk > HERU_INPUT_CHUNK_MAX ? HERU_INPUT_CHUNK_MAX : v->input_chunk;
+}
+
 static json_t *entry_json(const struct plugin_loaded *l)
 {
 	const struct heru_plugin_entry *e = l->entry;
@@ -574,6 +585,9 @@ static json_t *entry_json(const struct plugin_loaded *l)
 	}
 	flags = NULL;
 	if (json_object_set_new(o, "file", json_string(l->file)) != 0)
+		goto fail;
+	if (e->kind == HERU_KIND_BACKEND &&
+	    json_object_set_new(o, "input_chunk", json_integer(plugin_backend_input_chunk(e))) != 0)
 		goto fail;
 	return o;
 

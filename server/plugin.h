@@ -49,7 +49,8 @@ const char *plugin_registry_refused_reason(const struct plugin_registry *reg, si
 /*
  * New JSON (the body of GET /api/plugins):
  * {"plugins":[{"id","name","kind","version","abi","capabilities":[..],"file","flags":[..]}],
- *  "refused":[{"file","reason"}]}. kind is "backend" or "conditioner"; abi is "1.0";
+ *  "refused":[{"file","reason"}]}. kind is "backend" or "conditioner"; abi is the
+ * plugin's "major.minor"; backends also carry "input_chunk" (plugin_backend_input_chunk);
  * flags are names from "needs_gpu", "unloadable", "thread_affine". NULL when out of memory.
  */
 json_t *plugin_registry_json(const struct plugin_registry *reg);
@@ -64,6 +65,11 @@ int plugin_check_entry(const struct heru_plugin_entry *entry, size_t symbol_size
 
 /* "backend", "conditioner" or "unknown". */
 const char *plugin_kind_name(uint32_t kind);
+
+/* Frames one step of a backend consumes (heru_backend_vtable.input_chunk, ABI 1.1):
+ * 1 for a conditioner, a 1.0 vtable (too short to hold the field) or 0; at most
+ * HERU_INPUT_CHUNK_MAX. The size of the session inbox (pipeline.c). */
+uint32_t plugin_backend_input_chunk(const struct heru_plugin_entry *entry);
 
 /*
  * A new host-allocated frame (refcount 1, atomic; release from any thread) of

@@ -25,7 +25,8 @@
  *
  * Frames. A frame message is parsed and its JPEG header checked (limits) here, on
  * the loop thread, so bad input is answered at once; the job then goes to cur's
- * one-slot inbox. Outputs are sent to every client of the session, binary or JSON
+ * inbox (pipeline.c: one slot where the newest frame wins, or as many frames as the
+ * backend consumes per step, oldest dropped beyond that). Outputs are sent to every client of the session, binary or JSON
  * depending on what that client last sent. */
 #include "config.h"
 

@@ -176,7 +176,12 @@ START_TEST(test_listing_json)
 	ck_assert_str_eq(json_string_value(json_object_get(p, "id")), "fixture_good");
 	ck_assert_str_eq(json_string_value(json_object_get(p, "kind")), "conditioner");
 	ck_assert_str_eq(json_string_value(json_object_get(p, "version")), "1.2.3");
-	ck_assert_str_eq(json_string_value(json_object_get(p, "abi")), "1.0");
+	{
+		char abi[16];
+		snprintf(abi, sizeof(abi), "%d.%d", HERU_ABI_MAJOR, HERU_ABI_MINOR);
+		ck_assert_str_eq(json_string_value(json_object_get(p, "abi")), abi);
+	}
+	ck_assert_ptr_null(json_object_get(p, "input_chunk")); /* conditioners have none */
 	ck_assert_str_eq(json_string_value(json_object_get(p, "file")), "good.so");
 	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(p, "capabilities"), 0)),
 		"heru.fixture/1");
@@ -197,18 +202,21 @@ END_TEST
 
 START_TEST(test_wrong_major)
 {
-	char why[512];
+	char why[512], plugin_abi[32], host_abi[32];
+	snprintf(plugin_abi, sizeof(plugin_abi), "ABI %d.%d", HERU_ABI_MAJOR + 1, HERU_ABI_MINOR);
+	snprintf(host_abi, sizeof(host_abi), "ABI %d.%d", HERU_ABI_MAJOR, HERU_ABI_MINOR);
 	refusal_of("wrong_major", "wrong_major.so", why, sizeof(why));
-	ck_assert_msg(strstr(why, "ABI 2.0") && strstr(why, "ABI 1.0") &&
+	ck_assert_msg(strstr(why, plugin_abi) && strstr(why, host_abi) &&
 		strstr(why, "major versions differ"), "%s", why);
 }
 END_TEST
 
 START_TEST(test_newer_minor)
 {
-	char why[512];
+	char why[512], needs[32];
+	snprintf(needs, sizeof(needs), "needs ABI %d.%d", HERU_ABI_MAJOR, HERU_ABI_MINOR + 1);
 	refusal_of("newer_minor", "newer_minor.so", why, sizeof(why));
-	ck_assert_msg(strstr(why, "needs ABI 1.1") && strstr(why, "newer than"), "%s", why);
+	ck_assert_msg(strstr(why, needs) && strstr(why, "newer than"), "%s", why);
 }
 END_TEST
 
@@ -306,6 +314,67 @@ START_TEST(test_missing_dir)
 	json_decref(j);
 	plugin_registry_free(reg);
 	plugin_registry_free(NULL);
+}
+END_TEST
+
+static int abi10_process(void *inst, const struct heru_process_args *args, char *err, size_t errlen)
+{
+	(void)inst;
+	(void)args;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+static void *abi10_create(const struct heru_host *host, const char *cfg, char *err, size_t errlen)
+{
+	(void)host;
+	(void)cfg;
+	(void)err;
+	(void)errlen;
+	return NULL;
+}
+
+static void abi10_destroy(void *inst) { (void)inst; }
+
+/* A backend built against ABI 1.0 (entry minor 0, vtable ending at destroy) loads in this
+ * host and gets a one-frame inbox; a 1.1 backend's input_chunk is honoured and bounded. */
+START_TEST(test_abi_1_0_backend_loads)
+{
+	static const char *const caps[] = { "heru.x/1", NULL };
+	/* bytes past a 1.0 vtable's struct_size are not the plugin's: poison them */
+	static const struct heru_backend_vtable vt10 = {
+		.struct_size = HERU_BACKEND_VTABLE_SIZE_1_0, .create = abi10_create,
+		.process = abi10_process, .destroy = abi10_destroy, .input_chunk = 7,
+	};
+	struct heru_backend_vtable vt11 = vt10;
+	struct heru_plugin_entry e = {
+		.abi_major = HERU_ABI_MAJOR, .abi_minor = 0,
+		.struct_size = HERU_PLUGIN_ENTRY_SIZE_1_0, .kind = HERU_KIND_BACKEND,
+		.abi_fingerprint = HERU_ABI_FINGERPRINT, .id = "old_backend", .name = "n",
+		.version = "1", .capabilities = caps, .backend = &vt10,
+	};
+	char err[512] = "";
+
+	ck_assert_int_ge(HERU_ABI_MINOR, 1);
+	ck_assert_int_eq(plugin_check_entry(&e, HERU_PLUGIN_ENTRY_SIZE_1_0, "old.so", err, sizeof(err)), 0);
+	ck_assert_uint_eq(plugin_backend_input_chunk(&e), 1);
+	/* a vtable shorter than 1.0's is still refused */
+	vt11.struct_size = HERU_BACKEND_VTABLE_SIZE_1_0 - 1;
+	e.backend = &vt11;
+	ck_assert_int_eq(plugin_check_entry(&e, 0, "x.so", err, sizeof(err)), HERU_EINVAL);
+	ck_assert_msg(strstr(err, "backend vtable"), "%s", err);
+	/* a 1.1 backend: its chunk, 0 as 1, and at most HERU_INPUT_CHUNK_MAX */
+	e.abi_minor = HERU_ABI_MINOR;
+	e.struct_size = sizeof(e);
+	vt11.struct_size = sizeof(vt11);
+	ck_assert_int_eq(plugin_check_entry(&e, 0, "new.so", err, sizeof(err)), 0);
+	ck_assert_uint_eq(plugin_backend_input_chunk(&e), 7);
+	vt11.input_chunk = 0;
+	ck_assert_uint_eq(plugin_backend_input_chunk(&e), 1);
+	vt11.input_chunk = 1000000;
+	ck_assert_uint_eq(plugin_backend_input_chunk(&e), HERU_INPUT_CHUNK_MAX);
+	ck_assert_uint_eq(plugin_backend_input_chunk(NULL), 1);
 }
 END_TEST
 
@@ -574,6 +643,7 @@ static Suite *plugin_suite(void)
 	tcase_add_test(tc, test_duplicate_id);
 	tcase_add_test(tc, test_init_fails);
 	tcase_add_test(tc, test_incomplete_vtable);
+	tcase_add_test(tc, test_abi_1_0_backend_loads);
 	tcase_add_test(tc, test_not_shared_object);
 	tcase_add_test(tc, test_missing_dir);
 	tcase_add_test(tc, test_check_entry_fields);

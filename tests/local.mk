@@ -30,9 +30,13 @@ dist_noinst_DATA += tests/integration/herutest.py tests/fixtures/server/camera_3
 	tests/fixtures/server/camera_160x120.jpg
 
 # Backends that run on the CPU: two flagged NEEDS_GPU (drain-first hot swap test) and a
-# chunked one (output pacing test).
+# chunked one (output pacing and inbox tests), also built as an ABI 1.0 plugin.
 check_LTLIBRARIES += tests/fixtures/server/fakegpu_a.la tests/fixtures/server/fakegpu_b.la \
-	tests/fixtures/server/fakechunk.la
+	tests/fixtures/server/fakechunk.la tests/fixtures/server/fakechunk_old.la
+tests_fixtures_server_fakechunk_old_la_SOURCES = tests/fixtures/server/fake_gpu.c
+tests_fixtures_server_fakechunk_old_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_ID='"fakechunk_old"' -DFAKE_CHUNK \
+	-DFAKE_ABI_1_0
+tests_fixtures_server_fakechunk_old_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere -no-undefined
 tests_fixtures_server_fakechunk_la_SOURCES = tests/fixtures/server/fake_gpu.c
 tests_fixtures_server_fakechunk_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_ID='"fakechunk"' -DFAKE_CHUNK
 tests_fixtures_server_fakechunk_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere -no-undefined

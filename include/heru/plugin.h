@@ -24,7 +24,9 @@
  * Compatibility: every struct here begins with `uint32_t struct_size` (except the
  * entry, which begins with the ABI version so any future layout can be told apart)
  * and only ever grows at its end. A minor version bump may append fields; readers
- * check struct_size before touching a field newer than 1.0. A major bump is any other
+ * check struct_size before touching a field newer than 1.0 (1.1 appended input_chunk to
+ * the backend vtable: a 1.0 plugin loads in a 1.1 host and keeps a one-frame inbox;
+ * a 1.1 plugin is refused by a 1.0 host). A major bump is any other
  * change. The fingerprint catches plugins built for another data model (the sizes of
  * pointer, size_t, long, int, enum, bool and double, and the byte order).
  *
@@ -71,7 +73,7 @@ extern "C" {
 /* ---- versions ----------------------------------------------------------------- */
 
 #define HERU_ABI_MAJOR 1
-#define HERU_ABI_MINOR 0
+#define HERU_ABI_MINOR 1
 
 /* Byte order tag for the fingerprint: 1 little endian, 2 big endian, 3 unknown. */
 #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -315,7 +317,32 @@ struct heru_backend_vtable {
 	/* Free the instance and everything it owns, frames it retained included. Thread:
 	 * as create. The instance is not used afterwards. */
 	void (*destroy)(void *instance);
+
+	/* ---- ABI 1.1: the host reads these only when struct_size covers them ---- */
+
+	/*
+	 * How many camera frames one step of the model consumes (a chunked video model:
+	 * Wan/StreamDiffusionV2 takes 4 per chunk). The host then keeps up to this many
+	 * unprocessed frames per session in arrival order and, when more arrive while the
+	 * backend works, drops the OLDEST (counted as dropped_inbox); process() is still
+	 * called once per frame, in order, and the worker may call it back to back to
+	 * catch up with frames that queued during a long step. 0 or 1 (and every 1.0
+	 * plugin, whose vtable ends at destroy) keeps the one-frame inbox where the newest
+	 * frame replaces an unprocessed one. Values above HERU_INPUT_CHUNK_MAX are taken
+	 * as HERU_INPUT_CHUNK_MAX. A constant of the plugin (static data, like the rest of
+	 * the vtable): the host reads it on any thread once the plugin is loaded, and it
+	 * holds for every instance.
+	 */
+	uint32_t input_chunk;
+	uint32_t reserved;        /* 0 */
 };
+
+/* The size of a 1.0 backend vtable (create .. destroy): the least the host accepts. */
+#define HERU_BACKEND_VTABLE_SIZE_1_0 \
+	(offsetof(struct heru_backend_vtable, destroy) + sizeof(void (*)(void *)))
+
+/* The largest input_chunk the host honours (frames held per session). */
+#define HERU_INPUT_CHUNK_MAX 16
 
 /* ---- conditioner vtable -------------------------------------------------------------------- */
 

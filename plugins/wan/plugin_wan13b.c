@@ -42,6 +42,7 @@ static const struct heru_backend_vtable wan_vtable = {
 	.update_config = wan_backend_update_config, /* live fields come with each frame */
 	.stats = wan_backend_stats,
 	.destroy = wan_destroy,
+	.input_chunk = 4, /* frames per chunk after the first (5); the session inbox holds 4 */
 };
 
 static const char *const wan_caps[] = { HERU_CAP_VIDEO_GEN, NULL };

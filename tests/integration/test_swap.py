@@ -180,6 +180,85 @@ def test_chunked_output_is_spread():
         shutil.rmtree(tmp)
 
 
+def stream_ids(srv, session, seconds=3.0, fps=30.0):
+    """Send camera frames 1, 2, ... at FPS for SECONDS (then wait for the last chunk) and
+    return (frames sent, ids of the output frames in arrival order, session stats)."""
+    import struct
+    w = srv.ws(session)
+    w.recv_json()
+    ids = []
+    t0 = time.time()
+    fid = 0
+    next_send = t0
+    while time.time() - t0 < seconds + 0.6:
+        now = time.time()
+        if now >= next_send and now - t0 < seconds:
+            fid += 1
+            w.send_frame_jpeg(fid, 0, CAM)
+            next_send += 1.0 / fps
+        try:
+            op, data = w.recv(max(0.001, min(next_send - time.time(), 0.05)))
+            if op == w.OP_BIN:
+                ids.append(struct.unpack(">I", data[4:8])[0])
+        except (TimeoutError, OSError):
+            pass
+    _, _, stats = srv.get("/api/session/%s/stats" % session)
+    w.close()
+    return fid, ids, stats
+
+
+def test_chunked_inbox_keeps_every_frame():
+    """A backend that declares a chunk of 4 frames (100 ms per chunk, so it keeps up with
+    30 fps) gets every camera frame in order; the same backend built as an ABI 1.0 plugin
+    (no declaration) loads and keeps the one-frame inbox where the newest frame wins, so it
+    loses about half the frames that arrive while a chunk computes."""
+    import shutil
+    import tempfile
+    lib = os.path.join(H.TOP_BUILDDIR, "tests", "fixtures", "server", ".libs")
+    if not all(os.path.exists(os.path.join(lib, f)) for f in ("fakechunk.so", "fakechunk_old.so")):
+        print("  (fakechunk fixtures not built: skipped)")
+        return
+    tmp = tempfile.mkdtemp(prefix="herutest-inbox-")
+    try:
+        for f in ("fakechunk.so", "fakechunk_old.so"):
+            shutil.copy(os.path.join(lib, f), tmp)
+        shutil.copy(os.path.join(H.PLUGIN_DIR, "mock.so"), tmp)
+        srv = H.Server(plugin_dir=tmp)
+        try:
+            _, _, plugins = srv.get("/api/plugins")
+            chunk = {p["id"]: p.get("input_chunk") for p in plugins["plugins"]}
+            check(chunk.get("fakechunk") == 4 and chunk.get("fakechunk_old") == 1,
+                  "input_chunk in /api/plugins: %r (refused: %r)" % (chunk, plugins["refused"]))
+            result = {}
+            for backend in ("fakechunk", "fakechunk_old"):
+                session = "in-" + backend.replace("_", "-")
+                srv.put("/api/session/%s/config" % session, {"backend": backend, "target_fps": 30})
+                wait_status(srv, session, lambda c, b=backend: c["runtime_status"]["backend"] == b)
+                sent, ids, stats = stream_ids(srv, session)
+                check(ids == sorted(set(ids)), "%s: output ids out of order or repeated: %r" % (backend, ids))
+                check(len(ids) >= 8, "%s: only %d of %d frames came out" % (backend, len(ids), sent))
+                # steady state: the second half of the ids; missing = ids skipped in that span
+                steady = ids[len(ids) // 2:]
+                missing = (steady[-1] - steady[0] + 1) - len(steady)
+                result[backend] = (sent, len(ids), stats["dropped_inbox"], missing, len(steady))
+                print("  %s: %d sent, %d out, dropped_inbox %d, %d of %d ids missing in steady state"
+                      % ((backend,) + result[backend]))
+            sent, out, dropped, missing, span = result["fakechunk"]
+            o_sent, o_out, o_dropped, o_missing, _ = result["fakechunk_old"]
+            # one-slot inbox: ~2 of every 3 frames arriving during a chunk are replaced
+            check(o_dropped >= o_sent // 5, "the 1.0 plugin did not get newest-wins: %d of %d dropped"
+                  % (o_dropped, o_sent))
+            check(dropped * 2 <= o_dropped and dropped <= sent // 6,
+                  "chunked inbox dropped %d of %d frames (one-slot: %d of %d)" % (dropped, sent, o_dropped, o_sent))
+            check(out >= sent * 3 // 4, "chunked backend delivered only %d of %d frames" % (out, sent))
+            check(missing <= span // 5,
+                  "chunked backend skipped %d of %d ids in steady state (gaps)" % (missing, span + missing))
+        finally:
+            srv.stop()
+    finally:
+        shutil.rmtree(tmp)
+
+
 def test_shutdown_closes_with_1001():
     srv = H.Server()
     a = srv.ws("bye")
@@ -255,5 +334,5 @@ def test_shutdown_under_valgrind():
 
 
 H.run([test_swap_to_unavailable_backend_keeps_streaming, test_restart_field_rebuilds_same_backend,
-       test_gpu_to_gpu_swap_drains_first, test_chunked_output_is_spread,
+       test_gpu_to_gpu_swap_drains_first, test_chunked_output_is_spread, test_chunked_inbox_keeps_every_frame,
        test_shutdown_closes_with_1001, test_second_signal_stops_at_once, test_shutdown_under_valgrind])
