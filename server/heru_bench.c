@@ -8,9 +8,9 @@
  * pre-encoded JPEG frames as binary messages at F frames/s for T seconds and match
  * the answers by frame id (the client index is in the id's top byte, so clients of a
  * shared session only count their own frames). Latency = answer time - send time,
- * measured on one monotonic clock. Frames that never come back (the server's
- * newest-frame-wins inbox dropped them, or a slow client's send queue replaced them)
- * are drops. The server's CPU time and resident memory come from /proc/PID of the
+ * measured on one monotonic clock. Frames that never come back (dropped by the server's
+ * session inbox: newest wins, or the oldest gives way in a chunk-sized inbox; or replaced
+ * in a slow client's send queue) are drops. The server's CPU time and resident memory come from /proc/PID of the
  * process listening on the port (or --server-pid), sampled at the start and end of
  * the measured window. The sessions' own stats (GET /api/session/{id}/stats) are
  * summed as the server's view.
