@@ -3,14 +3,16 @@
 # time), so they build, load and explain themselves on machines without CUDA too.
 plugin_LTLIBRARIES += plugins/wan/wan13b_cuda.la plugins/wan/wan14b_dist.la
 
-plugins_wan_wan13b_cuda_la_SOURCES = plugins/wan/plugin_wan13b.c plugins/wan/plugin_shell.c \
+# One source for both (plugin_wan.c), the 14B build selected by -DHERU_WAN_14B.
+plugins_wan_wan13b_cuda_la_SOURCES = plugins/wan/plugin_wan.c plugins/wan/plugin_shell.c \
 	plugins/wan/plugin_shell.h
 plugins_wan_wan13b_cuda_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 plugins_wan_wan13b_cuda_la_LDFLAGS = $(HERU_PLUGIN_LINK)
 plugins_wan_wan13b_cuda_la_LIBADD = $(JANSSON_LIBS) $(LIBS)
 
-plugins_wan_wan14b_dist_la_SOURCES = plugins/wan/plugin_wan14b.c plugins/wan/plugin_shell.c \
+plugins_wan_wan14b_dist_la_SOURCES = plugins/wan/plugin_wan.c plugins/wan/plugin_shell.c \
 	plugins/wan/plugin_shell.h
+plugins_wan_wan14b_dist_la_CPPFLAGS = $(AM_CPPFLAGS) -DHERU_WAN_14B
 plugins_wan_wan14b_dist_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 plugins_wan_wan14b_dist_la_LDFLAGS = $(HERU_PLUGIN_LINK)
 plugins_wan_wan14b_dist_la_LIBADD = $(JANSSON_LIBS) $(LIBS)
