@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,24 +198,38 @@ static struct wt_file *open_weights(const char *cmd, const char *path)
 	return f;
 }
 
+/* The start every subcommand shares: parse the options, refuse --device cuda in a build
+ * without the CUDA VAE, load the config into VCFG and/or TCFG. Returns -1 to go on (with
+ * *CUDA set), else the exit status. */
+static int cmd_begin(int argc, char **argv, struct vae_opts *o, struct vae_config *vcfg,
+		     struct taehv_config *tcfg, bool *cuda)
+{
+	char err[512];
+	int rc = parse(argc, argv, o);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	*cuda = !strcmp(o->device, "cuda");
+#ifndef HERU_WAN_VAE_CUDA
+	if (*cuda)
+		return no_cuda(argv[0]);
+#endif
+	if (vae_config_load(o->config, vcfg, tcfg, err, sizeof(err))) {
+		fprintf(stderr, "heru-wan %s: %s\n", argv[0], err);
+		return 1;
+	}
+	return -1;
+}
+
 static int vae_cmd(int argc, char **argv, int encode)
 {
 	const char *cmd = argv[0];
 	struct vae_opts o;
 	struct vae_config cfg;
 	char err[512];
-	int rc = parse(argc, argv, &o);
-	if (rc)
-		return rc == 1 ? 0 : rc;
-	int cuda = !strcmp(o.device, "cuda");
-#ifndef HERU_WAN_VAE_CUDA
-	if (cuda)
-		return no_cuda(cmd);
-#endif
-	if (vae_config_load(o.config, &cfg, NULL, err, sizeof(err))) {
-		fprintf(stderr, "heru-wan %s: %s\n", cmd, err);
-		return 1;
-	}
+	bool cuda;
+	int rc = cmd_begin(argc, argv, &o, &cfg, NULL, &cuda);
+	if (rc >= 0)
+		return rc;
 	int64_t shape[4], oshape[4];
 	float *in = read_input(cmd, o.input, encode ? "frames" : "latents", encode ? 3 : cfg.z_dim,
 			       shape);
@@ -315,18 +330,10 @@ int cli_taehv_decode(int argc, char **argv)
 	struct vae_opts o;
 	struct taehv_config cfg;
 	char err[512];
-	int rc = parse(argc, argv, &o);
-	if (rc)
-		return rc == 1 ? 0 : rc;
-	int cuda = !strcmp(o.device, "cuda");
-#ifndef HERU_WAN_VAE_CUDA
-	if (cuda)
-		return no_cuda(cmd);
-#endif
-	if (vae_config_load(o.config, NULL, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "heru-wan %s: %s\n", cmd, err);
-		return 1;
-	}
+	bool cuda;
+	int rc = cmd_begin(argc, argv, &o, NULL, &cfg, &cuda);
+	if (rc >= 0)
+		return rc;
 	int64_t shape[4], oshape[4];
 	float *in = read_input(cmd, o.input, "latents", 16, shape);
 	if (!in)
@@ -565,18 +572,10 @@ int cli_bench_vae(int argc, char **argv)
 	struct vae_config cfg;
 	struct taehv_config tcfg;
 	char err[512];
-	int rc = parse(argc, argv, &o);
-	if (rc)
-		return rc == 1 ? 0 : rc;
-	int cuda = !strcmp(o.device, "cuda");
-#ifndef HERU_WAN_VAE_CUDA
-	if (cuda)
-		return no_cuda(cmd);
-#endif
-	if (vae_config_load(o.config, &cfg, &tcfg, err, sizeof(err))) {
-		fprintf(stderr, "heru-wan %s: %s\n", cmd, err);
-		return 1;
-	}
+	bool cuda;
+	int rc = cmd_begin(argc, argv, &o, &cfg, &tcfg, &cuda);
+	if (rc >= 0)
+		return rc;
 	int sp = vae_config_spatial(&cfg), tf = vae_config_temporal(&cfg);
 	int H = o.height, W = o.width, h = H / sp, w = W / sp;
 	if (H % sp || W % sp) {
