@@ -2,28 +2,51 @@
  *
  * cuBLASLt is column-major. A row-major Y[M,N] is the column-major Yᵀ[N,M], so we compute
  * Yᵀ = W·Xᵀ with A = W (stored column-major as [K,N], used transposed: op(A) = [N,K]) and
- * B = X (column-major [K,M], not transposed). The bias epilogue adds bias[row of C] = bias[N]. */
+ * B = X (column-major [K,M], not transposed). The bias epilogue adds bias[row of C] = bias[N].
+ *
+ * Tuning (wan_gemm_set_tuning): a shape's candidates are the heuristic's answers (it returns
+ * about 8 for every DiT shape), split-K variants of its first ones, and configurations we
+ * enumerate ourselves: every algorithm id cuBLASLt lists for the types, every tile size it
+ * supports, split-K where allowed, cluster shapes, ranked by a wave-quantization model (the
+ * fraction of the last wave of output tiles that is busy, times the fraction of each tile
+ * that is inside the matrix, times a tile-size efficiency), the best GEMM_ENUM_MAX of those
+ * that pass cublasLtMatmulAlgoCheck. All are timed on the first call; the best few are timed
+ * again longer and the fastest kept. Selection order is fixed, so given the timings it is
+ * deterministic; ties keep the earlier candidate (the heuristic's first choice first). */
 #include "plugins/wan/cuda/gemm_lt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
+#include <stdint.h>
+#include <time.h>
 #include <cublasLt.h>
 #include "plugins/wan/cuda/cuda_check.h"
 
 #define GEMM_CACHE_MAX 128
-#define GEMM_TUNE_ALGOS 24 /* heuristic candidates timed on a shape's first call */
-#define GEMM_TUNE_REPS 4
+#define GEMM_TUNE_ALGOS 24 /* heuristic candidates asked for on a shape's first call */
+#define GEMM_TUNE_REPS 3   /* timed runs per candidate (after one warm-up) */
+#define GEMM_FINAL_N 4     /* the best this many are timed again ... */
+#define GEMM_FINAL_REPS 10 /* ... this many runs each */
 #define GEMM_SPLITK_EXTRA 12
+#define GEMM_ENUM_MAX 24     /* enumerated configurations timed per shape */
+#define GEMM_ENUM_CHECKS 1500 /* cublasLtMatmulAlgoCheck calls per shape at most */
+#define GEMM_ENUM_IDS 64
+#define GEMM_CAND_MAX (GEMM_TUNE_ALGOS + GEMM_SPLITK_EXTRA + GEMM_ENUM_MAX)
+
+enum cand_src { SRC_HEUR = 0, SRC_SPLITK, SRC_ENUM };
 
 struct gemm_plan {
 	int m, n, k, ldx, ldw, ldy, epi, tin, tout;
 	cublasLtMatmulDesc_t desc;
 	cublasLtMatrixLayout_t la, lb, lc;
 	cublasLtMatmulAlgo_t algo;
-	/* heuristic candidates, best guess first, then split-K variants */
-	cublasLtMatmulAlgo_t cand[GEMM_TUNE_ALGOS + GEMM_SPLITK_EXTRA];
-	int ncand, tuned;
+	/* heuristic candidates, best guess first, then split-K variants, then enumerated ones */
+	cublasLtMatmulAlgo_t cand[GEMM_CAND_MAX];
+	unsigned char src[GEMM_CAND_MAX]; /* enum cand_src */
+	int ncand, nheur, tuned;
+	int checks;                       /* AlgoCheck calls spent enumerating */
 };
 
 struct wan_gemm {
@@ -31,6 +54,8 @@ struct wan_gemm {
 	void *workspace;      /* new (cudaMalloc) */
 	size_t workspace_bytes;
 	int tune;             /* time the candidates on each shape's first call */
+	int enumerate;        /* add our own configurations to the heuristic's */
+	int sms;              /* multiprocessors of the device (wave model) */
 	int nplans;
 	struct gemm_plan plans[GEMM_CACHE_MAX];
 };
@@ -46,6 +71,14 @@ struct wan_gemm *wan_gemm_new(size_t workspace_bytes, char *err, size_t errlen)
 	}
 	LT_TRY(cublasLtCreate(&g->lt));
 	g->workspace_bytes = workspace_bytes;
+	{
+		int dev = 0;
+
+		if (cudaGetDevice(&dev) != cudaSuccess ||
+		    cudaDeviceGetAttribute(&g->sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+			g->sms = 132;
+		cudaGetLastError();
+	}
 	if (workspace_bytes)
 		CU_TRY(cudaMalloc(&g->workspace, workspace_bytes));
 cleanup:
@@ -87,6 +120,241 @@ int wan_gemm_cached_shapes(const struct wan_gemm *g)
 	return g ? g->nplans : 0;
 }
 
+/* Tile ids of cuBLASLt (cublasLtMatmulTile_t) worth trying on the DiT's large GEMMs, with
+ * their sizes (rows of C = our N, columns of C = our M). */
+static const struct { uint16_t id, rows, cols; } tile_sizes[] = {
+	{15, 64, 64}, {17, 64, 128}, {18, 128, 64}, {19, 64, 256}, {20, 128, 128}, {21, 256, 64},
+	{23, 128, 256}, {24, 256, 128}, {26, 64, 96}, {27, 96, 64}, {28, 96, 128}, {29, 128, 160},
+	{30, 160, 128}, {31, 192, 128}, {32, 128, 192}, {33, 128, 96}, {116, 64, 192},
+	{151, 96, 192}, {152, 96, 256}, {194, 160, 192}, {195, 160, 256}, {208, 192, 64},
+	{209, 192, 192}, {210, 192, 256}, {232, 256, 192}, {465, 192, 160}, {502, 256, 160},
+	{513, 256, 256},
+};
+
+/* The configuration of an algorithm as a key (id, tile, stages, split-K, reduction, swizzle,
+ * custom option, cluster), for printing and for dropping duplicates. */
+struct algo_key { int32_t id, splitk; uint32_t tile, stages, red, swz, custom; uint16_t cluster; };
+
+static struct algo_key algo_key_of(const cublasLtMatmulAlgo_t *a)
+{
+	struct algo_key k;
+	size_t w;
+
+	memset(&k, 0, sizeof(k));
+	cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_ID, &k.id, sizeof(k.id), &w);
+	cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_TILE_ID, &k.tile, sizeof(k.tile), &w);
+	cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_STAGES_ID, &k.stages, sizeof(k.stages), &w);
+	cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &k.splitk, sizeof(k.splitk), &w);
+	cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &k.red, sizeof(k.red), &w);
+	cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &k.swz, sizeof(k.swz), &w);
+	cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &k.custom, sizeof(k.custom), &w);
+	cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, &k.cluster,
+					     sizeof(k.cluster), &w);
+	return k;
+}
+
+static int algo_key_eq(const struct algo_key *a, const struct algo_key *b)
+{
+	return a->id == b->id && a->tile == b->tile && a->stages == b->stages &&
+	       (a->splitk > 1 ? a->splitk : 1) == (b->splitk > 1 ? b->splitk : 1) && a->red == b->red &&
+	       a->swz == b->swz && a->custom == b->custom && a->cluster == b->cluster;
+}
+
+/* "algo 66 tile 128x256 stages 35 cluster 2 splitK 1 swz 0" (tile sizes from our table) */
+static void algo_describe(const cublasLtMatmulAlgo_t *a, char *buf, size_t n)
+{
+	struct algo_key k = algo_key_of(a);
+	int r = 0, c = 0;
+
+	for (size_t i = 0; i < sizeof(tile_sizes) / sizeof(tile_sizes[0]); i++)
+		if (tile_sizes[i].id == k.tile) {
+			r = tile_sizes[i].rows;
+			c = tile_sizes[i].cols;
+		}
+	if (r)
+		snprintf(buf, n, "algo %d tile %dx%d stages %u cluster %u splitK %d red %u swz %u opt %u",
+			 k.id, r, c, k.stages, (unsigned)k.cluster, k.splitk, k.red, k.swz, k.custom);
+	else
+		snprintf(buf, n, "algo %d tile#%u stages %u cluster %u splitK %d red %u swz %u opt %u", k.id,
+			 k.tile, k.stages, (unsigned)k.cluster, k.splitk, k.red, k.swz, k.custom);
+}
+
+/* Predicted fraction of peak for tiles of rows x cols split `splits` ways along K on `sms`
+ * multiprocessors (one tile per SM at a time): the busy fraction of the last wave, times the
+ * part of each tile inside the matrix, times a tile-size efficiency (operand reuse relative to
+ * 128x256, square-rooted: small tiles lose less than their intensity suggests), times a small
+ * cost per extra split (the reduction pass). */
+static double wave_model(int n, int m, int rows, int cols, int splits, int sms)
+{
+	double tiles = (double)((n + rows - 1) / rows) * ((m + cols - 1) / cols) * splits;
+	double waves = tiles / sms, busy = waves / ceil(waves);
+	double inside = (double)n * m * splits / (tiles * rows * cols);
+	double reuse = 2.0 * rows * cols / (rows + cols) / (2.0 * 128 * 256 / 384);
+
+	return busy * inside * sqrt(reuse < 1.0 ? reuse : 1.0) * (1.0 - 0.05 * (splits - 1));
+}
+
+struct proposal { int id, tile, splits; double score; };
+
+static int proposal_cmp(const void *a, const void *b)
+{
+	const struct proposal *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	if (x->tile != y->tile)
+		return x->tile < y->tile ? -1 : 1;
+	return x->splits - y->splits;
+}
+
+/* Appends to P's candidates up to GEMM_ENUM_MAX enumerated configurations (see the top of the
+ * file). Host-side only (AlgoCheck), bounded by GEMM_ENUM_CHECKS checks. */
+static void plan_enumerate(struct wan_gemm *g, struct gemm_plan *p, cudaDataType_t tin,
+			   cudaDataType_t tout, uint32_t epi_bits)
+{
+	enum { NT = sizeof(tile_sizes) / sizeof(tile_sizes[0]) };
+	static const uint16_t clusters[] = { 0 /* auto */, 2 /* 1x1 */, 3 /* 2x1 */, 5 /* 1x2 */ };
+	int ids[GEMM_ENUM_IDS], nids = 0, nprop = 0, added = 0;
+	struct proposal *prop = NULL;
+	uint32_t heur_stages[GEMM_TUNE_ALGOS];
+	int nhs = 0;
+
+	/* the stage ids the heuristic itself picked are tried first */
+	for (int i = 0; i < p->nheur && nhs < GEMM_TUNE_ALGOS; i++)
+		heur_stages[nhs++] = algo_key_of(&p->cand[i]).stages;
+	if (cublasLtMatmulAlgoGetIds(g->lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, tin, tin, tout, tout,
+				     GEMM_ENUM_IDS, ids, &nids) != CUBLAS_STATUS_SUCCESS || nids < 1)
+		return;
+	prop = calloc((size_t)nids * NT * 4, sizeof(*prop));
+	if (!prop)
+		return;
+	for (int i = 0; i < nids; i++) {
+		cublasLtMatmulAlgo_t a;
+		uint32_t epimask = 0, tiles[256];
+		int32_t splitk_ok = 0;
+		size_t w = 0, nt;
+
+		if (cublasLtMatmulAlgoInit(g->lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, tin, tin, tout, tout, ids[i],
+					   &a) != CUBLAS_STATUS_SUCCESS ||
+		    cublasLtMatmulAlgoCapGetAttribute(&a, CUBLASLT_ALGO_CAP_EPILOGUE_MASK, &epimask,
+						      sizeof(epimask), &w) != CUBLAS_STATUS_SUCCESS ||
+		    (epimask & epi_bits) != epi_bits ||
+		    cublasLtMatmulAlgoCapGetAttribute(&a, CUBLASLT_ALGO_CAP_TILE_IDS, NULL, 0, &w) !=
+			    CUBLAS_STATUS_SUCCESS)
+			continue;
+		nt = w / sizeof(uint32_t);
+		if (nt > 256)
+			nt = 256;
+		if (nt == 0 || cublasLtMatmulAlgoCapGetAttribute(&a, CUBLASLT_ALGO_CAP_TILE_IDS, tiles,
+								   nt * sizeof(uint32_t), &w) != CUBLAS_STATUS_SUCCESS)
+			continue;
+		cublasLtMatmulAlgoCapGetAttribute(&a, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &splitk_ok,
+						  sizeof(splitk_ok), &w);
+		for (size_t t = 0; t < nt; t++)
+			for (int s = 0; s < NT; s++) {
+				if (tile_sizes[s].id != tiles[t])
+					continue;
+				for (int sk = 1; sk <= (splitk_ok ? 4 : 1); sk++) {
+					if (sk > 1 && p->k / sk < 1024)
+						break;
+					prop[nprop].id = ids[i];
+					prop[nprop].tile = tile_sizes[s].id;
+					prop[nprop].splits = sk;
+					prop[nprop].score = wave_model(p->n, p->m, tile_sizes[s].rows,
+								       tile_sizes[s].cols, sk, g->sms);
+					nprop++;
+				}
+			}
+	}
+	qsort(prop, (size_t)nprop, sizeof(*prop), proposal_cmp);
+	for (int i = 0; i < nprop && added < GEMM_ENUM_MAX && p->checks < GEMM_ENUM_CHECKS; i++) {
+		cublasLtMatmulAlgo_t base;
+		uint32_t tile = (uint32_t)prop[i].tile, stages[64], red = CUBLASLT_REDUCTION_SCHEME_NONE;
+		int32_t sk = prop[i].splits;
+		size_t w = 0, ns;
+		int per_prop = 0;
+
+		if (cublasLtMatmulAlgoInit(g->lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, tin, tin, tout, tout,
+					   prop[i].id, &base) != CUBLAS_STATUS_SUCCESS)
+			continue;
+		if (cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_STAGES_IDS, NULL, 0, &w) !=
+		    CUBLAS_STATUS_SUCCESS)
+			w = 0;
+		ns = w / sizeof(uint32_t);
+		if (ns > 64)
+			ns = 64;
+		if (ns == 0 || cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_STAGES_IDS, stages,
+								   ns * sizeof(uint32_t), &w) != CUBLAS_STATUS_SUCCESS) {
+			stages[0] = CUBLASLT_MATMUL_STAGES_UNDEFINED;
+			ns = 1;
+		}
+		/* stage order: the heuristic's own picks first, then the list as cuBLASLt gives it */
+		for (int h = nhs - 1; h >= 0; h--)
+			for (size_t j = 1; j < ns; j++)
+				if (stages[j] == heur_stages[h]) {
+					uint32_t t = stages[j];
+
+					memmove(stages + 1, stages, j * sizeof(uint32_t));
+					stages[0] = t;
+				}
+		if (sk > 1) {
+			uint32_t mask = 0;
+
+			cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &mask,
+							  sizeof(mask), &w);
+			red = (mask & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE) ? CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE
+			    : (mask & CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE) ? CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE
+			    : (mask & CUBLASLT_REDUCTION_SCHEME_INPLACE) ? CUBLASLT_REDUCTION_SCHEME_INPLACE
+									: 0;
+			if (!red)
+				continue;
+		}
+		/* per (algorithm, tile, split): the first stage count that passes, for cluster auto and
+		 * for the first explicit cluster shape that passes (at most two configurations) */
+		for (size_t c = 0; c < sizeof(clusters) / sizeof(clusters[0]) && per_prop < 2; c++) {
+			for (size_t j = 0; j < ns && p->checks < GEMM_ENUM_CHECKS; j++) {
+				cublasLtMatmulAlgo_t a = base;
+				cublasLtMatmulHeuristicResult_t chk;
+				struct algo_key key;
+				int dup = 0;
+
+				if (cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile,
+									 sizeof(tile)) ||
+				    cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages[j],
+									 sizeof(stages[j])) ||
+				    cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &sk,
+									 sizeof(sk)) ||
+				    cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &red,
+									 sizeof(red)) ||
+				    cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID,
+									 &clusters[c], sizeof(clusters[c])))
+					break;
+				p->checks++;
+				if (cublasLtMatmulAlgoCheck(g->lt, p->desc, p->la, p->lb, p->lc, p->lc, &a, &chk) !=
+					    CUBLAS_STATUS_SUCCESS ||
+				    chk.workspaceSize > g->workspace_bytes)
+					continue;
+				key = algo_key_of(&a);
+				for (int q = 0; q < p->ncand && !dup; q++) {
+					struct algo_key o = algo_key_of(&p->cand[q]);
+
+					dup = algo_key_eq(&key, &o);
+				}
+				if (!dup && p->ncand < GEMM_CAND_MAX) {
+					p->src[p->ncand] = SRC_ENUM;
+					p->cand[p->ncand++] = a;
+					added++;
+					per_prop++;
+				}
+				break; /* next cluster shape */
+			}
+		}
+	}
+	free(prop);
+}
+
 static int plan_build(struct wan_gemm *g, struct gemm_plan *p, char *err, size_t errlen)
 {
 	cublasLtMatmulPreference_t pref = NULL;
@@ -125,12 +393,15 @@ static int plan_build(struct wan_gemm *g, struct gemm_plan *p, char *err, size_t
 	}
 	p->algo = heur[0].algo;
 	for (int i = 0; i < found && i < GEMM_TUNE_ALGOS; i++)
-		if (heur[i].state == CUBLAS_STATUS_SUCCESS)
+		if (heur[i].state == CUBLAS_STATUS_SUCCESS) {
+			p->src[p->ncand] = SRC_HEUR;
 			p->cand[p->ncand++] = heur[i].algo;
+		}
+	p->nheur = p->ncand;
 	/* split-K variants of the first few candidates: a grid of N=1536 output tiles fills the
 	 * 132 SMs only ~2.2 times (the FFN down and the O projections) */
 	for (int i = 0, n0 = p->ncand; g->tune && i < n0 && i < 4; i++)
-		for (int sk = 2; sk <= 4 && p->ncand < GEMM_TUNE_ALGOS + GEMM_SPLITK_EXTRA; sk++) {
+		for (int sk = 2; sk <= 4 && p->ncand < p->nheur + GEMM_SPLITK_EXTRA; sk++) {
 			cublasLtMatmulAlgo_t a = p->cand[i];
 			cublasLtMatmulHeuristicResult_t chk;
 			int32_t splits = sk;
@@ -141,8 +412,13 @@ static int plan_build(struct wan_gemm *g, struct gemm_plan *p, char *err, size_t
 				    CUBLAS_STATUS_SUCCESS ||
 			    chk.workspaceSize > g->workspace_bytes)
 				continue;
+			p->src[p->ncand] = SRC_SPLITK;
 			p->cand[p->ncand++] = a;
 		}
+	/* our own configurations, for shapes that fill the GPU at least once with 128x128 tiles
+	 * (below that the heuristic's small-tile answers are the candidates that matter) */
+	if (g->tune && g->enumerate && (double)p->m * p->n >= (double)g->sms * 128 * 128)
+		plan_enumerate(g, p, tin, tout, (uint32_t)epi);
 	p->tuned = p->ncand < 2;
 cleanup:
 	if (pref)
@@ -182,8 +458,12 @@ void wan_gemm_set_tuning(struct wan_gemm *g, int on)
 {
 	const char *e = getenv("WAN_GEMM_TUNE");
 
-	if (g)
+	const char *en = getenv("WAN_GEMM_ENUM");
+
+	if (g) {
 		g->tune = on && !(e && e[0] == '0');
+		g->enumerate = !(en && en[0] == '0');
+	}
 }
 
 static int overlaps(const void *a, size_t an, const void *b, size_t bn)
@@ -193,20 +473,54 @@ static int overlaps(const void *a, size_t an, const void *b, size_t bn)
 	return x < y + bn && y < x + an;
 }
 
-/* Times every candidate algorithm of P on these operands (device events, the median-free
- * mean of a few runs after one warm-up) and keeps the fastest. Only outside stream capture
- * and when Y overlaps no input (each run rewrites Y with the same values). Errors of a
- * candidate just drop it; the plan keeps its heuristic choice if nothing runs. */
+/* Runs candidate I of P `reps` times after one warm-up; returns the mean ms, or -1 when it
+ * fails (cuBLASLt refused it at launch). */
+static float time_cand(struct wan_gemm *g, struct gemm_plan *p, int i, int reps, cudaStream_t st,
+		       const void *x, const void *w, void *y, cudaEvent_t e0, cudaEvent_t e1)
+{
+	const float one = 1.0f, zero = 0.0f;
+	float ms = 0.0f;
+
+	for (int r = 0; r <= reps; r++) {
+		if (r == 1 && cudaEventRecord(e0, st) != cudaSuccess)
+			return -1.0f;
+		if (cublasLtMatmul(g->lt, p->desc, &one, w, p->la, x, p->lb, &zero, y, p->lc, y, p->lc,
+				   &p->cand[i], g->workspace, g->workspace_bytes, st) != CUBLAS_STATUS_SUCCESS)
+			return -1.0f;
+	}
+	if (cudaEventRecord(e1, st) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+	    cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+		return -1.0f;
+	return ms / reps;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Times every candidate algorithm of P on these operands (device events, the mean of
+ * GEMM_TUNE_REPS runs after one warm-up), then the GEMM_FINAL_N fastest and the heuristic's
+ * first choice again with GEMM_FINAL_REPS runs each, and keeps the fastest of that round (ties:
+ * the earlier candidate). Only outside stream capture and when Y overlaps no input (each run
+ * rewrites Y with the same values). A candidate that fails is dropped; the plan keeps its
+ * heuristic choice if nothing runs. WAN_GEMM_DEBUG=1 prints the winner per shape, =2 every
+ * candidate. */
 static void plan_tune(struct wan_gemm *g, struct gemm_plan *p, cudaStream_t st, const void *x,
 		      const void *w, void *y)
 {
-	const float one = 1.0f, zero = 0.0f;
 	enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
 	cudaEvent_t e0 = NULL, e1 = NULL;
 	size_t xb = ((size_t)(p->m - 1) * p->ldx + p->k) * 2, wb = ((size_t)(p->n - 1) * p->ldw + p->k) * 2;
 	size_t yb = ((size_t)(p->m - 1) * p->ldy + p->n) * (p->tout == 2 ? 4 : 2); /* f32 or 16-bit Y */
-	float best = -1.0f, first = 0.0f;
-	int best_i = 0;
+	float t1[GEMM_CAND_MAX], best = -1.0f, first = -1.0f;
+	int fin[GEMM_FINAL_N + 1], nfin = 0, best_i = 0;
+	const char *dbg = getenv("WAN_GEMM_DEBUG");
+	int debug = dbg ? atoi(dbg) : 0;
+	double t_start = now_ms();
 
 	p->tuned = 1;
 	if (cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone ||
@@ -214,33 +528,70 @@ static void plan_tune(struct wan_gemm *g, struct gemm_plan *p, cudaStream_t st, 
 		return;
 	if (cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess)
 		goto cleanup;
+	/* round 1: everything, briefly */
 	for (int i = 0; i < p->ncand; i++) {
-		float ms = 0.0f;
-		int ok = 1;
+		t1[i] = time_cand(g, p, i, GEMM_TUNE_REPS, st, x, w, y, e0, e1);
+		cudaGetLastError();
+		if (debug >= 2) {
+			char d[160];
 
-		for (int r = 0; r <= GEMM_TUNE_REPS && ok; r++) {
-			if (r == 1 && cudaEventRecord(e0, st) != cudaSuccess)
-				ok = 0;
-			if (ok && cublasLtMatmul(g->lt, p->desc, &one, w, p->la, x, p->lb, &zero, y, p->lc, y,
-						 p->lc, &p->cand[i], g->workspace, g->workspace_bytes,
-						 st) != CUBLAS_STATUS_SUCCESS)
-				ok = 0;
+			algo_describe(&p->cand[i], d, sizeof(d));
+			fprintf(stderr, "gemm M=%d N=%d K=%d   #%-2d %s %.4f ms  %s\n", p->m, p->n, p->k, i,
+				p->src[i] == SRC_HEUR ? "heur " : p->src[i] == SRC_SPLITK ? "splitk" : "enum ",
+				t1[i], d);
 		}
-		if (!ok || cudaEventRecord(e1, st) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
-		    cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
-			continue;
-		if (best < 0.0f || ms < best) {
-			best = ms;
-			best_i = i;
-			p->algo = p->cand[i];
-		}
-		if (i == 0)
-			first = ms;
 	}
-	if (getenv("WAN_GEMM_DEBUG"))
-		fprintf(stderr, "gemm M=%d N=%d K=%d epi %d: %d candidates, heuristic %.3f ms, best #%d %.3f ms\n",
-			p->m, p->n, p->k, p->epi, p->ncand, first / GEMM_TUNE_REPS, best_i,
-			best / GEMM_TUNE_REPS);
+	/* round 2: the heuristic's first choice and the GEMM_FINAL_N fastest (in candidate order
+	 * for equal times), longer */
+	if (t1[0] >= 0.0f)
+		fin[nfin++] = 0;
+	for (int f = 0; f < GEMM_FINAL_N; f++) {
+		int pick = -1;
+
+		for (int i = 0; i < p->ncand; i++) {
+			int taken = 0;
+
+			for (int j = 0; j < nfin; j++)
+				taken |= fin[j] == i;
+			if (!taken && t1[i] >= 0.0f && (pick < 0 || t1[i] < t1[pick]))
+				pick = i;
+		}
+		if (pick < 0)
+			break;
+		fin[nfin++] = pick;
+	}
+	for (int j = 0; j < nfin; j++) {
+		float ms = time_cand(g, p, fin[j], GEMM_FINAL_REPS, st, x, w, y, e0, e1);
+
+		cudaGetLastError();
+		if (ms < 0.0f)
+			continue;
+		if (fin[j] == 0)
+			first = ms;
+		if (best < 0.0f || ms < best || (ms == best && fin[j] < best_i)) {
+			best = ms;
+			best_i = fin[j];
+		}
+	}
+	if (best >= 0.0f)
+		p->algo = p->cand[best_i];
+	if (debug >= 1) {
+		char d0[160], db[160];
+		int ne = 0, nk = 0;
+
+		for (int i = 0; i < p->ncand; i++) {
+			ne += p->src[i] == SRC_ENUM;
+			nk += p->src[i] == SRC_SPLITK;
+		}
+		algo_describe(&p->cand[0], d0, sizeof(d0));
+		algo_describe(&p->algo, db, sizeof(db));
+		fprintf(stderr,
+			"gemm M=%d N=%d K=%d epi %d: %d heuristic + %d split-K + %d enumerated (%d checks), "
+			"%.0f ms tuning\n  heuristic #0 %.4f ms [%s]\n  best #%d (%s) %.4f ms [%s]\n",
+			p->m, p->n, p->k, p->epi, p->nheur, nk, ne, p->checks, now_ms() - t_start, first, d0,
+			best_i, p->src[best_i] == SRC_HEUR ? "heuristic" : p->src[best_i] == SRC_SPLITK ? "split-K" : "enumerated",
+			best, db);
+	}
 cleanup:
 	cudaGetLastError();
 	if (e0)
