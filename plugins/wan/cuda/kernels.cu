@@ -122,6 +122,30 @@ extern "C" int wan_k_rows_per_block(int rows)
 	return rows_per_block();
 }
 
+/* Tokens per block for a row kernel whose instances for 2, 4 and 8 tokens are kern[0..2],
+ * launched with `threads` threads: the setting, lowered while an instance cannot launch that
+ * many threads (its registers: 14B's 640-thread rows at 4 or 8 tokens). maxthr caches each
+ * instance's limit (0: not asked yet). */
+static int rows_fit(const void *const kern[3], int maxthr[3], int threads)
+{
+	int r = rows_per_block();
+
+	for (int i = 2; i >= 0; i--) {
+		if (r < (2 << i))
+			continue;
+		if (!maxthr[i]) {
+			cudaFuncAttributes a;
+
+			maxthr[i] = cudaFuncGetAttributes(&a, kern[i]) == cudaSuccess ? a.maxThreadsPerBlock : -1;
+			cudaGetLastError();
+		}
+		if (maxthr[i] >= threads)
+			return 2 << i;
+		r = 1 << i;
+	}
+	return 1;
+}
+
 /* R sums per thread reduced over the block at once (blockDim.x a multiple of 32): per value
  * the same order as block_sum (a warp tree, then the warps' partials in a second tree), one
  * pair of barriers for all R. sh holds R x 32 floats. */
@@ -678,13 +702,18 @@ extern "C" int wan_k_res_ln(cudaStream_t st, float *x, const void *y, const floa
 			    const float *gamma, const float *beta, int t, int d, int n_per_slot, int l,
 			    float eps, char *err, size_t errlen)
 {
+	static const void *const kern[3] = { (const void *)k_res_ln8r<2>, (const void *)k_res_ln8r<4>,
+					      (const void *)k_res_ln8r<8> };
+	static int maxthr[3];
+	int r;
+
 	if (d % 4 || d > RL_THREADS * 4 * RL_MAXV) {
 		snprintf(err, errlen, "fused LayerNorm needs a width divisible by 4 and <= %d, got %d",
 			 RL_THREADS * 4 * RL_MAXV, d);
 		return -1;
 	}
-	if (vec8_ok(d) && rows_per_block() > 1) {
-		int r = rows_per_block();
+	r = vec8_ok(d) ? rows_fit(kern, maxthr, d / 8) : 1;
+	if (r > 1) {
 		unsigned blocks = (unsigned)((t + r - 1) / r);
 
 		if (r == 2)
@@ -894,12 +923,18 @@ extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_ou
 				    const void *rope, const int *start_frame, const int *write_row,
 				    float eps, char *err, size_t errlen)
 {
+	static const void *const kern[3] = { (const void *)k_qkv_rope_cache8r<2>,
+					      (const void *)k_qkv_rope_cache8r<4>,
+					      (const void *)k_qkv_rope_cache8r<8> };
+	static int maxthr[3];
+	int vec = vec8_ok(d) && hd % 8 == 0 && kv_bstride % 8 == 0, r;
+
 	if (hd % 2 || d % hd) {
 		snprintf(err, errlen, "head dim %d does not divide width %d evenly", hd, d);
 		return -1;
 	}
-	if (vec8_ok(d) && hd % 8 == 0 && kv_bstride % 8 == 0 && rows_per_block() > 1) {
-		int r = rows_per_block();
+	r = vec ? rows_fit(kern, maxthr, d / 8) : 1;
+	if (r > 1) {
 		unsigned blocks = (unsigned)((t + r - 1) / r);
 
 		if (r == 2)
@@ -917,7 +952,7 @@ extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_ou
 		LAUNCH_CHECK("k_qkv_rope_cache8r");
 		return 0;
 	}
-	if (vec8_ok(d) && hd % 8 == 0 && kv_bstride % 8 == 0) {
+	if (vec) {
 		k_qkv_rope_cache8<<<t, d / 8, 0, st>>>((const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache,
 						       (bf16 *)vcache, kv_bstride, d, hd, n_per_slot, l, w2,
 						       g_q, g_k, (const float2 *)rope, start_frame, write_row,
@@ -1013,8 +1048,12 @@ __global__ void k_rmsnorm8r(const bf16 *x, int ldx, bf16 *out, int t, int d, con
 extern "C" int wan_k_rmsnorm(cudaStream_t st, const void *x, int ldx, void *out, int t, int d,
 			     const float *g, float eps, char *err, size_t errlen)
 {
-	if (vec8_ok(d) && ldx % 8 == 0 && rows_per_block() > 1) {
-		int r = rows_per_block();
+	static const void *const kern[3] = { (const void *)k_rmsnorm8r<2>, (const void *)k_rmsnorm8r<4>,
+					      (const void *)k_rmsnorm8r<8> };
+	static int maxthr[3];
+	int r = vec8_ok(d) && ldx % 8 == 0 ? rows_fit(kern, maxthr, d / 8) : 1;
+
+	if (r > 1) {
 		unsigned blocks = (unsigned)((t + r - 1) / r);
 
 		if (r == 2)
