@@ -2,7 +2,8 @@
  * with each epilogue, attention on cuDNN and on the fallback kernel (uniform and ragged key
  * lengths, DiT shapes and odd ones), LayerNorm+modulation, the fused residual+LayerNorm and
  * RMSNorm on their vectorized and plain paths, q/k RMSNorm+RoPE+cache write, each row kernel at
- * 1, 2, 4 and 8 tokens per block (bitwise equal). Fresh random inputs each check,
+ * 1, 2, 4 and 8 tokens per block (bitwise equal), the deferred residual against two plain
+ * updates (bitwise). Fresh random inputs each check,
  * outputs poisoned first. Exits 77 without a GPU. */
 #include <math.h>
 #include <stdio.h>
@@ -473,6 +474,71 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 	free(x); free(y); free(mv); free(qkv); free(g); free(rope); free(ref); free(got);
 }
 
+/* The deferred residual (wan_k_res_ln2: normalise x + y·gate without storing it, then add y·gate
+ * and y2 together, the output written over y2) gives bitwise the outputs and the residual
+ * stream of two plain wan_k_res_ln updates. */
+static void test_res_ln2(int b, int fr, int l, int d)
+{
+	int n = fr * l, t = b * n, m = b * fr;
+	size_t nx = (size_t)t * d, nm = (size_t)m * 6 * d;
+	float *x = malloc(nx * 4), *y = malloc(nx * 4), *mv = malloc(nm * 4), *gb = malloc((size_t)2 * d * 4);
+	unsigned char *ra = malloc(nx * 8), *rb = malloc(nx * 8);
+	float *dx, *dmv, *dgb;
+	void *dy, *dy2a, *dy2b, *o1;
+	char err[256], what[96];
+	int rc;
+
+	fill_uniform(x, nx, &seed, 3.0f);
+	fill_uniform(y, nx, &seed, 1.0f);
+	fill_uniform(mv, nm, &seed, 0.5f);
+	fill_uniform(gb, (size_t)2 * d, &seed, 1.0f);
+	dy = to_dev_bf16(y, nx);
+	fill_uniform(y, nx, &seed, 1.0f);
+	dy2a = to_dev_bf16(y, nx);
+	dy2b = to_dev_bf16(y, nx);
+	cudaMalloc((void **)&dx, nx * 4);
+	cudaMalloc((void **)&dmv, nm * 4);
+	cudaMalloc((void **)&dgb, (size_t)2 * d * 4);
+	cudaMalloc(&o1, nx * 2);
+	cudaMemcpy(dmv, mv, nm * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(dgb, gb, (size_t)2 * d * 4, cudaMemcpyHostToDevice);
+	snprintf(what, sizeof(what), "deferred residual D=%d (%d slots x %d frames) [%d rows/block]", d, b,
+		 fr, wan_k_rows_per_block(0));
+	/* two updates: x += y·gate2, LN·gamma+beta -> o1; x += y2, LN·mod(3,4) -> y2a (copied out) */
+	cudaMemcpy(dx, x, nx * 4, cudaMemcpyHostToDevice);
+	rc = wan_k_res_ln(0, dx, dy, dmv, 2, o1, NULL, 0, 0, 0, dgb, dgb + d, t, d, n, l, 1e-6f, err,
+			  sizeof(err)) ||
+	     cudaMemcpy(ra, o1, nx * 2, cudaMemcpyDeviceToHost) != cudaSuccess ||
+	     wan_k_res_ln(0, dx, dy2a, NULL, -1, o1, dmv, 6, 3, 4, NULL, NULL, t, d, n, l, 1e-6f, err,
+			  sizeof(err)) ||
+	     cudaMemcpy(ra + nx * 2, o1, nx * 2, cudaMemcpyDeviceToHost) != cudaSuccess ||
+	     cudaMemcpy(ra + nx * 4, dx, nx * 4, cudaMemcpyDeviceToHost) != cudaSuccess;
+	/* deferred: LN(x + y·gate2) -> o1 with x untouched; x += y·gate2 + y2, output over y2b */
+	cudaMemcpy(dx, x, nx * 4, cudaMemcpyHostToDevice);
+	rc = rc || wan_k_res_ln2(0, dx, 0, dy, dmv, 2, NULL, o1, NULL, 0, 0, 0, dgb, dgb + d, t, d, n, l,
+				 1e-6f, err, sizeof(err)) ||
+	     cudaMemcpy(rb, o1, nx * 2, cudaMemcpyDeviceToHost) != cudaSuccess ||
+	     wan_k_res_ln2(0, dx, 1, dy, dmv, 2, dy2b, dy2b, dmv, 6, 3, 4, NULL, NULL, t, d, n, l, 1e-6f, err,
+			   sizeof(err)) ||
+	     cudaMemcpy(rb + nx * 2, dy2b, nx * 2, cudaMemcpyDeviceToHost) != cudaSuccess ||
+	     cudaMemcpy(rb + nx * 4, dx, nx * 4, cudaMemcpyDeviceToHost) != cudaSuccess;
+	if (rc) {
+		fprintf(stderr, "FAIL %s: %s\n", what, err);
+		failures++;
+	} else if (memcmp(ra, rb, nx * 2) || memcmp(ra + nx * 2, rb + nx * 2, nx * 2) ||
+		   memcmp(ra + nx * 4, rb + nx * 4, nx * 4)) {
+		fprintf(stderr, "FAIL %s: differs from two plain updates (first norm %s, second %s, x %s)\n",
+			what, memcmp(ra, rb, nx * 2) ? "differs" : "equal",
+			memcmp(ra + nx * 2, rb + nx * 2, nx * 2) ? "differs" : "equal",
+			memcmp(ra + nx * 4, rb + nx * 4, nx * 4) ? "differs" : "equal");
+		failures++;
+	} else {
+		printf("ok   %-50s bitwise\n", what);
+	}
+	cudaFree(dx); cudaFree(dmv); cudaFree(dgb); cudaFree(dy); cudaFree(dy2a); cudaFree(dy2b); cudaFree(o1);
+	free(x); free(y); free(mv); free(gb); free(ra); free(rb);
+}
+
 /* Adaptive-sink statistics of one layer (every slot, K and V, sink frames and new rows) in one
  * launch, against plain means. */
 static void test_sink_means(int b, int l, int n, int ns, int d, int cache_rows)
@@ -575,7 +641,10 @@ int main(void)
 		test_res_ln(1, 3, 13, 1536);
 		test_rmsnorm(37, 1536, 4608);
 		test_qkv_rope(3, 1, 7, 3, 1536, 128, 50);
+		test_res_ln2(3, 2, 7, 1536);
 	}
+	test_res_ln2(2, 1, 9, 200);
+	test_res_ln2(1, 2, 5, 5120);
 	wan_k_rows_per_block(4);
 	test_sink_means(2, 50, 50, 3, 1536, 300);
 	test_sink_means(3, 40, 80, 1, 128, 200);

@@ -780,26 +780,27 @@ static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform,
 			TRY(wan_attn_run_ragged(m->attn, m->st, &self, d_kv, m->qbuf, w->kc, w->vc, m->abuf,
 						err, errlen));
 		prof_mark(m, DIT_C_PROJ);
+		/* o stays in ybuf until the cross residual adds it to x */
 		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, D, m->abuf, D, w->wo, D, w->bo, WAN_EPI_BIAS,
 				  m->ybuf, D, err, errlen));
 		prof_mark(m, DIT_C_NORMS);
-		/* x += o·gate1; hbuf = norm3(x) */
-		TRY(wan_k_res_ln(m->st, m->x, m->ybuf, mv, 2, m->hbuf, NULL, 0, 0, 0, w->n3g, w->n3b, T, D,
-				 n, L, eps, err, errlen));
+		/* hbuf = norm3(x + o·gate1), x not written back */
+		TRY(wan_k_res_ln2(m->st, m->x, 0, m->ybuf, mv, 2, NULL, m->hbuf, NULL, 0, 0, 0, w->n3g,
+				  w->n3b, T, D, n, L, eps, err, errlen));
 		prof_mark(m, DIT_C_PROJ);
 		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, D, m->hbuf, D, w->cwq, D, w->cbq, WAN_EPI_BIAS,
-				  m->ybuf, D, err, errlen));
+				  m->abuf, D, err, errlen));
 		prof_mark(m, DIT_C_NORMS);
-		TRY(wan_k_rmsnorm(m->st, m->ybuf, D, m->qbuf, T, D, w->cgq, eps, err, errlen));
+		TRY(wan_k_rmsnorm(m->st, m->abuf, D, m->qbuf, T, D, w->cgq, eps, err, errlen));
 		prof_mark(m, DIT_C_CROSS_ATTN);
 		TRY(wan_attn_run(m->attn, m->st, &cross, m->qbuf, w->xk, w->xv, m->abuf, err, errlen));
 		prof_mark(m, DIT_C_PROJ);
 		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, D, m->abuf, D, w->cwo, D, w->cbo, WAN_EPI_BIAS,
-				  m->ybuf, D, err, errlen));
+				  m->hbuf, D, err, errlen));
 		prof_mark(m, DIT_C_NORMS);
-		/* x += cross; hbuf = LN(x)·(1+scale2)+shift2 */
-		TRY(wan_k_res_ln(m->st, m->x, m->ybuf, NULL, -1, m->hbuf, mv, 6, 3, 4, NULL, NULL, T, D, n,
-				 L, eps, err, errlen));
+		/* x += o·gate1 + cross (the same fp32 sums as two updates); hbuf = LN(x)·(1+scale2)+shift2 */
+		TRY(wan_k_res_ln2(m->st, m->x, 1, m->ybuf, mv, 2, m->hbuf, m->hbuf, mv, 6, 3, 4, NULL, NULL,
+				  T, D, n, L, eps, err, errlen));
 		prof_mark(m, DIT_C_FFN);
 		TRY(wan_gemm_bf16(m->gemm, m->st, T, FF, D, m->hbuf, D, w->w1, D, w->b1, WAN_EPI_BIAS_GELU,
 				  m->fbuf, FF, err, errlen));

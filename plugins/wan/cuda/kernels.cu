@@ -456,9 +456,9 @@ static __device__ __forceinline__ uint2 f4_to_bf16x4(float4 v)
 
 /* One block per token, the row held in registers (one read of x). */
 __global__ void __launch_bounds__(RL_THREADS)
-k_res_ln(float *x, const bf16 *y, const float *gv, int gidx, bf16 *out, const float *mv, int nj,
-	 int sh_idx, int sc_idx, const float *gamma, const float *beta, int d, int n_per_slot,
-	 int l, float eps)
+k_res_ln(float *x, int store_x, const bf16 *y, const float *gv, int gidx, const bf16 *y2, bf16 *out,
+	 const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma, const float *beta, int d,
+	 int n_per_slot, int l, float eps)
 {
 	__shared__ float sh[32];
 	size_t tok = blockIdx.x;
@@ -484,8 +484,14 @@ k_res_ln(float *x, const bf16 *y, const float *gv, int gidx, bf16 *out, const fl
 					yy.x *= g.x; yy.y *= g.y; yy.z *= g.z; yy.w *= g.w;
 				}
 				a.x += yy.x; a.y += yy.y; a.z += yy.z; a.w += yy.w;
-				xr[i] = a;
 			}
+			if (y2) {
+				float4 zz = bf16x4_to_f4(reinterpret_cast<const uint2 *>(y2 + tok * d)[i]);
+
+				a.x += zz.x; a.y += zz.y; a.z += zz.z; a.w += zz.w;
+			}
+			if ((y || y2) && store_x)
+				xr[i] = a;
 			v[r] = a;
 			s += a.x + a.y + a.z + a.w;
 		}
@@ -530,9 +536,9 @@ k_res_ln(float *x, const bf16 *y, const float *gv, int gidx, bf16 *out, const fl
 }
 
 /* Same contract, one thread per 8 channels (d/8 threads): 32-byte x accesses, 16-byte y/out. */
-__global__ void k_res_ln8(float *x, const bf16 *y, const float *gv, int gidx, bf16 *out,
-			  const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma,
-			  const float *beta, int d, int n_per_slot, int l, float eps)
+__global__ void k_res_ln8(float *x, int store_x, const bf16 *y, const float *gv, int gidx,
+			  const bf16 *y2, bf16 *out, const float *mv, int nj, int sh_idx, int sc_idx,
+			  const float *gamma, const float *beta, int d, int n_per_slot, int l, float eps)
 {
 	__shared__ float sh[32];
 	size_t tok = blockIdx.x;
@@ -558,6 +564,16 @@ __global__ void k_res_ln8(float *x, const bf16 *y, const float *gv, int gidx, bf
 #pragma unroll
 		for (int j = 0; j < 8; j++)
 			v[j] += yy[j];
+	}
+	if (y2) {
+		float zz[8];
+
+		bf16x8_to_f(*reinterpret_cast<const uint4 *>(y2 + tok * d + c), zz);
+#pragma unroll
+		for (int j = 0; j < 8; j++)
+			v[j] += zz[j];
+	}
+	if ((y || y2) && store_x) {
 		xr[0] = make_float4(v[0], v[1], v[2], v[3]);
 		xr[1] = make_float4(v[4], v[5], v[6], v[7]);
 	}
@@ -590,15 +606,16 @@ __global__ void k_res_ln8(float *x, const bf16 *y, const float *gv, int gidx, bf
  * pair of barriers, and the gate and modulation vectors are read once per frame instead of
  * once per token. Per row the math and its order are those of k_res_ln8 (bitwise equal). */
 template <int R>
-__global__ void k_res_ln8r(float *x, const bf16 *y, const float *gv, int gidx, bf16 *out,
-			   const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma,
-			   const float *beta, int t, int d, int n_per_slot, int l, float eps)
+__global__ void k_res_ln8r(float *x, int store_x, const bf16 *y, const float *gv, int gidx,
+			   const bf16 *y2, bf16 *out, const float *mv, int nj, int sh_idx, int sc_idx,
+			   const float *gamma, const float *beta, int t, int d, int n_per_slot, int l,
+			   float eps)
 {
 	__shared__ float sh[R][32];
 	size_t tok0 = (size_t)blockIdx.x * R, mi[R], mprev = ~(size_t)0;
 	int c = threadIdx.x * 8, fpslot = n_per_slot / l;
 	float v[R][8], s[R], p0[8], p1[8];
-	uint4 yr[R];
+	uint4 yr[R], zr[R];
 	int nr = t - (int)tok0 < R ? t - (int)tok0 : R;
 
 #pragma unroll
@@ -612,6 +629,8 @@ __global__ void k_res_ln8r(float *x, const bf16 *y, const float *gv, int gidx, b
 		v[r][4] = a1.x; v[r][5] = a1.y; v[r][6] = a1.z; v[r][7] = a1.w;
 		if (y)
 			yr[r] = *reinterpret_cast<const uint4 *>(y + tok * d + c);
+		if (y2)
+			zr[r] = *reinterpret_cast<const uint4 *>(y2 + tok * d + c);
 	}
 #pragma unroll
 	for (int r = 0; r < R; r++) {
@@ -635,12 +654,20 @@ __global__ void k_res_ln8r(float *x, const bf16 *y, const float *gv, int gidx, b
 #pragma unroll
 			for (int j = 0; j < 8; j++)
 				v[r][j] += yy[j];
-			if (r < nr) {
-				float4 *xr = reinterpret_cast<float4 *>(x + (tok0 + r) * d + c);
+		}
+		if (y2) {
+			float zz[8];
 
-				xr[0] = make_float4(v[r][0], v[r][1], v[r][2], v[r][3]);
-				xr[1] = make_float4(v[r][4], v[r][5], v[r][6], v[r][7]);
-			}
+			bf16x8_to_f(zr[r], zz);
+#pragma unroll
+			for (int j = 0; j < 8; j++)
+				v[r][j] += zz[j];
+		}
+		if ((y || y2) && store_x && r < nr) {
+			float4 *xr = reinterpret_cast<float4 *>(x + (tok0 + r) * d + c);
+
+			xr[0] = make_float4(v[r][0], v[r][1], v[r][2], v[r][3]);
+			xr[1] = make_float4(v[r][4], v[r][5], v[r][6], v[r][7]);
 		}
 		s[r] = 0.0f;
 #pragma unroll
@@ -697,14 +724,15 @@ __global__ void k_res_ln8r(float *x, const bf16 *y, const float *gv, int gidx, b
 	}
 }
 
-extern "C" int wan_k_res_ln(cudaStream_t st, float *x, const void *y, const float *gv, int gidx,
-			    void *out, const float *mv, int nj, int sh_idx, int sc_idx,
-			    const float *gamma, const float *beta, int t, int d, int n_per_slot, int l,
-			    float eps, char *err, size_t errlen)
+extern "C" int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void *y,
+			     const float *gv, int gidx, const void *y2, void *out, const float *mv,
+			     int nj, int sh_idx, int sc_idx, const float *gamma, const float *beta,
+			     int t, int d, int n_per_slot, int l, float eps, char *err, size_t errlen)
 {
 	static const void *const kern[3] = { (const void *)k_res_ln8r<2>, (const void *)k_res_ln8r<4>,
 					      (const void *)k_res_ln8r<8> };
 	static int maxthr[3];
+	const bf16 *yb = (const bf16 *)y, *zb = (const bf16 *)y2;
 	int r;
 
 	if (d % 4 || d > RL_THREADS * 4 * RL_MAXV) {
@@ -717,22 +745,32 @@ extern "C" int wan_k_res_ln(cudaStream_t st, float *x, const void *y, const floa
 		unsigned blocks = (unsigned)((t + r - 1) / r);
 
 		if (r == 2)
-			k_res_ln8r<2><<<blocks, d / 8, 0, st>>>(x, (const bf16 *)y, gv, gidx, (bf16 *)out, mv, nj,
+			k_res_ln8r<2><<<blocks, d / 8, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj,
 							       sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
 		else if (r == 8)
-			k_res_ln8r<8><<<blocks, d / 8, 0, st>>>(x, (const bf16 *)y, gv, gidx, (bf16 *)out, mv, nj,
+			k_res_ln8r<8><<<blocks, d / 8, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj,
 							       sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
 		else
-			k_res_ln8r<4><<<blocks, d / 8, 0, st>>>(x, (const bf16 *)y, gv, gidx, (bf16 *)out, mv, nj,
+			k_res_ln8r<4><<<blocks, d / 8, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj,
 							       sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
-	} else if (vec8_ok(d))
-		k_res_ln8<<<t, d / 8, 0, st>>>(x, (const bf16 *)y, gv, gidx, (bf16 *)out, mv, nj, sh_idx,
+	} else if (vec8_ok(d)) {
+		k_res_ln8<<<t, d / 8, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
 					       sc_idx, gamma, beta, d, n_per_slot, l, eps);
-	else
-		k_res_ln<<<t, RL_THREADS, 0, st>>>(x, (const bf16 *)y, gv, gidx, (bf16 *)out, mv, nj, sh_idx,
+	} else {
+		k_res_ln<<<t, RL_THREADS, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
 						   sc_idx, gamma, beta, d, n_per_slot, l, eps);
+	}
 	LAUNCH_CHECK("k_res_ln");
 	return 0;
+}
+
+extern "C" int wan_k_res_ln(cudaStream_t st, float *x, const void *y, const float *gv, int gidx,
+			    void *out, const float *mv, int nj, int sh_idx, int sc_idx,
+			    const float *gamma, const float *beta, int t, int d, int n_per_slot, int l,
+			    float eps, char *err, size_t errlen)
+{
+	return wan_k_res_ln2(st, x, 1, y, gv, gidx, NULL, out, mv, nj, sh_idx, sc_idx, gamma, beta, t,
+			     d, n_per_slot, l, eps, err, errlen);
 }
 
 /* ---- q/k RMSNorm + RoPE + KV cache write ---- */

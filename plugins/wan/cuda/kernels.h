@@ -61,6 +61,15 @@ int wan_k_res_ln(cudaStream_t st, float *x, const void *y, const float *gv, int 
 		 const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma,
 		 const float *beta, int t, int d, int n_per_slot, int l, float eps, char *err,
 		 size_t errlen);
+/* The same with a second, ungated residual input and the store optional:
+ *   v = x + y·gate (y != NULL) + y2 (y2 != NULL), in that order (so bitwise the x that two
+ *   wan_k_res_ln calls, y then y2, would leave); x = v when store_x; out = LN(v)·... as above.
+ * store_x = 0 lets a caller normalise x + y·gate without writing it back and add y to x later
+ * together with y2 (one write and one read of the fp32 row fewer). out may be y or y2. */
+int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void *y, const float *gv,
+		  int gidx, const void *y2, void *out, const float *mv, int nj, int sh_idx,
+		  int sc_idx, const float *gamma, const float *beta, int t, int d, int n_per_slot,
+		  int l, float eps, char *err, size_t errlen);
 
 /* Self-attention input stage, one token per block. From qkv bf16 [T, 3D] (q | k | v):
  *  q_out bf16 [T, D]  = RoPE(RMSNorm(q)·g_q)
