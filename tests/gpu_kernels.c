@@ -466,8 +466,12 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 			bad = 1;
 		}
 	}
-	if (!bad)
-		printf("ok   %-50s bitwise\n", "row kernels, 1/2/4/8 tokens per block");
+	if (!bad) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "row kernels, 1/2/4/8 tokens per block, D=%d, %d tokens", d, t);
+		printf("ok   %-50s bitwise\n", what);
+	}
 	wan_k_rows_per_block(saved);
 	cudaFree(dx); cudaFree(dmv); cudaFree(dg); cudaFree(drope); cudaFree(dzero); cudaFree(dy);
 	cudaFree(dqkv); cudaFree(dout); cudaFree(dkc); cudaFree(dvc);
@@ -643,9 +647,9 @@ int main(void)
 		test_qkv_rope(3, 1, 7, 3, 1536, 128, 50);
 		test_res_ln2(3, 2, 7, 1536);
 	}
+	wan_k_rows_per_block(4);
 	test_res_ln2(2, 1, 9, 200);
 	test_res_ln2(1, 2, 5, 5120);
-	wan_k_rows_per_block(4);
 	test_sink_means(2, 50, 50, 3, 1536, 300);
 	test_sink_means(3, 40, 80, 1, 128, 200);
 	wan_gemm_free(g);

@@ -6,7 +6,7 @@
 # kernel test shows cuDNN attention (without it the fallback kernel is too slow to time).
 # "ab" adds 1.3B 480x832 S=4 runs with each optimisation of v5 switched off in turn
 # (WAN_GEMM_ENUM=0: the heuristic's GEMM candidates only; WAN_K_ROWS=1: one token per block in
-# the row kernels) and with both off (the v4 engine).
+# the row kernels) and with both off.
 bin=${1:?bin dir}; out=${2:?out dir}; iters=${3:-20}; ab=${4:-}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" 2>&1
@@ -33,7 +33,7 @@ if grep -q '\[cuDNN' "$out/gpu_kernels.log"; then
 	if [ "$ab" = ab ]; then
 		b 13b-480-s4-noenum WAN_GEMM_ENUM=0 -- --model 1.3b --height 480 --width 832 --steps 4
 		b 13b-480-s4-rows1 WAN_K_ROWS=1 -- --model 1.3b --height 480 --width 832 --steps 4
-		b 13b-480-s4-v4 WAN_GEMM_ENUM=0 WAN_K_ROWS=1 -- --model 1.3b --height 480 --width 832 --steps 4
+		b 13b-480-s4-noenum-rows1 WAN_GEMM_ENUM=0 WAN_K_ROWS=1 -- --model 1.3b --height 480 --width 832 --steps 4
 	fi
 	b 13b-480-s1 WAN_GEMM_DEBUG=1 -- --model 1.3b --height 480 --width 832 --steps 1
 	b 13b-512-s1 -- --model 1.3b --height 512 --width 512 --steps 1
