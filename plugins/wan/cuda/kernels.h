@@ -71,7 +71,7 @@ int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void *y, const f
 		  int sc_idx, const float *gamma, const float *beta, int t, int d, int n_per_slot,
 		  int l, float eps, char *err, size_t errlen);
 
-/* Self-attention input stage, one token per block. From qkv bf16 [T, 3D] (q | k | v):
+/* Self-attention input stage (one or a few tokens per block). From qkv bf16 [T, 3D] (q | k | v):
  *  q_out bf16 [T, D]  = RoPE(RMSNorm(q)·g_q)
  *  k cache row        = RoPE(RMSNorm(k)·g_k), v cache row = v,
  * where slot b's token i goes to cache row write_row[b] + i (kcache/vcache base of slot b at
