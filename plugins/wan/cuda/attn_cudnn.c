@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cudnn.h>
 #include "plugins/wan/cuda/cuda_check.h"
+#include "plugins/wan/cuda/attn_fa3.h"
 
 #define ATTN_CACHE_MAX 32
 #define ATTN_ALT_MAX 3    /* extra engine configs kept for timing (WAN_ATTN_TUNE=0: none) */
@@ -33,12 +34,15 @@ struct attn_plan {
 	cudnnBackendDescriptor_t alt[ATTN_ALT_MAX];
 	int64_t alt_ws[ATTN_ALT_MAX];
 	int nalt;
+	int fa3;                           /* 1: the wgmma kernel runs it (attn_fa3.cu); 2: it is
+					    * timed against cuDNN on the first eager run */
 };
 
 #define RETIRED_MAX 64
 
 struct wan_attn {
 	int use_cudnn;
+	int fa3_mode;                      /* WAN_ATTN: -1 never (cudnn), 0 when faster, 1 forced */
 	cudnnHandle_t dnn;
 	void *workspace;                   /* new (cudaMalloc), grown to the largest plan */
 	size_t workspace_bytes;
@@ -87,6 +91,11 @@ struct wan_attn *wan_attn_new(int use_cudnn, char *err, size_t errlen)
 		return NULL;
 	}
 	a->use_cudnn = use_cudnn;
+	{
+		const char *e = getenv("WAN_ATTN");
+
+		a->fa3_mode = !use_cudnn || (e && !strcmp(e, "cudnn")) ? -1 : e && !strcmp(e, "fa3") ? 1 : 0;
+	}
 	if (use_cudnn)
 		DNN_TRY(cudnnCreate(&a->dnn));
 	{
@@ -505,6 +514,14 @@ static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shap
 			}
 		}
 	}
+	if (a->fa3_mode >= 0) {
+		char fwhy[96];
+
+		if (wan_attn_fa3_supported(s, fwhy, sizeof(fwhy)))
+			p->fa3 = a->fa3_mode == 1 || !p->on_cudnn ? 1 : 2;
+		else if (getenv("WAN_ATTN_DEBUG"))
+			fprintf(stderr, "attn b%d h%d d%d sq%d skv%d: %s\n", s->b, s->h, s->d, s->sq, s->skv, fwhy);
+	}
 	if (p->on_cudnn) {
 		if ((size_t)p->workspace > a->workspace_bytes &&
 		    grow(a, &a->workspace, &a->workspace_bytes, (size_t)p->workspace, err, errlen)) {
@@ -529,7 +546,12 @@ int wan_attn_uses_cudnn(struct wan_attn *a, const struct wan_attn_shape *s)
 	char err[128];
 	struct attn_plan *p = plan_get(a, s, err, sizeof(err));
 
-	return p ? p->on_cudnn : 0;
+	return !p ? 0 : p->fa3 == 1 ? 2 : p->on_cudnn;
+}
+
+void wan_attn_set_fa3(struct wan_attn *a, int mode)
+{
+	a->fa3_mode = a->use_cudnn ? mode : -1;
 }
 
 int wan_attn_split(struct wan_attn *a, const struct wan_attn_shape *s)
@@ -537,7 +559,7 @@ int wan_attn_split(struct wan_attn *a, const struct wan_attn_shape *s)
 	char err[128];
 	struct attn_plan *p = plan_get(a, s, err, sizeof(err));
 
-	return p && p->on_cudnn ? p->split : 0;
+	return p && p->on_cudnn && p->fa3 != 1 ? p->split : 0;
 }
 
 /* One execution of PLAN with these operands on the handle's stream. */
@@ -617,23 +639,17 @@ cleanup:
 	return rc;
 }
 
-int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,
-		 const void *q, const void *k, const void *v, void *o, char *err, size_t errlen)
+/* The cuDNN plan of p (split copies and merge included). */
+static int run_cudnn(struct wan_attn *a, struct attn_plan *p, cudaStream_t st,
+		     const struct wan_attn_shape *s, const void *q, const void *k, const void *v,
+		     void *o, char *err, size_t errlen)
 {
 	cudnnBackendDescriptor_t vp = NULL;
-	struct attn_plan *p;
 	int64_t uids[6] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE, UID_STATS};
 	void *ptrs[6] = {0};
 	float scale = s->scale;
 	int rc = 0, nptr;
 
-	if (check_shape(s, err, errlen))
-		return -1;
-	p = plan_get(a, s, err, errlen);
-	if (!p)
-		return -1;
-	if (!p->on_cudnn)
-		return wan_attn_fallback(st, s, NULL, q, k, v, o, err, errlen);
 	nptr = p->split > 1 ? 6 : 5;
 	ptrs[0] = (void *)q; ptrs[1] = (void *)k; ptrs[2] = (void *)v; ptrs[3] = o; ptrs[4] = &scale;
 	if (p->split > 1) {
@@ -667,6 +683,80 @@ cleanup:
 	return rc;
 cleanup_err:
 	return -1;
+}
+
+/* First eager run of an fa3 candidate: times the fa3 kernel against the (tuned) cuDNN plan
+ * on the real operands, ATTN_TUNE_REPS runs each after a warm-up, and keeps the faster.
+ * Both write the same output. During capture the choice waits (cuDNN runs meanwhile). */
+static int tune_fa3(struct wan_attn *a, struct attn_plan *p, cudaStream_t st,
+		    const struct wan_attn_shape *s, const void *q, const void *k, const void *v,
+		    void *o, char *err, size_t errlen)
+{
+	enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+	cudaEvent_t ev[3] = {NULL, NULL, NULL};
+	float ms[2] = {0.0f, 0.0f};
+	char fwhy[160];
+	int rc = 0;
+
+	if (cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone)
+		return 0;
+	for (int i = 0; i < 3; i++)
+		CU_TRY(cudaEventCreate(&ev[i]));
+	if (run_cudnn(a, p, st, s, q, k, v, o, err, errlen)) {
+		rc = -1;
+		goto cleanup;
+	}
+	if (wan_attn_fa3(st, s, q, k, v, o, fwhy, sizeof(fwhy))) {
+		if (getenv("WAN_ATTN_DEBUG"))
+			fprintf(stderr, "attn b%d h%d sq%d skv%d: %s\n", s->b, s->h, s->sq, s->skv, fwhy);
+		p->fa3 = 0; /* launch refused: cuDNN it is */
+		goto cleanup;
+	}
+	CU_TRY(cudaEventRecord(ev[0], st));
+	for (int r = 0; r < ATTN_TUNE_REPS; r++)
+		if (run_cudnn(a, p, st, s, q, k, v, o, err, errlen)) {
+			rc = -1;
+			goto cleanup;
+		}
+	CU_TRY(cudaEventRecord(ev[1], st));
+	for (int r = 0; r < ATTN_TUNE_REPS; r++)
+		if (wan_attn_fa3(st, s, q, k, v, o, fwhy, sizeof(fwhy))) {
+			p->fa3 = 0;
+			goto cleanup;
+		}
+	CU_TRY(cudaEventRecord(ev[2], st));
+	CU_TRY(cudaEventSynchronize(ev[2]));
+	CU_TRY(cudaEventElapsedTime(&ms[0], ev[0], ev[1]));
+	CU_TRY(cudaEventElapsedTime(&ms[1], ev[1], ev[2]));
+	p->fa3 = ms[1] < ms[0] ? 1 : 0;
+	if (getenv("WAN_ATTN_DEBUG"))
+		fprintf(stderr, "attn b%d h%d sq%d skv%d: cuDNN %.3f ms, fa3 %.3f ms -> %s\n", p->s.b, p->s.h,
+			p->s.sq, p->s.skv, ms[0] / ATTN_TUNE_REPS, ms[1] / ATTN_TUNE_REPS,
+			p->fa3 ? "fa3" : "cuDNN");
+cleanup:
+	for (int i = 0; i < 3; i++)
+		if (ev[i])
+			cudaEventDestroy(ev[i]);
+	return rc;
+}
+
+int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,
+		 const void *q, const void *k, const void *v, void *o, char *err, size_t errlen)
+{
+	struct attn_plan *p;
+
+	if (check_shape(s, err, errlen))
+		return -1;
+	p = plan_get(a, s, err, errlen);
+	if (!p)
+		return -1;
+	if (p->fa3 == 2 && tune_fa3(a, p, st, s, q, k, v, o, err, errlen))
+		return -1;
+	if (p->fa3 == 1)
+		return wan_attn_fa3(st, s, q, k, v, o, err, errlen);
+	if (!p->on_cudnn)
+		return wan_attn_fallback(st, s, NULL, q, k, v, o, err, errlen);
+	return run_cudnn(a, p, st, s, q, k, v, o, err, errlen);
 }
 
 int wan_attn_run_ragged(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,

@@ -1,0 +1,529 @@
+/* attn_fa3.cu: see attn_fa3.h.
+ *
+ * DESIGN. One CTA of 384 threads per (128-query tile, head, batch entry), three warpgroups:
+ *  - warpgroup 0, the producer, gives its registers away (setmaxnreg.dec) and one thread
+ *    issues the TMA copies: the Q tile once, then K and V tiles of 128 keys into a two-stage
+ *    ring (full/empty mbarriers per stage, K and V separately so K can be released first);
+ *  - warpgroups 1 and 2, the consumers, own 64 query rows each (setmaxnreg.inc to 240):
+ *    S = Q·Kᵀ with wgmma (A and B from shared memory), online softmax in registers (exp2 with
+ *    the scale folded in), then O += P·V with P straight from the S accumulators converted to
+ *    bf16: the m64n128 accumulator layout of S is the register-A layout of the next wgmma.
+ *    Each iteration issues the next tile's Q·Kᵀ before this tile's P·V and computes the
+ *    softmax while the P·V runs (intra-warpgroup overlap).
+ * Shared memory: every tile is 128 rows x 128 bf16 = two 64-column panels (128-byte rows,
+ * 128-byte TMA swizzle, 1024-byte aligned), 32 KB: Q + 2 K + 2 V = 160 KB.
+ *
+ * Tensor maps are 3-D (columns h·128, rows, batch) with the caller's strides, so a tile that
+ * runs past the last query or key of a batch entry is zero-filled by TMA and never reads the
+ * next entry; keys past skv are masked to -inf by index in the last key tile, query rows past
+ * sq are never stored.
+ *
+ * wgmma descriptors (PTX ISA, matrix descriptor): start address >> 4 in bits 0-13, leading
+ * byte offset >> 4 in 16-29, stride byte offset >> 4 in 32-45, swizzle mode in 62-63
+ * (1 = 128B). Q and K are K-major (d contiguous): SBO = 1024 (8 rows of 128 B), LBO unused;
+ * a k-step of 16 advances 32 B inside a panel, k-steps 4..7 use the second panel. V is the B
+ * operand of P·V with its N dimension (d) contiguous, i.e. MN-major (transpose bit set): LBO
+ * = 16 KB (from the d 0..63 panel to the d 64..127 panel), SBO = 1024 (8 keys), a k-step of 16
+ * keys advances 2 KB.
+ *
+ * The wgmma/setmaxnreg code exists only in the sm_90a build (__CUDA_ARCH_FEAT_SM90_ALL); in
+ * the compute_90 PTX the kernel body is empty and the host never selects it (it requires a
+ * compute capability 9.0 device, which loads the sm_90a cubin). */
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "plugins/wan/cuda/attn_fa3.h"
+#include "plugins/wan/cuda/cuda_check.h"
+
+#define FA3_BM 128                       /* queries per CTA (2 consumers x 64) */
+#define FA3_BN 128                       /* keys per tile */
+#define FA3_D 128
+#define FA3_TILE (FA3_BM * FA3_D * 2)    /* bytes of one 128x128 bf16 tile */
+#define FA3_PANEL (FA3_TILE / 2)         /* one 64-column panel */
+#define FA3_SMEM (5 * FA3_TILE + 1024)   /* Q, K x2, V x2, alignment slack */
+#define FA3_THREADS 384
+
+struct fa3_args {
+	__nv_bfloat16 *o;                /* borrowed */
+	int64_t o_bstride, o_sstride;
+	int sq, skv;
+	float scale_log2;                /* softmax scale * log2(e) */
+};
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+static __device__ __forceinline__ uint32_t smem_addr(const void *p)
+{
+	return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+static __device__ __forceinline__ void mbar_init(uint32_t bar, int count)
+{
+	asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+
+static __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes)
+{
+	asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+
+static __device__ __forceinline__ void mbar_arrive(uint32_t bar)
+{
+	asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+
+static __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity)
+{
+	uint32_t done;
+
+	do {
+		asm volatile("{\n\t.reg .pred p;\n\t"
+			     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+			     "selp.u32 %0, 1, 0, p;\n\t}"
+			     : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+	} while (!done);
+}
+
+/* One box (64 columns x 128 rows of one batch entry) into dst, completing on bar. */
+static __device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap *map, uint32_t bar,
+						int col, int row, int batch)
+{
+	asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes"
+		     " [%0], [%1, {%3, %4, %5}], [%2];"
+		     ::"r"(dst), "l"((uint64_t)map), "r"(bar), "r"(col), "r"(row), "r"(batch) : "memory");
+}
+
+/* Q-tile-sized load: both 64-column panels of rows [row, row+128) of head hh. */
+static __device__ __forceinline__ void tma_tile(uint32_t dst, const CUtensorMap *map, uint32_t bar,
+						int hh, int row, int batch)
+{
+	mbar_expect_tx(bar, FA3_TILE);
+	tma_load(dst, map, bar, hh * FA3_D, row, batch);
+	tma_load(dst + FA3_PANEL, map, bar, hh * FA3_D + 64, row, batch);
+}
+
+static __device__ __forceinline__ uint64_t desc_sw128(uint32_t addr, uint32_t lbo, uint32_t sbo)
+{
+	return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) |
+	       ((uint64_t)(sbo >> 4) << 32) | (1ull << 62);
+}
+
+static __device__ __forceinline__ void wg_fence(void)
+{
+	asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+}
+
+static __device__ __forceinline__ void wg_commit(void)
+{
+	asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+}
+
+template <int N> static __device__ __forceinline__ void wg_wait(void)
+{
+	asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+}
+
+/* keeps the accumulators in registers across the asynchronous wgmma (no reordering) */
+static __device__ __forceinline__ void fence_acc(float (&d)[64])
+{
+#pragma unroll
+	for (int i = 0; i < 64; i++)
+		asm volatile("" : "+f"(d[i])::"memory");
+}
+
+static __device__ __forceinline__ void fence_frag(uint32_t (&p)[32])
+{
+#pragma unroll
+	for (int i = 0; i < 32; i++)
+		asm volatile("" : "+r"(p[i])::"memory");
+}
+
+#define FA3_ACC_REGS \
+	"{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+	"%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+	"%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+	"%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+#define FA3_R8(b) "+f"(d[b]), "+f"(d[b + 1]), "+f"(d[b + 2]), "+f"(d[b + 3]), "+f"(d[b + 4]), \
+	"+f"(d[b + 5]), "+f"(d[b + 6]), "+f"(d[b + 7])
+#define FA3_ACC_OPS FA3_R8(0), FA3_R8(8), FA3_R8(16), FA3_R8(24), FA3_R8(32), FA3_R8(40), \
+	FA3_R8(48), FA3_R8(56)
+
+/* d (+)= A·B, m64n128k16, A and B K-major from shared memory; accumulate = 0 overwrites d. */
+static __device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t da, uint64_t db, int accumulate)
+{
+	asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %66, 0;\n\t"
+		     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " FA3_ACC_REGS
+		     ", %64, %65, p, 1, 1, 0, 0;\n\t}"
+		     : FA3_ACC_OPS
+		     : "l"(da), "l"(db), "r"(accumulate));
+}
+
+/* d += A·B, m64n128k16, A (bf16 pairs) in registers, B MN-major from shared memory. */
+static __device__ __forceinline__ void wgmma_rs(float (&d)[64], uint32_t a0, uint32_t a1, uint32_t a2,
+						uint32_t a3, uint64_t db)
+{
+	asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, 1, 0;\n\t"
+		     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " FA3_ACC_REGS
+		     ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n\t}"
+		     : FA3_ACC_OPS
+		     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db));
+}
+
+static __device__ __forceinline__ float ex2(float x)
+{
+	float y;
+
+	asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+	return y;
+}
+
+static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
+{
+	__nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+
+	return *(uint32_t *)&v;
+}
+
+/* S = Q·Kᵀ for this consumer's 64 rows against one 128-key tile (issued, not waited). */
+static __device__ __forceinline__ void issue_qk(float (&s)[64], uint32_t q, uint32_t k)
+{
+#pragma unroll
+	for (int kk = 0; kk < 8; kk++) {
+		uint32_t off = (kk >> 2) * FA3_PANEL + (kk & 3) * 32;
+
+		wgmma_ss(s, desc_sw128(q + off, 16, 1024), desc_sw128(k + off, 16, 1024), kk > 0);
+	}
+}
+
+/* O += P·V for one 128-key tile; p holds P as bf16 pairs in the register-A layout. */
+static __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&p)[32], uint32_t v)
+{
+#pragma unroll
+	for (int kk = 0; kk < 8; kk++)
+		wgmma_rs(o, p[4 * kk], p[4 * kk + 1], p[4 * kk + 2], p[4 * kk + 3],
+			 desc_sw128(v + kk * 2048, FA3_PANEL, 1024));
+}
+
+/* Online softmax of one S tile in place (S becomes P, fp32): rows r (regs i%4 < 2) and r+8
+ * (i%4 >= 2) of this thread; keys from `valid` on are masked. Returns the factors by which
+ * the previous O and row sums must be scaled. */
+static __device__ __forceinline__ void softmax_tile(float (&s)[64], float &m0, float &m1, float &l0,
+						    float &l1, float &alpha0, float &alpha1, int valid,
+						    float sl2)
+{
+	float mx0 = -INFINITY, mx1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;
+	int c0 = 2 * (threadIdx.x & 3);
+
+	if (valid < FA3_BN) {
+#pragma unroll
+		for (int i = 0; i < 64; i++)
+			if (8 * (i >> 2) + c0 + (i & 1) >= valid)
+				s[i] = -INFINITY;
+	}
+#pragma unroll
+	for (int i = 0; i < 64; i += 4) {
+		mx0 = fmaxf(mx0, fmaxf(s[i], s[i + 1]));
+		mx1 = fmaxf(mx1, fmaxf(s[i + 2], s[i + 3]));
+	}
+	mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+	mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+	mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+	mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+	mx0 = fmaxf(m0, mx0 * sl2);
+	mx1 = fmaxf(m1, mx1 * sl2);
+	alpha0 = ex2(m0 - mx0);
+	alpha1 = ex2(m1 - mx1);
+	m0 = mx0;
+	m1 = mx1;
+#pragma unroll
+	for (int i = 0; i < 64; i += 4) {
+		s[i] = ex2(fmaf(s[i], sl2, -mx0));
+		s[i + 1] = ex2(fmaf(s[i + 1], sl2, -mx0));
+		s[i + 2] = ex2(fmaf(s[i + 2], sl2, -mx1));
+		s[i + 3] = ex2(fmaf(s[i + 3], sl2, -mx1));
+		sum0 += s[i] + s[i + 1];
+		sum1 += s[i + 2] + s[i + 3];
+	}
+	l0 = l0 * alpha0 + sum0;
+	l1 = l1 * alpha1 + sum1;
+}
+
+static __device__ __forceinline__ void to_bf16_frag(const float (&s)[64], uint32_t (&p)[32])
+{
+#pragma unroll
+	for (int i = 0; i < 32; i++)
+		p[i] = pack_bf16(s[2 * i], s[2 * i + 1]);
+}
+
+#endif /* sm_90a */
+
+__global__ void __launch_bounds__(FA3_THREADS, 1)
+k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap tk,
+	   const __grid_constant__ CUtensorMap tv, const struct fa3_args a)
+{
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+	extern __shared__ uint8_t fa3_smem[];
+	/* 0: Q full; 1-2: K full; 3-4: K empty; 5-6: V full; 7-8: V empty */
+	__shared__ __align__(8) uint64_t bars[9];
+	uint32_t base = (smem_addr(fa3_smem) + 1023u) & ~1023u;
+	uint32_t sq_tile = base, sk = base + FA3_TILE, sv = base + 3 * FA3_TILE;
+	uint32_t bar0 = smem_addr(bars);
+	int wg = threadIdx.x >> 7, qt = blockIdx.x, hh = blockIdx.y, bb = blockIdx.z;
+	int nkt = (a.skv + FA3_BN - 1) / FA3_BN;
+
+#define BAR_Q bar0
+#define BAR_KF(st) (bar0 + 8u * (1 + (st)))
+#define BAR_KE(st) (bar0 + 8u * (3 + (st)))
+#define BAR_VF(st) (bar0 + 8u * (5 + (st)))
+#define BAR_VE(st) (bar0 + 8u * (7 + (st)))
+	if (threadIdx.x == 0) {
+		mbar_init(BAR_Q, 1);
+		for (int st = 0; st < 2; st++) {
+			mbar_init(BAR_KF(st), 1);
+			mbar_init(BAR_VF(st), 1);
+			mbar_init(BAR_KE(st), 8); /* lane 0 of each consumer warp */
+			mbar_init(BAR_VE(st), 8);
+		}
+		asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+	}
+	__syncthreads();
+
+	if (wg == 0) {
+		asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
+		if (threadIdx.x == 0) {
+			asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)&tk) : "memory");
+			asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)&tv) : "memory");
+			tma_tile(sq_tile, &tq, BAR_Q, hh, qt * FA3_BM, bb);
+			for (int j = 0; j < nkt; j++) {
+				int st = j & 1;
+				uint32_t ph = (j >> 1) & 1;
+
+				if (j >= 2)
+					mbar_wait(BAR_KE(st), ph ^ 1);
+				tma_tile(sk + st * FA3_TILE, &tk, BAR_KF(st), hh, j * FA3_BN, bb);
+				if (j >= 2)
+					mbar_wait(BAR_VE(st), ph ^ 1);
+				tma_tile(sv + st * FA3_TILE, &tv, BAR_VF(st), hh, j * FA3_BN, bb);
+			}
+		}
+	} else {
+		float o[64], s[64];
+		uint32_t p[32];
+		float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f, al0, al1;
+		int c = wg - 1, tid = threadIdx.x & 127, lane = threadIdx.x & 31;
+		uint32_t qc = sq_tile + c * (FA3_PANEL / 2); /* this consumer's 64 rows */
+		float sl2 = a.scale_log2;
+
+		asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+#pragma unroll
+		for (int i = 0; i < 64; i++)
+			o[i] = 0.0f;
+		mbar_wait(BAR_Q, 0);
+		/* tile 0 */
+		mbar_wait(BAR_KF(0), 0);
+		wg_fence();
+		issue_qk(s, qc, sk);
+		wg_commit();
+		wg_wait<0>();
+		fence_acc(s);
+		if (lane == 0)
+			mbar_arrive(BAR_KE(0));
+		softmax_tile(s, m0, m1, l0, l1, al0, al1, a.skv < FA3_BN ? a.skv : FA3_BN, sl2);
+		to_bf16_frag(s, p);
+		for (int j = 1; j < nkt; j++) {
+			int st = j & 1, pst = st ^ 1, valid = a.skv - j * FA3_BN;
+			uint32_t ph = (j >> 1) & 1, pph = ((j - 1) >> 1) & 1;
+
+			mbar_wait(BAR_KF(st), ph);
+			fence_acc(o);
+			fence_frag(p);
+			wg_fence();
+			issue_qk(s, qc, sk + st * FA3_TILE);
+			wg_commit();
+			mbar_wait(BAR_VF(pst), pph);
+			wg_fence();
+			issue_pv(o, p, sv + pst * FA3_TILE);
+			wg_commit();
+			wg_wait<1>();
+			fence_acc(s);
+			if (lane == 0)
+				mbar_arrive(BAR_KE(st));
+			softmax_tile(s, m0, m1, l0, l1, al0, al1, valid < FA3_BN ? valid : FA3_BN, sl2);
+			wg_wait<0>();
+			fence_acc(o);
+			if (lane == 0)
+				mbar_arrive(BAR_VE(pst));
+#pragma unroll
+			for (int i = 0; i < 64; i += 4) {
+				o[i] *= al0;
+				o[i + 1] *= al0;
+				o[i + 2] *= al1;
+				o[i + 3] *= al1;
+			}
+			to_bf16_frag(s, p);
+		}
+		{
+			int st = (nkt - 1) & 1;
+
+			mbar_wait(BAR_VF(st), ((nkt - 1) >> 1) & 1);
+			fence_acc(o);
+			fence_frag(p);
+			wg_fence();
+			issue_pv(o, p, sv + st * FA3_TILE);
+			wg_commit();
+			wg_wait<0>();
+			fence_acc(o);
+		}
+		/* epilogue: row sums across the quad, O / l, bf16 pairs to global */
+		l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+		l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+		l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+		l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+		{
+			int r = qt * FA3_BM + c * 64 + (tid >> 5) * 16 + (lane >> 2);
+			float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+			__nv_bfloat16 *ob = a.o + bb * a.o_bstride + hh * FA3_D + 2 * (lane & 3);
+
+			if (r < a.sq) {
+				__nv_bfloat16 *row = ob + r * a.o_sstride;
+#pragma unroll
+				for (int i = 0; i < 64; i += 4)
+					*(__nv_bfloat162 *)(row + 8 * (i >> 2)) =
+						__floats2bfloat162_rn(o[i] * inv0, o[i + 1] * inv0);
+			}
+			if (r + 8 < a.sq) {
+				__nv_bfloat16 *row = ob + (r + 8) * a.o_sstride;
+#pragma unroll
+				for (int i = 0; i < 64; i += 4)
+					*(__nv_bfloat162 *)(row + 8 * (i >> 2)) =
+						__floats2bfloat162_rn(o[i + 2] * inv1, o[i + 3] * inv1);
+			}
+		}
+	}
+#undef BAR_Q
+#undef BAR_KF
+#undef BAR_KE
+#undef BAR_VF
+#undef BAR_VE
+#endif
+}
+
+/* ---- host ---- */
+
+static PFN_cuTensorMapEncodeTiled_v12000 encode_tiled(void)
+{
+	static PFN_cuTensorMapEncodeTiled_v12000 fn; /* resolved once; every thread stores the same */
+	PFN_cuTensorMapEncodeTiled_v12000 f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);
+	enum cudaDriverEntryPointQueryResult q;
+	void *p = NULL;
+
+	if (f)
+		return f;
+	if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) !=
+	    cudaSuccess || q != cudaDriverEntryPointSuccess || !p) {
+		cudaGetLastError();
+		return NULL;
+	}
+	f = (PFN_cuTensorMapEncodeTiled_v12000)p;
+	__atomic_store_n(&fn, f, __ATOMIC_RELEASE);
+	return f;
+}
+
+/* 16-byte multiples, columns inside the row. */
+static int stride_ok(int64_t bstride, int64_t sstride, int h, int rows, int b)
+{
+	return sstride % 8 == 0 && sstride >= (int64_t)h * FA3_D && bstride % 8 == 0 &&
+	       (b == 1 || bstride >= (int64_t)rows * sstride) && sstride < ((int64_t)1 << 38) &&
+	       bstride < ((int64_t)1 << 38);
+}
+
+extern "C" int wan_attn_fa3_supported(const struct wan_attn_shape *s, char *why, size_t whylen)
+{
+	static int smem_set[16]; /* per device: dynamic shared memory limit raised */
+	int dev = 0, major = 0, minor = 0, optin = 0;
+	const char *no = NULL;
+
+	if (cudaGetDevice(&dev) != cudaSuccess ||
+	    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+	    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess ||
+	    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+		cudaGetLastError();
+		no = "cannot query the device";
+	} else if (major != 9 || minor != 0) {
+		no = "needs a compute capability 9.0 (Hopper) GPU";
+	} else if (optin < FA3_SMEM) {
+		no = "not enough shared memory per block";
+	} else if (s->d != FA3_D) {
+		no = "head dim is not 128";
+	} else if (s->b <= 0 || s->h <= 0 || s->sq <= 0 || s->skv <= 0 || s->b > 65535 || s->h > 65535 ||
+		   (int64_t)s->h * FA3_D > INT32_MAX) {
+		no = "bad attention shape";
+	} else if (!stride_ok(s->q_bstride, s->q_sstride, s->h, s->sq, s->b) ||
+		   !stride_ok(s->kv_bstride, s->kv_sstride, s->h, s->skv, s->b) ||
+		   s->o_sstride < (int64_t)s->h * FA3_D || s->o_sstride % 2 || s->o_bstride % 2 ||
+		   (s->b > 1 && s->o_bstride < (int64_t)s->sq * s->o_sstride)) {
+		no = "strides are not 16-byte multiples or rows overlap";
+	} else if (!encode_tiled()) {
+		no = "the driver has no cuTensorMapEncodeTiled";
+	} else if (dev >= 0 && dev < 16 && !smem_set[dev]) {
+		if (cudaFuncSetAttribute(k_attn_fa3, cudaFuncAttributeMaxDynamicSharedMemorySize, FA3_SMEM) !=
+		    cudaSuccess) {
+			cudaGetLastError();
+			no = "cannot raise the kernel's shared memory limit";
+		} else {
+			smem_set[dev] = 1;
+		}
+	}
+	if (no && why)
+		snprintf(why, whylen, "fa3 attention: %s", no);
+	return no == NULL;
+}
+
+/* A 3-D map over (columns, rows, batch) with 64x128x1 boxes and the 128-byte swizzle. */
+static int make_map(CUtensorMap *m, const void *ptr, int h, int rows, int b, int64_t sstride,
+		    int64_t bstride)
+{
+	cuuint64_t dim[3] = {(cuuint64_t)h * FA3_D, (cuuint64_t)rows, (cuuint64_t)b};
+	cuuint64_t str[2] = {(cuuint64_t)sstride * 2,
+			     (cuuint64_t)(b == 1 ? (int64_t)rows * sstride : bstride) * 2};
+	cuuint32_t box[3] = {64, FA3_BM, 1}, es[3] = {1, 1, 1};
+
+	return encode_tiled()(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void *)ptr, dim, str, box, es,
+			      CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+			      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) ==
+	       CUDA_SUCCESS ? 0 : -1;
+}
+
+extern "C" int wan_attn_fa3(cudaStream_t st, const struct wan_attn_shape *s, const void *q,
+			    const void *k, const void *v, void *o, char *err, size_t errlen)
+{
+	CUtensorMap tq, tk, tv;
+	struct fa3_args a;
+	dim3 grid((s->sq + FA3_BM - 1) / FA3_BM, s->h, s->b);
+
+	if (!wan_attn_fa3_supported(s, err, errlen))
+		return -1;
+	if (((uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)o) & 15) {
+		snprintf(err, errlen, "fa3 attention: operands must be 16-byte aligned");
+		return -1;
+	}
+	if (make_map(&tq, q, s->h, s->sq, s->b, s->q_sstride, s->q_bstride) ||
+	    make_map(&tk, k, s->h, s->skv, s->b, s->kv_sstride, s->kv_bstride) ||
+	    make_map(&tv, v, s->h, s->skv, s->b, s->kv_sstride, s->kv_bstride)) {
+		snprintf(err, errlen, "fa3 attention: cuTensorMapEncodeTiled refused the operands");
+		return -1;
+	}
+	a.o = (__nv_bfloat16 *)o;
+	a.o_bstride = s->o_bstride;
+	a.o_sstride = s->o_sstride;
+	a.sq = s->sq;
+	a.skv = s->skv;
+	a.scale_log2 = s->scale * 1.4426950408889634f;
+	k_attn_fa3<<<grid, FA3_THREADS, FA3_SMEM, st>>>(tq, tk, tv, a);
+	CU_LAUNCH_RET("k_attn_fa3");
+	return 0;
+}
