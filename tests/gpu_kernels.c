@@ -186,14 +186,15 @@ static void ref_attn_row(const float *q, const float *k, const float *v, int D, 
 /* fa3 on random bf16 inputs: every output row written (NaN poison), nothing written past the
  * last row (guard rows), sampled rows of every head against the float64 reference. Cache rows
  * past skv hold large values, so reading them (or the next batch entry) as keys shows. */
-static void test_fa3(int b, int h, int sq, int skv, int kv_rows, const char *label)
+static void test_fa3(int b, int h, int sq, int skv, int kv_rows, int split, const char *label)
 {
 	int D = h * 128, guard = 64, rows[24], nrows = 0;
 	size_t nq = (size_t)b * sq * D, nk = (size_t)b * kv_rows * D, no = nq + (size_t)guard * D;
 	float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nk * 4), *o = malloc(no * 4);
 	float *got = NULL, *ref = NULL;
 	uint16_t *raw = malloc(no * 2);
-	void *dq, *dk, *dv, *dO;
+	void *dq, *dk, *dv, *dO, *opart = NULL;
+	float *lse = NULL;
 	char err[256], what[128];
 	struct wan_attn_shape s = {.b = b, .h = h, .d = 128, .sq = sq, .skv = skv,
 				   .q_bstride = (int64_t)sq * D, .q_sstride = D,
@@ -202,7 +203,8 @@ static void test_fa3(int b, int h, int sq, int skv, int kv_rows, const char *lab
 				   .scale = 1.0f / sqrtf(128.0f)};
 	int bad_guard = 0, nonfinite = 0, n = 0;
 
-	snprintf(what, sizeof(what), "fa3 %s b%d h%d sq%d skv%d (cache %d rows)", label, b, h, sq, skv, kv_rows);
+	snprintf(what, sizeof(what), "fa3 %s b%d h%d sq%d skv%d (cache %d rows), split %d", label, b, h, sq,
+		 skv, kv_rows, split);
 	if (!wan_attn_fa3_supported(&s, err, sizeof(err))) {
 		printf("skip %-50s %s\n", what, err);
 		free(q); free(k); free(v); free(o); free(raw);
@@ -221,7 +223,12 @@ static void test_fa3(int b, int h, int sq, int skv, int kv_rows, const char *lab
 	dv = to_dev_bf16(v, nk);
 	cudaMalloc(&dO, no * 2);
 	cudaMemset(dO, 0xff, no * 2);
-	if (wan_attn_fa3(0, &s, dq, dk, dv, dO, err, sizeof(err)) || cudaDeviceSynchronize() != cudaSuccess) {
+	cudaMalloc(&opart, nq * split * 2);
+	cudaMalloc((void **)&lse, (size_t)b * split * h * sq * 4);
+	cudaMemset(opart, 0xff, nq * split * 2);
+	cudaMemset(lse, 0xff, (size_t)b * split * h * sq * 4);
+	if (wan_attn_fa3_split(0, &s, split, dq, dk, dv, opart, lse, dO, err, sizeof(err)) ||
+	    cudaDeviceSynchronize() != cudaSuccess) {
 		fprintf(stderr, "FAIL %s: %s\n", what, err);
 		failures++;
 		goto out;
@@ -259,7 +266,7 @@ static void test_fa3(int b, int h, int sq, int skv, int kv_rows, const char *lab
 		check(what, got, ref, (size_t)n * 128, 1e-2);
 	}
 out:
-	cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dO);
+	cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dO); cudaFree(opart); cudaFree(lse);
 	free(q); free(k); free(v); free(o); free(raw); free(got); free(ref);
 }
 
@@ -318,7 +325,9 @@ static void bench_attn(struct wan_attn *dnn, const char *name, int b, int h, int
 				   .o_bstride = (int64_t)sq * D, .o_sstride = D,
 				   .scale = 1.0f / sqrtf(128.0f)};
 	double flop = 4.0 * b * h * (double)sq * skv * 128;
-	float ms[2] = {-1.0f, -1.0f};
+	float ms[2] = {-1.0f, -1.0f}, msplit[3] = {-1.0f, -1.0f, -1.0f};
+	void *opart = NULL;
+	float *lse = NULL;
 	char err[256];
 	cudaEvent_t e0, e1;
 
@@ -327,6 +336,21 @@ static void bench_attn(struct wan_attn *dnn, const char *name, int b, int h, int
 	if (cudaMalloc(&dq, nq * 2) || cudaMalloc(&dk, nk * 2) || cudaMalloc(&dv, nk * 2) || cudaMalloc(&dO, nq * 2)) {
 		printf("bench %s: out of device memory\n", name);
 		goto out;
+	}
+	cudaMalloc(&opart, nq * 4 * 2);
+	cudaMalloc((void **)&lse, (size_t)b * 4 * h * sq * 4);
+	for (int si = 1; si < 3 && opart && lse; si++) {
+		int ok = 1;
+
+		for (int r = -2; r < reps && ok; r++) {
+			if (r == 0)
+				cudaEventRecord(e0, 0);
+			ok = !wan_attn_fa3_split(0, &s, 1 << si, dq, dk, dv, opart, lse, dO, err, sizeof(err));
+		}
+		cudaEventRecord(e1, 0);
+		if (ok && cudaEventSynchronize(e1) == cudaSuccess && cudaEventElapsedTime(&msplit[si], e0, e1) == cudaSuccess)
+			msplit[si] /= reps;
+		cudaGetLastError();
 	}
 	cudaMemset(dq, 0x3c, nq * 2);
 	cudaMemset(dk, 0x3b, nk * 2);
@@ -349,8 +373,9 @@ static void bench_attn(struct wan_attn *dnn, const char *name, int b, int h, int
 	printf("bench %-28s b%d h%-2d sq%-5d skv%-5d %6.1f GFLOP  fa3 %7.3f ms %6.1f TFLOP/s  cuDNN %7.3f ms %6.1f TFLOP/s (split %d)\n",
 	       name, b, h, sq, skv, flop / 1e9, ms[0], ms[0] > 0 ? flop / ms[0] / 1e9 : 0.0, ms[1],
 	       ms[1] > 0 ? flop / ms[1] / 1e9 : 0.0, wan_attn_split(dnn, &s));
+	printf("      fa3 with keys in 2 / 4 parts: %7.3f / %7.3f ms\n", msplit[1], msplit[2]);
 out:
-	cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dO);
+	cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dO); cudaFree(opart); cudaFree(lse);
 	cudaEventDestroy(e0);
 	cudaEventDestroy(e1);
 }
@@ -595,11 +620,14 @@ int main(int argc, char **argv)
 		bench_attn(dnn, "1.3B 480x832 S=4 cross", 4, 12, 1560, 512);
 		goto done;
 	}
-	test_fa3(1, 12, 1560, 9360, 9360, "480p S=1");
-	test_fa3(2, 12, 77, 300, 400, "short");
-	test_fa3(2, 40, 200, 2340, 2340, "14B heads");
-	test_fa3(3, 2, 130, 129, 200, "tile edges");
-	test_fa3(1, 1, 5, 1, 8, "one key");
+	test_fa3(1, 12, 1560, 9360, 9360, 1, "480p S=1");
+	test_fa3(2, 12, 77, 300, 400, 1, "short");
+	test_fa3(2, 40, 200, 2340, 2340, 1, "14B heads");
+	test_fa3(3, 2, 130, 129, 200, 1, "tile edges");
+	test_fa3(1, 1, 5, 1, 8, 1, "one key");
+	test_fa3(1, 12, 1560, 9360, 9360, 2, "480p S=1");
+	test_fa3(2, 12, 77, 2340, 2400, 4, "short");
+	test_fa3(1, 12, 1024, 6144, 6144, 4, "512p S=1");
 	test_fa3_vs_cudnn(dnn, 4, 12, 1560, 9360);
 	test_gemm(g, 1560, 4608, 1536, WAN_EPI_BIAS);
 	test_gemm(g, 100, 8960, 1536, WAN_EPI_BIAS_GELU);

@@ -36,6 +36,8 @@ struct attn_plan {
 	int nalt;
 	int fa3;                           /* 1: the wgmma kernel runs it (attn_fa3.cu); 2: it is
 					    * timed against cuDNN on the first eager run */
+	int fa3_forced;                    /* WAN_ATTN=fa3 or no cuDNN plan: fa3 while pending */
+	int fa3_split, fa3_maxsplit;       /* keys in parts (1, 2, 4); the largest one timed */
 };
 
 #define RETIRED_MAX 64
@@ -517,9 +519,27 @@ static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shap
 	if (a->fa3_mode >= 0) {
 		char fwhy[96];
 
-		if (wan_attn_fa3_supported(s, fwhy, sizeof(fwhy)))
-			p->fa3 = a->fa3_mode == 1 || !p->on_cudnn ? 1 : 2;
-		else if (getenv("WAN_ATTN_DEBUG"))
+		if (wan_attn_fa3_supported(s, fwhy, sizeof(fwhy))) {
+			int ctas = s->b * s->h * ((s->sq + 127) / 128);
+
+			p->fa3 = 2;
+			p->fa3_forced = a->fa3_mode == 1 || !p->on_cudnn;
+			p->fa3_split = p->fa3_maxsplit = 1;
+			/* a grid under ~3 waves also times 2 and 4 key parts (long key sets only) */
+			while (p->fa3_maxsplit < 4 && s->skv >= 2048 && ctas * p->fa3_maxsplit < 3 * a->sms &&
+			       s->b * p->fa3_maxsplit * 2 <= 65535)
+				p->fa3_maxsplit *= 2;
+			if (p->fa3_maxsplit > 1) {
+				size_t n = (size_t)s->b * p->fa3_maxsplit * s->sq * s->h * s->d;
+
+				if (grow(a, &a->opart, &a->opart_bytes, n * 2, err, errlen) ||
+				    grow(a, (void **)&a->stats, &a->stats_bytes,
+					 (size_t)s->b * p->fa3_maxsplit * s->h * s->sq * sizeof(float), err, errlen)) {
+					rc = -1;
+					goto cleanup;
+				}
+			}
+		} else if (getenv("WAN_ATTN_DEBUG"))
 			fprintf(stderr, "attn b%d h%d d%d sq%d skv%d: %s\n", s->b, s->h, s->d, s->sq, s->skv, fwhy);
 	}
 	if (p->on_cudnn) {
@@ -546,7 +566,7 @@ int wan_attn_uses_cudnn(struct wan_attn *a, const struct wan_attn_shape *s)
 	char err[128];
 	struct attn_plan *p = plan_get(a, s, err, sizeof(err));
 
-	return !p ? 0 : p->fa3 == 1 ? 2 : p->on_cudnn;
+	return !p ? 0 : p->fa3 == 1 || (p->fa3 == 2 && p->fa3_forced) ? 2 : p->on_cudnn;
 }
 
 void wan_attn_set_fa3(struct wan_attn *a, int mode)
@@ -559,7 +579,7 @@ int wan_attn_split(struct wan_attn *a, const struct wan_attn_shape *s)
 	char err[128];
 	struct attn_plan *p = plan_get(a, s, err, sizeof(err));
 
-	return p && p->on_cudnn && p->fa3 != 1 ? p->split : 0;
+	return p && p->on_cudnn && wan_attn_uses_cudnn(a, s) == 1 ? p->split : 0;
 }
 
 /* One execution of PLAN with these operands on the handle's stream. */
@@ -685,58 +705,82 @@ cleanup_err:
 	return -1;
 }
 
-/* First eager run of an fa3 candidate: times the fa3 kernel against the (tuned) cuDNN plan
- * on the real operands, ATTN_TUNE_REPS runs each after a warm-up, and keeps the faster.
- * Both write the same output. During capture the choice waits (cuDNN runs meanwhile). */
+static int run_fa3(struct wan_attn *a, struct attn_plan *p, int split, cudaStream_t st,
+		   const struct wan_attn_shape *s, const void *q, const void *k, const void *v, void *o,
+		   char *err, size_t errlen)
+{
+	(void)p;
+	return wan_attn_fa3_split(st, s, split, q, k, v, a->opart, a->stats, o, err, errlen);
+}
+
+/* ATTN_TUNE_REPS runs (after one warm-up) of cuDNN (split 0) or fa3 with `split` key parts;
+ * the mean time in *ms, or -1 when a run fails. */
+static float time_one(struct wan_attn *a, struct attn_plan *p, int split, cudaStream_t st,
+		      const struct wan_attn_shape *s, const void *q, const void *k, const void *v,
+		      void *o, cudaEvent_t e0, cudaEvent_t e1)
+{
+	char why[160];
+	float ms = -1.0f;
+	int ok = 1;
+
+	for (int r = -1; r < ATTN_TUNE_REPS && ok; r++) {
+		if (r == 0)
+			ok = cudaEventRecord(e0, st) == cudaSuccess;
+		ok = ok && !(split ? run_fa3(a, p, split, st, s, q, k, v, o, why, sizeof(why))
+				   : run_cudnn(a, p, st, s, q, k, v, o, why, sizeof(why)));
+	}
+	if (!ok || cudaEventRecord(e1, st) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+	    cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
+		cudaGetLastError();
+		if (getenv("WAN_ATTN_DEBUG"))
+			fprintf(stderr, "attn b%d h%d sq%d skv%d: %s split %d failed: %s\n", s->b, s->h, s->sq,
+				s->skv, split ? "fa3" : "cuDNN", split, ok ? "timing" : why);
+		return -1.0f;
+	}
+	return ms / ATTN_TUNE_REPS;
+}
+
+/* First eager run of an fa3 candidate: times the fa3 kernel (with 1, 2, 4 key parts up to
+ * fa3_maxsplit) against the (tuned) cuDNN plan on the real operands and keeps the fastest.
+ * Every run writes the same output. During capture the choice waits (the pending choice
+ * runs meanwhile: cuDNN, or fa3 whole when forced). */
 static int tune_fa3(struct wan_attn *a, struct attn_plan *p, cudaStream_t st,
 		    const struct wan_attn_shape *s, const void *q, const void *k, const void *v,
 		    void *o, char *err, size_t errlen)
 {
 	enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-	cudaEvent_t ev[3] = {NULL, NULL, NULL};
-	float ms[2] = {0.0f, 0.0f};
-	char fwhy[160];
-	int rc = 0;
+	cudaEvent_t e0 = NULL, e1 = NULL;
+	float best = -1.0f, t;
+	int rc = 0, pick = 0; /* fa3's split, 0: cuDNN (or the fallback kernel) */
 
 	if (cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone)
 		return 0;
-	for (int i = 0; i < 3; i++)
-		CU_TRY(cudaEventCreate(&ev[i]));
-	if (run_cudnn(a, p, st, s, q, k, v, o, err, errlen)) {
-		rc = -1;
-		goto cleanup;
-	}
-	if (wan_attn_fa3(st, s, q, k, v, o, fwhy, sizeof(fwhy))) {
+	CU_TRY(cudaEventCreate(&e0));
+	CU_TRY(cudaEventCreate(&e1));
+	if (!p->fa3_forced && p->on_cudnn && (t = time_one(a, p, 0, st, s, q, k, v, o, e0, e1)) >= 0.0f)
+		best = t;
+	for (int split = 1; split <= p->fa3_maxsplit; split *= 2) {
+		t = time_one(a, p, split, st, s, q, k, v, o, e0, e1);
 		if (getenv("WAN_ATTN_DEBUG"))
-			fprintf(stderr, "attn b%d h%d sq%d skv%d: %s\n", s->b, s->h, s->sq, s->skv, fwhy);
-		p->fa3 = 0; /* launch refused: cuDNN it is */
-		goto cleanup;
+			fprintf(stderr, "attn b%d h%d sq%d skv%d: cuDNN %.3f ms, fa3 split %d %.3f ms\n", s->b, s->h,
+				s->sq, s->skv, p->fa3_forced ? -1.0f : best, split, t);
+		if (t >= 0.0f && (best < 0.0f || t < best)) {
+			best = t;
+			pick = split;
+		}
 	}
-	CU_TRY(cudaEventRecord(ev[0], st));
-	for (int r = 0; r < ATTN_TUNE_REPS; r++)
-		if (run_cudnn(a, p, st, s, q, k, v, o, err, errlen)) {
-			rc = -1;
-			goto cleanup;
-		}
-	CU_TRY(cudaEventRecord(ev[1], st));
-	for (int r = 0; r < ATTN_TUNE_REPS; r++)
-		if (wan_attn_fa3(st, s, q, k, v, o, fwhy, sizeof(fwhy))) {
-			p->fa3 = 0;
-			goto cleanup;
-		}
-	CU_TRY(cudaEventRecord(ev[2], st));
-	CU_TRY(cudaEventSynchronize(ev[2]));
-	CU_TRY(cudaEventElapsedTime(&ms[0], ev[0], ev[1]));
-	CU_TRY(cudaEventElapsedTime(&ms[1], ev[1], ev[2]));
-	p->fa3 = ms[1] < ms[0] ? 1 : 0;
+	p->fa3 = pick ? 1 : 0;
+	p->fa3_split = pick ? pick : 1;
+	(void)err;
+	(void)errlen;
 	if (getenv("WAN_ATTN_DEBUG"))
-		fprintf(stderr, "attn b%d h%d sq%d skv%d: cuDNN %.3f ms, fa3 %.3f ms -> %s\n", p->s.b, p->s.h,
-			p->s.sq, p->s.skv, ms[0] / ATTN_TUNE_REPS, ms[1] / ATTN_TUNE_REPS,
-			p->fa3 ? "fa3" : "cuDNN");
+		fprintf(stderr, "attn b%d h%d sq%d skv%d -> %s (split %d)\n", s->b, s->h, s->sq, s->skv,
+			pick ? "fa3" : "cuDNN", p->fa3_split);
 cleanup:
-	for (int i = 0; i < 3; i++)
-		if (ev[i])
-			cudaEventDestroy(ev[i]);
+	if (e0)
+		cudaEventDestroy(e0);
+	if (e1)
+		cudaEventDestroy(e1);
 	return rc;
 }
 
@@ -752,8 +796,8 @@ int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shap
 		return -1;
 	if (p->fa3 == 2 && tune_fa3(a, p, st, s, q, k, v, o, err, errlen))
 		return -1;
-	if (p->fa3 == 1)
-		return wan_attn_fa3(st, s, q, k, v, o, err, errlen);
+	if (p->fa3 == 1 || (p->fa3 == 2 && p->fa3_forced))
+		return run_fa3(a, p, p->fa3_split, st, s, q, k, v, o, err, errlen);
 	if (!p->on_cudnn)
 		return wan_attn_fallback(st, s, NULL, q, k, v, o, err, errlen);
 	return run_cudnn(a, p, st, s, q, k, v, o, err, errlen);

@@ -36,6 +36,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include "plugins/wan/cuda/attn_fa3.h"
 #include "plugins/wan/cuda/cuda_check.h"
 
@@ -52,6 +53,9 @@ struct fa3_args {
 	int64_t o_bstride, o_sstride;
 	int sq, skv;
 	float scale_log2;                /* softmax scale * log2(e) */
+	int pingpong;                    /* consumers take turns issuing their wgmmas */
+	int split, chunk;                /* grid.z = b·split; part j attends keys [j·chunk, +chunk) */
+	float *lse;                      /* borrowed, split > 1: [b·split][h][sq] log-sum-exp */
 };
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -173,6 +177,21 @@ static __device__ __forceinline__ void wgmma_rs(float (&d)[64], uint32_t a0, uin
 		     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db));
 }
 
+/* Ping-pong: named barrier 1 + c means "consumer c may issue". A turn ends by letting the
+ * other consumer go, so one warpgroup's softmax runs while the other's wgmmas use the tensor
+ * cores. */
+static __device__ __forceinline__ void turn_begin(int on, int c)
+{
+	if (on)
+		asm volatile("bar.sync %0, 256;" ::"r"(1 + c) : "memory");
+}
+
+static __device__ __forceinline__ void turn_end(int on, int c)
+{
+	if (on)
+		asm volatile("bar.arrive %0, 256;" ::"r"(2 - c) : "memory");
+}
+
 static __device__ __forceinline__ float ex2(float x)
 {
 	float y;
@@ -272,8 +291,9 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 	uint32_t base = (smem_addr(fa3_smem) + 1023u) & ~1023u;
 	uint32_t sq_tile = base, sk = base + FA3_TILE, sv = base + 3 * FA3_TILE;
 	uint32_t bar0 = smem_addr(bars);
-	int wg = threadIdx.x >> 7, qt = blockIdx.x, hh = blockIdx.y, bb = blockIdx.z;
-	int nkt = (a.skv + FA3_BN - 1) / FA3_BN;
+	int wg = threadIdx.x >> 7, qt = blockIdx.x, hh = blockIdx.y, z = blockIdx.z;
+	int bb = z / a.split, kbeg = (z - bb * a.split) * a.chunk;
+	int klen = min(a.skv - kbeg, a.chunk), nkt = (klen + FA3_BN - 1) / FA3_BN;
 
 #define BAR_Q bar0
 #define BAR_KF(st) (bar0 + 8u * (1 + (st)))
@@ -304,10 +324,10 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 
 				if (j >= 2)
 					mbar_wait(BAR_KE(st), ph ^ 1);
-				tma_tile(sk + st * FA3_TILE, &tk, BAR_KF(st), hh, j * FA3_BN, bb);
+				tma_tile(sk + st * FA3_TILE, &tk, BAR_KF(st), hh, kbeg + j * FA3_BN, bb);
 				if (j >= 2)
 					mbar_wait(BAR_VE(st), ph ^ 1);
-				tma_tile(sv + st * FA3_TILE, &tv, BAR_VF(st), hh, j * FA3_BN, bb);
+				tma_tile(sv + st * FA3_TILE, &tv, BAR_VF(st), hh, kbeg + j * FA3_BN, bb);
 			}
 		}
 	} else {
@@ -322,32 +342,41 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 #pragma unroll
 		for (int i = 0; i < 64; i++)
 			o[i] = 0.0f;
+		/* nkt + 1 turns each: tile 0's Q·Kᵀ, one per loop iteration, the last P·V. Consumer
+		 * 1 opens consumer 0's first turn and skips its own last hand-over, so every
+		 * barrier phase gets exactly 128 arrivals from each side. */
+		if (c == 1)
+			turn_end(a.pingpong, c);
 		mbar_wait(BAR_Q, 0);
 		/* tile 0 */
 		mbar_wait(BAR_KF(0), 0);
+		turn_begin(a.pingpong, c);
 		wg_fence();
 		issue_qk(s, qc, sk);
 		wg_commit();
+		turn_end(a.pingpong, c);
 		wg_wait<0>();
 		fence_acc(s);
 		if (lane == 0)
 			mbar_arrive(BAR_KE(0));
-		softmax_tile(s, m0, m1, l0, l1, al0, al1, a.skv < FA3_BN ? a.skv : FA3_BN, sl2);
+		softmax_tile(s, m0, m1, l0, l1, al0, al1, klen < FA3_BN ? klen : FA3_BN, sl2);
 		to_bf16_frag(s, p);
 		for (int j = 1; j < nkt; j++) {
-			int st = j & 1, pst = st ^ 1, valid = a.skv - j * FA3_BN;
+			int st = j & 1, pst = st ^ 1, valid = klen - j * FA3_BN;
 			uint32_t ph = (j >> 1) & 1, pph = ((j - 1) >> 1) & 1;
 
 			mbar_wait(BAR_KF(st), ph);
+			mbar_wait(BAR_VF(pst), pph);
 			fence_acc(o);
 			fence_frag(p);
+			turn_begin(a.pingpong, c);
 			wg_fence();
 			issue_qk(s, qc, sk + st * FA3_TILE);
 			wg_commit();
-			mbar_wait(BAR_VF(pst), pph);
 			wg_fence();
 			issue_pv(o, p, sv + pst * FA3_TILE);
 			wg_commit();
+			turn_end(a.pingpong, c);
 			wg_wait<1>();
 			fence_acc(s);
 			if (lane == 0)
@@ -372,9 +401,12 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 			mbar_wait(BAR_VF(st), ((nkt - 1) >> 1) & 1);
 			fence_acc(o);
 			fence_frag(p);
+			turn_begin(a.pingpong, c);
 			wg_fence();
 			issue_pv(o, p, sv + st * FA3_TILE);
 			wg_commit();
+			if (c == 0)
+				turn_end(a.pingpong, c);
 			wg_wait<0>();
 			fence_acc(o);
 		}
@@ -386,7 +418,16 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 		{
 			int r = qt * FA3_BM + c * 64 + (tid >> 5) * 16 + (lane >> 2);
 			float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-			__nv_bfloat16 *ob = a.o + bb * a.o_bstride + hh * FA3_D + 2 * (lane & 3);
+			__nv_bfloat16 *ob = a.o + z * a.o_bstride + hh * FA3_D + 2 * (lane & 3);
+
+			if (a.lse && (lane & 3) == 0) {
+				float *lse = a.lse + ((int64_t)z * gridDim.y + hh) * a.sq;
+
+				if (r < a.sq)
+					lse[r] = (m0 + __log2f(l0)) * 0.6931471805599453f;
+				if (r + 8 < a.sq)
+					lse[r + 8] = (m1 + __log2f(l1)) * 0.6931471805599453f;
+			}
 
 			if (r < a.sq) {
 				__nv_bfloat16 *row = ob + r * a.o_sstride;
@@ -498,15 +539,21 @@ static int make_map(CUtensorMap *m, const void *ptr, int h, int rows, int b, int
 	       CUDA_SUCCESS ? 0 : -1;
 }
 
-extern "C" int wan_attn_fa3(cudaStream_t st, const struct wan_attn_shape *s, const void *q,
-			    const void *k, const void *v, void *o, char *err, size_t errlen)
+static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q, const void *k,
+		  const void *v, void *o, int64_t o_bstride, int64_t o_sstride, int split, float *lse,
+		  char *err, size_t errlen)
 {
 	CUtensorMap tq, tk, tv;
 	struct fa3_args a;
-	dim3 grid((s->sq + FA3_BM - 1) / FA3_BM, s->h, s->b);
+	int chunk = ((s->skv + split - 1) / split + FA3_BN - 1) / FA3_BN * FA3_BN;
+	dim3 grid((s->sq + FA3_BM - 1) / FA3_BM, s->h, s->b * split);
 
 	if (!wan_attn_fa3_supported(s, err, errlen))
 		return -1;
+	if (split < 1 || split > 4 || (int64_t)s->b * split > 65535 || (split - 1) * chunk >= s->skv) {
+		snprintf(err, errlen, "fa3 attention: cannot split %d keys in %d parts", s->skv, split);
+		return -1;
+	}
 	if (((uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)o) & 15) {
 		snprintf(err, errlen, "fa3 attention: operands must be 16-byte aligned");
 		return -1;
@@ -518,12 +565,40 @@ extern "C" int wan_attn_fa3(cudaStream_t st, const struct wan_attn_shape *s, con
 		return -1;
 	}
 	a.o = (__nv_bfloat16 *)o;
-	a.o_bstride = s->o_bstride;
-	a.o_sstride = s->o_sstride;
+	a.o_bstride = o_bstride;
+	a.o_sstride = o_sstride;
+	a.split = split;
+	a.chunk = split > 1 ? chunk : s->skv;
+	a.lse = lse;
 	a.sq = s->sq;
 	a.skv = s->skv;
 	a.scale_log2 = s->scale * 1.4426950408889634f;
+	{
+		const char *e = getenv("WAN_FA3_PINGPONG");
+
+		a.pingpong = !(e && e[0] == '0');
+	}
 	k_attn_fa3<<<grid, FA3_THREADS, FA3_SMEM, st>>>(tq, tk, tv, a);
 	CU_LAUNCH_RET("k_attn_fa3");
 	return 0;
+}
+
+extern "C" int wan_attn_fa3(cudaStream_t st, const struct wan_attn_shape *s, const void *q,
+			    const void *k, const void *v, void *o, char *err, size_t errlen)
+{
+	return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, NULL, err, errlen);
+}
+
+extern "C" int wan_attn_fa3_split(cudaStream_t st, const struct wan_attn_shape *s, int split,
+				  const void *q, const void *k, const void *v, void *opart,
+				  float *lse, void *o, char *err, size_t errlen)
+{
+	int64_t ps = (int64_t)s->h * FA3_D;
+
+	if (split == 1)
+		return wan_attn_fa3(st, s, q, k, v, o, err, errlen);
+	if (launch(st, s, q, k, v, opart, (int64_t)s->sq * ps, ps, split, lse, err, errlen))
+		return -1;
+	return wan_attn_combine(st, opart, lse, o, s->b, split, s->h, FA3_D, s->sq, s->o_bstride,
+				s->o_sstride, err, errlen);
 }

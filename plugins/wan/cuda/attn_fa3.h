@@ -27,6 +27,13 @@ int wan_attn_fa3_supported(const struct wan_attn_shape *s, char *why, size_t why
 int wan_attn_fa3(cudaStream_t st, const struct wan_attn_shape *s, const void *q, const void *k,
 		 const void *v, void *o, char *err, size_t errlen);
 
+/* The same with the keys of each batch entry in `split` parts (1..4, one CTA set each, for
+ * grids that would leave the GPU idle), merged by their log-sum-exp into o. Scratch: opart
+ * bf16 [b·split, sq, h·128], lse f32 [b·split, h, sq] (borrowed device memory). */
+int wan_attn_fa3_split(cudaStream_t st, const struct wan_attn_shape *s, int split, const void *q,
+		       const void *k, const void *v, void *opart, float *lse, void *o, char *err,
+		       size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
