@@ -186,7 +186,7 @@ static void ref_attn_row(const float *q, const float *k, const float *v, int D, 
 /* fa3 on random bf16 inputs: every output row written (NaN poison), nothing written past the
  * last row (guard rows), sampled rows of every head against the float64 reference. Cache rows
  * past skv hold large values, so reading them (or the next batch entry) as keys shows. */
-static void test_fa3(int b, int h, int sq, int skv, int kv_rows, int split, const char *label)
+static void test_fa3(int b, int h, int sq, int skv, int kv_rows, int split, int bn, const char *label)
 {
 	int D = h * 128, guard = 64, rows[24], nrows = 0;
 	size_t nq = (size_t)b * sq * D, nk = (size_t)b * kv_rows * D, no = nq + (size_t)guard * D;
@@ -203,8 +203,8 @@ static void test_fa3(int b, int h, int sq, int skv, int kv_rows, int split, cons
 				   .scale = 1.0f / sqrtf(128.0f)};
 	int bad_guard = 0, nonfinite = 0, n = 0;
 
-	snprintf(what, sizeof(what), "fa3 %s b%d h%d sq%d skv%d (cache %d rows), split %d", label, b, h, sq,
-		 skv, kv_rows, split);
+	snprintf(what, sizeof(what), "fa3/%d %s b%d h%d sq%d skv%d (cache %d), split %d", bn, label, b, h,
+		 sq, skv, kv_rows, split);
 	if (!wan_attn_fa3_supported(&s, err, sizeof(err))) {
 		printf("skip %-50s %s\n", what, err);
 		free(q); free(k); free(v); free(o); free(raw);
@@ -227,7 +227,7 @@ static void test_fa3(int b, int h, int sq, int skv, int kv_rows, int split, cons
 	cudaMalloc((void **)&lse, (size_t)b * split * h * sq * 4);
 	cudaMemset(opart, 0xff, nq * split * 2);
 	cudaMemset(lse, 0xff, (size_t)b * split * h * sq * 4);
-	if (wan_attn_fa3_split(0, &s, split, dq, dk, dv, opart, lse, dO, err, sizeof(err)) ||
+	if (wan_attn_fa3_split(0, &s, split, bn, dq, dk, dv, opart, lse, dO, err, sizeof(err)) ||
 	    cudaDeviceSynchronize() != cudaSuccess) {
 		fprintf(stderr, "FAIL %s: %s\n", what, err);
 		failures++;
@@ -325,7 +325,7 @@ static void bench_attn(struct wan_attn *dnn, const char *name, int b, int h, int
 				   .o_bstride = (int64_t)sq * D, .o_sstride = D,
 				   .scale = 1.0f / sqrtf(128.0f)};
 	double flop = 4.0 * b * h * (double)sq * skv * 128;
-	float ms[2] = {-1.0f, -1.0f}, msplit[3] = {-1.0f, -1.0f, -1.0f};
+	float ms[2] = {-1.0f, -1.0f}, msplit[3][3];
 	void *opart = NULL;
 	float *lse = NULL;
 	char err[256];
@@ -339,19 +339,6 @@ static void bench_attn(struct wan_attn *dnn, const char *name, int b, int h, int
 	}
 	cudaMalloc(&opart, nq * 4 * 2);
 	cudaMalloc((void **)&lse, (size_t)b * 4 * h * sq * 4);
-	for (int si = 1; si < 3 && opart && lse; si++) {
-		int ok = 1;
-
-		for (int r = -2; r < reps && ok; r++) {
-			if (r == 0)
-				cudaEventRecord(e0, 0);
-			ok = !wan_attn_fa3_split(0, &s, 1 << si, dq, dk, dv, opart, lse, dO, err, sizeof(err));
-		}
-		cudaEventRecord(e1, 0);
-		if (ok && cudaEventSynchronize(e1) == cudaSuccess && cudaEventElapsedTime(&msplit[si], e0, e1) == cudaSuccess)
-			msplit[si] /= reps;
-		cudaGetLastError();
-	}
 	cudaMemset(dq, 0x3c, nq * 2);
 	cudaMemset(dk, 0x3b, nk * 2);
 	cudaMemset(dv, 0x3c, nk * 2);
@@ -373,7 +360,26 @@ static void bench_attn(struct wan_attn *dnn, const char *name, int b, int h, int
 	printf("bench %-28s b%d h%-2d sq%-5d skv%-5d %6.1f GFLOP  fa3 %7.3f ms %6.1f TFLOP/s  cuDNN %7.3f ms %6.1f TFLOP/s (split %d)\n",
 	       name, b, h, sq, skv, flop / 1e9, ms[0], ms[0] > 0 ? flop / ms[0] / 1e9 : 0.0, ms[1],
 	       ms[1] > 0 ? flop / ms[1] / 1e9 : 0.0, wan_attn_split(dnn, &s));
-	printf("      fa3 with keys in 2 / 4 parts: %7.3f / %7.3f ms\n", msplit[1], msplit[2]);
+	for (int t = 0; t < 3; t++)
+		for (int si = 0; si < 3 && opart && lse; si++) {
+			int ok = 1;
+
+			msplit[t][si] = -1.0f;
+			for (int r = -2; r < reps && ok; r++) {
+				if (r == 0)
+					cudaEventRecord(e0, 0);
+				ok = !wan_attn_fa3_split(0, &s, 1 << si, t == 2 ? 192 : t ? 176 : 128, dq, dk, dv, opart, lse, dO,
+							 err, sizeof(err));
+			}
+			cudaEventRecord(e1, 0);
+			if (ok && cudaEventSynchronize(e1) == cudaSuccess &&
+			    cudaEventElapsedTime(&msplit[t][si], e0, e1) == cudaSuccess)
+				msplit[t][si] /= reps;
+			cudaGetLastError();
+		}
+	for (int t = 0; t < 3; t++)
+		printf("      fa3 tile %d, keys in 1 / 2 / 4 parts: %7.3f / %7.3f / %7.3f ms\n", t == 2 ? 192 : t ? 176 : 128,
+		       msplit[t][0], msplit[t][1], msplit[t][2]);
 out:
 	cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dO); cudaFree(opart); cudaFree(lse);
 	cudaEventDestroy(e0);
@@ -620,14 +626,16 @@ int main(int argc, char **argv)
 		bench_attn(dnn, "1.3B 480x832 S=4 cross", 4, 12, 1560, 512);
 		goto done;
 	}
-	test_fa3(1, 12, 1560, 9360, 9360, 1, "480p S=1");
-	test_fa3(2, 12, 77, 300, 400, 1, "short");
-	test_fa3(2, 40, 200, 2340, 2340, 1, "14B heads");
-	test_fa3(3, 2, 130, 129, 200, 1, "tile edges");
-	test_fa3(1, 1, 5, 1, 8, 1, "one key");
-	test_fa3(1, 12, 1560, 9360, 9360, 2, "480p S=1");
-	test_fa3(2, 12, 77, 2340, 2400, 4, "short");
-	test_fa3(1, 12, 1024, 6144, 6144, 4, "512p S=1");
+	for (int bn = 128; bn <= 192; bn += bn == 128 ? 48 : 16) {
+		test_fa3(1, 12, 1560, 9360, 9360, 1, bn, "480p S=1");
+		test_fa3(2, 12, 77, 300, 400, 1, bn, "short");
+		test_fa3(2, 40, 200, 2340, 2340, 1, bn, "14B heads");
+		test_fa3(3, 2, 130, bn + 1, 400, 1, bn, "tile edges");
+		test_fa3(1, 1, 5, 1, 8, 1, bn, "one key");
+		test_fa3(1, 12, 1560, 9360, 9360, 2, bn, "480p S=1");
+		test_fa3(2, 12, 77, 2340, 2400, 4, bn, "short");
+		test_fa3(1, 12, 1024, 6144, 6144, 4, bn, "512p S=1");
+	}
 	test_fa3_vs_cudnn(dnn, 4, 12, 1560, 9360);
 	test_gemm(g, 1560, 4608, 1536, WAN_EPI_BIAS);
 	test_gemm(g, 100, 8960, 1536, WAN_EPI_BIAS_GELU);

@@ -38,6 +38,7 @@ struct attn_plan {
 					    * timed against cuDNN on the first eager run */
 	int fa3_forced;                    /* WAN_ATTN=fa3 or no cuDNN plan: fa3 while pending */
 	int fa3_split, fa3_maxsplit;       /* keys in parts (1, 2, 4); the largest one timed */
+	int fa3_bn;                        /* keys per tile (128, 176, 192) */
 };
 
 #define RETIRED_MAX 64
@@ -525,6 +526,7 @@ static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shap
 			p->fa3 = 2;
 			p->fa3_forced = a->fa3_mode == 1 || !p->on_cudnn;
 			p->fa3_split = p->fa3_maxsplit = 1;
+			p->fa3_bn = WAN_FA3_BN_DEFAULT;
 			/* a grid under ~3 waves also times 2 and 4 key parts (long key sets only) */
 			while (p->fa3_maxsplit < 4 && s->skv >= 2048 && ctas * p->fa3_maxsplit < 3 * a->sms &&
 			       s->b * p->fa3_maxsplit * 2 <= 65535)
@@ -705,17 +707,16 @@ cleanup_err:
 	return -1;
 }
 
-static int run_fa3(struct wan_attn *a, struct attn_plan *p, int split, cudaStream_t st,
+static int run_fa3(struct wan_attn *a, int split, int bn, cudaStream_t st,
 		   const struct wan_attn_shape *s, const void *q, const void *k, const void *v, void *o,
 		   char *err, size_t errlen)
 {
-	(void)p;
-	return wan_attn_fa3_split(st, s, split, q, k, v, a->opart, a->stats, o, err, errlen);
+	return wan_attn_fa3_split(st, s, split, bn, q, k, v, a->opart, a->stats, o, err, errlen);
 }
 
-/* ATTN_TUNE_REPS runs (after one warm-up) of cuDNN (split 0) or fa3 with `split` key parts;
- * the mean time in *ms, or -1 when a run fails. */
-static float time_one(struct wan_attn *a, struct attn_plan *p, int split, cudaStream_t st,
+/* ATTN_TUNE_REPS runs (after one warm-up) of cuDNN (split 0) or fa3 with `split` key parts
+ * and bn keys per tile; the mean time in ms, or -1 when a run fails. */
+static float time_one(struct wan_attn *a, struct attn_plan *p, int split, int bn, cudaStream_t st,
 		      const struct wan_attn_shape *s, const void *q, const void *k, const void *v,
 		      void *o, cudaEvent_t e0, cudaEvent_t e1)
 {
@@ -726,22 +727,23 @@ static float time_one(struct wan_attn *a, struct attn_plan *p, int split, cudaSt
 	for (int r = -1; r < ATTN_TUNE_REPS && ok; r++) {
 		if (r == 0)
 			ok = cudaEventRecord(e0, st) == cudaSuccess;
-		ok = ok && !(split ? run_fa3(a, p, split, st, s, q, k, v, o, why, sizeof(why))
+		ok = ok && !(split ? run_fa3(a, split, bn, st, s, q, k, v, o, why, sizeof(why))
 				   : run_cudnn(a, p, st, s, q, k, v, o, why, sizeof(why)));
 	}
 	if (!ok || cudaEventRecord(e1, st) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
 	    cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
 		cudaGetLastError();
 		if (getenv("WAN_ATTN_DEBUG"))
-			fprintf(stderr, "attn b%d h%d sq%d skv%d: %s split %d failed: %s\n", s->b, s->h, s->sq,
-				s->skv, split ? "fa3" : "cuDNN", split, ok ? "timing" : why);
+			fprintf(stderr, "attn b%d h%d sq%d skv%d: %s split %d tile %d failed: %s\n", s->b, s->h,
+				s->sq, s->skv, split ? "fa3" : "cuDNN", split, bn, ok ? "timing" : why);
 		return -1.0f;
 	}
 	return ms / ATTN_TUNE_REPS;
 }
 
-/* First eager run of an fa3 candidate: times the fa3 kernel (with 1, 2, 4 key parts up to
- * fa3_maxsplit) against the (tuned) cuDNN plan on the real operands and keeps the fastest.
+/* First eager run of an fa3 candidate: times the fa3 kernel (128, 176 and 192 keys per tile,
+ * with 1, 2, 4 key parts up to fa3_maxsplit) against the (tuned) cuDNN plan on the real
+ * operands and keeps the fastest.
  * Every run writes the same output. During capture the choice waits (the pending choice
  * runs meanwhile: cuDNN, or fa3 whole when forced). */
 static int tune_fa3(struct wan_attn *a, struct attn_plan *p, cudaStream_t st,
@@ -751,31 +753,36 @@ static int tune_fa3(struct wan_attn *a, struct attn_plan *p, cudaStream_t st,
 	enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
 	cudaEvent_t e0 = NULL, e1 = NULL;
 	float best = -1.0f, t;
-	int rc = 0, pick = 0; /* fa3's split, 0: cuDNN (or the fallback kernel) */
+	int rc = 0, pick = 0, pick_bn = WAN_FA3_BN_DEFAULT; /* fa3's split, 0: cuDNN (or fallback) */
 
 	if (cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone)
 		return 0;
 	CU_TRY(cudaEventCreate(&e0));
 	CU_TRY(cudaEventCreate(&e1));
-	if (!p->fa3_forced && p->on_cudnn && (t = time_one(a, p, 0, st, s, q, k, v, o, e0, e1)) >= 0.0f)
+	if (!p->fa3_forced && p->on_cudnn && (t = time_one(a, p, 0, 0, st, s, q, k, v, o, e0, e1)) >= 0.0f)
 		best = t;
-	for (int split = 1; split <= p->fa3_maxsplit; split *= 2) {
-		t = time_one(a, p, split, st, s, q, k, v, o, e0, e1);
-		if (getenv("WAN_ATTN_DEBUG"))
-			fprintf(stderr, "attn b%d h%d sq%d skv%d: cuDNN %.3f ms, fa3 split %d %.3f ms\n", s->b, s->h,
-				s->sq, s->skv, p->fa3_forced ? -1.0f : best, split, t);
-		if (t >= 0.0f && (best < 0.0f || t < best)) {
-			best = t;
-			pick = split;
+	if (getenv("WAN_ATTN_DEBUG"))
+		fprintf(stderr, "attn b%d h%d sq%d skv%d: cuDNN %.3f ms\n", s->b, s->h, s->sq, s->skv, best);
+	for (int split = 1; split <= p->fa3_maxsplit; split *= 2)
+		for (int bn = 128; bn <= 192; bn += bn == 128 ? 48 : 16) {
+			t = time_one(a, p, split, bn, st, s, q, k, v, o, e0, e1);
+			if (getenv("WAN_ATTN_DEBUG"))
+				fprintf(stderr, "attn b%d h%d sq%d skv%d: fa3 split %d tile %d %.3f ms\n", s->b, s->h,
+					s->sq, s->skv, split, bn, t);
+			if (t >= 0.0f && (best < 0.0f || t < best)) {
+				best = t;
+				pick = split;
+				pick_bn = bn;
+			}
 		}
-	}
 	p->fa3 = pick ? 1 : 0;
 	p->fa3_split = pick ? pick : 1;
+	p->fa3_bn = pick_bn;
 	(void)err;
 	(void)errlen;
 	if (getenv("WAN_ATTN_DEBUG"))
-		fprintf(stderr, "attn b%d h%d sq%d skv%d -> %s (split %d)\n", s->b, s->h, s->sq, s->skv,
-			pick ? "fa3" : "cuDNN", p->fa3_split);
+		fprintf(stderr, "attn b%d h%d sq%d skv%d -> %s (keys in %d parts, tile %d)\n", s->b, s->h,
+			s->sq, s->skv, pick ? "fa3" : "cuDNN", pick ? p->fa3_split : 0, pick ? p->fa3_bn : 0);
 cleanup:
 	if (e0)
 		cudaEventDestroy(e0);
@@ -797,7 +804,7 @@ int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shap
 	if (p->fa3 == 2 && tune_fa3(a, p, st, s, q, k, v, o, err, errlen))
 		return -1;
 	if (p->fa3 == 1 || (p->fa3 == 2 && p->fa3_forced))
-		return run_fa3(a, p, p->fa3_split, st, s, q, k, v, o, err, errlen);
+		return run_fa3(a, p->fa3_split, p->fa3_bn, st, s, q, k, v, o, err, errlen);
 	if (!p->on_cudnn)
 		return wan_attn_fallback(st, s, NULL, q, k, v, o, err, errlen);
 	return run_cudnn(a, p, st, s, q, k, v, o, err, errlen);

@@ -11,7 +11,8 @@
  *    Each iteration issues the next tile's Q·Kᵀ before this tile's P·V and computes the
  *    softmax while the P·V runs (intra-warpgroup overlap).
  * Shared memory: every tile is 128 rows x 128 bf16 = two 64-column panels (128-byte rows,
- * 128-byte TMA swizzle, 1024-byte aligned), 32 KB: Q + 2 K + 2 V = 160 KB.
+ * 128-byte TMA swizzle, 1024-byte aligned): Q 32 KB, then two stages of K and V tiles of BN
+ * keys (BN = 128, 176 or 192: 160, 208 or 224 KB in all; m64nBNk16 for Q·Kᵀ).
  *
  * Tensor maps are 3-D (columns h·128, rows, batch) with the caller's strides, so a tile that
  * runs past the last query or key of a batch entry is zero-filled by TMA and never reads the
@@ -41,11 +42,12 @@
 #include "plugins/wan/cuda/cuda_check.h"
 
 #define FA3_BM 128                       /* queries per CTA (2 consumers x 64) */
-#define FA3_BN 128                       /* keys per tile */
 #define FA3_D 128
-#define FA3_TILE (FA3_BM * FA3_D * 2)    /* bytes of one 128x128 bf16 tile */
-#define FA3_PANEL (FA3_TILE / 2)         /* one 64-column panel */
-#define FA3_SMEM (5 * FA3_TILE + 1024)   /* Q, K x2, V x2, alignment slack */
+#define FA3_QTILE (FA3_BM * FA3_D * 2)   /* bytes of the Q tile */
+#define FA3_QPANEL (FA3_QTILE / 2)       /* one 64-column panel of it */
+/* keys per tile BN: 128, 176 or 192 (three kernels, timed per shape); K, V tiles BN x 128 */
+#define FA3_KTILE(bn) ((bn) * FA3_D * 2)
+#define FA3_SMEM(bn) (FA3_QTILE + 4 * FA3_KTILE(bn) + 1024) /* Q, K x2, V x2, alignment */
 #define FA3_THREADS 384
 
 struct fa3_args {
@@ -101,13 +103,13 @@ static __device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap 
 		     ::"r"(dst), "l"((uint64_t)map), "r"(bar), "r"(col), "r"(row), "r"(batch) : "memory");
 }
 
-/* Q-tile-sized load: both 64-column panels of rows [row, row+128) of head hh. */
+/* A tile of `rows` rows (the map's box): both 64-column panels of head hh from `row` on. */
 static __device__ __forceinline__ void tma_tile(uint32_t dst, const CUtensorMap *map, uint32_t bar,
-						int hh, int row, int batch)
+						int hh, int row, int batch, int rows)
 {
-	mbar_expect_tx(bar, FA3_TILE);
+	mbar_expect_tx(bar, rows * FA3_D * 2);
 	tma_load(dst, map, bar, hh * FA3_D, row, batch);
-	tma_load(dst + FA3_PANEL, map, bar, hh * FA3_D + 64, row, batch);
+	tma_load(dst + rows * 128, map, bar, hh * FA3_D + 64, row, batch);
 }
 
 static __device__ __forceinline__ uint64_t desc_sw128(uint32_t addr, uint32_t lbo, uint32_t sbo)
@@ -132,17 +134,17 @@ template <int N> static __device__ __forceinline__ void wg_wait(void)
 }
 
 /* keeps the accumulators in registers across the asynchronous wgmma (no reordering) */
-static __device__ __forceinline__ void fence_acc(float (&d)[64])
+template <int N> static __device__ __forceinline__ void fence_acc(float (&d)[N])
 {
 #pragma unroll
-	for (int i = 0; i < 64; i++)
+	for (int i = 0; i < N; i++)
 		asm volatile("" : "+f"(d[i])::"memory");
 }
 
-static __device__ __forceinline__ void fence_frag(uint32_t (&p)[32])
+template <int N> static __device__ __forceinline__ void fence_frag(uint32_t (&p)[N])
 {
 #pragma unroll
-	for (int i = 0; i < 32; i++)
+	for (int i = 0; i < N; i++)
 		asm volatile("" : "+r"(p[i])::"memory");
 }
 
@@ -151,12 +153,50 @@ static __device__ __forceinline__ void fence_frag(uint32_t (&p)[32])
 	"%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
 	"%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
 	"%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+#define FA3_ACC176_REGS \
+	"{" \
+	"%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+	"%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+	"%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+	"%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+	"%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+	"%80, %81, %82, %83, %84, %85, %86, %87}"
+#define FA3_ACC192_REGS \
+	"{" \
+	"%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+	"%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+	"%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+	"%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+	"%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+	"%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95}"
 #define FA3_R8(b) "+f"(d[b]), "+f"(d[b + 1]), "+f"(d[b + 2]), "+f"(d[b + 3]), "+f"(d[b + 4]), \
 	"+f"(d[b + 5]), "+f"(d[b + 6]), "+f"(d[b + 7])
 #define FA3_ACC_OPS FA3_R8(0), FA3_R8(8), FA3_R8(16), FA3_R8(24), FA3_R8(32), FA3_R8(40), \
 	FA3_R8(48), FA3_R8(56)
+#define FA3_ACC176_OPS FA3_ACC_OPS, FA3_R8(64), FA3_R8(72), FA3_R8(80)
+#define FA3_ACC192_OPS FA3_ACC176_OPS, FA3_R8(88)
 
-/* d (+)= A·B, m64n128k16, A and B K-major from shared memory; accumulate = 0 overwrites d. */
+/* d (+)= A·B, m64n176k16, A and B K-major from shared memory; accumulate = 0 overwrites d. */
+static __device__ __forceinline__ void wgmma_ss(float (&d)[88], uint64_t da, uint64_t db, int accumulate)
+{
+	asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %90, 0;\n\t"
+		     "wgmma.mma_async.sync.aligned.m64n176k16.f32.bf16.bf16 " FA3_ACC176_REGS
+		     ", %88, %89, p, 1, 1, 0, 0;\n\t}"
+		     : FA3_ACC176_OPS
+		     : "l"(da), "l"(db), "r"(accumulate));
+}
+
+/* the same, m64n192k16 */
+static __device__ __forceinline__ void wgmma_ss(float (&d)[96], uint64_t da, uint64_t db, int accumulate)
+{
+	asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %98, 0;\n\t"
+		     "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 " FA3_ACC192_REGS
+		     ", %96, %97, p, 1, 1, 0, 0;\n\t}"
+		     : FA3_ACC192_OPS
+		     : "l"(da), "l"(db), "r"(accumulate));
+}
+
+/* the same, m64n128k16 */
 static __device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t da, uint64_t db, int accumulate)
 {
 	asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %66, 0;\n\t"
@@ -207,44 +247,46 @@ static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
 	return *(uint32_t *)&v;
 }
 
-/* S = Q·Kᵀ for this consumer's 64 rows against one 128-key tile (issued, not waited). */
-static __device__ __forceinline__ void issue_qk(float (&s)[64], uint32_t q, uint32_t k)
+/* S = Q·Kᵀ for this consumer's 64 rows against one BN-key tile (issued, not waited). */
+template <int BN> static __device__ __forceinline__ void issue_qk(float (&s)[BN / 2], uint32_t q, uint32_t k)
 {
 #pragma unroll
 	for (int kk = 0; kk < 8; kk++) {
-		uint32_t off = (kk >> 2) * FA3_PANEL + (kk & 3) * 32;
+		uint32_t qo = (kk >> 2) * FA3_QPANEL + (kk & 3) * 32, ko = (kk >> 2) * (FA3_KTILE(BN) / 2) + (kk & 3) * 32;
 
-		wgmma_ss(s, desc_sw128(q + off, 16, 1024), desc_sw128(k + off, 16, 1024), kk > 0);
+		wgmma_ss(s, desc_sw128(q + qo, 16, 1024), desc_sw128(k + ko, 16, 1024), kk > 0);
 	}
 }
 
-/* O += P·V for one 128-key tile; p holds P as bf16 pairs in the register-A layout. */
-static __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&p)[32], uint32_t v)
+/* O += P·V for one BN-key tile; p holds P as bf16 pairs in the register-A layout. */
+template <int BN>
+static __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&p)[BN / 4], uint32_t v)
 {
 #pragma unroll
-	for (int kk = 0; kk < 8; kk++)
+	for (int kk = 0; kk < BN / 16; kk++)
 		wgmma_rs(o, p[4 * kk], p[4 * kk + 1], p[4 * kk + 2], p[4 * kk + 3],
-			 desc_sw128(v + kk * 2048, FA3_PANEL, 1024));
+			 desc_sw128(v + kk * 2048, FA3_KTILE(BN) / 2, 1024));
 }
 
 /* Online softmax of one S tile in place (S becomes P, fp32): rows r (regs i%4 < 2) and r+8
  * (i%4 >= 2) of this thread; keys from `valid` on are masked. Returns the factors by which
  * the previous O and row sums must be scaled. */
-static __device__ __forceinline__ void softmax_tile(float (&s)[64], float &m0, float &m1, float &l0,
+template <int BN>
+static __device__ __forceinline__ void softmax_tile(float (&s)[BN / 2], float &m0, float &m1, float &l0,
 						    float &l1, float &alpha0, float &alpha1, int valid,
 						    float sl2)
 {
 	float mx0 = -INFINITY, mx1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;
 	int c0 = 2 * (threadIdx.x & 3);
 
-	if (valid < FA3_BN) {
+	if (valid < BN) {
 #pragma unroll
-		for (int i = 0; i < 64; i++)
+		for (int i = 0; i < BN / 2; i++)
 			if (8 * (i >> 2) + c0 + (i & 1) >= valid)
 				s[i] = -INFINITY;
 	}
 #pragma unroll
-	for (int i = 0; i < 64; i += 4) {
+	for (int i = 0; i < BN / 2; i += 4) {
 		mx0 = fmaxf(mx0, fmaxf(s[i], s[i + 1]));
 		mx1 = fmaxf(mx1, fmaxf(s[i + 2], s[i + 3]));
 	}
@@ -259,7 +301,7 @@ static __device__ __forceinline__ void softmax_tile(float (&s)[64], float &m0, f
 	m0 = mx0;
 	m1 = mx1;
 #pragma unroll
-	for (int i = 0; i < 64; i += 4) {
+	for (int i = 0; i < BN / 2; i += 4) {
 		s[i] = ex2(fmaf(s[i], sl2, -mx0));
 		s[i + 1] = ex2(fmaf(s[i + 1], sl2, -mx0));
 		s[i + 2] = ex2(fmaf(s[i + 2], sl2, -mx1));
@@ -271,15 +313,17 @@ static __device__ __forceinline__ void softmax_tile(float (&s)[64], float &m0, f
 	l1 = l1 * alpha1 + sum1;
 }
 
-static __device__ __forceinline__ void to_bf16_frag(const float (&s)[64], uint32_t (&p)[32])
+template <int BN>
+static __device__ __forceinline__ void to_bf16_frag(const float (&s)[BN / 2], uint32_t (&p)[BN / 4])
 {
 #pragma unroll
-	for (int i = 0; i < 32; i++)
+	for (int i = 0; i < BN / 4; i++)
 		p[i] = pack_bf16(s[2 * i], s[2 * i + 1]);
 }
 
 #endif /* sm_90a */
 
+template <int BN>
 __global__ void __launch_bounds__(FA3_THREADS, 1)
 k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap tk,
 	   const __grid_constant__ CUtensorMap tv, const struct fa3_args a)
@@ -289,11 +333,11 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 	/* 0: Q full; 1-2: K full; 3-4: K empty; 5-6: V full; 7-8: V empty */
 	__shared__ __align__(8) uint64_t bars[9];
 	uint32_t base = (smem_addr(fa3_smem) + 1023u) & ~1023u;
-	uint32_t sq_tile = base, sk = base + FA3_TILE, sv = base + 3 * FA3_TILE;
+	uint32_t sq_tile = base, sk = base + FA3_QTILE, sv = sk + 2 * FA3_KTILE(BN);
 	uint32_t bar0 = smem_addr(bars);
 	int wg = threadIdx.x >> 7, qt = blockIdx.x, hh = blockIdx.y, z = blockIdx.z;
 	int bb = z / a.split, kbeg = (z - bb * a.split) * a.chunk;
-	int klen = min(a.skv - kbeg, a.chunk), nkt = (klen + FA3_BN - 1) / FA3_BN;
+	int klen = min(a.skv - kbeg, a.chunk), nkt = (klen + BN - 1) / BN;
 
 #define BAR_Q bar0
 #define BAR_KF(st) (bar0 + 8u * (1 + (st)))
@@ -317,25 +361,25 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 		if (threadIdx.x == 0) {
 			asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)&tk) : "memory");
 			asm volatile("prefetch.tensormap [%0];" ::"l"((uint64_t)&tv) : "memory");
-			tma_tile(sq_tile, &tq, BAR_Q, hh, qt * FA3_BM, bb);
+			tma_tile(sq_tile, &tq, BAR_Q, hh, qt * FA3_BM, bb, FA3_BM);
 			for (int j = 0; j < nkt; j++) {
 				int st = j & 1;
 				uint32_t ph = (j >> 1) & 1;
 
 				if (j >= 2)
 					mbar_wait(BAR_KE(st), ph ^ 1);
-				tma_tile(sk + st * FA3_TILE, &tk, BAR_KF(st), hh, kbeg + j * FA3_BN, bb);
+				tma_tile(sk + st * FA3_KTILE(BN), &tk, BAR_KF(st), hh, kbeg + j * BN, bb, BN);
 				if (j >= 2)
 					mbar_wait(BAR_VE(st), ph ^ 1);
-				tma_tile(sv + st * FA3_TILE, &tv, BAR_VF(st), hh, kbeg + j * FA3_BN, bb);
+				tma_tile(sv + st * FA3_KTILE(BN), &tv, BAR_VF(st), hh, kbeg + j * BN, bb, BN);
 			}
 		}
 	} else {
-		float o[64], s[64];
-		uint32_t p[32];
+		float o[64], s[BN / 2];
+		uint32_t p[BN / 4];
 		float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f, al0, al1;
 		int c = wg - 1, tid = threadIdx.x & 127, lane = threadIdx.x & 31;
-		uint32_t qc = sq_tile + c * (FA3_PANEL / 2); /* this consumer's 64 rows */
+		uint32_t qc = sq_tile + c * (FA3_QPANEL / 2); /* this consumer's 64 rows */
 		float sl2 = a.scale_log2;
 
 		asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
@@ -352,17 +396,17 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 		mbar_wait(BAR_KF(0), 0);
 		turn_begin(a.pingpong, c);
 		wg_fence();
-		issue_qk(s, qc, sk);
+		issue_qk<BN>(s, qc, sk);
 		wg_commit();
 		turn_end(a.pingpong, c);
 		wg_wait<0>();
 		fence_acc(s);
 		if (lane == 0)
 			mbar_arrive(BAR_KE(0));
-		softmax_tile(s, m0, m1, l0, l1, al0, al1, klen < FA3_BN ? klen : FA3_BN, sl2);
-		to_bf16_frag(s, p);
+		softmax_tile<BN>(s, m0, m1, l0, l1, al0, al1, klen < BN ? klen : BN, sl2);
+		to_bf16_frag<BN>(s, p);
 		for (int j = 1; j < nkt; j++) {
-			int st = j & 1, pst = st ^ 1, valid = klen - j * FA3_BN;
+			int st = j & 1, pst = st ^ 1, valid = klen - j * BN;
 			uint32_t ph = (j >> 1) & 1, pph = ((j - 1) >> 1) & 1;
 
 			mbar_wait(BAR_KF(st), ph);
@@ -371,17 +415,17 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 			fence_frag(p);
 			turn_begin(a.pingpong, c);
 			wg_fence();
-			issue_qk(s, qc, sk + st * FA3_TILE);
+			issue_qk<BN>(s, qc, sk + st * FA3_KTILE(BN));
 			wg_commit();
 			wg_fence();
-			issue_pv(o, p, sv + pst * FA3_TILE);
+			issue_pv<BN>(o, p, sv + pst * FA3_KTILE(BN));
 			wg_commit();
 			turn_end(a.pingpong, c);
 			wg_wait<1>();
 			fence_acc(s);
 			if (lane == 0)
 				mbar_arrive(BAR_KE(st));
-			softmax_tile(s, m0, m1, l0, l1, al0, al1, valid < FA3_BN ? valid : FA3_BN, sl2);
+			softmax_tile<BN>(s, m0, m1, l0, l1, al0, al1, valid < BN ? valid : BN, sl2);
 			wg_wait<0>();
 			fence_acc(o);
 			if (lane == 0)
@@ -393,7 +437,7 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 				o[i + 2] *= al1;
 				o[i + 3] *= al1;
 			}
-			to_bf16_frag(s, p);
+			to_bf16_frag<BN>(s, p);
 		}
 		{
 			int st = (nkt - 1) & 1;
@@ -403,7 +447,7 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 			fence_frag(p);
 			turn_begin(a.pingpong, c);
 			wg_fence();
-			issue_pv(o, p, sv + st * FA3_TILE);
+			issue_pv<BN>(o, p, sv + st * FA3_KTILE(BN));
 			wg_commit();
 			if (c == 0)
 				turn_end(a.pingpong, c);
@@ -496,7 +540,7 @@ extern "C" int wan_attn_fa3_supported(const struct wan_attn_shape *s, char *why,
 		no = "cannot query the device";
 	} else if (major != 9 || minor != 0) {
 		no = "needs a compute capability 9.0 (Hopper) GPU";
-	} else if (optin < FA3_SMEM) {
+	} else if (optin < FA3_SMEM(192) + 1024) {
 		no = "not enough shared memory per block";
 	} else if (s->d != FA3_D) {
 		no = "head dim is not 128";
@@ -511,8 +555,12 @@ extern "C" int wan_attn_fa3_supported(const struct wan_attn_shape *s, char *why,
 	} else if (!encode_tiled()) {
 		no = "the driver has no cuTensorMapEncodeTiled";
 	} else if (dev >= 0 && dev < 16 && !smem_set[dev]) {
-		if (cudaFuncSetAttribute(k_attn_fa3, cudaFuncAttributeMaxDynamicSharedMemorySize, FA3_SMEM) !=
-		    cudaSuccess) {
+		if (cudaFuncSetAttribute(k_attn_fa3<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+					 FA3_SMEM(128)) != cudaSuccess ||
+		    cudaFuncSetAttribute(k_attn_fa3<176>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+					 FA3_SMEM(176)) != cudaSuccess ||
+		    cudaFuncSetAttribute(k_attn_fa3<192>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+					 FA3_SMEM(192)) != cudaSuccess) {
 			cudaGetLastError();
 			no = "cannot raise the kernel's shared memory limit";
 		} else {
@@ -524,14 +572,14 @@ extern "C" int wan_attn_fa3_supported(const struct wan_attn_shape *s, char *why,
 	return no == NULL;
 }
 
-/* A 3-D map over (columns, rows, batch) with 64x128x1 boxes and the 128-byte swizzle. */
+/* A 3-D map over (columns, rows, batch) with 64 x box_rows x 1 boxes, 128-byte swizzle. */
 static int make_map(CUtensorMap *m, const void *ptr, int h, int rows, int b, int64_t sstride,
-		    int64_t bstride)
+		    int64_t bstride, int box_rows)
 {
 	cuuint64_t dim[3] = {(cuuint64_t)h * FA3_D, (cuuint64_t)rows, (cuuint64_t)b};
 	cuuint64_t str[2] = {(cuuint64_t)sstride * 2,
 			     (cuuint64_t)(b == 1 ? (int64_t)rows * sstride : bstride) * 2};
-	cuuint32_t box[3] = {64, FA3_BM, 1}, es[3] = {1, 1, 1};
+	cuuint32_t box[3] = {64, (cuuint32_t)box_rows, 1}, es[3] = {1, 1, 1};
 
 	return encode_tiled()(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void *)ptr, dim, str, box, es,
 			      CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
@@ -540,16 +588,20 @@ static int make_map(CUtensorMap *m, const void *ptr, int h, int rows, int b, int
 }
 
 static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q, const void *k,
-		  const void *v, void *o, int64_t o_bstride, int64_t o_sstride, int split, float *lse,
-		  char *err, size_t errlen)
+		  const void *v, void *o, int64_t o_bstride, int64_t o_sstride, int split, int bn,
+		  float *lse, char *err, size_t errlen)
 {
 	CUtensorMap tq, tk, tv;
 	struct fa3_args a;
-	int chunk = ((s->skv + split - 1) / split + FA3_BN - 1) / FA3_BN * FA3_BN;
+	int chunk = ((s->skv + split - 1) / split + bn - 1) / bn * bn;
 	dim3 grid((s->sq + FA3_BM - 1) / FA3_BM, s->h, s->b * split);
 
 	if (!wan_attn_fa3_supported(s, err, errlen))
 		return -1;
+	if (bn != 128 && bn != 176 && bn != 192) {
+		snprintf(err, errlen, "fa3 attention: key tile %d is not 128, 176 or 192", bn);
+		return -1;
+	}
 	if (split < 1 || split > 4 || (int64_t)s->b * split > 65535 || (split - 1) * chunk >= s->skv) {
 		snprintf(err, errlen, "fa3 attention: cannot split %d keys in %d parts", s->skv, split);
 		return -1;
@@ -558,9 +610,9 @@ static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q
 		snprintf(err, errlen, "fa3 attention: operands must be 16-byte aligned");
 		return -1;
 	}
-	if (make_map(&tq, q, s->h, s->sq, s->b, s->q_sstride, s->q_bstride) ||
-	    make_map(&tk, k, s->h, s->skv, s->b, s->kv_sstride, s->kv_bstride) ||
-	    make_map(&tv, v, s->h, s->skv, s->b, s->kv_sstride, s->kv_bstride)) {
+	if (make_map(&tq, q, s->h, s->sq, s->b, s->q_sstride, s->q_bstride, FA3_BM) ||
+	    make_map(&tk, k, s->h, s->skv, s->b, s->kv_sstride, s->kv_bstride, bn) ||
+	    make_map(&tv, v, s->h, s->skv, s->b, s->kv_sstride, s->kv_bstride, bn)) {
 		snprintf(err, errlen, "fa3 attention: cuTensorMapEncodeTiled refused the operands");
 		return -1;
 	}
@@ -578,7 +630,12 @@ static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q
 
 		a.pingpong = !(e && e[0] == '0');
 	}
-	k_attn_fa3<<<grid, FA3_THREADS, FA3_SMEM, st>>>(tq, tk, tv, a);
+	if (bn == 192)
+		k_attn_fa3<192><<<grid, FA3_THREADS, FA3_SMEM(192), st>>>(tq, tk, tv, a);
+	else if (bn == 176)
+		k_attn_fa3<176><<<grid, FA3_THREADS, FA3_SMEM(176), st>>>(tq, tk, tv, a);
+	else
+		k_attn_fa3<128><<<grid, FA3_THREADS, FA3_SMEM(128), st>>>(tq, tk, tv, a);
 	CU_LAUNCH_RET("k_attn_fa3");
 	return 0;
 }
@@ -586,18 +643,21 @@ static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q
 extern "C" int wan_attn_fa3(cudaStream_t st, const struct wan_attn_shape *s, const void *q,
 			    const void *k, const void *v, void *o, char *err, size_t errlen)
 {
-	return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, NULL, err, errlen);
+	return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, WAN_FA3_BN_DEFAULT, NULL, err,
+		      errlen);
 }
 
-extern "C" int wan_attn_fa3_split(cudaStream_t st, const struct wan_attn_shape *s, int split,
+extern "C" int wan_attn_fa3_split(cudaStream_t st, const struct wan_attn_shape *s, int split, int bn,
 				  const void *q, const void *k, const void *v, void *opart,
 				  float *lse, void *o, char *err, size_t errlen)
 {
 	int64_t ps = (int64_t)s->h * FA3_D;
 
+	if (bn == 0)
+		bn = WAN_FA3_BN_DEFAULT;
 	if (split == 1)
-		return wan_attn_fa3(st, s, q, k, v, o, err, errlen);
-	if (launch(st, s, q, k, v, opart, (int64_t)s->sq * ps, ps, split, lse, err, errlen))
+		return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, bn, NULL, err, errlen);
+	if (launch(st, s, q, k, v, opart, (int64_t)s->sq * ps, ps, split, bn, lse, err, errlen))
 		return -1;
 	return wan_attn_combine(st, opart, lse, o, s->b, split, s->h, FA3_D, s->sq, s->o_bstride,
 				s->o_sstride, err, errlen);

@@ -27,10 +27,14 @@ int wan_attn_fa3_supported(const struct wan_attn_shape *s, char *why, size_t why
 int wan_attn_fa3(cudaStream_t st, const struct wan_attn_shape *s, const void *q, const void *k,
 		 const void *v, void *o, char *err, size_t errlen);
 
+/* Keys per tile of wan_attn_fa3 (the kernel exists for 128, 176 and 192). */
+#define WAN_FA3_BN_DEFAULT 192
+
 /* The same with the keys of each batch entry in `split` parts (1..4, one CTA set each, for
- * grids that would leave the GPU idle), merged by their log-sum-exp into o. Scratch: opart
- * bf16 [b·split, sq, h·128], lse f32 [b·split, h, sq] (borrowed device memory). */
-int wan_attn_fa3_split(cudaStream_t st, const struct wan_attn_shape *s, int split, const void *q,
+ * grids that would leave the GPU idle), merged by their log-sum-exp into o, and bn keys per
+ * tile (128, 176, 192; 0: the default). Scratch for split > 1: opart bf16 [b·split, sq, h·128],
+ * lse f32 [b·split, h, sq] (borrowed device memory). */
+int wan_attn_fa3_split(cudaStream_t st, const struct wan_attn_shape *s, int split, int bn, const void *q,
 		       const void *k, const void *v, void *opart, float *lse, void *o, char *err,
 		       size_t errlen);
 
