@@ -3,14 +3,17 @@
  * lengths, DiT shapes and odd ones), LayerNorm+modulation, the fused residual+LayerNorm and
  * RMSNorm on their vectorized and plain paths, q/k RMSNorm+RoPE+cache write, each row kernel at
  * 1, 2, 4 and 8 tokens per block (bitwise equal), the deferred residual against two plain
- * updates (bitwise). Fresh random inputs each check,
- * outputs poisoned first. Exits 77 without a GPU. */
+ * updates (bitwise); the fa3 (wgmma) attention kernel against a float64 reference on sampled
+ * rows and against cuDNN on the full S=4 DiT shape. Fresh random inputs each check, outputs
+ * poisoned first. Exits 77 without a GPU.
+ * `gpu_kernels bench` then times fa3 against cuDNN on the DiT attention shapes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cuda_runtime.h>
 #include "plugins/wan/cuda/attn_cudnn.h"
+#include "plugins/wan/cuda/attn_fa3.h"
 #include "plugins/wan/cuda/gemm_lt.h"
 #include "plugins/wan/cuda/kernels.h"
 #include "tests/gpu_ref.h"
@@ -129,7 +132,9 @@ static void test_attn(struct wan_attn *a, int b, int h, int d, int sq, int kv_ro
 		char how[32];
 		int split = ragged ? 0 : wan_attn_split(a, &s);
 
-		if (split > 1)
+		if (!ragged && wan_attn_uses_cudnn(a, &s) == 2)
+			snprintf(how, sizeof(how), "fa3");
+		else if (split > 1)
 			snprintf(how, sizeof(how), "cuDNN, keys split %d", split);
 		else
 			snprintf(how, sizeof(how), "%s", split ? "cuDNN" : "fallback");
@@ -148,6 +153,239 @@ static void test_attn(struct wan_attn *a, int b, int h, int d, int sq, int kv_ro
 	if (dkv)
 		cudaFree(dkv);
 	free(q); free(k); free(v); free(o); free(r);
+}
+
+/* One query row of one head against keys [0, skv), in double. */
+static void ref_attn_row(const float *q, const float *k, const float *v, int D, int d, int sq,
+			 int kv_rows, int skv, int bb, int hh, int row, float scale, float *out)
+{
+	const float *qr = q + ((size_t)bb * sq + row) * D + (size_t)hh * d;
+	double *w = malloc((size_t)skv * sizeof(double)), mx = -1e300, sum = 0, acc[128] = {0};
+
+	for (int j = 0; j < skv; j++) {
+		const float *kr = k + ((size_t)bb * kv_rows + j) * D + (size_t)hh * d;
+		double dot = 0;
+
+		for (int c = 0; c < d; c++)
+			dot += (double)qr[c] * kr[c];
+		w[j] = dot * scale;
+		if (w[j] > mx)
+			mx = w[j];
+	}
+	for (int j = 0; j < skv; j++) {
+		const float *vr = v + ((size_t)bb * kv_rows + j) * D + (size_t)hh * d;
+
+		w[j] = exp(w[j] - mx);
+		sum += w[j];
+		for (int c = 0; c < d; c++)
+			acc[c] += w[j] * vr[c];
+	}
+	for (int c = 0; c < d; c++)
+		out[c] = (float)(acc[c] / sum);
+	free(w);
+}
+
+/* fa3 on random bf16 inputs: every output row written (NaN poison), nothing written past the
+ * last row (guard rows), sampled rows of every head against the float64 reference. Cache rows
+ * past skv hold large values, so reading them (or the next batch entry) as keys shows. */
+static void test_fa3(int b, int h, int sq, int skv, int kv_rows, int split, int bn, const char *label)
+{
+	int D = h * 128, guard = 64, rows[24], nrows = 0;
+	size_t nq = (size_t)b * sq * D, nk = (size_t)b * kv_rows * D, no = nq + (size_t)guard * D;
+	float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nk * 4), *o = malloc(no * 4);
+	float *got = NULL, *ref = NULL;
+	uint16_t *raw = malloc(no * 2);
+	void *dq, *dk, *dv, *dO, *opart = NULL;
+	float *lse = NULL;
+	char err[256], what[128];
+	struct wan_attn_shape s = {.b = b, .h = h, .d = 128, .sq = sq, .skv = skv,
+				   .q_bstride = (int64_t)sq * D, .q_sstride = D,
+				   .kv_bstride = (int64_t)kv_rows * D, .kv_sstride = D,
+				   .o_bstride = (int64_t)sq * D, .o_sstride = D,
+				   .scale = 1.0f / sqrtf(128.0f)};
+	int bad_guard = 0, nonfinite = 0, n = 0;
+
+	snprintf(what, sizeof(what), "fa3/%d %s b%d h%d sq%d skv%d (cache %d), split %d", bn, label, b, h,
+		 sq, skv, kv_rows, split);
+	if (!wan_attn_fa3_supported(&s, err, sizeof(err))) {
+		printf("skip %-50s %s\n", what, err);
+		free(q); free(k); free(v); free(o); free(raw);
+		return;
+	}
+	fill_uniform(q, nq, &seed, 2.0f);
+	fill_uniform(k, nk, &seed, 2.0f);
+	fill_uniform(v, nk, &seed, 1.0f);
+	for (int bb = 0; bb < b; bb++)
+		for (size_t i = (size_t)skv * D; i < (size_t)kv_rows * D; i++) {
+			k[(size_t)bb * kv_rows * D + i] = 8.0f;
+			v[(size_t)bb * kv_rows * D + i] = 30.0f;
+		}
+	dq = to_dev_bf16(q, nq);
+	dk = to_dev_bf16(k, nk);
+	dv = to_dev_bf16(v, nk);
+	cudaMalloc(&dO, no * 2);
+	cudaMemset(dO, 0xff, no * 2);
+	cudaMalloc(&opart, nq * split * 2);
+	cudaMalloc((void **)&lse, (size_t)b * split * h * sq * 4);
+	cudaMemset(opart, 0xff, nq * split * 2);
+	cudaMemset(lse, 0xff, (size_t)b * split * h * sq * 4);
+	if (wan_attn_fa3_split(0, &s, split, bn, dq, dk, dv, opart, lse, dO, err, sizeof(err)) ||
+	    cudaDeviceSynchronize() != cudaSuccess) {
+		fprintf(stderr, "FAIL %s: %s\n", what, err);
+		failures++;
+		goto out;
+	}
+	cudaMemcpy(raw, dO, no * 2, cudaMemcpyDeviceToHost);
+	for (size_t i = nq; i < no; i++)
+		bad_guard |= raw[i] != 0xffff;
+	from_dev_bf16(dO, o, nq);
+	nonfinite = any_nonfinite(o, nq);
+	/* first and last rows of tiles and of the sequence, and a spread in between */
+	{
+		int cand[] = {0, 1, 63, 64, 127, 128, sq - 1, sq - 2, sq / 2, sq - 65};
+
+		for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++)
+			if (cand[i] >= 0 && cand[i] < sq)
+				rows[nrows++] = cand[i];
+		for (int i = 0; i < 8; i++)
+			rows[nrows++] = (int)(((uint64_t)(i + 1) * 2654435761u) % (uint64_t)sq);
+	}
+	got = malloc((size_t)b * nrows * D * 4);
+	ref = malloc((size_t)b * nrows * D * 4);
+	for (int bb = 0; bb < b; bb++)
+		for (int ri = 0; ri < nrows; ri++)
+			for (int hh = 0; hh < h; hh++, n++) {
+				ref_attn_row(q, k, v, D, 128, sq, kv_rows, skv, bb, hh, rows[ri], s.scale,
+					     ref + (size_t)n * 128);
+				memcpy(got + (size_t)n * 128, o + ((size_t)bb * sq + rows[ri]) * D + (size_t)hh * 128,
+				       128 * 4);
+			}
+	if (bad_guard || nonfinite) {
+		fprintf(stderr, "FAIL %s: %s\n", what,
+			bad_guard ? "wrote past the last query row" : "some outputs not written (NaN poison left)");
+		failures++;
+	} else {
+		check(what, got, ref, (size_t)n * 128, 1e-2);
+	}
+out:
+	cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dO); cudaFree(opart); cudaFree(lse);
+	free(q); free(k); free(v); free(o); free(raw); free(got); free(ref);
+}
+
+/* fa3 and cuDNN on the full 1.3B 480x832 S=4 self-attention (4 slots, 6-frame caches). */
+static void test_fa3_vs_cudnn(struct wan_attn *dnn, int b, int h, int sq, int skv)
+{
+	int D = h * 128;
+	size_t nq = (size_t)b * sq * D, nk = (size_t)b * skv * D;
+	float *x = malloc((nk > nq ? nk : nq) * 4), *o1 = malloc(nq * 4), *o2 = malloc(nq * 4);
+	void *dq, *dk, *dv, *d1, *d2;
+	char err[256], what[128];
+	struct wan_attn_shape s = {.b = b, .h = h, .d = 128, .sq = sq, .skv = skv,
+				   .q_bstride = (int64_t)sq * D, .q_sstride = D,
+				   .kv_bstride = (int64_t)skv * D, .kv_sstride = D,
+				   .o_bstride = (int64_t)sq * D, .o_sstride = D,
+				   .scale = 1.0f / sqrtf(128.0f)};
+
+	snprintf(what, sizeof(what), "fa3 vs cuDNN b%d h%d sq%d skv%d (all outputs)", b, h, sq, skv);
+	if (!wan_attn_fa3_supported(&s, err, sizeof(err))) {
+		printf("skip %-50s %s\n", what, err);
+		free(x); free(o1); free(o2);
+		return;
+	}
+	fill_uniform(x, nq, &seed, 2.0f);
+	dq = to_dev_bf16(x, nq);
+	fill_uniform(x, nk, &seed, 2.0f);
+	dk = to_dev_bf16(x, nk);
+	fill_uniform(x, nk, &seed, 1.0f);
+	dv = to_dev_bf16(x, nk);
+	cudaMalloc(&d1, nq * 2);
+	cudaMalloc(&d2, nq * 2);
+	cudaMemset(d1, 0xff, nq * 2);
+	cudaMemset(d2, 0xff, nq * 2);
+	if (wan_attn_fa3(0, &s, dq, dk, dv, d1, err, sizeof(err)) ||
+	    wan_attn_run(dnn, 0, &s, dq, dk, dv, d2, err, sizeof(err)) || cudaDeviceSynchronize() != cudaSuccess) {
+		fprintf(stderr, "FAIL %s: %s\n", what, err);
+		failures++;
+	} else {
+		from_dev_bf16(d1, o1, nq);
+		from_dev_bf16(d2, o2, nq);
+		check(what, o1, o2, nq, 1e-2);
+	}
+	cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(d1); cudaFree(d2);
+	free(x); free(o1); free(o2);
+}
+
+/* `gpu_kernels bench`: fa3 and cuDNN (its chosen plan, key split included) on the DiT shapes. */
+static void bench_attn(struct wan_attn *dnn, const char *name, int b, int h, int sq, int skv)
+{
+	int D = h * 128, reps = 20;
+	size_t nq = (size_t)b * sq * D, nk = (size_t)b * skv * D;
+	void *dq = NULL, *dk = NULL, *dv = NULL, *dO = NULL;
+	struct wan_attn_shape s = {.b = b, .h = h, .d = 128, .sq = sq, .skv = skv,
+				   .q_bstride = (int64_t)sq * D, .q_sstride = D,
+				   .kv_bstride = (int64_t)skv * D, .kv_sstride = D,
+				   .o_bstride = (int64_t)sq * D, .o_sstride = D,
+				   .scale = 1.0f / sqrtf(128.0f)};
+	double flop = 4.0 * b * h * (double)sq * skv * 128;
+	float ms[2] = {-1.0f, -1.0f}, msplit[3][3];
+	void *opart = NULL;
+	float *lse = NULL;
+	char err[256];
+	cudaEvent_t e0, e1;
+
+	cudaEventCreate(&e0);
+	cudaEventCreate(&e1);
+	if (cudaMalloc(&dq, nq * 2) || cudaMalloc(&dk, nk * 2) || cudaMalloc(&dv, nk * 2) || cudaMalloc(&dO, nq * 2)) {
+		printf("bench %s: out of device memory\n", name);
+		goto out;
+	}
+	cudaMalloc(&opart, nq * 4 * 2);
+	cudaMalloc((void **)&lse, (size_t)b * 4 * h * sq * 4);
+	cudaMemset(dq, 0x3c, nq * 2);
+	cudaMemset(dk, 0x3b, nk * 2);
+	cudaMemset(dv, 0x3c, nk * 2);
+	for (int which = 0; which < 2; which++) {
+		int ok = 1;
+
+		for (int r = -2; r < reps && ok; r++) {
+			if (r == 0)
+				cudaEventRecord(e0, 0);
+			ok = !(which ? wan_attn_run(dnn, 0, &s, dq, dk, dv, dO, err, sizeof(err))
+				     : wan_attn_fa3(0, &s, dq, dk, dv, dO, err, sizeof(err)));
+		}
+		cudaEventRecord(e1, 0);
+		if (ok && cudaEventSynchronize(e1) == cudaSuccess && cudaEventElapsedTime(&ms[which], e0, e1) == cudaSuccess)
+			ms[which] /= reps;
+		else
+			printf("bench %s %s: %s\n", name, which ? "cuDNN" : "fa3", ok ? "timing failed" : err);
+	}
+	printf("bench %-28s b%d h%-2d sq%-5d skv%-5d %6.1f GFLOP  fa3 %7.3f ms %6.1f TFLOP/s  cuDNN %7.3f ms %6.1f TFLOP/s (split %d)\n",
+	       name, b, h, sq, skv, flop / 1e9, ms[0], ms[0] > 0 ? flop / ms[0] / 1e9 : 0.0, ms[1],
+	       ms[1] > 0 ? flop / ms[1] / 1e9 : 0.0, wan_attn_split(dnn, &s));
+	for (int t = 0; t < 3; t++)
+		for (int si = 0; si < 3 && opart && lse; si++) {
+			int ok = 1;
+
+			msplit[t][si] = -1.0f;
+			for (int r = -2; r < reps && ok; r++) {
+				if (r == 0)
+					cudaEventRecord(e0, 0);
+				ok = !wan_attn_fa3_split(0, &s, 1 << si, t == 2 ? 192 : t ? 176 : 128, dq, dk, dv, opart, lse, dO,
+							 err, sizeof(err));
+			}
+			cudaEventRecord(e1, 0);
+			if (ok && cudaEventSynchronize(e1) == cudaSuccess &&
+			    cudaEventElapsedTime(&msplit[t][si], e0, e1) == cudaSuccess)
+				msplit[t][si] /= reps;
+			cudaGetLastError();
+		}
+	for (int t = 0; t < 3; t++)
+		printf("      fa3 tile %d, keys in 1 / 2 / 4 parts: %7.3f / %7.3f / %7.3f ms\n", t == 2 ? 192 : t ? 176 : 128,
+		       msplit[t][0], msplit[t][1], msplit[t][2]);
+out:
+	cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dO); cudaFree(opart); cudaFree(lse);
+	cudaEventDestroy(e0);
+	cudaEventDestroy(e1);
 }
 
 static void test_ln_mod(int b, int fr, int l, int d)
@@ -593,12 +831,12 @@ static void test_sink_means(int b, int l, int n, int ns, int d, int cache_rows)
 	free(kc); free(vc); free(kn); free(vn); free(o); free(r);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	int ndev = 0;
 	char err[256];
 	struct wan_gemm *g;
-	struct wan_attn *a, *fb;
+	struct wan_attn *a, *fb, *dnn;
 
 	if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev < 1) {
 		printf("SKIP: no CUDA device\n");
@@ -607,10 +845,31 @@ int main(void)
 	g = wan_gemm_new((size_t)32 << 20, err, sizeof(err));
 	a = wan_attn_new(1, err, sizeof(err));
 	fb = wan_attn_new(0, err, sizeof(err));
-	if (!g || !a || !fb) {
+	dnn = wan_attn_new(1, err, sizeof(err));
+	if (!g || !a || !fb || !dnn) {
 		fprintf(stderr, "FAIL setup: %s\n", err);
 		return 1;
 	}
+	wan_attn_set_fa3(dnn, -1);
+	if (argc > 1 && !strcmp(argv[1], "bench")) {
+		bench_attn(dnn, "1.3B 480x832 S=4 self", 4, 12, 1560, 9360);
+		bench_attn(dnn, "1.3B 480x832 S=1 self", 1, 12, 1560, 9360);
+		bench_attn(dnn, "1.3B 512x512 S=1 self", 1, 12, 1024, 6144);
+		bench_attn(dnn, "14B 480x832 S=1 self", 1, 40, 1560, 9360);
+		bench_attn(dnn, "1.3B 480x832 S=4 cross", 4, 12, 1560, 512);
+		goto done;
+	}
+	for (int bn = 128; bn <= 192; bn += bn == 128 ? 48 : 16) {
+		test_fa3(1, 12, 1560, 9360, 9360, 1, bn, "480p S=1");
+		test_fa3(2, 12, 77, 300, 400, 1, bn, "short");
+		test_fa3(2, 40, 200, 2340, 2340, 1, bn, "14B heads");
+		test_fa3(3, 2, 130, bn + 1, 400, 1, bn, "tile edges");
+		test_fa3(1, 1, 5, 1, 8, 1, bn, "one key");
+		test_fa3(1, 12, 1560, 9360, 9360, 2, bn, "480p S=1");
+		test_fa3(2, 12, 77, 2340, 2400, 4, bn, "short");
+		test_fa3(1, 12, 1024, 6144, 6144, 4, bn, "512p S=1");
+	}
+	test_fa3_vs_cudnn(dnn, 4, 12, 1560, 9360);
 	test_gemm(g, 1560, 4608, 1536, WAN_EPI_BIAS);
 	test_gemm(g, 100, 8960, 1536, WAN_EPI_BIAS_GELU);
 	test_gemm(g, 37, 64, 1536, WAN_EPI_NONE);
@@ -652,9 +911,11 @@ int main(void)
 	test_res_ln2(1, 2, 5, 5120);
 	test_sink_means(2, 50, 50, 3, 1536, 300);
 	test_sink_means(3, 40, 80, 1, 128, 200);
+done:
 	wan_gemm_free(g);
 	wan_attn_free(a);
 	wan_attn_free(fb);
+	wan_attn_free(dnn);
 	printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
 	return failures ? 1 : 0;
 }

@@ -290,8 +290,12 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	printf("\nmemory: params %.2f GB, activations %.2f GB, KV+cross caches %.2f GB; device used %.2f GB of %.2f GB (peak, incl. workspaces and context)\n",
 	       dit_cuda_param_bytes(m) / 1e9, dit_cuda_act_bytes(m) / 1e9, dit_cuda_cache_bytes(m) / 1e9,
 	       (total - free1) / 1e9, total / 1e9);
-	printf("cuda graph: %s; self-attention: %s\n", dit_cuda_graphs_used(m) ? "yes" : "no",
-	       dit_cuda_self_attn_on_cudnn(m, nslots, 1, kv_frames * L) ? "cuDNN flash" : "fallback kernel");
+	{
+		int at = dit_cuda_self_attn_on_cudnn(m, nslots, 1, kv_frames * L);
+
+		printf("cuda graph: %s; self-attention: %s\n", dit_cuda_graphs_used(m) ? "yes" : "no",
+		       at == 2 ? "fa3 (wgmma+TMA kernel)" : at ? "cuDNN flash" : "fallback kernel");
+	}
 	printf("RESULT model=%s res=%dx%d S=%d mode=%s first_ms=%.2f call_ms=%.2f tput_ms=%.2f tflops=%.1f hooked_ms=%.2f ragged_ms=%.2f\n",
 	       is14b ? "14b" : "1.3b", height, width, steps, batch ? "batch" : "nobatch", first_ms,
 	       steady_ms, tput_ms, f_call / steady_ms / 1e9, hooked_ms, ragged_ms);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cudnn.h>
 #include "plugins/wan/cuda/cuda_check.h"
+#include "plugins/wan/cuda/attn_fa3.h"
 
 #define ATTN_CACHE_MAX 32
 #define ATTN_ALT_MAX 3    /* extra engine configs kept for timing (WAN_ATTN_TUNE=0: none) */
@@ -33,12 +34,18 @@ struct attn_plan {
 	cudnnBackendDescriptor_t alt[ATTN_ALT_MAX];
 	int64_t alt_ws[ATTN_ALT_MAX];
 	int nalt;
+	int fa3;                           /* 1: the wgmma kernel runs it (attn_fa3.cu); 2: it is
+					    * timed against cuDNN on the first eager run */
+	int fa3_forced;                    /* WAN_ATTN=fa3 or no cuDNN plan: fa3 while pending */
+	int fa3_split, fa3_maxsplit;       /* keys in parts (1, 2, 4); the largest one timed */
+	int fa3_bn;                        /* keys per tile (128, 176, 192) */
 };
 
 #define RETIRED_MAX 64
 
 struct wan_attn {
 	int use_cudnn;
+	int fa3_mode;                      /* WAN_ATTN: -1 never (cudnn), 0 when faster, 1 forced */
 	cudnnHandle_t dnn;
 	void *workspace;                   /* new (cudaMalloc), grown to the largest plan */
 	size_t workspace_bytes;
@@ -87,6 +94,11 @@ struct wan_attn *wan_attn_new(int use_cudnn, char *err, size_t errlen)
 		return NULL;
 	}
 	a->use_cudnn = use_cudnn;
+	{
+		const char *e = getenv("WAN_ATTN");
+
+		a->fa3_mode = !use_cudnn || (e && !strcmp(e, "cudnn")) ? -1 : e && !strcmp(e, "fa3") ? 1 : 0;
+	}
 	if (use_cudnn)
 		DNN_TRY(cudnnCreate(&a->dnn));
 	{
@@ -505,6 +517,33 @@ static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shap
 			}
 		}
 	}
+	if (a->fa3_mode >= 0) {
+		char fwhy[96];
+
+		if (wan_attn_fa3_supported(s, fwhy, sizeof(fwhy))) {
+			int ctas = s->b * s->h * ((s->sq + 127) / 128);
+
+			p->fa3 = 2;
+			p->fa3_forced = a->fa3_mode == 1 || !p->on_cudnn;
+			p->fa3_split = p->fa3_maxsplit = 1;
+			p->fa3_bn = WAN_FA3_BN_DEFAULT;
+			/* a grid under ~3 waves also times 2 and 4 key parts (long key sets only) */
+			while (p->fa3_maxsplit < 4 && s->skv >= 2048 && ctas * p->fa3_maxsplit < 3 * a->sms &&
+			       s->b * p->fa3_maxsplit * 2 <= 65535)
+				p->fa3_maxsplit *= 2;
+			if (p->fa3_maxsplit > 1) {
+				size_t n = (size_t)s->b * p->fa3_maxsplit * s->sq * s->h * s->d;
+
+				if (grow(a, &a->opart, &a->opart_bytes, n * 2, err, errlen) ||
+				    grow(a, (void **)&a->stats, &a->stats_bytes,
+					 (size_t)s->b * p->fa3_maxsplit * s->h * s->sq * sizeof(float), err, errlen)) {
+					rc = -1;
+					goto cleanup;
+				}
+			}
+		} else if (getenv("WAN_ATTN_DEBUG"))
+			fprintf(stderr, "attn b%d h%d d%d sq%d skv%d: %s\n", s->b, s->h, s->d, s->sq, s->skv, fwhy);
+	}
 	if (p->on_cudnn) {
 		if ((size_t)p->workspace > a->workspace_bytes &&
 		    grow(a, &a->workspace, &a->workspace_bytes, (size_t)p->workspace, err, errlen)) {
@@ -529,7 +568,12 @@ int wan_attn_uses_cudnn(struct wan_attn *a, const struct wan_attn_shape *s)
 	char err[128];
 	struct attn_plan *p = plan_get(a, s, err, sizeof(err));
 
-	return p ? p->on_cudnn : 0;
+	return !p ? 0 : p->fa3 == 1 || (p->fa3 == 2 && p->fa3_forced) ? 2 : p->on_cudnn;
+}
+
+void wan_attn_set_fa3(struct wan_attn *a, int mode)
+{
+	a->fa3_mode = a->use_cudnn ? mode : -1;
 }
 
 int wan_attn_split(struct wan_attn *a, const struct wan_attn_shape *s)
@@ -537,7 +581,7 @@ int wan_attn_split(struct wan_attn *a, const struct wan_attn_shape *s)
 	char err[128];
 	struct attn_plan *p = plan_get(a, s, err, sizeof(err));
 
-	return p && p->on_cudnn ? p->split : 0;
+	return p && p->on_cudnn && wan_attn_uses_cudnn(a, s) == 1 ? p->split : 0;
 }
 
 /* One execution of PLAN with these operands on the handle's stream. */
@@ -617,23 +661,17 @@ cleanup:
 	return rc;
 }
 
-int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,
-		 const void *q, const void *k, const void *v, void *o, char *err, size_t errlen)
+/* The cuDNN plan of p (split copies and merge included). */
+static int run_cudnn(struct wan_attn *a, struct attn_plan *p, cudaStream_t st,
+		     const struct wan_attn_shape *s, const void *q, const void *k, const void *v,
+		     void *o, char *err, size_t errlen)
 {
 	cudnnBackendDescriptor_t vp = NULL;
-	struct attn_plan *p;
 	int64_t uids[6] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE, UID_STATS};
 	void *ptrs[6] = {0};
 	float scale = s->scale;
 	int rc = 0, nptr;
 
-	if (check_shape(s, err, errlen))
-		return -1;
-	p = plan_get(a, s, err, errlen);
-	if (!p)
-		return -1;
-	if (!p->on_cudnn)
-		return wan_attn_fallback(st, s, NULL, q, k, v, o, err, errlen);
 	nptr = p->split > 1 ? 6 : 5;
 	ptrs[0] = (void *)q; ptrs[1] = (void *)k; ptrs[2] = (void *)v; ptrs[3] = o; ptrs[4] = &scale;
 	if (p->split > 1) {
@@ -667,6 +705,109 @@ cleanup:
 	return rc;
 cleanup_err:
 	return -1;
+}
+
+static int run_fa3(struct wan_attn *a, int split, int bn, cudaStream_t st,
+		   const struct wan_attn_shape *s, const void *q, const void *k, const void *v, void *o,
+		   char *err, size_t errlen)
+{
+	return wan_attn_fa3_split(st, s, split, bn, q, k, v, a->opart, a->stats, o, err, errlen);
+}
+
+/* ATTN_TUNE_REPS runs (after one warm-up) of cuDNN (split 0) or fa3 with `split` key parts
+ * and bn keys per tile; the mean time in ms, or -1 when a run fails. */
+static float time_one(struct wan_attn *a, struct attn_plan *p, int split, int bn, cudaStream_t st,
+		      const struct wan_attn_shape *s, const void *q, const void *k, const void *v,
+		      void *o, cudaEvent_t e0, cudaEvent_t e1)
+{
+	char why[160];
+	float ms = -1.0f;
+	int ok = 1;
+
+	for (int r = -1; r < ATTN_TUNE_REPS && ok; r++) {
+		if (r == 0)
+			ok = cudaEventRecord(e0, st) == cudaSuccess;
+		ok = ok && !(split ? run_fa3(a, split, bn, st, s, q, k, v, o, why, sizeof(why))
+				   : run_cudnn(a, p, st, s, q, k, v, o, why, sizeof(why)));
+	}
+	if (!ok || cudaEventRecord(e1, st) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+	    cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
+		cudaGetLastError();
+		if (getenv("WAN_ATTN_DEBUG"))
+			fprintf(stderr, "attn b%d h%d sq%d skv%d: %s split %d tile %d failed: %s\n", s->b, s->h,
+				s->sq, s->skv, split ? "fa3" : "cuDNN", split, bn, ok ? "timing" : why);
+		return -1.0f;
+	}
+	return ms / ATTN_TUNE_REPS;
+}
+
+/* First eager run of an fa3 candidate: times the fa3 kernel (128, 176 and 192 keys per tile,
+ * with 1, 2, 4 key parts up to fa3_maxsplit) against the (tuned) cuDNN plan on the real
+ * operands and keeps the fastest.
+ * Every run writes the same output. During capture the choice waits (the pending choice
+ * runs meanwhile: cuDNN, or fa3 whole when forced). */
+static int tune_fa3(struct wan_attn *a, struct attn_plan *p, cudaStream_t st,
+		    const struct wan_attn_shape *s, const void *q, const void *k, const void *v,
+		    void *o, char *err, size_t errlen)
+{
+	enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+	cudaEvent_t e0 = NULL, e1 = NULL;
+	float best = -1.0f, t;
+	int rc = 0, pick = 0, pick_bn = WAN_FA3_BN_DEFAULT; /* fa3's split, 0: cuDNN (or fallback) */
+
+	if (cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone)
+		return 0;
+	CU_TRY(cudaEventCreate(&e0));
+	CU_TRY(cudaEventCreate(&e1));
+	if (!p->fa3_forced && p->on_cudnn && (t = time_one(a, p, 0, 0, st, s, q, k, v, o, e0, e1)) >= 0.0f)
+		best = t;
+	if (getenv("WAN_ATTN_DEBUG"))
+		fprintf(stderr, "attn b%d h%d sq%d skv%d: cuDNN %.3f ms\n", s->b, s->h, s->sq, s->skv, best);
+	for (int split = 1; split <= p->fa3_maxsplit; split *= 2)
+		for (int bn = 128; bn <= 192; bn += bn == 128 ? 48 : 16) {
+			t = time_one(a, p, split, bn, st, s, q, k, v, o, e0, e1);
+			if (getenv("WAN_ATTN_DEBUG"))
+				fprintf(stderr, "attn b%d h%d sq%d skv%d: fa3 split %d tile %d %.3f ms\n", s->b, s->h,
+					s->sq, s->skv, split, bn, t);
+			if (t >= 0.0f && (best < 0.0f || t < best)) {
+				best = t;
+				pick = split;
+				pick_bn = bn;
+			}
+		}
+	p->fa3 = pick ? 1 : 0;
+	p->fa3_split = pick ? pick : 1;
+	p->fa3_bn = pick_bn;
+	(void)err;
+	(void)errlen;
+	if (getenv("WAN_ATTN_DEBUG"))
+		fprintf(stderr, "attn b%d h%d sq%d skv%d -> %s (keys in %d parts, tile %d)\n", s->b, s->h,
+			s->sq, s->skv, pick ? "fa3" : "cuDNN", pick ? p->fa3_split : 0, pick ? p->fa3_bn : 0);
+cleanup:
+	if (e0)
+		cudaEventDestroy(e0);
+	if (e1)
+		cudaEventDestroy(e1);
+	return rc;
+}
+
+int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,
+		 const void *q, const void *k, const void *v, void *o, char *err, size_t errlen)
+{
+	struct attn_plan *p;
+
+	if (check_shape(s, err, errlen))
+		return -1;
+	p = plan_get(a, s, err, errlen);
+	if (!p)
+		return -1;
+	if (p->fa3 == 2 && tune_fa3(a, p, st, s, q, k, v, o, err, errlen))
+		return -1;
+	if (p->fa3 == 1 || (p->fa3 == 2 && p->fa3_forced))
+		return run_fa3(a, p->fa3_split, p->fa3_bn, st, s, q, k, v, o, err, errlen);
+	if (!p->on_cudnn)
+		return wan_attn_fallback(st, s, NULL, q, k, v, o, err, errlen);
+	return run_cudnn(a, p, st, s, q, k, v, o, err, errlen);
 }
 
 int wan_attn_run_ragged(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,

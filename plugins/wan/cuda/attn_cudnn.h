@@ -45,8 +45,16 @@ int wan_attn_run_ragged(struct wan_attn *a, cudaStream_t st, const struct wan_at
 			const int *kv_len_dev, const void *q, const void *k, const void *v,
 			void *o, char *err, size_t errlen);
 
-/* 1 when the shape runs on cuDNN (after planning it), 0 when on the fallback kernel. */
+/* 1 when the shape runs on cuDNN (after planning it), 2 when on the fa3 wgmma kernel
+ * (attn_fa3.h), 0 when on the fallback kernel. An fa3 candidate counts as cuDNN until its
+ * first eager run has timed both and found fa3 faster. */
 int wan_attn_uses_cudnn(struct wan_attn *a, const struct wan_attn_shape *s);
+
+/* Which shapes may run on the fa3 kernel (head dim 128 on a Hopper GPU): -1 none, 0 those
+ * where it beats the cuDNN plan (timed on first use; the default), 1 all (WAN_ATTN=fa3). The
+ * environment sets the initial mode: WAN_ATTN=cudnn gives -1. Affects shapes planned later;
+ * without cuDNN (use_cudnn = 0) it stays -1. */
+void wan_attn_set_fa3(struct wan_attn *a, int mode);
 
 /* Key split of a planned cuDNN shape (1: none; 0: not on cuDNN). */
 int wan_attn_split(struct wan_attn *a, const struct wan_attn_shape *s);
