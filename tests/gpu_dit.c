@@ -5,7 +5,11 @@
  *  2. one full-width 1.3B block (D 1536, FFN 8960, 12 heads) with random weights: first chunk
  *     and a stream call;
  *  3. the tiny config on a 32x48 latent, where self-attention attends 2304 keys and splits
- *     them (2 slots and 1 slot).
+ *     them (2 slots and 1 slot);
+ *  4. the split call (WAN_SPLIT): a 4-slot call runs as two 2-slot halves on two streams in
+ *     its graph. Its x0 must equal, bitwise, the eager run (halves one after the other) and
+ *     two unsplit 2-slot calls on the same slots and caches (the same per-row math), and
+ *     match the reference.
  * Pass: x0 relative L2 <= 1e-2 and flow relative L2 <= 3e-2 everywhere, no NaN/Inf.
  * Exits 77 without a GPU. */
 #include <math.h>
@@ -165,6 +169,119 @@ out:
 	return 0;
 }
 
+/* x0 of one call with input x (host, slots·16·frames·h·w). */
+static int fwd(struct dit_cuda *m, const struct dit_cuda_call *c, const float *x, float *x0,
+	       const char *what)
+{
+	char err[512];
+
+	if (dit_cuda_forward(m, c, x, x0, NULL, err, sizeof(err))) {
+		fprintf(stderr, "FAIL %s: forward: %s\n", what, err);
+		failures++;
+		return -1;
+	}
+	return 0;
+}
+
+/* a == b bitwise (n floats); prints the largest difference otherwise. */
+static void same(const char *what, const float *a, const float *b, size_t n)
+{
+	double md = 0.0;
+
+	for (size_t i = 0; i < n; i++)
+		if (fabs((double)a[i] - b[i]) > md || (isnan(a[i]) != isnan(b[i])))
+			md = isnan(a[i]) != isnan(b[i]) ? INFINITY : fabs((double)a[i] - b[i]);
+	if (memcmp(a, b, n * sizeof(float))) {
+		fprintf(stderr, "FAIL %s: not bitwise equal (largest difference %.3e)\n", what, md);
+		failures++;
+	} else {
+		printf("ok   %-44s bitwise equal\n", what);
+	}
+}
+
+/* 4. the split call against its eager run, two unsplit half calls and the reference. */
+static void run_split(const struct dit_cuda_dims *d, const struct dit_cuda_plan *p)
+{
+	char err[512], *old = getenv("WAN_SPLIT") ? strdup(getenv("WAN_SPLIT")) : NULL;
+	struct dit_cuda *m;
+	struct ref_model *r = NULL;
+	int L = (p->lat_h / 2) * (p->lat_w / 2), S = 4;
+	size_t px = (size_t)16 * p->lat_h * p->lat_w, nctx = (size_t)d->text_len * d->text_dim;
+	uint64_t seed = 4242;
+	float *x = malloc(S * px * 4), *xa = malloc(S * px * 4), *xb = malloc(S * px * 4);
+	float *xr = malloc(S * px * 4), *xh = malloc(2 * px * 4), *ctx = malloc(nctx * 4);
+	struct dit_cuda_call c;
+	double e;
+
+	setenv("WAN_SPLIT", "4", 1); /* 4 slots split 2 + 2, 2-slot calls stay whole */
+	m = dit_cuda_new(d, p, err, sizeof(err));
+	if (old)
+		setenv("WAN_SPLIT", old, 1);
+	else
+		unsetenv("WAN_SPLIT");
+	if (!m) {
+		fprintf(stderr, "FAIL split: %s\n", err);
+		failures++;
+		goto out;
+	}
+	r = ref_new(d, p, 999);
+	fill_uniform(ctx, nctx, &seed, 1.0f);
+	for (size_t i = 0; i < nctx; i++)
+		ctx[i] = bf16_round(ctx[i]);
+	if (upload(m, r) || dit_cuda_set_context(m, ctx, 0, err, sizeof(err))) {
+		fprintf(stderr, "FAIL split: setup: %s\n", err);
+		failures++;
+		goto out;
+	}
+	ref_set_context(r, ctx);
+	/* fill cache rows [0, L) of every slot, then a call at rows [L, 2L) attending both */
+	memset(&c, 0, sizeof(c));
+	c.slots = S;
+	c.frames = 1;
+	for (int b = 0; b < S; b++)
+		set_slot(&c, b, 900 - 100 * b, 0.9f - 0.1f * b, 0, 0, L);
+	compare("split 4-slot call (2 + 2, first of its shape)", m, r, &c, p->lat_h, p->lat_w, &seed);
+	for (int b = 0; b < S; b++)
+		set_slot(&c, b, 850 - 100 * b, 0.85f - 0.1f * b, 1, L, 2 * L);
+	fill_uniform(x, S * px, &seed, 1.5f);
+	if (fwd(m, &c, x, xa, "split eager") || fwd(m, &c, x, xb, "split graph"))
+		goto out;
+	ref_forward(r, &c, x, xr, NULL);
+	e = rel_l2(xb, xr, S * px);
+	if (any_nonfinite(xb, S * px) || !(e <= 1e-2)) {
+		fprintf(stderr, "FAIL split graph call: x0 rel L2 %.3e (<= 1e-2)\n", e);
+		failures++;
+	} else {
+		printf("ok   %-44s x0 rel L2 %.3e\n", "split 4-slot call (graph, two streams)", e);
+	}
+	same("split graph == split eager", xb, xa, S * px);
+	/* the same rows as unsplit 2-slot calls: slots 0, 1 in place, then slots 2, 3 copied to 0, 1 */
+	for (int half = 0; half < 2; half++) {
+		struct dit_cuda_call h = c;
+		char what[96];
+
+		h.slots = 2;
+		for (int b = 0; b < 2; b++)
+			set_slot(&h, b, c.t[2 * half + b][0], c.sigma[2 * half + b][0], 1, L, 2 * L);
+		if (half && (dit_cuda_copy_slot(m, 0, 2, 2 * L, err, sizeof(err)) ||
+			     dit_cuda_copy_slot(m, 1, 3, 2 * L, err, sizeof(err)))) {
+			fprintf(stderr, "FAIL split: copy: %s\n", err);
+			failures++;
+			goto out;
+		}
+		/* twice: the eager first run, then the graph */
+		if (fwd(m, &h, x + 2 * half * px, xh, "half call") || fwd(m, &h, x + 2 * half * px, xh, "half call"))
+			goto out;
+		snprintf(what, sizeof(what), "split slots %d-%d == unsplit 2-slot call", 2 * half, 2 * half + 1);
+		same(what, xb + 2 * half * px, xh, 2 * px);
+	}
+out:
+	free(old);
+	free(x); free(xa); free(xb); free(xr); free(xh); free(ctx);
+	ref_free(r);
+	dit_cuda_free(m);
+}
+
 int main(void)
 {
 	int ndev = 0;
@@ -183,6 +300,11 @@ int main(void)
 	run_config("tiny", &tiny, &tiny_p, 0);
 	run_config("1.3B block", &blk, &blk_p, 1);
 	run_config("tiny wide", &tiny, &wide_p, 2);
+	{
+		struct dit_cuda_plan split_p = {.lat_h = 16, .lat_w = 24, .slots = 4, .kv_frames = 6};
+
+		run_split(&tiny, &split_p);
+	}
 	printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
 	return failures ? 1 : 0;
 }

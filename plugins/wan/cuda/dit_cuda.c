@@ -20,6 +20,9 @@
 #define GRAPH_CACHE_MAX 8
 #define PROF_EVENTS 4096
 #define BF 2 /* bytes per bf16 */
+/* Calls of at least this many slots (uniform key lengths) run as two half-batches on two
+ * streams inside their graph; WAN_SPLIT=N overrides (0: never). */
+#define SPLIT_MIN_DEFAULT 4
 
 const char *const dit_cuda_comp_names[DIT_C_COUNT] = {
 	"embed+time", "norms/rope/residual", "qkv gemm", "self-attention", "o/cross-q gemms",
@@ -50,6 +53,15 @@ struct dit_cuda {
 	struct dit_cuda_plan p;
 	int l, h2, w2, hd, kv_rows, max_tokens, max_frames_total, ncontexts, nctx_set;
 	cudaStream_t st;
+	/* split calls (see enqueue_call): the second half's stream inside a captured graph, the
+	 * fork and join events; split_min: fewest slots a call needs to be split (0: never) */
+	cudaStream_t st2;
+	cudaEvent_t ev_fork, ev_join;
+	int split_min;
+	/* time embedding cache: the modulation vectors (mvec, hvec, e) of the call shape and
+	 * timesteps below are in place; the graphs do not compute them (emb_cache on) */
+	int emb_cache, emb_ok, emb_b, emb_f;
+	int emb_t[DIT_CUDA_MAX_SLOTS * DIT_CUDA_MAX_FRAMES];
 	struct wan_gemm *gemm;
 	struct wan_attn *attn;
 	struct wan_arena params, acts;
@@ -277,14 +289,27 @@ struct dit_cuda *dit_cuda_new(const struct dit_cuda_dims *dims, const struct dit
 		goto cleanup;
 	}
 	CU_TRY(cudaStreamCreateWithFlags(&m->st, cudaStreamNonBlocking));
+	CU_TRY(cudaStreamCreateWithFlags(&m->st2, cudaStreamNonBlocking));
+	CU_TRY(cudaEventCreateWithFlags(&m->ev_fork, cudaEventDisableTiming));
+	CU_TRY(cudaEventCreateWithFlags(&m->ev_join, cudaEventDisableTiming));
+	{
+		const char *sp = getenv("WAN_SPLIT"), *ec = getenv("WAN_EMB_CACHE");
+
+		m->split_min = sp ? atoi(sp) : SPLIT_MIN_DEFAULT;
+		if (m->split_min == 1)
+			m->split_min = SPLIT_MIN_DEFAULT;
+		if (m->split_min < 0)
+			m->split_min = 0;
+		m->emb_cache = !(ec && ec[0] == '0');
+	}
 	m->gemm = wan_gemm_new((size_t)32 << 20, err, errlen);
-	if (!m->gemm) {
+	if (!m->gemm || wan_gemm_add_stream(m->gemm, m->st2, err, errlen)) {
 		rc = -1;
 		goto cleanup;
 	}
 	wan_gemm_set_tuning(m->gemm, 1);
 	m->attn = wan_attn_new(m->use_cudnn, err, errlen);
-	if (!m->attn) {
+	if (!m->attn || wan_attn_add_stream(m->attn, m->st2, err, errlen)) {
 		rc = -1;
 		goto cleanup;
 	}
@@ -349,6 +374,12 @@ void dit_cuda_free(struct dit_cuda *m)
 		cudaFreeHost(m->h_kvlen);
 	if (m->st)
 		cudaStreamDestroy(m->st);
+	if (m->st2)
+		cudaStreamDestroy(m->st2);
+	if (m->ev_fork)
+		cudaEventDestroy(m->ev_fork);
+	if (m->ev_join)
+		cudaEventDestroy(m->ev_join);
 	free(m->layers);
 	free(m);
 }
@@ -361,6 +392,10 @@ void dit_cuda_set_options(struct dit_cuda *m, int use_graphs, int use_cudnn)
 	if (use_cudnn != m->use_cudnn) {
 		struct wan_attn *a = wan_attn_new(use_cudnn, err, sizeof(err));
 
+		if (a && wan_attn_add_stream(a, m->st2, err, sizeof(err))) {
+			wan_attn_free(a);
+			a = NULL;
+		}
 		if (a) {
 			wan_attn_free(m->attn);
 			m->attn = a;
@@ -482,6 +517,7 @@ int dit_cuda_random_weights(struct dit_cuda *m, uint64_t seed, char *err, size_t
 	char name[128];
 	struct ptensor pt;
 
+	m->emb_ok = 0;
 	for (int i = 0; param_at(m, i, name, sizeof(name), &pt) == 0; i++) {
 		uint64_t s = seed * 1000003ull + (uint64_t)i;
 
@@ -502,6 +538,7 @@ int dit_cuda_set_tensor(struct dit_cuda *m, const char *name, const float *data,
 
 	if (!strncmp(name, "model.", 6))
 		name += 6;
+	m->emb_ok = 0; /* the modulation vectors depend on the weights */
 	for (int i = 0; param_at(m, i, nm, sizeof(nm), &pt) == 0; i++) {
 		if (strcmp(nm, name))
 			continue;
@@ -715,14 +752,46 @@ static int self_attn_per_slot(struct dit_cuda *m, const struct wan_attn_shape *s
 	return 0;
 }
 
-static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform,
-			   const struct fwd_hook *hook, char *err, size_t errlen)
+/* The time embedding of a call (spec §2.3): timestep MLP, every layer's modulation vectors
+ * (mvec) and the head's (hvec), for all B·F slot frames, on m->st. */
+static int enqueue_embed(struct dit_cuda *m, int B, int Fr, char *err, size_t errlen)
 {
-	int D = m->d.dim, FF = m->d.ffn_dim, L = m->l, n = Fr * L, T = B * n, M = B * Fr;
+	int D = m->d.dim, M = B * Fr;
+	int64_t e0_row = 6 * (int64_t)D;
+
+	prof_mark(m, DIT_C_EMBED);
+	TRY(wan_k_sin_emb(m->st, m->call_i, m->temb, M, err, errlen));
+	TRY(wan_k_linear_small(m->st, m->temb, m->te0_w, m->te0_b, m->e1, M, D, 256, 0, err, errlen));
+	TRY(wan_k_linear_small(m->st, m->e1, m->te2_w, m->te2_b, m->e, M, D, D, 1, err, errlen));
+	TRY(wan_k_linear_small(m->st, m->e, m->tp_w, m->tp_b, m->e0, M, 6 * D, D, 1, err, errlen));
+	TRY(wan_k_modvec(m->st, m->mods, m->d.num_layers, m->e0, M, 6, D, e0_row, D, m->mvec, err, errlen));
+	TRY(wan_k_modvec(m->st, m->head_mod, 1, m->e, M, 2, D, D, 0, m->hvec, err, errlen));
+	return 0;
+}
+
+/* Enqueues, on stream st, everything after the time embedding for slots [b0, b0 + nb) of a
+ * call of B slots x Fr frames: patch embedding, every layer, head and x0. The slots are
+ * independent in every op (they share only weights and, with one prompt, the cross cache),
+ * so each half of a split call runs this on its own rows of every buffer, its own caches and
+ * its own rows of the call block; the modulation vectors keep the whole call's layout.
+ * kv_uniform > 0: every slot attends kv_uniform rows; 0: ragged lengths from the device call
+ * block (one-slot cuDNN calls or the fallback kernel; only unsplit, b0 = 0 and nb = B). */
+static int enqueue_body(struct dit_cuda *m, cudaStream_t st, int b0, int nb, int B, int Fr,
+			int kv_uniform, const struct fwd_hook *hook, char *err, size_t errlen)
+{
+	int D = m->d.dim, FF = m->d.ffn_dim, L = m->l, n = Fr * L, T = nb * n, M = B * Fr;
+	size_t r0 = (size_t)b0 * n, mo = (size_t)b0 * Fr, px = (size_t)16 * Fr * m->p.lat_h * m->p.lat_w;
+	size_t kvs = (size_t)b0 * m->kv_rows * D * BF;
 	float eps = (float)m->d.eps;
-	const int *d_t = m->call_i, *d_start = m->call_i + M, *d_write = d_start + B, *d_kv = d_write + B;
+	const int *d_start = m->call_i + M + b0, *d_write = m->call_i + M + B + b0;
+	const int *d_kv = m->call_i + M + 2 * B + b0, *h_kv = m->h_call_i + M + 2 * B + b0;
+	float *x = m->x + r0 * D, *x_in = m->x_in + b0 * px;
+	char *cols = (char *)m->cols + r0 * 64 * BF, *hbuf = (char *)m->hbuf + r0 * D * BF;
+	char *qkv = (char *)m->qkv + r0 * 3 * D * BF, *qbuf = (char *)m->qbuf + r0 * D * BF;
+	char *abuf = (char *)m->abuf + r0 * D * BF, *ybuf = (char *)m->ybuf + r0 * D * BF;
+	char *fbuf = (char *)m->fbuf + r0 * FF * BF, *obuf = (char *)m->obuf + r0 * 64 * BF;
 	struct wan_attn_shape self = {
-		.b = B, .h = m->d.num_heads, .d = m->hd, .sq = n, .skv = kv_uniform,
+		.b = nb, .h = m->d.num_heads, .d = m->hd, .sq = n, .skv = kv_uniform,
 		.q_bstride = (int64_t)n * D, .q_sstride = D,
 		.kv_bstride = (int64_t)m->kv_rows * D, .kv_sstride = D,
 		.o_bstride = (int64_t)n * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
@@ -730,98 +799,147 @@ static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform,
 	/* one prompt: every token of the call attends the same 512 keys (batch 1); one prompt
 	 * per slot: batch B */
 	int per_slot = m->nctx_set > 1;
+	size_t xo = per_slot ? (size_t)b0 * m->d.text_len * D * BF : 0;
 	struct wan_attn_shape cross = {
-		.b = per_slot ? B : 1, .h = m->d.num_heads, .d = m->hd, .sq = per_slot ? n : T,
+		.b = per_slot ? nb : 1, .h = m->d.num_heads, .d = m->hd, .sq = per_slot ? n : T,
 		.skv = m->d.text_len, .q_bstride = (int64_t)(per_slot ? n : T) * D, .q_sstride = D,
 		.kv_bstride = (int64_t)m->d.text_len * D, .kv_sstride = D,
 		.o_bstride = (int64_t)(per_slot ? n : T) * D, .o_sstride = D,
 		.scale = 1.0f / sqrtf((float)m->hd),
 	};
-	int64_t e0_row = 6 * (int64_t)D;
 
+	if (hook && (b0 || nb != B || st != m->st)) {
+		snprintf(err, errlen, "the adaptive-sink forward cannot be split");
+		return -1;
+	}
 	prof_mark(m, DIT_C_EMBED);
-	TRY(wan_k_patchify(m->st, m->x_in, m->cols, B, Fr, m->p.lat_h, m->p.lat_w, err, errlen));
-	TRY(wan_gemm_bf16(m->gemm, m->st, T, D, 64, m->cols, 64, m->pe_w, 64, m->pe_b, WAN_EPI_BIAS,
-			  m->ybuf, D, err, errlen));
-	TRY(wan_k_bf16_to_f32(m->st, m->ybuf, m->x, (size_t)T * D, err, errlen));
-	TRY(wan_k_sin_emb(m->st, d_t, m->temb, M, err, errlen));
-	TRY(wan_k_linear_small(m->st, m->temb, m->te0_w, m->te0_b, m->e1, M, D, 256, 0, err, errlen));
-	TRY(wan_k_linear_small(m->st, m->e1, m->te2_w, m->te2_b, m->e, M, D, D, 1, err, errlen));
-	TRY(wan_k_linear_small(m->st, m->e, m->tp_w, m->tp_b, m->e0, M, 6 * D, D, 1, err, errlen));
-	TRY(wan_k_modvec(m->st, m->mods, m->d.num_layers, m->e0, M, 6, D, e0_row, D, m->mvec, err, errlen));
-	TRY(wan_k_modvec(m->st, m->head_mod, 1, m->e, M, 2, D, D, 0, m->hvec, err, errlen));
+	TRY(wan_k_patchify(st, x_in, cols, nb, Fr, m->p.lat_h, m->p.lat_w, err, errlen));
+	TRY(wan_gemm_bf16(m->gemm, st, T, D, 64, cols, 64, m->pe_w, 64, m->pe_b, WAN_EPI_BIAS,
+			  ybuf, D, err, errlen));
+	TRY(wan_k_bf16_to_f32(st, ybuf, x, (size_t)T * D, err, errlen));
 	prof_mark(m, DIT_C_NORMS);
-	TRY(wan_k_res_ln(m->st, m->x, NULL, NULL, -1, m->hbuf, m->mvec, 6, 0, 1, NULL, NULL, T, D, n,
-			 L, eps, err, errlen));
+	TRY(wan_k_res_ln(st, x, NULL, NULL, -1, hbuf, m->mvec + mo * 6 * D, 6, 0, 1, NULL, NULL, T, D,
+			 n, L, eps, err, errlen));
 	for (int li = 0; li < m->d.num_layers; li++) {
 		struct layer_w *w = &m->layers[li];
-		const float *mv = m->mvec + (size_t)li * M * 6 * D;
+		const float *mv = m->mvec + ((size_t)li * M + mo) * 6 * D;
+		void *kc = (char *)w->kc + kvs, *vc = (char *)w->vc + kvs;
 		int last = li + 1 == m->d.num_layers;
 
 		/* hbuf holds LN(x)·(1+scale1)+shift1 (fused into the previous residual) */
 		prof_mark(m, DIT_C_QKV);
-		TRY(wan_gemm_bf16(m->gemm, m->st, T, 3 * D, D, m->hbuf, D, w->wqkv, D, w->bqkv, WAN_EPI_BIAS,
-				  m->qkv, 3 * D, err, errlen));
+		TRY(wan_gemm_bf16(m->gemm, st, T, 3 * D, D, hbuf, D, w->wqkv, D, w->bqkv, WAN_EPI_BIAS,
+				  qkv, 3 * D, err, errlen));
 		prof_mark(m, DIT_C_NORMS);
 		if (hook)
 			TRY(hooked_kv(m, hook, li, B, n, d_start, &kv_uniform, err, errlen));
 		else
-			TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, w->kc, w->vc, (int64_t)m->kv_rows * D,
-						 T, D, m->hd, n, L, m->w2, w->gq, w->gk, m->rope, d_start,
-						 d_write, eps, err, errlen));
+			TRY(wan_k_qkv_rope_cache(st, qkv, qbuf, kc, vc, (int64_t)m->kv_rows * D, T, D, m->hd,
+						 n, L, m->w2, w->gq, w->gk, m->rope, d_start, d_write, eps,
+						 err, errlen));
 		prof_mark(m, DIT_C_SELF_ATTN);
 		self.skv = kv_uniform;
 		if (kv_uniform > 0)
-			TRY(wan_attn_run(m->attn, m->st, &self, m->qbuf, w->kc, w->vc, m->abuf, err, errlen));
-		else if (ragged_on_cudnn(m, &self, B, hook ? m->h_kvlen : m->h_call_i + M + 2 * B))
-			TRY(self_attn_per_slot(m, &self, B, hook ? m->h_kvlen : m->h_call_i + M + 2 * B, w,
-					       err, errlen));
+			TRY(wan_attn_run(m->attn, st, &self, qbuf, kc, vc, abuf, err, errlen));
+		else if (ragged_on_cudnn(m, &self, nb, hook ? m->h_kvlen : h_kv))
+			TRY(self_attn_per_slot(m, &self, nb, hook ? m->h_kvlen : h_kv, w, err, errlen));
 		else
-			TRY(wan_attn_run_ragged(m->attn, m->st, &self, d_kv, m->qbuf, w->kc, w->vc, m->abuf,
-						err, errlen));
+			TRY(wan_attn_run_ragged(m->attn, st, &self, d_kv, qbuf, kc, vc, abuf, err, errlen));
 		prof_mark(m, DIT_C_PROJ);
 		/* o stays in ybuf until the cross residual adds it to x */
-		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, D, m->abuf, D, w->wo, D, w->bo, WAN_EPI_BIAS,
-				  m->ybuf, D, err, errlen));
+		TRY(wan_gemm_bf16(m->gemm, st, T, D, D, abuf, D, w->wo, D, w->bo, WAN_EPI_BIAS, ybuf, D,
+				  err, errlen));
 		prof_mark(m, DIT_C_NORMS);
 		/* hbuf = norm3(x + o·gate1), x not written back */
-		TRY(wan_k_res_ln2(m->st, m->x, 0, m->ybuf, mv, 2, NULL, m->hbuf, NULL, 0, 0, 0, w->n3g,
-				  w->n3b, T, D, n, L, eps, err, errlen));
+		TRY(wan_k_res_ln2(st, x, 0, ybuf, mv, 2, NULL, hbuf, NULL, 0, 0, 0, w->n3g, w->n3b, T, D,
+				  n, L, eps, err, errlen));
 		prof_mark(m, DIT_C_PROJ);
-		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, D, m->hbuf, D, w->cwq, D, w->cbq, WAN_EPI_BIAS,
-				  m->abuf, D, err, errlen));
+		TRY(wan_gemm_bf16(m->gemm, st, T, D, D, hbuf, D, w->cwq, D, w->cbq, WAN_EPI_BIAS, abuf, D,
+				  err, errlen));
 		prof_mark(m, DIT_C_NORMS);
-		TRY(wan_k_rmsnorm(m->st, m->abuf, D, m->qbuf, T, D, w->cgq, eps, err, errlen));
+		TRY(wan_k_rmsnorm(st, abuf, D, qbuf, T, D, w->cgq, eps, err, errlen));
 		prof_mark(m, DIT_C_CROSS_ATTN);
-		TRY(wan_attn_run(m->attn, m->st, &cross, m->qbuf, w->xk, w->xv, m->abuf, err, errlen));
+		TRY(wan_attn_run(m->attn, st, &cross, qbuf, (char *)w->xk + xo, (char *)w->xv + xo, abuf,
+				 err, errlen));
 		prof_mark(m, DIT_C_PROJ);
-		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, D, m->abuf, D, w->cwo, D, w->cbo, WAN_EPI_BIAS,
-				  m->hbuf, D, err, errlen));
+		TRY(wan_gemm_bf16(m->gemm, st, T, D, D, abuf, D, w->cwo, D, w->cbo, WAN_EPI_BIAS, hbuf, D,
+				  err, errlen));
 		prof_mark(m, DIT_C_NORMS);
 		/* x += o·gate1 + cross (the same fp32 sums as two updates); hbuf = LN(x)·(1+scale2)+shift2 */
-		TRY(wan_k_res_ln2(m->st, m->x, 1, m->ybuf, mv, 2, m->hbuf, m->hbuf, mv, 6, 3, 4, NULL, NULL,
-				  T, D, n, L, eps, err, errlen));
+		TRY(wan_k_res_ln2(st, x, 1, ybuf, mv, 2, hbuf, hbuf, mv, 6, 3, 4, NULL, NULL, T, D, n, L,
+				  eps, err, errlen));
 		prof_mark(m, DIT_C_FFN);
-		TRY(wan_gemm_bf16(m->gemm, m->st, T, FF, D, m->hbuf, D, w->w1, D, w->b1, WAN_EPI_BIAS_GELU,
-				  m->fbuf, FF, err, errlen));
-		TRY(wan_gemm_bf16(m->gemm, m->st, T, D, FF, m->fbuf, FF, w->w2, FF, w->b2, WAN_EPI_BIAS,
-				  m->ybuf, D, err, errlen));
+		TRY(wan_gemm_bf16(m->gemm, st, T, FF, D, hbuf, D, w->w1, D, w->b1, WAN_EPI_BIAS_GELU, fbuf,
+				  FF, err, errlen));
+		TRY(wan_gemm_bf16(m->gemm, st, T, D, FF, fbuf, FF, w->w2, FF, w->b2, WAN_EPI_BIAS, ybuf, D,
+				  err, errlen));
 		prof_mark(m, last ? DIT_C_HEAD : DIT_C_NORMS);
 		/* x += ffn·gate2; hbuf = the next layer's LN+mod (or the head's) */
 		if (last)
-			TRY(wan_k_res_ln(m->st, m->x, m->ybuf, mv, 5, m->hbuf, m->hvec, 2, 0, 1, NULL, NULL, T,
+			TRY(wan_k_res_ln(st, x, ybuf, mv, 5, hbuf, m->hvec + mo * 2 * D, 2, 0, 1, NULL, NULL, T,
 					 D, n, L, eps, err, errlen));
 		else
-			TRY(wan_k_res_ln(m->st, m->x, m->ybuf, mv, 5, m->hbuf, mv + (size_t)M * 6 * D, 6, 0, 1,
-					 NULL, NULL, T, D, n, L, eps, err, errlen));
+			TRY(wan_k_res_ln(st, x, ybuf, mv, 5, hbuf, mv + (size_t)M * 6 * D, 6, 0, 1, NULL, NULL,
+					 T, D, n, L, eps, err, errlen));
 	}
 	prof_mark(m, DIT_C_HEAD);
-	TRY(wan_gemm_bf16(m->gemm, m->st, T, 64, D, m->hbuf, D, m->head_w, D, m->head_b, WAN_EPI_BIAS,
-			  m->obuf, 64, err, errlen));
-	TRY(wan_k_unpatchify_x0(m->st, m->obuf, m->x_in, m->call_f, m->flow, m->x0, B, Fr, m->p.lat_h,
-				m->p.lat_w, err, errlen));
+	TRY(wan_gemm_bf16(m->gemm, st, T, 64, D, hbuf, D, m->head_w, D, m->head_b, WAN_EPI_BIAS, obuf,
+			  64, err, errlen));
+	TRY(wan_k_unpatchify_x0(st, obuf, x_in, m->call_f + mo, m->flow + b0 * px, m->x0 + b0 * px,
+				nb, Fr, m->p.lat_h, m->p.lat_w, err, errlen));
 	prof_mark(m, DIT_C_COUNT);
 	return 0;
+}
+
+/* 1 when a call of B slots with these key lengths runs as two half-batches. */
+static int call_split(const struct dit_cuda *m, int B, int Fr, int kv_uniform)
+{
+	/* the second half's operands start 256-byte aligned (cuBLASLt's algorithms are chosen
+	 * for that alignment): its row offset in every buffer, its cache and prompt offsets */
+	size_t r0 = (size_t)(B / 2) * Fr * m->l, D = m->d.dim;
+	size_t off[] = {r0 * 64 * BF, r0 * D * BF, r0 * 3 * D * BF, r0 * m->d.ffn_dim * BF,
+			(size_t)(B / 2) * m->kv_rows * D * BF, (size_t)(B / 2) * m->d.text_len * D * BF};
+
+	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++)
+		if (off[i] % 256)
+			return 0;
+	return m->split_min >= 2 && B >= m->split_min && kv_uniform > 0;
+}
+
+/* Enqueues one forward on m->st: the time embedding when with_emb, then the body. A split
+ * call (call_split) enqueues slots [0, B/2) and [B/2, B) one after the other on m->st when
+ * fork is 0 (eager runs: every GEMM and attention shape is planned and tuned on the main
+ * stream), or, when fork is 1 (inside a capture), the second half on m->st2, forked from and
+ * joined back into m->st by events, so the graph has two independent branches. */
+static int enqueue_call(struct dit_cuda *m, int B, int Fr, int kv_uniform, int with_emb, int fork,
+			char *err, size_t errlen)
+{
+	int h = B / 2;
+
+	if (with_emb)
+		TRY(enqueue_embed(m, B, Fr, err, errlen));
+	if (!call_split(m, B, Fr, kv_uniform))
+		return enqueue_body(m, m->st, 0, B, B, Fr, kv_uniform, NULL, err, errlen);
+	if (!fork)
+		return enqueue_body(m, m->st, 0, h, B, Fr, kv_uniform, NULL, err, errlen) ||
+		       enqueue_body(m, m->st, h, B - h, B, Fr, kv_uniform, NULL, err, errlen) ? -1 : 0;
+	CU_RET(cudaEventRecord(m->ev_fork, m->st));
+	CU_RET(cudaStreamWaitEvent(m->st2, m->ev_fork, 0));
+	TRY(enqueue_body(m, m->st, 0, h, B, Fr, kv_uniform, NULL, err, errlen));
+	TRY(enqueue_body(m, m->st2, h, B - h, B, Fr, kv_uniform, NULL, err, errlen));
+	CU_RET(cudaEventRecord(m->ev_join, m->st2));
+	CU_RET(cudaStreamWaitEvent(m->st, m->ev_join, 0));
+	return 0;
+}
+
+/* The whole forward, unsplit, eager (profile, adaptive-sink hook). The modulation vectors
+ * it writes are this call's: the embedding cache is invalidated. */
+static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform,
+			   const struct fwd_hook *hook, char *err, size_t errlen)
+{
+	m->emb_ok = 0;
+	TRY(enqueue_embed(m, B, Fr, err, errlen));
+	return enqueue_body(m, m->st, 0, B, B, Fr, kv_uniform, hook, err, errlen);
 }
 
 static int check_call(struct dit_cuda *m, const struct dit_cuda_call *c, int *kv_uniform,
@@ -883,17 +1001,45 @@ static int upload_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *
 	return 0;
 }
 
+/* With the embedding cache on: 1 when the modulation vectors in place are not those of
+ * this call's shape and timesteps (then they are recomputed outside the graph). A stream's
+ * slots usually keep their timesteps from call to call, so this is mostly 0. */
+static int emb_stale(struct dit_cuda *m, const struct dit_cuda_call *c)
+{
+	int stale = !m->emb_ok || m->emb_b != c->slots || m->emb_f != c->frames;
+
+	for (int b = 0; b < c->slots; b++)
+		for (int f = 0; f < c->frames; f++) {
+			int *k = &m->emb_t[b * c->frames + f];
+
+			stale |= *k != c->t[b][f];
+			*k = c->t[b][f];
+		}
+	m->emb_b = c->slots;
+	m->emb_f = c->frames;
+	return stale;
+}
+
 static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *err, size_t errlen)
 {
-	int kvu, B = c->slots, Fr = c->frames;
+	int kvu, B = c->slots, Fr = c->frames, emb;
 	struct graph_entry *g = NULL;
 	cudaGraph_t graph = NULL;
 	cudaError_t ce;
 
 	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen))
 		return -1;
+	/* the time embedding: outside the graphs (only when the timesteps changed) with the
+	 * cache on, inside them (every call) without */
+	if (m->emb_cache && emb_stale(m, c)) {
+		m->emb_ok = 0;
+		if (enqueue_embed(m, B, Fr, err, errlen))
+			return -1;
+		m->emb_ok = 1;
+	}
+	emb = !m->emb_cache;
 	if (!m->use_graphs)
-		return enqueue_forward(m, B, Fr, kvu, NULL, err, errlen);
+		return enqueue_call(m, B, Fr, kvu, emb, 0, err, errlen);
 	for (int i = 0; i < m->ngraphs; i++)
 		if (m->graphs[i].slots == B && m->graphs[i].frames == Fr && m->graphs[i].kv_len == kvu &&
 		    (kvu || !memcmp(m->graphs[i].kv, c->kv_len, (size_t)B * sizeof(int))))
@@ -903,15 +1049,16 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *err
 		return 0;
 	}
 	/* First call of this shape: run eagerly (builds every GEMM/attention plan, which may
-	 * allocate), then capture the same sequence for later calls. */
-	if (enqueue_forward(m, B, Fr, kvu, NULL, err, errlen))
+	 * allocate, and tunes them on the main stream), then capture the same sequence for later
+	 * calls (a split call with its halves on two streams). */
+	if (enqueue_call(m, B, Fr, kvu, emb, 0, err, errlen))
 		return -1;
 	/* ragged shapes (a stream's first S-1 calls) leave room for the uniform ones */
 	if (m->ngraphs == GRAPH_CACHE_MAX || (!kvu && m->ngraphs >= GRAPH_CACHE_MAX - 2))
 		return 0;
 	CU_RET(cudaStreamSynchronize(m->st));
 	CU_RET(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
-	if (enqueue_forward(m, B, Fr, kvu, NULL, err, errlen)) {
+	if (enqueue_call(m, B, Fr, kvu, emb, 1, err, errlen)) {
 		/* a library refused to be captured: the eager run above already produced this
 		 * call's result, so stay eager from now on */
 		cudaStreamEndCapture(m->st, &graph);
