@@ -199,10 +199,14 @@ static void same(const char *what, const float *a, const float *b, size_t n)
 	}
 }
 
-/* 4. the split call against its eager run, two unsplit half calls and the reference. */
-static void run_split(const struct dit_cuda_dims *d, const struct dit_cuda_plan *p)
+/* 4. the split call against its eager run, two unsplit half calls and the reference. joint:
+ * self-attention over all slots between the halves (WAN_SPLIT_ATTN=joint), so the halves are
+ * not unsplit 2-slot calls there; checked against the eager run and the reference. */
+static void run_split(const struct dit_cuda_dims *d, const struct dit_cuda_plan *p, int joint)
 {
 	char err[512], *old = getenv("WAN_SPLIT") ? strdup(getenv("WAN_SPLIT")) : NULL;
+	char *olda = getenv("WAN_SPLIT_ATTN") ? strdup(getenv("WAN_SPLIT_ATTN")) : NULL;
+	const char *tag = joint ? "joint split" : "split";
 	struct dit_cuda *m;
 	struct ref_model *r = NULL;
 	int L = (p->lat_h / 2) * (p->lat_w / 2), S = 4;
@@ -211,14 +215,20 @@ static void run_split(const struct dit_cuda_dims *d, const struct dit_cuda_plan 
 	float *x = malloc(S * px * 4), *xa = malloc(S * px * 4), *xb = malloc(S * px * 4);
 	float *xr = malloc(S * px * 4), *xh = malloc(2 * px * 4), *ctx = malloc(nctx * 4);
 	struct dit_cuda_call c;
+	char what[96];
 	double e;
 
 	setenv("WAN_SPLIT", "4", 1); /* 4 slots split 2 + 2, 2-slot calls stay whole */
+	setenv("WAN_SPLIT_ATTN", joint ? "joint" : "halves", 1);
 	m = dit_cuda_new(d, p, err, sizeof(err));
 	if (old)
 		setenv("WAN_SPLIT", old, 1);
 	else
 		unsetenv("WAN_SPLIT");
+	if (olda)
+		setenv("WAN_SPLIT_ATTN", olda, 1);
+	else
+		unsetenv("WAN_SPLIT_ATTN");
 	if (!m) {
 		fprintf(stderr, "FAIL split: %s\n", err);
 		failures++;
@@ -240,7 +250,8 @@ static void run_split(const struct dit_cuda_dims *d, const struct dit_cuda_plan 
 	c.frames = 1;
 	for (int b = 0; b < S; b++)
 		set_slot(&c, b, 900 - 100 * b, 0.9f - 0.1f * b, 0, 0, L);
-	compare("split 4-slot call (2 + 2, first of its shape)", m, r, &c, p->lat_h, p->lat_w, &seed);
+	snprintf(what, sizeof(what), "%s 4-slot call (2 + 2, first of its shape)", tag);
+	compare(what, m, r, &c, p->lat_h, p->lat_w, &seed);
 	for (int b = 0; b < S; b++)
 		set_slot(&c, b, 850 - 100 * b, 0.85f - 0.1f * b, 1, L, 2 * L);
 	fill_uniform(x, S * px, &seed, 1.5f);
@@ -248,17 +259,18 @@ static void run_split(const struct dit_cuda_dims *d, const struct dit_cuda_plan 
 		goto out;
 	ref_forward(r, &c, x, xr, NULL);
 	e = rel_l2(xb, xr, S * px);
+	snprintf(what, sizeof(what), "%s 4-slot call (graph, two streams)", tag);
 	if (any_nonfinite(xb, S * px) || !(e <= 1e-2)) {
-		fprintf(stderr, "FAIL split graph call: x0 rel L2 %.3e (<= 1e-2)\n", e);
+		fprintf(stderr, "FAIL %s: x0 rel L2 %.3e (<= 1e-2)\n", what, e);
 		failures++;
 	} else {
-		printf("ok   %-44s x0 rel L2 %.3e\n", "split 4-slot call (graph, two streams)", e);
+		printf("ok   %-44s x0 rel L2 %.3e\n", what, e);
 	}
-	same("split graph == split eager", xb, xa, S * px);
+	snprintf(what, sizeof(what), "%s graph == %s eager", tag, tag);
+	same(what, xb, xa, S * px);
 	/* the same rows as unsplit 2-slot calls: slots 0, 1 in place, then slots 2, 3 copied to 0, 1 */
-	for (int half = 0; half < 2; half++) {
+	for (int half = 0; half < 2 && !joint; half++) {
 		struct dit_cuda_call h = c;
-		char what[96];
 
 		h.slots = 2;
 		for (int b = 0; b < 2; b++)
@@ -277,6 +289,7 @@ static void run_split(const struct dit_cuda_dims *d, const struct dit_cuda_plan 
 	}
 out:
 	free(old);
+	free(olda);
 	free(x); free(xa); free(xb); free(xr); free(xh); free(ctx);
 	ref_free(r);
 	dit_cuda_free(m);
@@ -303,7 +316,8 @@ int main(void)
 	{
 		struct dit_cuda_plan split_p = {.lat_h = 16, .lat_w = 24, .slots = 4, .kv_frames = 6};
 
-		run_split(&tiny, &split_p);
+		run_split(&tiny, &split_p, 0);
+		run_split(&tiny, &split_p, 1);
 	}
 	printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
 	return failures ? 1 : 0;

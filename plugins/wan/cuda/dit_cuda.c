@@ -21,8 +21,9 @@
 #define PROF_EVENTS 4096
 #define BF 2 /* bytes per bf16 */
 /* Calls of at least this many slots (uniform key lengths) run as two half-batches on two
- * streams inside their graph; WAN_SPLIT=N overrides (0: never). */
-#define SPLIT_MIN_DEFAULT 4
+ * streams inside their graph (0: never, the default: measured slower on H100, NOTES.md
+ * "twostream"); WAN_SPLIT=N overrides (N >= 2; 1 means 4). */
+#define SPLIT_MIN_DEFAULT 0
 
 const char *const dit_cuda_comp_names[DIT_C_COUNT] = {
 	"embed+time", "norms/rope/residual", "qkv gemm", "self-attention", "o/cross-q gemms",
@@ -57,7 +58,7 @@ struct dit_cuda {
 	 * fork and join events; split_min: fewest slots a call needs to be split (0: never) */
 	cudaStream_t st2;
 	cudaEvent_t ev_fork, ev_join;
-	int split_min;
+	int split_min, split_joint;
 	/* time embedding cache: the modulation vectors (mvec, hvec, e) of the call shape and
 	 * timesteps below are in place; the graphs do not compute them (emb_cache on) */
 	int emb_cache, emb_ok, emb_b, emb_f;
@@ -297,10 +298,12 @@ struct dit_cuda *dit_cuda_new(const struct dit_cuda_dims *dims, const struct dit
 
 		m->split_min = sp ? atoi(sp) : SPLIT_MIN_DEFAULT;
 		if (m->split_min == 1)
-			m->split_min = SPLIT_MIN_DEFAULT;
+			m->split_min = 4;
 		if (m->split_min < 0)
 			m->split_min = 0;
 		m->emb_cache = !(ec && ec[0] == '0');
+		sp = getenv("WAN_SPLIT_ATTN");
+		m->split_joint = sp && !strcmp(sp, "joint");
 	}
 	m->gemm = wan_gemm_new((size_t)32 << 20, err, errlen);
 	if (!m->gemm || wan_gemm_add_stream(m->gemm, m->st2, err, errlen)) {
@@ -776,8 +779,18 @@ static int enqueue_embed(struct dit_cuda *m, int B, int Fr, char *err, size_t er
  * its own rows of the call block; the modulation vectors keep the whole call's layout.
  * kv_uniform > 0: every slot attends kv_uniform rows; 0: ragged lengths from the device call
  * block (one-slot cuDNN calls or the fallback kernel; only unsplit, b0 = 0 and nb = B). */
-static int enqueue_body(struct dit_cuda *m, cudaStream_t st, int b0, int nb, int B, int Fr,
-			int kv_uniform, const struct fwd_hook *hook, char *err, size_t errlen)
+/* Steps of a body, for enqueue_range: 0 the patch embedding, then per layer li three:
+ * 1 + 3·li its QKV GEMM and RoPE/cache write, 2 + 3·li its self-attention, 3 + 3·li the rest
+ * of the layer (through the next LayerNorm); 1 + 3·layers the head. */
+#define STEP_QKV(li) (1 + 3 * (li))
+#define STEP_ATTN(li) (2 + 3 * (li))
+#define STEP_POST(li) (3 + 3 * (li))
+#define STEP_HEAD(m) (1 + 3 * (m)->d.num_layers)
+
+/* The steps [from, to) of the body of slots [b0, b0 + nb) (see enqueue_body). */
+static int enqueue_range(struct dit_cuda *m, cudaStream_t st, int b0, int nb, int B, int Fr,
+			 int kv_uniform, const struct fwd_hook *hook, int from, int to, char *err,
+			 size_t errlen)
 {
 	int D = m->d.dim, FF = m->d.ffn_dim, L = m->l, n = Fr * L, T = nb * n, M = B * Fr;
 	size_t r0 = (size_t)b0 * n, mo = (size_t)b0 * Fr, px = (size_t)16 * Fr * m->p.lat_h * m->p.lat_w;
@@ -812,39 +825,49 @@ static int enqueue_body(struct dit_cuda *m, cudaStream_t st, int b0, int nb, int
 		snprintf(err, errlen, "the adaptive-sink forward cannot be split");
 		return -1;
 	}
-	prof_mark(m, DIT_C_EMBED);
-	TRY(wan_k_patchify(st, x_in, cols, nb, Fr, m->p.lat_h, m->p.lat_w, err, errlen));
-	TRY(wan_gemm_bf16(m->gemm, st, T, D, 64, cols, 64, m->pe_w, 64, m->pe_b, WAN_EPI_BIAS,
-			  ybuf, D, err, errlen));
-	TRY(wan_k_bf16_to_f32(st, ybuf, x, (size_t)T * D, err, errlen));
-	prof_mark(m, DIT_C_NORMS);
-	TRY(wan_k_res_ln(st, x, NULL, NULL, -1, hbuf, m->mvec + mo * 6 * D, 6, 0, 1, NULL, NULL, T, D,
-			 n, L, eps, err, errlen));
+	if (from <= 0 && 0 < to) {
+		prof_mark(m, DIT_C_EMBED);
+		TRY(wan_k_patchify(st, x_in, cols, nb, Fr, m->p.lat_h, m->p.lat_w, err, errlen));
+		TRY(wan_gemm_bf16(m->gemm, st, T, D, 64, cols, 64, m->pe_w, 64, m->pe_b, WAN_EPI_BIAS,
+				  ybuf, D, err, errlen));
+		TRY(wan_k_bf16_to_f32(st, ybuf, x, (size_t)T * D, err, errlen));
+		prof_mark(m, DIT_C_NORMS);
+		TRY(wan_k_res_ln(st, x, NULL, NULL, -1, hbuf, m->mvec + mo * 6 * D, 6, 0, 1, NULL, NULL, T,
+				 D, n, L, eps, err, errlen));
+	}
 	for (int li = 0; li < m->d.num_layers; li++) {
 		struct layer_w *w = &m->layers[li];
 		const float *mv = m->mvec + ((size_t)li * M + mo) * 6 * D;
 		void *kc = (char *)w->kc + kvs, *vc = (char *)w->vc + kvs;
 		int last = li + 1 == m->d.num_layers;
 
+		if (STEP_POST(li) < from || STEP_QKV(li) >= to)
+			continue;
 		/* hbuf holds LN(x)·(1+scale1)+shift1 (fused into the previous residual) */
-		prof_mark(m, DIT_C_QKV);
-		TRY(wan_gemm_bf16(m->gemm, st, T, 3 * D, D, hbuf, D, w->wqkv, D, w->bqkv, WAN_EPI_BIAS,
-				  qkv, 3 * D, err, errlen));
-		prof_mark(m, DIT_C_NORMS);
-		if (hook)
-			TRY(hooked_kv(m, hook, li, B, n, d_start, &kv_uniform, err, errlen));
-		else
-			TRY(wan_k_qkv_rope_cache(st, qkv, qbuf, kc, vc, (int64_t)m->kv_rows * D, T, D, m->hd,
-						 n, L, m->w2, w->gq, w->gk, m->rope, d_start, d_write, eps,
-						 err, errlen));
-		prof_mark(m, DIT_C_SELF_ATTN);
-		self.skv = kv_uniform;
-		if (kv_uniform > 0)
-			TRY(wan_attn_run(m->attn, st, &self, qbuf, kc, vc, abuf, err, errlen));
-		else if (ragged_on_cudnn(m, &self, nb, hook ? m->h_kvlen : h_kv))
-			TRY(self_attn_per_slot(m, &self, nb, hook ? m->h_kvlen : h_kv, w, err, errlen));
-		else
-			TRY(wan_attn_run_ragged(m->attn, st, &self, d_kv, qbuf, kc, vc, abuf, err, errlen));
+		if (from <= STEP_QKV(li) && STEP_QKV(li) < to) {
+			prof_mark(m, DIT_C_QKV);
+			TRY(wan_gemm_bf16(m->gemm, st, T, 3 * D, D, hbuf, D, w->wqkv, D, w->bqkv, WAN_EPI_BIAS,
+					  qkv, 3 * D, err, errlen));
+			prof_mark(m, DIT_C_NORMS);
+			if (hook)
+				TRY(hooked_kv(m, hook, li, B, n, d_start, &kv_uniform, err, errlen));
+			else
+				TRY(wan_k_qkv_rope_cache(st, qkv, qbuf, kc, vc, (int64_t)m->kv_rows * D, T, D, m->hd,
+							 n, L, m->w2, w->gq, w->gk, m->rope, d_start, d_write, eps,
+							 err, errlen));
+		}
+		if (from <= STEP_ATTN(li) && STEP_ATTN(li) < to) {
+			prof_mark(m, DIT_C_SELF_ATTN);
+			self.skv = kv_uniform;
+			if (kv_uniform > 0)
+				TRY(wan_attn_run(m->attn, st, &self, qbuf, kc, vc, abuf, err, errlen));
+			else if (ragged_on_cudnn(m, &self, nb, hook ? m->h_kvlen : h_kv))
+				TRY(self_attn_per_slot(m, &self, nb, hook ? m->h_kvlen : h_kv, w, err, errlen));
+			else
+				TRY(wan_attn_run_ragged(m->attn, st, &self, d_kv, qbuf, kc, vc, abuf, err, errlen));
+		}
+		if (STEP_POST(li) >= to)
+			continue;
 		prof_mark(m, DIT_C_PROJ);
 		/* o stays in ybuf until the cross residual adds it to x */
 		TRY(wan_gemm_bf16(m->gemm, st, T, D, D, abuf, D, w->wo, D, w->bo, WAN_EPI_BIAS, ybuf, D,
@@ -882,13 +905,21 @@ static int enqueue_body(struct dit_cuda *m, cudaStream_t st, int b0, int nb, int
 			TRY(wan_k_res_ln(st, x, ybuf, mv, 5, hbuf, mv + (size_t)M * 6 * D, 6, 0, 1, NULL, NULL,
 					 T, D, n, L, eps, err, errlen));
 	}
-	prof_mark(m, DIT_C_HEAD);
-	TRY(wan_gemm_bf16(m->gemm, st, T, 64, D, hbuf, D, m->head_w, D, m->head_b, WAN_EPI_BIAS, obuf,
-			  64, err, errlen));
-	TRY(wan_k_unpatchify_x0(st, obuf, x_in, m->call_f + mo, m->flow + b0 * px, m->x0 + b0 * px,
-				nb, Fr, m->p.lat_h, m->p.lat_w, err, errlen));
-	prof_mark(m, DIT_C_COUNT);
+	if (from <= STEP_HEAD(m) && STEP_HEAD(m) < to) {
+		prof_mark(m, DIT_C_HEAD);
+		TRY(wan_gemm_bf16(m->gemm, st, T, 64, D, hbuf, D, m->head_w, D, m->head_b, WAN_EPI_BIAS,
+				  obuf, 64, err, errlen));
+		TRY(wan_k_unpatchify_x0(st, obuf, x_in, m->call_f + mo, m->flow + b0 * px,
+					m->x0 + b0 * px, nb, Fr, m->p.lat_h, m->p.lat_w, err, errlen));
+		prof_mark(m, DIT_C_COUNT);
+	}
 	return 0;
+}
+
+static int enqueue_body(struct dit_cuda *m, cudaStream_t st, int b0, int nb, int B, int Fr,
+			int kv_uniform, const struct fwd_hook *hook, char *err, size_t errlen)
+{
+	return enqueue_range(m, st, b0, nb, B, Fr, kv_uniform, hook, 0, STEP_HEAD(m) + 1, err, errlen);
 }
 
 /* 1 when a call of B slots with these key lengths runs as two half-batches. */
@@ -906,6 +937,37 @@ static int call_split(const struct dit_cuda *m, int B, int Fr, int kv_uniform)
 	return m->split_min >= 2 && B >= m->split_min && kv_uniform > 0;
 }
 
+/* A split call whose self-attention stays whole (WAN_SPLIT_ATTN=joint): the halves run
+ * every other step on their own streams (fork is 1) or one after the other (0), and join
+ * before each layer's self-attention, which runs once over all B slots on m->st (a batch of
+ * B keeps the attention kernel's grid as full as the unsplit call's). */
+static int enqueue_joint(struct dit_cuda *m, int B, int Fr, int kv_uniform, int fork, char *err,
+			 size_t errlen)
+{
+	int h = B / 2, nl = m->d.num_layers;
+	cudaStream_t s2 = fork ? m->st2 : m->st;
+
+	for (int li = 0; li <= nl; li++) {
+		/* the halves: steps up to layer li's attention (li = nl: the rest) */
+		int from = li ? STEP_POST(li - 1) : 0, to = li < nl ? STEP_ATTN(li) : STEP_HEAD(m) + 1;
+
+		if (fork) {
+			CU_RET(cudaEventRecord(m->ev_fork, m->st));
+			CU_RET(cudaStreamWaitEvent(m->st2, m->ev_fork, 0));
+		}
+		TRY(enqueue_range(m, m->st, 0, h, B, Fr, kv_uniform, NULL, from, to, err, errlen));
+		TRY(enqueue_range(m, s2, h, B - h, B, Fr, kv_uniform, NULL, from, to, err, errlen));
+		if (fork) {
+			CU_RET(cudaEventRecord(m->ev_join, m->st2));
+			CU_RET(cudaStreamWaitEvent(m->st, m->ev_join, 0));
+		}
+		if (li < nl)
+			TRY(enqueue_range(m, m->st, 0, B, B, Fr, kv_uniform, NULL, STEP_ATTN(li),
+					  STEP_ATTN(li) + 1, err, errlen));
+	}
+	return 0;
+}
+
 /* Enqueues one forward on m->st: the time embedding when with_emb, then the body. A split
  * call (call_split) enqueues slots [0, B/2) and [B/2, B) one after the other on m->st when
  * fork is 0 (eager runs: every GEMM and attention shape is planned and tuned on the main
@@ -920,6 +982,8 @@ static int enqueue_call(struct dit_cuda *m, int B, int Fr, int kv_uniform, int w
 		TRY(enqueue_embed(m, B, Fr, err, errlen));
 	if (!call_split(m, B, Fr, kv_uniform))
 		return enqueue_body(m, m->st, 0, B, B, Fr, kv_uniform, NULL, err, errlen);
+	if (m->split_joint)
+		return enqueue_joint(m, B, Fr, kv_uniform, fork, err, errlen);
 	if (!fork)
 		return enqueue_body(m, m->st, 0, h, B, Fr, kv_uniform, NULL, err, errlen) ||
 		       enqueue_body(m, m->st, h, B - h, B, Fr, kv_uniform, NULL, err, errlen) ? -1 : 0;

@@ -7,9 +7,10 @@
 # "ab5" adds 1.3B 480x832 S=4 runs with each optimisation of v5 switched off in turn
 # (WAN_GEMM_ENUM=0: the heuristic's GEMM candidates only; WAN_K_ROWS=1: one token per block in
 # the row kernels) and with both off. "ab" (twostream) runs gpu_dit and gpu_dit_stream again
-# with S=2 calls split (WAN_SPLIT=2) and adds S=4 without the two-stream split (WAN_SPLIT=0),
-# without the time-embedding cache (WAN_EMB_CACHE=0), with both off, S=2 split, S=1 without
-# the cache, and the S=4 pair (split, not split) once more at the end.
+# with S=2 calls split (WAN_SPLIT=2, also with WAN_SPLIT_ATTN=joint) and adds S=4 with the
+# two-stream split (WAN_SPLIT=4), split with whole self-attention (WAN_SPLIT_ATTN=joint),
+# without the time-embedding cache (WAN_EMB_CACHE=0), S=2 both ways split, S=1 without the
+# cache, and the S=4 triple (default, split, joint) once more at the end.
 bin=${1:?bin dir}; out=${2:?out dir}; iters=${3:-20}; ab=${4:-}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" 2>&1
@@ -23,6 +24,8 @@ if [ -x "$bin/gpu_dit_stream" ]; then
 	if [ "$ab" = ab ]; then
 		WAN_SPLIT=2 timeout 120 "$bin/gpu_dit_stream" $fix > "$out/gpu_dit_stream-split2.log" 2>&1
 		echo "gpu_dit_stream WAN_SPLIT=2 rc=$?" >> "$out/summary.txt"
+		WAN_SPLIT=2 WAN_SPLIT_ATTN=joint timeout 120 "$bin/gpu_dit_stream" $fix > "$out/gpu_dit_stream-joint2.log" 2>&1
+		echo "gpu_dit_stream WAN_SPLIT=2 WAN_SPLIT_ATTN=joint rc=$?" >> "$out/summary.txt"
 	fi
 fi
 if [ "$ab" = ab ]; then
@@ -43,10 +46,11 @@ b() {
 if grep -q '\[cuDNN' "$out/gpu_kernels.log"; then
 	b 13b-480-s4 WAN_GEMM_DEBUG=1 WAN_ATTN_DEBUG=1 -- --model 1.3b --height 480 --width 832 --steps 4
 	if [ "$ab" = ab ]; then
-		b 13b-480-s4-nosplit WAN_SPLIT=0 -- --model 1.3b --height 480 --width 832 --steps 4
+		b 13b-480-s4-split WAN_SPLIT=4 -- --model 1.3b --height 480 --width 832 --steps 4
+		b 13b-480-s4-joint WAN_SPLIT=4 WAN_SPLIT_ATTN=joint -- --model 1.3b --height 480 --width 832 --steps 4
 		b 13b-480-s4-noemb WAN_EMB_CACHE=0 -- --model 1.3b --height 480 --width 832 --steps 4
-		b 13b-480-s4-nosplit-noemb WAN_SPLIT=0 WAN_EMB_CACHE=0 -- --model 1.3b --height 480 --width 832 --steps 4
 		b 13b-480-s2-split WAN_SPLIT=2 -- --model 1.3b --height 480 --width 832 --steps 2
+		b 13b-480-s2-joint WAN_SPLIT=2 WAN_SPLIT_ATTN=joint -- --model 1.3b --height 480 --width 832 --steps 2
 		b 13b-480-s1-noemb WAN_EMB_CACHE=0 -- --model 1.3b --height 480 --width 832 --steps 1
 	fi
 	if [ "$ab" = ab5 ]; then
@@ -60,7 +64,8 @@ if grep -q '\[cuDNN' "$out/gpu_kernels.log"; then
 	b 14b-480-s1 -- --model 14b --height 480 --width 832 --steps 1
 	if [ "$ab" = ab ]; then
 		b 13b-480-s4-again -- --model 1.3b --height 480 --width 832 --steps 4
-		b 13b-480-s4-nosplit-again WAN_SPLIT=0 -- --model 1.3b --height 480 --width 832 --steps 4
+		b 13b-480-s4-split-again WAN_SPLIT=4 -- --model 1.3b --height 480 --width 832 --steps 4
+		b 13b-480-s4-joint-again WAN_SPLIT=4 WAN_SPLIT_ATTN=joint -- --model 1.3b --height 480 --width 832 --steps 4
 	fi
 else
 	b 13b-512-s1-fallback -- --model 1.3b --height 512 --width 512 --steps 1 --iters 2
