@@ -58,6 +58,13 @@ struct fa3_args {
 	int pingpong;                    /* consumers take turns issuing their wgmmas */
 	int split, chunk;                /* grid.z = b·split; part j attends keys [j·chunk, +chunk) */
 	float *lse;                      /* borrowed, split > 1: [b·split][h][sq] log-sum-exp */
+	/* tail mode (tparts > 0, 1-D grid): units (query tile, head, slot; tile fastest) below
+	 * nfull run whole, each later one in tparts parts of tchunk keys (the last wave's units
+	 * spread over every SM) writing tile-sized partial outputs to `to` [part][128][128] and
+	 * their log-sum-exp to tlse [part][128], merged by k_fa3_tail_combine */
+	int h, qtiles, nfull, tparts, tchunk;
+	__nv_bfloat16 *to;               /* borrowed */
+	float *tlse;                     /* borrowed */
 };
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -336,8 +343,27 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 	uint32_t sq_tile = base, sk = base + FA3_QTILE, sv = sk + 2 * FA3_KTILE(BN);
 	uint32_t bar0 = smem_addr(bars);
 	int wg = threadIdx.x >> 7, qt = blockIdx.x, hh = blockIdx.y, z = blockIdx.z;
-	int bb = z / a.split, kbeg = (z - bb * a.split) * a.chunk;
-	int klen = min(a.skv - kbeg, a.chunk), nkt = (klen + BN - 1) / BN;
+	int bb = z / a.split, kbeg = (z - bb * a.split) * a.chunk, klen = a.chunk, tidx = -1, nkt;
+
+	if (a.tparts) {
+		int u = blockIdx.x;
+
+		if (u >= a.nfull) {
+			int t = (u - a.nfull) / a.tparts, part = u - a.nfull - t * a.tparts;
+
+			u = a.nfull + t;
+			tidx = t * a.tparts + part;
+			kbeg = part * a.tchunk;
+			klen = a.tchunk;
+		} else {
+			kbeg = 0;
+		}
+		qt = u % a.qtiles;
+		hh = (u / a.qtiles) % a.h;
+		bb = z = u / (a.qtiles * a.h);
+	}
+	klen = min(a.skv - kbeg, klen);
+	nkt = (klen + BN - 1) / BN;
 
 #define BAR_Q bar0
 #define BAR_KF(st) (bar0 + 8u * (1 + (st)))
@@ -460,31 +486,45 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 		l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
 		l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
 		{
-			int r = qt * FA3_BM + c * 64 + (tid >> 5) * 16 + (lane >> 2);
+			int rl = c * 64 + (tid >> 5) * 16 + (lane >> 2), r = qt * FA3_BM + rl;
 			float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-			__nv_bfloat16 *ob = a.o + z * a.o_bstride + hh * FA3_D + 2 * (lane & 3);
+			__nv_bfloat16 *row0 = NULL, *row1 = NULL;
+			float *ls0 = NULL, *ls1 = NULL;
 
-			if (a.lse && (lane & 3) == 0) {
-				float *lse = a.lse + ((int64_t)z * gridDim.y + hh) * a.sq;
+			if (tidx >= 0) {
+				row0 = a.to + ((int64_t)tidx * FA3_BM + rl) * FA3_D + 2 * (lane & 3);
+				row1 = row0 + 8 * FA3_D;
+				if ((lane & 3) == 0) {
+					ls0 = a.tlse + tidx * FA3_BM + rl;
+					ls1 = ls0 + 8;
+				}
+			} else {
+				__nv_bfloat16 *ob = a.o + z * a.o_bstride + hh * FA3_D + 2 * (lane & 3);
+				float *lse = a.lse ? a.lse + ((int64_t)z * a.h + hh) * a.sq : NULL;
 
-				if (r < a.sq)
-					lse[r] = (m0 + __log2f(l0)) * 0.6931471805599453f;
-				if (r + 8 < a.sq)
-					lse[r + 8] = (m1 + __log2f(l1)) * 0.6931471805599453f;
+				if (r < a.sq) {
+					row0 = ob + r * a.o_sstride;
+					ls0 = lse && (lane & 3) == 0 ? lse + r : NULL;
+				}
+				if (r + 8 < a.sq) {
+					row1 = ob + (r + 8) * a.o_sstride;
+					ls1 = lse && (lane & 3) == 0 ? lse + r + 8 : NULL;
+				}
 			}
-
-			if (r < a.sq) {
-				__nv_bfloat16 *row = ob + r * a.o_sstride;
+			if (ls0)
+				*ls0 = (m0 + __log2f(l0)) * 0.6931471805599453f;
+			if (ls1)
+				*ls1 = (m1 + __log2f(l1)) * 0.6931471805599453f;
+			if (row0) {
 #pragma unroll
 				for (int i = 0; i < 64; i += 4)
-					*(__nv_bfloat162 *)(row + 8 * (i >> 2)) =
+					*(__nv_bfloat162 *)(row0 + 8 * (i >> 2)) =
 						__floats2bfloat162_rn(o[i] * inv0, o[i + 1] * inv0);
 			}
-			if (r + 8 < a.sq) {
-				__nv_bfloat16 *row = ob + (r + 8) * a.o_sstride;
+			if (row1) {
 #pragma unroll
 				for (int i = 0; i < 64; i += 4)
-					*(__nv_bfloat162 *)(row + 8 * (i >> 2)) =
+					*(__nv_bfloat162 *)(row1 + 8 * (i >> 2)) =
 						__floats2bfloat162_rn(o[i + 2] * inv1, o[i + 3] * inv1);
 			}
 		}
@@ -495,6 +535,42 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 #undef BAR_VF
 #undef BAR_VE
 #endif
+}
+
+/* Tail mode: merges the parts of each split unit by their log-sum-exp. One warp per (tail
+ * unit, row); lanes own 4 channels. */
+__global__ void k_fa3_tail_combine(const struct fa3_args a, int ntail)
+{
+	int w = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+	int t = w / FA3_BM, rl = w % FA3_BM, u = a.nfull + t, qt, hh, bb, r;
+	float lse[4], mx = -INFINITY, wsum = 0.0f, acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+
+	if (t >= ntail)
+		return;
+	qt = u % a.qtiles;
+	hh = (u / a.qtiles) % a.h;
+	bb = u / (a.qtiles * a.h);
+	r = qt * FA3_BM + rl;
+	if (r >= a.sq)
+		return;
+	for (int j = 0; j < a.tparts; j++) {
+		lse[j] = a.tlse[(t * a.tparts + j) * FA3_BM + rl];
+		mx = fmaxf(mx, lse[j]);
+	}
+	for (int j = 0; j < a.tparts; j++) {
+		const __nv_bfloat16 *src = a.to + ((int64_t)(t * a.tparts + j) * FA3_BM + rl) * FA3_D + 4 * lane;
+		float wj = __expf(lse[j] - mx);
+
+		wsum += wj;
+		for (int c = 0; c < 4; c++)
+			acc[c] += wj * __bfloat162float(src[c]);
+	}
+	{
+		__nv_bfloat16 *dst = a.o + bb * a.o_bstride + (int64_t)r * a.o_sstride + hh * FA3_D + 4 * lane;
+
+		*(__nv_bfloat162 *)dst = __floats2bfloat162_rn(acc[0] / wsum, acc[1] / wsum);
+		*(__nv_bfloat162 *)(dst + 2) = __floats2bfloat162_rn(acc[2] / wsum, acc[3] / wsum);
+	}
 }
 
 /* ---- host ---- */
@@ -589,12 +665,14 @@ static int make_map(CUtensorMap *m, const void *ptr, int h, int rows, int b, int
 
 static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q, const void *k,
 		  const void *v, void *o, int64_t o_bstride, int64_t o_sstride, int split, int bn,
-		  float *lse, char *err, size_t errlen)
+		  float *lse, int tparts, void *tscratch, float *tlse, char *err, size_t errlen)
 {
 	CUtensorMap tq, tk, tv;
-	struct fa3_args a;
-	int chunk = ((s->skv + split - 1) / split + bn - 1) / bn * bn;
-	dim3 grid((s->sq + FA3_BM - 1) / FA3_BM, s->h, s->b * split);
+	struct fa3_args a = {};
+	int chunk = ((s->skv + split - 1) / split + bn - 1) / bn * bn, dev = 0, sms = 0, ntail = 0;
+	int qtiles = (s->sq + FA3_BM - 1) / FA3_BM;
+	int64_t units = (int64_t)s->b * s->h * qtiles;
+	dim3 grid(qtiles, s->h, s->b * split);
 
 	if (!wan_attn_fa3_supported(s, err, errlen))
 		return -1;
@@ -605,6 +683,24 @@ static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q
 	if (split < 1 || split > 4 || (int64_t)s->b * split > 65535 || (split - 1) * chunk >= s->skv) {
 		snprintf(err, errlen, "fa3 attention: cannot split %d keys in %d parts", s->skv, split);
 		return -1;
+	}
+	if (tparts) {
+		int tchunk = ((s->skv + tparts - 1) / tparts + bn - 1) / bn * bn;
+
+		if (cudaGetDevice(&dev) != cudaSuccess ||
+		    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sms <= 0) {
+			cudaGetLastError();
+			snprintf(err, errlen, "fa3 attention: cannot query the multiprocessor count");
+			return -1;
+		}
+		if (split != 1 || tparts < 2 || tparts > 4 || (tparts - 1) * tchunk >= s->skv ||
+		    units + (int64_t)sms * tparts > INT32_MAX || !tscratch || !tlse) {
+			snprintf(err, errlen, "fa3 attention: cannot run the last wave's %d keys in %d parts",
+				 s->skv, tparts);
+			return -1;
+		}
+		ntail = (int)(units % sms);
+		a.tchunk = tchunk;
 	}
 	if (((uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)o) & 15) {
 		snprintf(err, errlen, "fa3 attention: operands must be 16-byte aligned");
@@ -622,6 +718,14 @@ static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q
 	a.split = split;
 	a.chunk = split > 1 ? chunk : s->skv;
 	a.lse = lse;
+	a.h = s->h;
+	a.qtiles = qtiles;
+	a.nfull = (int)(units - ntail);
+	a.tparts = ntail ? tparts : 0;
+	a.to = (__nv_bfloat16 *)tscratch;
+	a.tlse = tlse;
+	if (a.tparts)
+		grid = dim3((unsigned)(a.nfull + ntail * tparts), 1, 1);
 	a.sq = s->sq;
 	a.skv = s->skv;
 	a.scale_log2 = s->scale * 1.4426950408889634f;
@@ -637,14 +741,18 @@ static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q
 	else
 		k_attn_fa3<128><<<grid, FA3_THREADS, FA3_SMEM(128), st>>>(tq, tk, tv, a);
 	CU_LAUNCH_RET("k_attn_fa3");
+	if (a.tparts) {
+		k_fa3_tail_combine<<<(ntail * FA3_BM + 7) / 8, 256, 0, st>>>(a, ntail);
+		CU_LAUNCH_RET("k_fa3_tail_combine");
+	}
 	return 0;
 }
 
 extern "C" int wan_attn_fa3(cudaStream_t st, const struct wan_attn_shape *s, const void *q,
 			    const void *k, const void *v, void *o, char *err, size_t errlen)
 {
-	return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, WAN_FA3_BN_DEFAULT, NULL, err,
-		      errlen);
+	return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, WAN_FA3_BN_DEFAULT, NULL, 0, NULL,
+		      NULL, err, errlen);
 }
 
 extern "C" int wan_attn_fa3_split(cudaStream_t st, const struct wan_attn_shape *s, int split, int bn,
@@ -656,9 +764,27 @@ extern "C" int wan_attn_fa3_split(cudaStream_t st, const struct wan_attn_shape *
 	if (bn == 0)
 		bn = WAN_FA3_BN_DEFAULT;
 	if (split == 1)
-		return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, bn, NULL, err, errlen);
-	if (launch(st, s, q, k, v, opart, (int64_t)s->sq * ps, ps, split, bn, lse, err, errlen))
+		return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, bn, NULL, 0, NULL, NULL, err,
+			      errlen);
+	if (launch(st, s, q, k, v, opart, (int64_t)s->sq * ps, ps, split, bn, lse, 0, NULL, NULL, err,
+		   errlen))
 		return -1;
 	return wan_attn_combine(st, opart, lse, o, s->b, split, s->h, FA3_D, s->sq, s->o_bstride,
 				s->o_sstride, err, errlen);
+}
+
+extern "C" int wan_attn_fa3_tail(cudaStream_t st, const struct wan_attn_shape *s, int parts, int bn,
+				 const void *q, const void *k, const void *v, void *scratch,
+				 float *scratch_lse, void *o, char *err, size_t errlen)
+{
+	if (bn == 0)
+		bn = WAN_FA3_BN_DEFAULT;
+	return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, bn, NULL, parts, scratch,
+		      scratch_lse, err, errlen);
+}
+
+extern "C" size_t wan_attn_fa3_tail_scratch(int sms, size_t *lse_bytes)
+{
+	*lse_bytes = (size_t)sms * 4 * FA3_BM * sizeof(float);
+	return (size_t)sms * 4 * FA3_BM * FA3_D * 2;
 }
