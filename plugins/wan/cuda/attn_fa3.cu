@@ -1,16 +1,21 @@
 /* attn_fa3.cu: see attn_fa3.h.
  *
- * DESIGN. One CTA of 384 threads per (128-query tile, head, batch entry), three warpgroups:
+ * DESIGN. One CTA of 384 threads per work unit (128-query tile, head, batch entry; or a key
+ * part of one, see below), three warpgroups:
  *  - warpgroup 0, the producer, gives its registers away (setmaxnreg.dec) and one thread
- *    issues the TMA copies: the Q tile once, then K and V tiles of 128 keys into a two-stage
+ *    issues the TMA copies: the Q tile once, then K and V tiles of BN keys into a two-stage
  *    ring (full/empty mbarriers per stage, K and V separately so K can be released first);
  *  - warpgroups 1 and 2, the consumers, own 64 query rows each (setmaxnreg.inc to 240):
  *    S = Q·Kᵀ with wgmma (A and B from shared memory), online softmax in registers (exp2 with
  *    the scale folded in), then O += P·V with P straight from the S accumulators converted to
- *    bf16: the m64n128 accumulator layout of S is the register-A layout of the next wgmma.
+ *    bf16: the m64nBN accumulator layout of S is the register-A layout of the next wgmma.
  *    Each iteration issues the next tile's Q·Kᵀ before this tile's P·V and computes the
- *    softmax while the P·V runs (intra-warpgroup overlap).
- * Shared memory: every tile is 128 rows x 128 bf16 = two 64-column panels (128-byte rows,
+ *    softmax while the P·V runs (intra-warpgroup overlap); the two consumers take turns
+ *    issuing (named barriers 1 and 2), so one's softmax overlaps the other's wgmmas.
+ * Small grids: the keys of every unit in 2 or 4 parts (3-D grid, z = slot x part), or only
+ * the units of a partial last wave (1-D grid, "tail mode"); parts write their normalised
+ * output and log-sum-exp, a merge kernel combines them. attn_cudnn.c times the variants.
+ * Shared memory: every tile is rows x 128 bf16 = two 64-column panels (128-byte rows,
  * 128-byte TMA swizzle, 1024-byte aligned): Q 32 KB, then two stages of K and V tiles of BN
  * keys (BN = 128, 176 or 192: 160, 208 or 224 KB in all; m64nBNk16 for Q·Kᵀ).
  *
@@ -24,8 +29,8 @@
  * (1 = 128B). Q and K are K-major (d contiguous): SBO = 1024 (8 rows of 128 B), LBO unused;
  * a k-step of 16 advances 32 B inside a panel, k-steps 4..7 use the second panel. V is the B
  * operand of P·V with its N dimension (d) contiguous, i.e. MN-major (transpose bit set): LBO
- * = 16 KB (from the d 0..63 panel to the d 64..127 panel), SBO = 1024 (8 keys), a k-step of 16
- * keys advances 2 KB.
+ * = BN·128 B (from the d 0..63 panel to the d 64..127 panel), SBO = 1024 (8 keys), a k-step of
+ * 16 keys advances 2 KB.
  *
  * The wgmma/setmaxnreg code exists only in the sm_90a build (__CUDA_ARCH_FEAT_SM90_ALL); in
  * the compute_90 PTX the kernel body is empty and the host never selects it (it requires a
