@@ -3,6 +3,10 @@
  * frames, one prompt per slot) and stream with S = 1 and 2, batch and no-batch, with and
  * without the adaptive sink, over 52 chunks (ring wrap, sink refresh, RoPE refresh).
  * Pass: x0 / flow relative L2 <= 1e-2 (bf16 storage, fp32 accumulation; spec target).
+ * Then the adaptive sink decided on the device: the same streams driven through the C
+ * reference engine and the CUDA engine side by side must refresh sinks equally often and end
+ * with the same evict lists in every layer and slot, and the CUDA sink calls must have been
+ * replayed from graphs (or, with graphs off, run eagerly through the same kernels).
  * The fixture folder is tests/fixtures/wan/dit under the source tree, or argv[1].
  * Exits 77 without a GPU. */
 #include "config.h"
@@ -16,7 +20,11 @@
 #include <cuda_runtime.h>
 
 #include "cli.h"
+#include "dit_kv.h"
+#include "dit_model.h"
+#include "dit_stream.h"
 #include "dit_test_util.h"
+#include "plugins/wan/cuda/dit_cuda.h"
 #include "wan_config.h"
 #include "wan_dit_weights.h"
 #include "wt_file.h"
@@ -83,6 +91,202 @@ static void compare(const char *what, const char *got_path, const char *want_pat
 out:
 	free(got);
 	free(want);
+}
+
+struct mem_noise {
+	const float *v;
+	size_t left;
+};
+
+static int mem_noise_next(void *ctx, float *dst, size_t n, char *err, size_t errlen)
+{
+	struct mem_noise *m = ctx;
+
+	if (n > m->left) {
+		snprintf(err, errlen, "the noise ran out");
+		return -1;
+	}
+	memcpy(dst, m->v, n * sizeof(float));
+	m->v += n;
+	m->left -= n;
+	return 0;
+}
+
+/* One stream of the fixture STEPS through engine ENG: chunk 0, then every later chunk; every
+ * emitted x0 goes to OUT (frames of 16·h·w). Returns the stream (new) or NULL. */
+static struct dit_stream *run_stream(const struct dit_engine *eng, const struct wan_dit_config *cfg,
+				     int steps, bool batch, const float *lat, const float *scale, int chunks,
+				     const float *noise, size_t nnoise, int h, int w, float *out, int *nout)
+{
+	char err[512];
+	size_t fe = (size_t)16 * h * w, hw = (size_t)h * w;
+	struct dit_stream_config sc = { .steps = steps, .batch = batch, .kv_frames = 6, .sink_frames = 3,
+					.sink_threshold = 0.2, .channels = 16, .h = h, .w = w,
+					.layers = cfg->num_layers };
+	struct dit_stream *st = dit_stream_new(&sc, eng, err, sizeof(err));
+	struct mem_noise mn = { noise, nnoise };
+	float *chunk = malloc(2 * fe * sizeof(float)), *res = malloc(2 * fe * sizeof(float));
+	bool emitted;
+
+	*nout = 0;
+	if (!st || !chunk || !res)
+		goto fail;
+	for (int ch = 0; ch < 16; ch++)
+		for (int f = 0; f < 2; f++)
+			memcpy(chunk + ((size_t)ch * 2 + f) * hw, lat + f * fe + ch * hw, hw * sizeof(float));
+	if (dit_stream_first(st, chunk, scale[0], mem_noise_next, &mn, res, err, sizeof(err)))
+		goto fail;
+	for (int k = 1; k < chunks; k++) {
+		if (dit_stream_next(st, lat + (size_t)(k + 1) * fe, scale[k], mem_noise_next, &mn, res, &emitted,
+				    err, sizeof(err)))
+			goto fail;
+		if (emitted)
+			memcpy(out + (size_t)(*nout)++ * fe, res, fe * sizeof(float));
+	}
+	free(chunk);
+	free(res);
+	return st;
+fail:
+	fprintf(stderr, "FAIL stream: %s\n", st ? err : "cannot start");
+	dit_stream_free(st);
+	free(chunk);
+	free(res);
+	return NULL;
+}
+
+/* Evict lists of every layer and slot that differ between two streams; the first one goes
+ * to FIRST ("layer L slot S"). */
+static int lists_differ(const struct dit_stream *a, const struct dit_stream *b, int layers, char *first,
+			size_t flen)
+{
+	static int64_t la[400], lb[400];
+	int bad = 0;
+
+	for (int l = 0; l < layers; l++)
+		for (int s = 0; s < dit_kv_slots(dit_stream_kv(a)); s++) {
+			int na = dit_kv_evict_list(dit_stream_kv(a), l, s, la, 400);
+			int nb = dit_kv_evict_list(dit_stream_kv(b), l, s, lb, 400);
+
+			if (na != nb || memcmp(la, lb, (size_t)(na < 400 ? na : 400) * sizeof(int64_t))) {
+				if (!bad++)
+					snprintf(first, flen, "layer %d slot %d: %d vs %d entries", l, s, na, nb);
+			}
+		}
+	return bad;
+}
+
+static double worst_frame(const float *a, const float *b, int frames, size_t fe)
+{
+	double worst = 0;
+
+	for (int k = 0; k < frames; k++) {
+		double e = rel_l2(a + (size_t)k * fe, b + (size_t)k * fe, (int64_t)fe);
+
+		worst = e > worst ? e : worst;
+	}
+	return worst;
+}
+
+/* The same stream with the adaptive sink on through the C reference, the CUDA engine (sink
+ * decided on the device) and the CUDA engine with WAN_SINK_HOST=1 (decided on the host). */
+static void sink_on_device(const struct wan_dit_config *cfg, int steps, bool batch, bool graphs)
+{
+	char err[512], in[64], what[96], first[96] = "", first_h[96] = "";
+	struct wan_dit_model *m = wan_dit_model_open(weights, cfg, err, sizeof(err));
+	struct dit_engine ce = { 0 }, ge = { 0 }, he = { 0 };
+	struct dit_stream *cs = NULL, *gs = NULL, *hs = NULL;
+	struct dit_cuda_counters cnt;
+	int64_t n = 0, ns = 0, nn = 0, nl = 0;
+	float *lat = NULL, *ctx = NULL, *scale = NULL, *noise = NULL, *oc = NULL, *og = NULL, *oh = NULL;
+	int h = 4, w = 6, chunks, noc = 0, nog = 0, noh = 0, bad, bad_h;
+	long rc_refresh, rg_refresh, rh_refresh;
+	size_t fe = (size_t)16 * h * w;
+	double worst, worst_h;
+
+	snprintf(what, sizeof(what), "device sink S=%d %s%s", steps, batch ? "batch" : "nobatch",
+		 graphs ? "" : " (graphs off)");
+	snprintf(in, sizeof(in), "stream_in_s%d.safetensors", steps);
+	if (!m || !(lat = load(fix_path(in), "latents", &nl)) || !(ctx = load(fix_path(in), "context", &n)) ||
+	    !(scale = load(fix_path(in), "noise_scale", &ns)) || !(noise = load(fix_path(in), "noise", &nn))) {
+		fprintf(stderr, "FAIL %s: cannot load the model or %s%s%s\n", what, in, m ? "" : ": ", m ? "" : err);
+		failures++;
+		goto out;
+	}
+	chunks = (int)ns;
+	if (nl != (int64_t)(chunks + 1) * 16 * h * w || nn != (int64_t)steps * (chunks + 1) * 16 * h * w) {
+		fprintf(stderr, "FAIL %s: %s is not a %dx%d stream of %d chunks\n", what, in, h, w, chunks);
+		failures++;
+		goto out;
+	}
+	{
+		struct dit_engine_params ep = { .max_slots = batch ? steps : 1, .kv_rows = 6 * (h / 2) * (w / 2),
+						.h = h, .w = w, .nctx = 1 };
+		int rc = dit_cpu_engine_open(m, &ep, &ce, err, sizeof(err)) ||
+			 dit_cuda_engine_open(m, &ep, &ge, err, sizeof(err));
+
+		setenv("WAN_SINK_HOST", "1", 1);
+		rc = rc || dit_cuda_engine_open(m, &ep, &he, err, sizeof(err));
+		unsetenv("WAN_SINK_HOST");
+		if (rc || ce.set_context(ce.impl, ctx, err, sizeof(err)) ||
+		    ge.set_context(ge.impl, ctx, err, sizeof(err)) || he.set_context(he.impl, ctx, err, sizeof(err))) {
+			fprintf(stderr, "FAIL %s: %s\n", what, err);
+			failures++;
+			goto out;
+		}
+	}
+	dit_cuda_set_options(dit_cuda_engine_dit(&ge), graphs, 1);
+	oc = calloc((size_t)(chunks + 2) * fe, sizeof(float));
+	og = calloc((size_t)(chunks + 2) * fe, sizeof(float));
+	oh = calloc((size_t)(chunks + 2) * fe, sizeof(float));
+	if (!oc || !og || !oh)
+		goto out;
+	cs = run_stream(&ce, cfg, steps, batch, lat, scale, chunks, noise, (size_t)nn, h, w, oc, &noc);
+	gs = run_stream(&ge, cfg, steps, batch, lat, scale, chunks, noise, (size_t)nn, h, w, og, &nog);
+	hs = run_stream(&he, cfg, steps, batch, lat, scale, chunks, noise, (size_t)nn, h, w, oh, &noh);
+	if (!cs || !gs || !hs || noc != nog || noc != noh || noc < 1) {
+		fprintf(stderr, "FAIL %s: the streams did not run alike (%d, %d, %d chunks)\n", what, noc, nog, noh);
+		failures++;
+		goto out;
+	}
+	worst = worst_frame(og, oc, noc, fe);
+	worst_h = worst_frame(og, oh, noc, fe);
+	bad = lists_differ(cs, gs, cfg->num_layers, first, sizeof(first));
+	bad_h = lists_differ(hs, gs, cfg->num_layers, first_h, sizeof(first_h));
+	rc_refresh = dit_kv_sink_refreshes(dit_stream_kv(cs));
+	rg_refresh = dit_kv_sink_refreshes(dit_stream_kv(gs));
+	rh_refresh = dit_kv_sink_refreshes(dit_stream_kv(hs));
+	dit_cuda_get_counters(dit_cuda_engine_dit(&ge), &cnt);
+	printf("     %-36s refreshes: device %ld, host-decided %ld, C reference %ld; sink calls %ld, replayed %ld\n",
+	       what, rg_refresh, rh_refresh, rc_refresh, cnt.sink_forwards, cnt.sink_graph_replays);
+	if (rc_refresh < 1 || rg_refresh != rc_refresh || rg_refresh != rh_refresh || bad || bad_h ||
+	    !(worst <= PARITY) || !(worst_h <= PARITY) || cnt.sink_forwards < chunks - 1 ||
+	    (graphs ? cnt.sink_graph_replays < cnt.sink_forwards - 6 || cnt.sink_graph_replays < 1
+		    : cnt.graph_replays != 0)) {
+		fprintf(stderr, "FAIL %-36s evict lists differ: %d from the C reference (%s), %d from the host-decided path (%s); worst x0 %.3e / %.3e\n",
+			what, bad, first, bad_h, first_h, worst, worst_h);
+		failures++;
+	} else {
+		printf("ok   %-36s evict lists equal, worst x0 vs C %.3e, vs host-decided %.3e\n", what, worst,
+		       worst_h);
+	}
+out:
+	dit_stream_free(cs);
+	dit_stream_free(gs);
+	dit_stream_free(hs);
+	if (ce.destroy)
+		ce.destroy(ce.impl);
+	if (ge.destroy)
+		ge.destroy(ge.impl);
+	if (he.destroy)
+		he.destroy(he.impl);
+	wan_dit_model_free(m);
+	free(lat);
+	free(ctx);
+	free(scale);
+	free(noise);
+	free(oc);
+	free(og);
+	free(oh);
 }
 
 static const struct {
@@ -153,6 +357,10 @@ int main(int argc, char **argv)
 		}
 		compare(what, out, fix_path(gold), "x0", 16 * 4 * 6);
 	}
+	sink_on_device(&cfg, 1, true, true);
+	sink_on_device(&cfg, 2, true, true);
+	sink_on_device(&cfg, 2, false, true);
+	sink_on_device(&cfg, 2, true, false);
 	unlink(out);
 	unlink(weights);
 	rmdir(tmpdir);
