@@ -5,8 +5,10 @@
  * Pass: x0 / flow relative L2 <= 1e-2 (bf16 storage, fp32 accumulation; spec target).
  * Then the adaptive sink decided on the device: the same streams driven through the C
  * reference engine and the CUDA engine side by side must refresh sinks equally often and end
- * with the same evict lists in every layer and slot, and the CUDA sink calls must have been
- * replayed from graphs (or, with graphs off, run eagerly through the same kernels).
+ * with the same evict lists in every layer and slot (also against the CUDA engine deciding
+ * on the host, which re-reads every statistic), every sink call after the first must have
+ * used the kept sink means, and the CUDA sink calls must have been replayed from graphs (or,
+ * with graphs off, run eagerly through the same kernels).
  * The fixture folder is tests/fixtures/wan/dit under the source tree, or argv[1].
  * Exits 77 without a GPU. */
 #include "config.h"
@@ -256,10 +258,12 @@ static void sink_on_device(const struct wan_dit_config *cfg, int steps, bool bat
 	rg_refresh = dit_kv_sink_refreshes(dit_stream_kv(gs));
 	rh_refresh = dit_kv_sink_refreshes(dit_stream_kv(hs));
 	dit_cuda_get_counters(dit_cuda_engine_dit(&ge), &cnt);
-	printf("     %-36s refreshes: device %ld, host-decided %ld, C reference %ld; sink calls %ld, replayed %ld\n",
-	       what, rg_refresh, rh_refresh, rc_refresh, cnt.sink_forwards, cnt.sink_graph_replays);
+	printf("     %-36s refreshes: device %ld, host-decided %ld, C reference %ld; sink calls %ld, replayed %ld, kept means %ld\n",
+	       what, rg_refresh, rh_refresh, rc_refresh, cnt.sink_forwards, cnt.sink_graph_replays,
+	       cnt.sink_kept_means);
 	if (rc_refresh < 1 || rg_refresh != rc_refresh || rg_refresh != rh_refresh || bad || bad_h ||
 	    !(worst <= PARITY) || !(worst_h <= PARITY) || cnt.sink_forwards < chunks - 1 ||
+	    cnt.sink_kept_means < cnt.sink_forwards - 1 ||
 	    (graphs ? cnt.sink_graph_replays < cnt.sink_forwards - 6 || cnt.sink_graph_replays < 1
 		    : cnt.graph_replays != 0)) {
 		fprintf(stderr, "FAIL %-36s evict lists differ: %d from the C reference (%s), %d from the host-decided path (%s); worst x0 %.3e / %.3e\n",

@@ -43,6 +43,7 @@ struct layer_w {
 struct graph_entry {
 	int slots, frames, kv_len;      /* kv_len 0: ragged, per-slot lengths in kv[] */
 	int nsink;                      /* > 0: the adaptive sink decided on the device */
+	int sink_cached;                /* ... with the sink frames' means kept from the last call */
 	int kv[DIT_CUDA_MAX_SLOTS];
 	cudaGraphExec_t exec;
 };
@@ -80,6 +81,9 @@ struct dit_cuda {
 	struct wan_sink_ring *sink_rings; /* device sink path: [num_layers][slots] */
 	struct wan_sink_params *sink_params;
 	struct wan_sink_rec *sink_rec;    /* [num_layers][slots] */
+	float *smean;                     /* kept sink-frame means [num_layers][slots][2][kv_frames][D] */
+	float *fresh;                     /* the new tokens' means [slots][2][D] */
+	int smean_ns, smean_slots;        /* smean holds ns sink frames of slots < smean_slots; 0: stale */
 	struct graph_entry graphs[GRAPH_CACHE_MAX];
 	int ngraphs;
 	struct dit_cuda_counters counters;
@@ -181,6 +185,8 @@ static void layout_acts(struct dit_cuda *m, int *f, char *err, size_t errlen)
 	m->sink_rings = aalloc(a, (size_t)m->d.num_layers * m->p.slots * sizeof(struct wan_sink_ring), f, err, errlen);
 	m->sink_params = aalloc(a, sizeof(struct wan_sink_params), f, err, errlen);
 	m->sink_rec = aalloc(a, (size_t)m->d.num_layers * m->p.slots * sizeof(struct wan_sink_rec), f, err, errlen);
+	m->smean = aalloc(a, (size_t)m->d.num_layers * m->p.slots * 2 * m->p.kv_frames * D * 4, f, err, errlen);
+	m->fresh = aalloc(a, (size_t)m->p.slots * 2 * D * 4, f, err, errlen);
 	m->rope = aalloc(a, (size_t)ROPE_POSITIONS * (m->hd / 2) * 8, f, err, errlen);
 	m->call_i = aalloc(a, (M + 3 * DIT_CUDA_MAX_SLOTS) * sizeof(int), f, err, errlen);
 	m->call_f = aalloc(a, M * sizeof(float), f, err, errlen);
@@ -605,6 +611,7 @@ int dit_cuda_clear_caches(struct dit_cuda *m, char *err, size_t errlen)
 {
 	size_t bytes = (size_t)m->p.slots * m->kv_rows * m->d.dim * BF;
 
+	m->smean_ns = 0;
 	for (int i = 0; i < m->d.num_layers; i++) {
 		CU_RET(cudaMemsetAsync(m->layers[i].kc, 0, bytes, m->st));
 		CU_RET(cudaMemsetAsync(m->layers[i].vc, 0, bytes, m->st));
@@ -631,6 +638,7 @@ struct fwd_hook {
 	dit_cuda_kv_fn fn;  /* NULL: the device decides (sink_kv_device) */
 	void *ctx;
 	int nsink;
+	int cached;         /* device: the sink frames' means are in m->smean (no re-read) */
 };
 
 /* Adaptive-sink statistics of layer li: the new K/V go to the staging buffers (roped), and
@@ -668,17 +676,43 @@ static int sink_stats(struct dit_cuda *m, int li, int B, int n, int ns, const in
 
 /* The device-decided self-attention input stage of layer li (dit_cuda_forward_sink): the
  * statistics, the decision kernel (it writes each slot's row into the call block's write
- * rows, read by the copy), then the staged K/V into the cache. No host round trip. */
-static int sink_kv_device(struct dit_cuda *m, int ns, int li, int B, int n, const int *d_start,
-			  int *d_write, char *err, size_t errlen)
+ * rows, read by the copy), then the staged K/V into the cache. No host round trip.
+ * The sink frames change only when a write lands on one, so their means are kept in m->smean
+ * from call to call (D divisible by 64): a CACHED call reads only the new tokens and the
+ * decision kernel replaces the kept mean of a frame it overwrites (same kernel, same row
+ * order, so the kept means are bitwise what a re-read would give). A full call re-reads the
+ * sink rows and refills m->smean. */
+static int sink_kv_device(struct dit_cuda *m, int ns, int cached, int li, int B, int n,
+			  const int *d_start, int *d_write, char *err, size_t errlen)
 {
 	struct layer_w *w = &m->layers[li];
-	int D = m->d.dim;
+	int64_t D = m->d.dim, kf = m->p.kv_frames;
+	float *keep = m->smean + (size_t)li * m->p.slots * 2 * kf * D;
+	struct wan_sink_means ms = {
+		.sink = m->means, .sink_slot = 2 * (ns + 1) * D, .sink_kv = (ns + 1) * D,
+		.fresh = m->means + ns * D, .fresh_slot = 2 * (ns + 1) * D, .fresh_kv = (ns + 1) * D,
+		.keep = D % 64 == 0 ? keep : NULL, .keep_slot = 2 * kf * D, .keep_kv = kf * D,
+	};
 
-	TRY(sink_stats(m, li, B, n, ns, d_start, err, errlen));
-	TRY(wan_k_sink_decide(m->st, m->means, B, ns, D, m->sink_rings + (size_t)li * B, m->sink_params,
+	if (cached) {
+		TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, m->kst, m->vst, (int64_t)n * D, B * n, (int)D,
+					 m->hd, n, m->l, m->w2, w->gq, w->gk, m->rope, d_start, m->zero_rows,
+					 (float)m->d.eps, err, errlen));
+		/* no sink frames: rows [new K, new V] per slot, summed exactly as in a full call */
+		TRY(wan_k_sink_means(m->st, w->kc, w->vc, (int64_t)m->kv_rows * D, m->kst, m->vst, B, m->l, n, 0,
+				     (int)D, m->fresh, err, errlen));
+		ms.sink = keep;
+		ms.sink_slot = ms.keep_slot;
+		ms.sink_kv = ms.keep_kv;
+		ms.fresh = m->fresh;
+		ms.fresh_slot = 2 * D;
+		ms.fresh_kv = D;
+	} else {
+		TRY(sink_stats(m, li, B, n, ns, d_start, err, errlen));
+	}
+	TRY(wan_k_sink_decide(m->st, ms, B, ns, (int)D, m->sink_rings + (size_t)li * B, m->sink_params,
 			      m->l, m->kv_rows, n, d_write, m->sink_rec + (size_t)li * B, err, errlen));
-	return wan_k_kv_write_rows(m->st, m->kst, m->vst, w->kc, w->vc, (int64_t)m->kv_rows * D, B, n, D,
+	return wan_k_kv_write_rows(m->st, m->kst, m->vst, w->kc, w->vc, (int64_t)m->kv_rows * D, B, n, (int)D,
 				   d_write, err, errlen);
 }
 
@@ -804,7 +838,8 @@ static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform,
 		if (hook && hook->fn)
 			TRY(hooked_kv(m, hook, li, B, n, d_start, &kv_uniform, err, errlen));
 		else if (hook)
-			TRY(sink_kv_device(m, hook->nsink, li, B, n, d_start, (int *)d_write, err, errlen));
+			TRY(sink_kv_device(m, hook->nsink, hook->cached, li, B, n, d_start, (int *)d_write, err,
+					   errlen));
 		else
 			TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, w->kc, w->vc, (int64_t)m->kv_rows * D,
 						 T, D, m->hd, n, L, m->w2, w->gq, w->gk, m->rope, d_start,
@@ -937,10 +972,10 @@ static int upload_sink(struct dit_cuda *m, const struct dit_cuda_call *c, const 
 /* One call: eager, a graph replay, or eager then captured (first call of a shape). S: the
  * device sink path (its sink frame count is part of the graph's shape), or NULL. */
 static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,
-		    char *err, size_t errlen)
+		    int cached, char *err, size_t errlen)
 {
 	int kvu, B = c->slots, Fr = c->frames, nsink = s ? s->nsink : 0;
-	struct fwd_hook sink_hook = {.fn = NULL, .ctx = NULL, .nsink = nsink};
+	struct fwd_hook sink_hook = {.fn = NULL, .ctx = NULL, .nsink = nsink, .cached = cached};
 	const struct fwd_hook *hook = s ? &sink_hook : NULL;
 	struct graph_entry *g = NULL;
 	cudaGraph_t graph = NULL;
@@ -951,11 +986,14 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, const str
 		return -1;
 	m->counters.forwards++;
 	m->counters.sink_forwards += s != NULL;
+	m->counters.sink_kept_means += s && cached;
+	if (!s)
+		m->smean_ns = 0; /* a plain call writes cache rows the kept sink means do not follow */
 	if (!m->use_graphs)
 		return enqueue_forward(m, B, Fr, kvu, hook, err, errlen);
 	for (int i = 0; i < m->ngraphs; i++)
 		if (m->graphs[i].slots == B && m->graphs[i].frames == Fr && m->graphs[i].kv_len == kvu &&
-		    m->graphs[i].nsink == nsink &&
+		    m->graphs[i].nsink == nsink && m->graphs[i].sink_cached == cached &&
 		    (kvu || !memcmp(m->graphs[i].kv, c->kv_len, (size_t)B * sizeof(int))))
 			g = &m->graphs[i];
 	if (g) {
@@ -1003,6 +1041,7 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, const str
 	g->frames = Fr;
 	g->kv_len = kvu;
 	g->nsink = nsink;
+	g->sink_cached = cached;
 	memset(g->kv, 0, sizeof(g->kv));
 	memcpy(g->kv, c->kv_len, (size_t)B * sizeof(int));
 	m->ngraphs++;
@@ -1020,7 +1059,7 @@ int dit_cuda_forward(struct dit_cuda *m, const struct dit_cuda_call *c, const fl
 	}
 	if (x)
 		CU_RET(cudaMemcpyAsync(m->x_in, x, px * 4, cudaMemcpyHostToDevice, m->st));
-	if (run_call(m, c, NULL, err, errlen))
+	if (run_call(m, c, NULL, 0, err, errlen))
 		return -1;
 	if (x0)
 		CU_RET(cudaMemcpyAsync(x0, m->x0, px * 4, cudaMemcpyDeviceToHost, m->st));
@@ -1051,6 +1090,7 @@ int dit_cuda_forward_hooked(struct dit_cuda *m, const struct dit_cuda_call *c, i
 	}
 	if (check_call(m, &cc, &kvu, err, errlen))
 		return -1;
+	m->smean_ns = 0;
 	if (x)
 		CU_RET(cudaMemcpyAsync(m->x_in, x, px * 4, cudaMemcpyHostToDevice, m->st));
 	if (upload_call(m, &cc, err, errlen) || enqueue_forward(m, cc.slots, cc.frames, kvu, &hk, err, errlen))
@@ -1060,6 +1100,28 @@ int dit_cuda_forward_hooked(struct dit_cuda *m, const struct dit_cuda_call *c, i
 	return dit_cuda_sync(m, err, errlen);
 }
 
+/* 1 when every position and row of the call's sink state is a multiple of L (so every write
+ * covers whole frames). */
+static int sink_state_aligned(const struct dit_cuda *m, const struct dit_cuda_call *c,
+			      const struct dit_cuda_sink *s)
+{
+	int L = m->l;
+
+	for (int b = 0; b < c->slots; b++)
+		if (s->params.c_start[b] % L)
+			return 0;
+	for (int i = 0; i < m->d.num_layers * c->slots; i++) {
+		const struct wan_sink_ring *r = &s->rings[i];
+
+		if (r->n < 0 || r->n > WAN_SINK_LIST_MAX || r->global_end % L || r->local_end % L)
+			return 0;
+		for (int k = 0; k < r->n; k++)
+			if (r->list[k] % L)
+				return 0;
+	}
+	return 1;
+}
+
 int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
 			  const struct dit_cuda_sink *s, const float *x, float *flow, char *err,
 			  size_t errlen)
@@ -1067,6 +1129,7 @@ int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
 	struct dit_cuda_call cc = *c;
 	size_t px = (size_t)c->slots * 16 * c->frames * m->p.lat_h * m->p.lat_w;
 	const struct wan_sink_params *sp = &s->params;
+	int aligned, cached;
 
 	if (c->slots < 1 || c->slots > m->p.slots || c->frames < 1 || c->slots * c->frames > m->max_frames_total) {
 		snprintf(err, errlen, "call of %d slots x %d frames exceeds the plan", c->slots, c->frames);
@@ -1085,10 +1148,19 @@ int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
 		cc.write_row[b] = 0;
 		m->h_kvlen[b] = c->kv_len[b];
 	}
+	/* kept sink means: only while every write is a whole aligned frame (then the decision
+	 * kernel follows each write that lands on a sink frame) */
+	aligned = m->d.dim % 64 == 0 && c->frames == 1 && sink_state_aligned(m, c, s);
+	cached = aligned && m->smean_ns == s->nsink && m->smean_slots >= c->slots;
 	if (x)
 		CU_RET(cudaMemcpyAsync(m->x_in, x, px * 4, cudaMemcpyHostToDevice, m->st));
-	if (run_call(m, &cc, s, err, errlen))
+	m->smean_ns = 0;
+	if (run_call(m, &cc, s, cached, err, errlen))
 		return -1;
+	if (aligned) {
+		m->smean_ns = s->nsink;
+		m->smean_slots = cached && m->smean_slots > c->slots ? m->smean_slots : c->slots;
+	}
 	if (s->rec)
 		CU_RET(cudaMemcpyAsync(s->rec, m->sink_rec, (size_t)m->d.num_layers * c->slots * sizeof(*s->rec),
 				       cudaMemcpyDeviceToHost, m->st));
@@ -1124,6 +1196,7 @@ int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double m
 	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen))
 		return -1;
 	m->nev = 0;
+	m->smean_ns = 0;
 	m->profiling = 1;
 	rc = enqueue_forward(m, c->slots, c->frames, kvu, NULL, err, errlen);
 	m->profiling = 0;
@@ -1148,6 +1221,7 @@ int dit_cuda_copy_slot(struct dit_cuda *m, int dst, int src, int rows, char *err
 		snprintf(err, errlen, "bad cache copy: slot %d -> %d, %d rows", src, dst, rows);
 		return -1;
 	}
+	m->smean_ns = 0;
 	for (int i = 0; i < m->d.num_layers; i++) {
 		struct layer_w *w = &m->layers[i];
 

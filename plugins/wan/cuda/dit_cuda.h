@@ -20,7 +20,10 @@
  * fastest. A call with the adaptive sink on (dit_cuda_forward_sink) decides each layer's
  * sink refresh on the device (sink_kernels.cu: the statistic, dit_kv's pick and ring update)
  * and is graphed the same way, keyed by its sink frame count too; the host uploads the ring
- * state before the call and reads the decisions back once after it. The host-callback
+ * state before the call and reads the decisions back once after it. The sink frames' token
+ * means are kept on the device between such calls (a write that lands on a sink frame
+ * replaces its kept mean), so a steady call reads only its new keys/values; any other cache
+ * write (plain forward, slot copy, clear) makes the next sink call re-read them. The host-callback
  * forward (forward_hooked) runs eagerly with one readback per layer.
  * Thread-affine: every call on one thread (the CUDA context's).
  */
@@ -125,6 +128,7 @@ struct dit_cuda_counters {
 	long graph_replays;       /* of those, replayed from a captured graph */
 	long sink_forwards;       /* dit_cuda_forward_sink calls */
 	long sink_graph_replays;  /* of those, replayed from a captured graph */
+	long sink_kept_means;     /* of those, using the kept sink-frame means */
 };
 void dit_cuda_get_counters(const struct dit_cuda *m, struct dit_cuda_counters *out);
 

@@ -95,22 +95,26 @@ extern "C" int wan_sink_ring_advance_host(struct wan_sink_ring *r, const struct 
 	return ring_advance(r, p, l, rows, nsink, c_start, n_new, pick, write_row, attn_len);
 }
 
-/* Four block-wide double sums in a fixed order (deterministic); every thread gets them. */
-static __device__ void block_sum4(double v[4], double (*sh)[SINK_THREADS])
+/* Four block-wide double sums in a fixed order (deterministic: each warp's butterfly as seen
+ * by lane 0, then the warps in order); every thread gets them. */
+static __device__ void block_sum4(double v[4], double (*sh)[SINK_THREADS / 32])
 {
-	int t = threadIdx.x;
+	int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
 
 	for (int q = 0; q < 4; q++)
-		sh[q][t] = v[q];
+		for (int o = 16; o > 0; o >>= 1)
+			v[q] += __shfl_xor_sync(0xffffffffu, v[q], o);
+	if (lane == 0)
+		for (int q = 0; q < 4; q++)
+			sh[q][w] = v[q];
 	__syncthreads();
-	for (int s = SINK_THREADS / 2; s > 0; s >>= 1) {
-		if (t < s)
-			for (int q = 0; q < 4; q++)
-				sh[q][t] += sh[q][t + s];
-		__syncthreads();
+	for (int q = 0; q < 4; q++) {
+		double s = 0.0;
+
+		for (int i = 0; i < SINK_THREADS / 32; i++)
+			s += sh[q][i];
+		v[q] = s;
 	}
-	for (int q = 0; q < 4; q++)
-		v[q] = sh[q][0];
 	__syncthreads();
 }
 
@@ -127,16 +131,17 @@ static __device__ double cosine_of(double ab, double aa, double bb)
 }
 
 __global__ void __launch_bounds__(SINK_THREADS)
-k_sink_decide(const float *means, int ns, int d, struct wan_sink_ring *rings,
+k_sink_decide(struct wan_sink_means ms, int ns, int d, struct wan_sink_ring *rings,
 	      const struct wan_sink_params *p, int l, int rows, int n_new, int *write_row,
 	      struct wan_sink_rec *rec)
 {
-	__shared__ double red[4][SINK_THREADS];
+	__shared__ double red[4][SINK_THREADS / 32];
 	__shared__ double a[64];
 	__shared__ struct wan_sink_ring r;
+	__shared__ int replaced;
 	int b = blockIdx.x, t = threadIdx.x;
-	const float *mb = means + (size_t)b * 2 * (ns + 1) * d;
-	const float *kn = mb + (size_t)ns * d, *vn = mb + (size_t)(2 * ns + 1) * d;
+	const float *sk = ms.sink + b * ms.sink_slot, *sv = sk + ms.sink_kv;
+	const float *kn = ms.fresh + b * ms.fresh_slot, *vn = kn + ms.fresh_kv;
 	int *rs = (int *)&r, *rg = (int *)&rings[b], words = (int)(sizeof(r) / sizeof(int));
 	double v[4] = {0, 0, 0, 0}, bk, bv;
 
@@ -150,7 +155,7 @@ k_sink_decide(const float *means, int ns, int d, struct wan_sink_ring *rings,
 	bk = v[0];
 	bv = v[1];
 	for (int j = 0; j < ns; j++) {
-		const float *kj = mb + (size_t)j * d, *vj = mb + (size_t)(ns + 1 + j) * d;
+		const float *kj = sk + (size_t)j * d, *vj = sv + (size_t)j * d;
 
 		v[0] = v[1] = v[2] = v[3] = 0.0;
 		for (int c = t; c < d; c += SINK_THREADS) {
@@ -178,22 +183,39 @@ k_sink_decide(const float *means, int ns, int d, struct wan_sink_ring *rings,
 		rec[b].write_row = status ? -1 : wr;
 		rec[b].attn_len = status ? 0 : al;
 		rec[b].status = status;
+		replaced = !status && n_new == l && wr % l == 0 && wr < ns * l ? wr / l : -1;
 	}
 	__syncthreads();
 	for (int i = t; i < words; i += SINK_THREADS)
 		rg[i] = rs[i];
+	if (ms.keep) {
+		float *kk = ms.keep + b * ms.keep_slot, *kv = kk + ms.keep_kv;
+
+		if (ms.keep != ms.sink)
+			for (int i = t; i < ns * d; i += SINK_THREADS) {
+				kk[i] = sk[i];
+				kv[i] = sv[i];
+			}
+		__syncthreads();
+		if (replaced >= 0)
+			for (int c = t; c < d; c += SINK_THREADS) {
+				kk[(size_t)replaced * d + c] = kn[c];
+				kv[(size_t)replaced * d + c] = vn[c];
+			}
+	}
 }
 
-extern "C" int wan_k_sink_decide(cudaStream_t st, const float *means, int b, int ns, int d,
+extern "C" int wan_k_sink_decide(cudaStream_t st, struct wan_sink_means ms, int b, int ns, int d,
 				 struct wan_sink_ring *rings, const struct wan_sink_params *params,
 				 int l, int rows, int n_new, int *write_row, struct wan_sink_rec *rec,
 				 char *err, size_t errlen)
 {
-	if (b < 1 || b > 8 || ns < 1 || ns > 64 || d < 1 || l < 1 || rows < l || n_new < 1) {
+	if (b < 1 || b > 8 || ns < 1 || ns > 64 || d < 1 || l < 1 || rows < l || n_new < 1 || !ms.sink ||
+	    !ms.fresh) {
 		snprintf(err, errlen, "sink decision: bad shape (%d slots, %d sink frames, width %d)", b, ns, d);
 		return -1;
 	}
-	k_sink_decide<<<b, SINK_THREADS, 0, st>>>(means, ns, d, rings, params, l, rows, n_new, write_row, rec);
+	k_sink_decide<<<b, SINK_THREADS, 0, st>>>(ms, ns, d, rings, params, l, rows, n_new, write_row, rec);
 	LAUNCH_CHECK("k_sink_decide");
 	return 0;
 }

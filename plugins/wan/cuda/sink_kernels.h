@@ -13,14 +13,28 @@
 extern "C" {
 #endif
 
-/* One layer's decision for call slots b < B, one block each. MEANS f32 holds per slot
- * 2·(ns+1) rows of D as wan_k_sink_means writes them (K means of sink frames 0..ns-1, of the
- * new K; then V). The kernel computes a_j = (cos(K_j, K_new) + cos(V_j, V_new)) / 2 in
- * double exactly as ops_cosine does (norms clamped at 1e-8), picks the first argmin when
- * min a < threshold, then applies dit_kv_advance to RINGS[b] (ring of this layer and slot b):
- * it writes the first cache row of the slot's new tokens to WRITE_ROW[b] (-1 when refused)
- * and the decision to REC[b]. L tokens per frame, ROWS cache rows, N_NEW tokens per slot. */
-int wan_k_sink_decide(cudaStream_t st, const float *means, int b, int ns, int d,
+/* Where the decision reads token means (f32 rows of D) and keeps the sink frames' means for
+ * the next call: sink frame j of slot b, K (kv 0) or V (kv 1), is at
+ * sink + b·sink_slot + kv·sink_kv + j·D; the new tokens' means at fresh + b·fresh_slot +
+ * kv·fresh_kv. KEEP (may be NULL, may equal SINK with the same strides) gets every sink
+ * frame's mean after the write: the ones read, with the frame this write replaced (a whole
+ * aligned frame) set to the new means, so the next call need not re-read the sink rows. */
+struct wan_sink_means {
+	const float *sink;
+	int64_t sink_slot, sink_kv;
+	const float *fresh;
+	int64_t fresh_slot, fresh_kv;
+	float *keep;
+	int64_t keep_slot, keep_kv;
+};
+
+/* One layer's decision for call slots b < B, one block each. With the means of MS it computes
+ * a_j = (cos(K_j, K_new) + cos(V_j, V_new)) / 2 for the NS sink frames in double exactly as
+ * ops_cosine does (norms clamped at 1e-8), picks the first argmin when min a < threshold,
+ * then applies dit_kv_advance to RINGS[b] (ring of this layer and slot b): it writes the
+ * first cache row of the slot's new tokens to WRITE_ROW[b] (-1 when refused) and the decision
+ * to REC[b]. L tokens per frame, ROWS cache rows, N_NEW tokens per slot. */
+int wan_k_sink_decide(cudaStream_t st, struct wan_sink_means ms, int b, int ns, int d,
 		      struct wan_sink_ring *rings, const struct wan_sink_params *params, int l,
 		      int rows, int n_new, int *write_row, struct wan_sink_rec *rec, char *err,
 		      size_t errlen);
