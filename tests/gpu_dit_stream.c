@@ -8,7 +8,9 @@
  * with the same evict lists in every layer and slot (also against the CUDA engine deciding
  * on the host, which re-reads every statistic), every sink call after the first must have
  * used the kept sink means, and the CUDA sink calls must have been replayed from graphs (or,
- * with graphs off, run eagerly through the same kernels).
+ * with graphs off, run eagerly through the same kernels). First, without a GPU, the device's
+ * ring update (the same function, built for the host) is checked against dit_kv over random
+ * streams and random sink picks, the pending-refresh cap included.
  * The fixture folder is tests/fixtures/wan/dit under the source tree, or argv[1].
  * Exits 77 without a GPU. */
 #include "config.h"
@@ -27,6 +29,7 @@
 #include "dit_stream.h"
 #include "dit_test_util.h"
 #include "plugins/wan/cuda/dit_cuda.h"
+#include "plugins/wan/cuda/sink_kernels.h"
 #include "wan_config.h"
 #include "wan_dit_weights.h"
 #include "wt_file.h"
@@ -293,6 +296,109 @@ out:
 	free(oh);
 }
 
+static uint32_t lcg_next(uint32_t *s)
+{
+	*s = *s * 1664525u + 1013904223u;
+	return *s >> 8;
+}
+
+/* dit_kv's state of layer L, slot S as a device ring. */
+static void ring_from_kv(const struct dit_kv *kv, int l, int s, struct wan_sink_ring *r)
+{
+	static int64_t lst[WAN_SINK_LIST_MAX];
+
+	r->n = dit_kv_evict_list(kv, l, s, lst, WAN_SINK_LIST_MAX);
+	for (int i = 0; i < r->n; i++)
+		r->list[i] = (int)lst[i];
+	r->global_end = (int)dit_kv_global_end(kv, l, s);
+	r->local_end = (int)dit_kv_local_end(kv, l, s);
+	r->current_step = dit_kv_current_step(kv, l);
+}
+
+/* Random configurations and streams (positions as dit_stream advances them, RoPE refresh
+ * included), random picks: every write row, attention length, refusal and the whole ring
+ * state after it must equal dit_kv's. */
+static void ring_fuzz(void)
+{
+	char err[256];
+	uint32_t seed = 12345;
+	long advances = 0, picks = 0;
+	int bad = 0;
+
+	for (int trial = 0; trial < 400 && !bad; trial++) {
+		struct dit_kv_config c = { .tokens_per_frame = 1 + lcg_next(&seed) % 5,
+					   .kv_frames = 4 + lcg_next(&seed) % 6, .sink_threshold = 0.2,
+					   .layers = 1, .total_steps = 1 + lcg_next(&seed) % 4 };
+		int batch = lcg_next(&seed) % 2, pprob = lcg_next(&seed) % 4, calls = trial % 10 ? 60 : 300;
+		struct dit_kv *kv;
+		struct dit_kv_step st;
+		struct wan_sink_ring ring[8], now;
+		int64_t starts[8];
+		int L, frame = 2, slots;
+
+		c.sink_frames = 1 + lcg_next(&seed) % (c.kv_frames - 1);
+		if (trial % 10 == 0) {
+			/* no-batch, 4 steps, frequent picks: the pending refreshes outgrow their cap */
+			batch = 0;
+			c.total_steps = 4;
+			pprob = 3;
+		}
+		c.max_slots = batch ? c.total_steps : 1;
+		kv = dit_kv_new(&c, err, sizeof(err));
+		if (!kv || dit_kv_advance_layers(kv, 0, 0, 2 * c.tokens_per_frame, &st, err, sizeof(err)) ||
+		    (batch && dit_kv_expand(kv, c.total_steps, err, sizeof(err)))) {
+			fprintf(stderr, "FAIL ring fuzz setup: %s\n", err);
+			failures++;
+			dit_kv_free(kv);
+			return;
+		}
+		L = c.tokens_per_frame;
+		slots = dit_kv_slots(kv);
+		struct wan_sink_params p = { .threshold = 0.2, .total_steps = c.total_steps, .kv_slots = slots,
+					     .pending_max = DIT_KV_SINK_PENDING_MAX,
+					     .list_cap = DIT_KV_SINK_PENDING_MAX + c.kv_frames + 1 };
+		for (int s = 0; s < slots; s++) {
+			ring_from_kv(kv, 0, s, &ring[s]);
+			starts[s] = 2 * L;
+		}
+		for (int call = 0; call < calls && !bad; call++) {
+			int f = frame >= DIT_ROPE_REFRESH_FRAME ? c.kv_frames - 1 : frame;
+
+			if (batch)
+				memmove(starts + 1, starts, 7 * sizeof(int64_t));
+			starts[0] = (int64_t)f * L;
+			for (int k = 0; k < (batch ? 1 : c.total_steps) && !bad; k++)
+				for (int s = 0; s < slots && !bad; s++) {
+					int pick = (int)(lcg_next(&seed) % 4) < pprob ? (int)(lcg_next(&seed) % c.sink_frames) : -1;
+					int al0 = dit_kv_attn_len(kv, 0, s, starts[s], L), wr = -2, al = -2;
+					int rc = dit_kv_advance(kv, 0, s, starts[s], L, pick, &st, err, sizeof(err));
+					int drc = wan_sink_ring_advance_host(&ring[s], &p, L, c.kv_frames * L, c.sink_frames,
+									     (int)starts[s], L, pick, &wr, &al);
+
+					advances++;
+					picks += pick >= 0;
+					ring_from_kv(kv, 0, s, &now);
+					if ((rc != 0) != (drc != 0) ||
+					    (!rc && (wr != st.write_row || al != st.attn_len || al0 != al)) ||
+					    now.n != ring[s].n || now.global_end != ring[s].global_end ||
+					    now.local_end != ring[s].local_end || now.current_step != ring[s].current_step ||
+					    memcmp(now.list, ring[s].list, (size_t)now.n * sizeof(int))) {
+						fprintf(stderr, "FAIL ring fuzz trial %d call %d slot %d: row %d/%d vs dit_kv %d/%d (rc %d/%d)\n",
+							trial, call, s, wr, al, st.write_row, st.attn_len, drc, rc);
+						bad = 1;
+					}
+				}
+			frame = f + 1;
+		}
+		dit_kv_free(kv);
+	}
+	if (bad) {
+		failures++;
+		return;
+	}
+	printf("ok   device ring update = dit_kv         %ld advances, %ld sink picks\n", advances, picks);
+}
+
 static const struct {
 	int steps;
 	const char *mode, *tag, *thr, *kv, *sink;
@@ -311,6 +417,9 @@ int main(int argc, char **argv)
 	int ndev = 0;
 	const char *src = getenv("top_srcdir");
 
+	ring_fuzz();
+	if (failures)
+		return 1;
 	if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev < 1) {
 		printf("SKIP: no CUDA device\n");
 		return 77;
