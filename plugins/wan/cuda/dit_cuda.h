@@ -23,8 +23,8 @@
  * state before the call and reads the decisions back once after it. The sink frames' token
  * means are kept on the device between such calls (a write that lands on a sink frame
  * replaces its kept mean), so a steady call reads only its new keys/values; any other cache
- * write (plain forward, slot copy, clear) makes the next sink call re-read them. The host-callback
- * forward (forward_hooked) runs eagerly with one readback per layer.
+ * write (plain forward, slot copy, clear) makes the next sink call re-read them. The
+ * host-callback forward (forward_hooked) runs eagerly with one readback per layer.
  * Thread-affine: every call on one thread (the CUDA context's).
  */
 #ifndef WAN_CUDA_DIT_CUDA_H
