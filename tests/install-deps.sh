@@ -24,12 +24,16 @@ pw_version=$(sed -n 's/.*"playwright-core": *"\([^"]*\)".*/\1/p' "$top_srcdir/te
 mkdir -p "$tmp/bin" "$tmp/pw"
 cat >"$tmp/bin/dpkg-query" <<'EOF'
 #!/bin/sh
+# FAKE_DPKG_ALL=1: every package is installed
+[ -n "${FAKE_DPKG_ALL:-}" ] && { printf 'install ok installed'; exit 0; }
 exit 1
 EOF
 cat >"$tmp/bin/npx" <<EOF
 #!/bin/sh
 echo "npx \$*" >>"$tmp/calls"
+[ -z "\${FAKE_NPX_OFFLINE:-}" ] || exit 1
 case " \$* " in
+  *" --with-deps "*) [ -z "\${FAKE_NPX_FAIL:-}" ] || exit 1 ;;
   *" --dry-run "*) printf 'Chrome for Testing (playwright chromium v1228)\n  Install location:    %s\n\nFFmpeg\n  Install location:    %s\n' \\
                      "$tmp/pw/chromium-1228" "$tmp/pw/ffmpeg-1011" ;;
 esac
@@ -98,9 +102,9 @@ else fail "Ubuntu with CHROMIUM: rc $rc, calls '$calls': $out"; fi
 browser_step() {
   unset CHROMIUM
   run ubuntu --test --dry-run
-  want="would run npx --yes playwright-core@$pw_version install --with-deps --no-shell chromium"
+  want="would run npx --prefer-offline --yes playwright-core@$pw_version install --with-deps --no-shell chromium"
   if [ $rc -eq 0 ] && [[ $out == *"$want"* ]] && [[ $out == *"into $tmp/pw/chromium-1228"* ]] &&
-     [[ $calls == *"npx --yes playwright-core@$pw_version install --dry-run --no-shell chromium"* ]] &&
+     [[ $calls == *"npx --prefer-offline --yes playwright-core@$pw_version install --dry-run --no-shell chromium"* ]] &&
      [[ $calls != *"--with-deps"* ]]; then
     pass "Ubuntu without /usr/bin/chromium: would run npx playwright-core@$pw_version install --with-deps"
   else fail "Ubuntu browser step: rc $rc, calls '$calls': $out"; fi
@@ -111,6 +115,29 @@ browser_step() {
     pass "Ubuntu with playwright's Chromium complete: nothing to download"
   else fail "Ubuntu, Chromium installed: rc $rc, calls '$calls': $out"; fi
   rm -rf "$tmp/pw/chromium-1228"
+  # npx cannot answer (offline): a complete Chromium of any revision is kept, else installing
+  # is tried (and would fail there, saying what it needs)
+  mkdir -p "$tmp/pw/chromium-1111" && touch "$tmp/pw/chromium-1111/INSTALLATION_COMPLETE"
+  PLAYWRIGHT_BROWSERS_PATH="$tmp/pw" FAKE_NPX_OFFLINE=1 run ubuntu --test --dry-run
+  if [ $rc -eq 0 ] && [[ $out == *"keeping the one in $tmp/pw"* ]] && [[ $out != *"would run"* ]]; then
+    pass "Ubuntu offline with a Chromium in playwright's cache: kept"
+  else fail "Ubuntu offline, Chromium cached: rc $rc, calls '$calls': $out"; fi
+  rm -rf "$tmp/pw/chromium-1111"
+  PLAYWRIGHT_BROWSERS_PATH="$tmp/pw" FAKE_NPX_OFFLINE=1 run ubuntu --test --dry-run
+  if [ $rc -eq 0 ] && [[ $out == *"$want (Chromium for the browser test, from Playwright's CDN)"* ]]; then
+    pass "Ubuntu offline without a Chromium: would still try to install it"
+  else fail "Ubuntu offline, no Chromium: rc $rc, calls '$calls': $out"; fi
+  # for real (the shims install nothing): the packages are there, the browser step runs npx
+  FAKE_DPKG_ALL=1 run ubuntu --test
+  if [ $rc -eq 0 ] && [[ $out == *"installing Chromium for the browser test"* ]] &&
+     [[ $calls == *"npx --prefer-offline --yes playwright-core@$pw_version install --with-deps --no-shell chromium"* ]] &&
+     [[ $calls != *apt-get* ]] && [[ $calls != *sudo* ]]; then
+    pass "Ubuntu, for real: runs npx playwright-core install --with-deps, no apt-get of its own"
+  else fail "Ubuntu for real: rc $rc, calls '$calls': $out"; fi
+  FAKE_DPKG_ALL=1 FAKE_NPX_FAIL=1 run ubuntu --test
+  if [ $rc -eq 1 ] && [[ $out == *"failed (it needs the npm registry and Playwright's CDN"* ]]; then
+    pass "Ubuntu, npx failing: exit 1 saying what it needs"
+  else fail "Ubuntu, npx failing: rc $rc, calls '$calls': $out"; fi
 }
 if [ "${HERU_IN_NS:-}" = 1 ]; then  # the re-run below, with /usr/bin/chromium hidden
   browser_step
