@@ -467,6 +467,7 @@ cleanup:
 int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,
 		 const void *q, const void *k, const void *v, void *o, char *err, size_t errlen)
 {
+	cudnnBackendDescriptor_t vp = NULL;
 	struct attn_plan *p;
 	int64_t uids[6] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE, UID_STATS};
 	void *ptrs[6] = {0};
@@ -497,13 +498,22 @@ int wan_attn_run(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shap
 	}
 	DNN_TRY(cudnnSetStream(a->dnn, st));
 	if (p->nalt && tune_plan(a, p, st, nptr, uids, ptrs, err, errlen))
-		return -1;
-	DNN_TRY(exec_plan(a, p->plan, nptr, uids, ptrs));
+		goto cleanup_err;
+	DNN_TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp));
+	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, nptr, uids));
+	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, nptr, ptrs));
+	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &a->workspace));
+	DNN_TRY(cudnnBackendFinalize(vp));
+	DNN_TRY(cudnnBackendExecute(a->dnn, p->plan, vp));
 	if (p->split > 1 && wan_attn_combine(st, a->opart, a->stats, o, s->b, p->split, s->h, s->d,
 					     s->sq, s->o_bstride, s->o_sstride, err, errlen))
 		rc = -1;
 cleanup:
+	if (vp)
+		cudnnBackendDestroyDescriptor(vp);
 	return rc;
+cleanup_err:
+	return -1;
 }
 
 int wan_attn_run_ragged(struct wan_attn *a, cudaStream_t st, const struct wan_attn_shape *s,
