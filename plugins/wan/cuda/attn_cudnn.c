@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cudnn.h>
-#include "plugins/wan/cuda/cuda_check.h"
 #include "plugins/wan/cuda/cudnn_be.h"
+#include "plugins/wan/cuda/cuda_check.h"
 
 #define ATTN_CACHE_MAX 32
 #define ATTN_ALT_MAX 3    /* extra engine configs kept for timing (WAN_ATTN_TUNE=0: none) */
