@@ -28,6 +28,8 @@ libwancudak_la_SOURCES = plugins/wan/cuda/kernels.cu plugins/wan/cuda/sink_kerne
 libwancuda_la_SOURCES = $(WANCUDA_HDRS) \
 	plugins/wan/cuda/cuda_check.c plugins/wan/cuda/arena.c plugins/wan/cuda/gemm_lt.c \
 	plugins/wan/cuda/attn_cudnn.c plugins/wan/cuda/dit_cuda.c
+# the cuDNN backend-graph helpers shared by attn_cudnn.c and vae.mk's vae_conv_be.c
+libwancuda_la_SOURCES += plugins/wan/cuda/cudnn_be.c plugins/wan/cuda/cudnn_be.h
 libwancuda_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) $(CUDA_CFLAGS)
 libwancuda_la_CFLAGS = $(WANCUDA_CFLAGS)
 libwancuda_la_LIBADD = libwancudak.la $(CUDA_LIBS) -lstdc++ -lm
@@ -67,6 +69,7 @@ EXTRA_DIST += $(WANCUDA_HDRS) plugins/wan/cuda/cuda_check.c plugins/wan/cuda/are
 	plugins/wan/cuda/sink_kernels.cu \
 	plugins/wan/cuda/dit_cuda.c plugins/wan/cuda/dit_cuda_engine.c tests/gpu_kernels.c \
 	tests/gpu_dit.c tests/gpu_ref.c tests/gpu_ref.h tests/gpu_dit_stream.c
+EXTRA_DIST += plugins/wan/cuda/cudnn_be.c plugins/wan/cuda/cudnn_be.h
 WANCUDA_LIBADD =
 endif
 
