@@ -1,9 +1,11 @@
 /* gpu_kernels.c: single CUDA ops against the C reference (tests/gpu_ref.c): cuBLASLt GEMMs
  * with each epilogue, attention on cuDNN and on the fallback kernel (uniform and ragged key
  * lengths, DiT shapes and odd ones), LayerNorm+modulation, the fused residual+LayerNorm and
- * RMSNorm on their vectorized and plain paths; the fa3 (wgmma) attention kernel against a
- * float64 reference on sampled rows and against cuDNN on the full S=4 DiT shape. Fresh random
- * inputs each check, outputs poisoned first. Exits 77 without a GPU.
+ * RMSNorm on their vectorized and plain paths, q/k RMSNorm+RoPE+cache write, each row kernel at
+ * 1, 2, 4 and 8 tokens per block (bitwise equal), the deferred residual against two plain
+ * updates (bitwise); the fa3 (wgmma) attention kernel against a float64 reference on sampled
+ * rows and against cuDNN on the full S=4 DiT shape. Fresh random inputs each check, outputs
+ * poisoned first. Exits 77 without a GPU.
  * `gpu_kernels bench` then times fa3 against cuDNN on the DiT attention shapes. */
 #include <math.h>
 #include <stdio.h>
@@ -570,6 +572,237 @@ static void test_ln_affine_fused(int t, int d)
 	free(x); free(gb); free(o); free(r);
 }
 
+/* q/k RMSNorm + RoPE + KV cache write against a C reference (B slots of F frames of L tokens,
+ * each slot writing at its own cache row and frame position; the rows it must not write keep
+ * their values), for the current tokens-per-block setting. */
+static void test_qkv_rope(int b, int fr, int h2, int w2, int d, int hd, int kv_rows)
+{
+	int l = h2 * w2, n = fr * l, t = b * n, half = hd / 2, ch = hd / 6, ct = half - 2 * ch;
+	int npos = 64, start[8], wrow[8], *dstart, *dwrow;
+	size_t nq = (size_t)t * 3 * d, nc = (size_t)b * kv_rows * d;
+	float *qkv = malloc(nq * 4), *g = malloc((size_t)2 * d * 4), *rope = malloc((size_t)npos * half * 8);
+	float *q = malloc((size_t)t * d * 4), *rq = malloc((size_t)t * d * 4);
+	float *kc = malloc(nc * 4), *vc = malloc(nc * 4), *rk = malloc(nc * 4), *rv = malloc(nc * 4);
+	float *dg, *drope;
+	void *dqkv, *dq, *dkc, *dvc;
+	char err[256], what[128];
+
+	fill_uniform(qkv, nq, &seed, 2.0f);
+	fill_uniform(g, (size_t)2 * d, &seed, 1.0f);
+	fill_uniform(rope, (size_t)npos * half * 2, &seed, 1.0f);
+	fill_uniform(rk, nc, &seed, 1.0f);
+	fill_uniform(rv, nc, &seed, 1.0f);
+	for (int i = 0; i < b; i++) {
+		start[i] = 3 * i + 1;
+		wrow[i] = (i * 2 * l) % (kv_rows - n + 1);
+	}
+	dqkv = to_dev_bf16(qkv, nq);
+	dkc = to_dev_bf16(rk, nc);
+	dvc = to_dev_bf16(rv, nc);
+	cudaMalloc((void **)&dg, (size_t)2 * d * 4);
+	cudaMalloc((void **)&drope, (size_t)npos * half * 8);
+	cudaMalloc((void **)&dstart, sizeof(start));
+	cudaMalloc((void **)&dwrow, sizeof(wrow));
+	cudaMalloc(&dq, (size_t)t * d * 2);
+	cudaMemset(dq, 0xff, (size_t)t * d * 2);
+	cudaMemcpy(dg, g, (size_t)2 * d * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(drope, rope, (size_t)npos * half * 8, cudaMemcpyHostToDevice);
+	cudaMemcpy(dstart, start, sizeof(start), cudaMemcpyHostToDevice);
+	cudaMemcpy(dwrow, wrow, sizeof(wrow), cudaMemcpyHostToDevice);
+	snprintf(what, sizeof(what), "qkv rmsnorm+rope+cache D=%d hd=%d %d slots x %d frames [%d rows/block]",
+		 d, hd, b, fr, wan_k_rows_per_block(0));
+	if (wan_k_qkv_rope_cache(0, dqkv, dq, dkc, dvc, (int64_t)kv_rows * d, t, d, hd, n, l, w2, dg, dg + d,
+				 drope, dstart, dwrow, 1e-6f, err, sizeof(err)) ||
+	    cudaDeviceSynchronize() != cudaSuccess) {
+		fprintf(stderr, "FAIL %s: %s\n", what, err);
+		failures++;
+	} else {
+		for (int tok = 0; tok < t; tok++) {
+			int bb = tok / n, i = tok % n, rem = i % l;
+			int pos[3] = { start[bb] + i / l, rem / w2, rem % w2 };
+			const float *src = qkv + (size_t)tok * 3 * d;
+			double ss[2] = { 0, 0 };
+			size_t row = ((size_t)bb * kv_rows + wrow[bb] + i) * d;
+
+			for (int c = 0; c < d; c++) {
+				ss[0] += (double)src[c] * src[c];
+				ss[1] += (double)src[d + c] * src[d + c];
+			}
+			for (int j = 0; j < 2; j++)
+				ss[j] = 1.0 / sqrt(ss[j] / d + 1e-6);
+			for (int c = 0; c < d; c += 2) {
+				int pj = (c % hd) / 2, ax = pj < ct ? 0 : pj < ct + ch ? 1 : 2;
+				const float *cs = rope + ((size_t)pos[ax] * half + pj) * 2;
+				float q0 = (float)(src[c] * ss[0] * g[c]), q1 = (float)(src[c + 1] * ss[0] * g[c + 1]);
+				float k0 = (float)(src[d + c] * ss[1] * g[d + c]), k1 = (float)(src[d + c + 1] * ss[1] * g[d + c + 1]);
+
+				rq[(size_t)tok * d + c] = q0 * cs[0] - q1 * cs[1];
+				rq[(size_t)tok * d + c + 1] = q0 * cs[1] + q1 * cs[0];
+				rk[row + c] = k0 * cs[0] - k1 * cs[1];
+				rk[row + c + 1] = k0 * cs[1] + k1 * cs[0];
+				rv[row + c] = src[2 * d + c];
+				rv[row + c + 1] = src[2 * d + c + 1];
+			}
+		}
+		from_dev_bf16(dq, q, (size_t)t * d);
+		from_dev_bf16(dkc, kc, nc);
+		from_dev_bf16(dvc, vc, nc);
+		check(what, q, rq, (size_t)t * d, 1e-2);
+		check("  ... K cache (written rows and untouched ones)", kc, rk, nc, 1e-2);
+		check("  ... V cache (written rows and untouched ones)", vc, rv, nc, 1e-6);
+	}
+	cudaFree(dqkv); cudaFree(dkc); cudaFree(dvc); cudaFree(dg); cudaFree(drope);
+	cudaFree(dstart); cudaFree(dwrow); cudaFree(dq);
+	free(qkv); free(g); free(rope); free(q); free(rq); free(kc); free(vc); free(rk); free(rv);
+}
+
+/* The row kernels give bitwise the same results for 1, 2, 4 and 8 tokens per block, on a
+ * token count that is no multiple of 4 or 8 and frames that change inside a block: the fused
+ * residual+LN (modulated and affine), RMSNorm and q/k RMSNorm+RoPE+cache. */
+static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
+{
+	int l = h2 * w2, n = fr * l, t = b * n, m = b * fr, kv_rows = 2 * n, npos = 64;
+	size_t nx = (size_t)t * d, nm = (size_t)m * 6 * d, nc = (size_t)b * kv_rows * d;
+	size_t outb = nx * 2 * 5 + nx * 4 + nc * 2 * 2; /* ln mod, ln affine, rms, q, x, kc, vc */
+	float *x = malloc(nx * 4), *y = malloc(nx * 4), *mv = malloc(nm * 4), *qkv = malloc(nx * 3 * 4);
+	float *g = malloc((size_t)2 * d * 4), *rope = malloc((size_t)npos * hd * 4);
+	unsigned char *ref = malloc(outb), *got = malloc(outb);
+	int zero[8] = { 0 }, *dzero, saved = wan_k_rows_per_block(0), bad = 0;
+	float *dx, *dmv, *dg, *drope;
+	void *dy, *dqkv, *dout, *dkc, *dvc;
+	char err[256];
+
+	fill_uniform(x, nx, &seed, 3.0f);
+	fill_uniform(y, nx, &seed, 1.0f);
+	fill_uniform(mv, nm, &seed, 0.5f);
+	fill_uniform(qkv, nx * 3, &seed, 2.0f);
+	fill_uniform(g, (size_t)2 * d, &seed, 1.0f);
+	fill_uniform(rope, (size_t)npos * hd, &seed, 1.0f);
+	dy = to_dev_bf16(y, nx);
+	dqkv = to_dev_bf16(qkv, nx * 3);
+	cudaMalloc((void **)&dx, nx * 4);
+	cudaMalloc((void **)&dmv, nm * 4);
+	cudaMalloc((void **)&dg, (size_t)2 * d * 4);
+	cudaMalloc((void **)&drope, (size_t)npos * hd * 4);
+	cudaMalloc((void **)&dzero, sizeof(zero));
+	cudaMalloc(&dout, nx * 2 * 5);
+	cudaMalloc(&dkc, nc * 2);
+	cudaMalloc(&dvc, nc * 2);
+	cudaMemcpy(dmv, mv, nm * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(dg, g, (size_t)2 * d * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(drope, rope, (size_t)npos * hd * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(dzero, zero, sizeof(zero), cudaMemcpyHostToDevice);
+	for (int ri = 0; ri < 4; ri++) {
+		int rows = 1 << ri;
+		char *o = dout;
+
+		wan_k_rows_per_block(rows);
+		cudaMemcpy(dx, x, nx * 4, cudaMemcpyHostToDevice);
+		cudaMemset(dout, 0xff, nx * 2 * 5);
+		cudaMemset(dkc, 0x7f, nc * 2);
+		cudaMemset(dvc, 0x7f, nc * 2);
+		if (wan_k_res_ln(0, dx, dy, dmv, 2, o, dmv, 6, 0, 1, NULL, NULL, t, d, n, l, 1e-6f, err, sizeof(err)) ||
+		    wan_k_res_ln(0, dx, dy, NULL, -1, o + nx * 2, NULL, 0, 0, 0, dg, dg + d, t, d, n, l, 1e-6f, err,
+				 sizeof(err)) ||
+		    wan_k_rmsnorm(0, dqkv, 3 * d, o + nx * 4, t, d, dg, 1e-6f, err, sizeof(err)) ||
+		    wan_k_qkv_rope_cache(0, dqkv, o + nx * 6, dkc, dvc, (int64_t)kv_rows * d, t, d, hd, n, l, w2, dg,
+					 dg + d, drope, dzero, dzero, 1e-6f, err, sizeof(err)) ||
+		    cudaDeviceSynchronize() != cudaSuccess) {
+			fprintf(stderr, "FAIL row kernels at %d rows per block: %s\n", rows, err);
+			failures++;
+			bad = 1;
+			break;
+		}
+		cudaMemcpy(got, dout, nx * 2 * 4, cudaMemcpyDeviceToHost);
+		cudaMemcpy(got + nx * 8, dx, nx * 4, cudaMemcpyDeviceToHost);
+		cudaMemcpy(got + nx * 12, dkc, nc * 2, cudaMemcpyDeviceToHost);
+		cudaMemcpy(got + nx * 12 + nc * 2, dvc, nc * 2, cudaMemcpyDeviceToHost);
+		if (rows == 1) {
+			memcpy(ref, got, nx * 12 + nc * 4);
+		} else if (memcmp(ref, got, nx * 12 + nc * 4)) {
+			fprintf(stderr, "FAIL row kernels at %d rows per block differ from one row per block "
+				"(%d tokens, D=%d)\n", rows, t, d);
+			failures++;
+			bad = 1;
+		}
+	}
+	if (!bad) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "row kernels, 1/2/4/8 tokens per block, D=%d, %d tokens", d, t);
+		printf("ok   %-50s bitwise\n", what);
+	}
+	wan_k_rows_per_block(saved);
+	cudaFree(dx); cudaFree(dmv); cudaFree(dg); cudaFree(drope); cudaFree(dzero); cudaFree(dy);
+	cudaFree(dqkv); cudaFree(dout); cudaFree(dkc); cudaFree(dvc);
+	free(x); free(y); free(mv); free(qkv); free(g); free(rope); free(ref); free(got);
+}
+
+/* The deferred residual (wan_k_res_ln2: normalise x + y·gate without storing it, then add y·gate
+ * and y2 together, the output written over y2) gives bitwise the outputs and the residual
+ * stream of two plain wan_k_res_ln updates. */
+static void test_res_ln2(int b, int fr, int l, int d)
+{
+	int n = fr * l, t = b * n, m = b * fr;
+	size_t nx = (size_t)t * d, nm = (size_t)m * 6 * d;
+	float *x = malloc(nx * 4), *y = malloc(nx * 4), *mv = malloc(nm * 4), *gb = malloc((size_t)2 * d * 4);
+	unsigned char *ra = malloc(nx * 8), *rb = malloc(nx * 8);
+	float *dx, *dmv, *dgb;
+	void *dy, *dy2a, *dy2b, *o1;
+	char err[256], what[96];
+	int rc;
+
+	fill_uniform(x, nx, &seed, 3.0f);
+	fill_uniform(y, nx, &seed, 1.0f);
+	fill_uniform(mv, nm, &seed, 0.5f);
+	fill_uniform(gb, (size_t)2 * d, &seed, 1.0f);
+	dy = to_dev_bf16(y, nx);
+	fill_uniform(y, nx, &seed, 1.0f);
+	dy2a = to_dev_bf16(y, nx);
+	dy2b = to_dev_bf16(y, nx);
+	cudaMalloc((void **)&dx, nx * 4);
+	cudaMalloc((void **)&dmv, nm * 4);
+	cudaMalloc((void **)&dgb, (size_t)2 * d * 4);
+	cudaMalloc(&o1, nx * 2);
+	cudaMemcpy(dmv, mv, nm * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(dgb, gb, (size_t)2 * d * 4, cudaMemcpyHostToDevice);
+	snprintf(what, sizeof(what), "deferred residual D=%d (%d slots x %d frames) [%d rows/block]", d, b,
+		 fr, wan_k_rows_per_block(0));
+	/* two updates: x += y·gate2, LN·gamma+beta -> o1; x += y2, LN·mod(3,4) -> y2a (copied out) */
+	cudaMemcpy(dx, x, nx * 4, cudaMemcpyHostToDevice);
+	rc = wan_k_res_ln(0, dx, dy, dmv, 2, o1, NULL, 0, 0, 0, dgb, dgb + d, t, d, n, l, 1e-6f, err,
+			  sizeof(err)) ||
+	     cudaMemcpy(ra, o1, nx * 2, cudaMemcpyDeviceToHost) != cudaSuccess ||
+	     wan_k_res_ln(0, dx, dy2a, NULL, -1, o1, dmv, 6, 3, 4, NULL, NULL, t, d, n, l, 1e-6f, err,
+			  sizeof(err)) ||
+	     cudaMemcpy(ra + nx * 2, o1, nx * 2, cudaMemcpyDeviceToHost) != cudaSuccess ||
+	     cudaMemcpy(ra + nx * 4, dx, nx * 4, cudaMemcpyDeviceToHost) != cudaSuccess;
+	/* deferred: LN(x + y·gate2) -> o1 with x untouched; x += y·gate2 + y2, output over y2b */
+	cudaMemcpy(dx, x, nx * 4, cudaMemcpyHostToDevice);
+	rc = rc || wan_k_res_ln2(0, dx, 0, dy, dmv, 2, NULL, o1, NULL, 0, 0, 0, dgb, dgb + d, t, d, n, l,
+				 1e-6f, err, sizeof(err)) ||
+	     cudaMemcpy(rb, o1, nx * 2, cudaMemcpyDeviceToHost) != cudaSuccess ||
+	     wan_k_res_ln2(0, dx, 1, dy, dmv, 2, dy2b, dy2b, dmv, 6, 3, 4, NULL, NULL, t, d, n, l, 1e-6f, err,
+			   sizeof(err)) ||
+	     cudaMemcpy(rb + nx * 2, dy2b, nx * 2, cudaMemcpyDeviceToHost) != cudaSuccess ||
+	     cudaMemcpy(rb + nx * 4, dx, nx * 4, cudaMemcpyDeviceToHost) != cudaSuccess;
+	if (rc) {
+		fprintf(stderr, "FAIL %s: %s\n", what, err);
+		failures++;
+	} else if (memcmp(ra, rb, nx * 2) || memcmp(ra + nx * 2, rb + nx * 2, nx * 2) ||
+		   memcmp(ra + nx * 4, rb + nx * 4, nx * 4)) {
+		fprintf(stderr, "FAIL %s: differs from two plain updates (first norm %s, second %s, x %s)\n",
+			what, memcmp(ra, rb, nx * 2) ? "differs" : "equal",
+			memcmp(ra + nx * 2, rb + nx * 2, nx * 2) ? "differs" : "equal",
+			memcmp(ra + nx * 4, rb + nx * 4, nx * 4) ? "differs" : "equal");
+		failures++;
+	} else {
+		printf("ok   %-50s bitwise\n", what);
+	}
+	cudaFree(dx); cudaFree(dmv); cudaFree(dgb); cudaFree(dy); cudaFree(dy2a); cudaFree(dy2b); cudaFree(o1);
+	free(x); free(y); free(mv); free(gb); free(ra); free(rb);
+}
+
 /* Adaptive-sink statistics of one layer (every slot, K and V, sink frames and new rows) in one
  * launch, against plain means. */
 static void test_sink_means(int b, int l, int n, int ns, int d, int cache_rows)
@@ -684,6 +917,23 @@ int main(int argc, char **argv)
 	test_rmsnorm(33, 1536, 4608);
 	test_rmsnorm(20, 5120, 5120);
 	test_rmsnorm(9, 200, 208);
+	test_qkv_rope(2, 2, 6, 5, 1536, 128, 200);
+	test_qkv_rope(3, 1, 7, 3, 1536, 128, 50);
+	test_qkv_rope(1, 2, 3, 4, 5120, 128, 40);
+	test_qkv_rope(2, 1, 5, 3, 240, 40, 30);
+	test_rows_bitwise(3, 2, 1, 7, 1536, 128);
+	test_rows_bitwise(1, 3, 3, 4, 5120, 128);
+	for (int rows = 1; rows <= 8; rows *= 2) {
+		wan_k_rows_per_block(rows);
+		printf("-- %d token(s) per block\n", rows);
+		test_res_ln(1, 3, 13, 1536);
+		test_rmsnorm(37, 1536, 4608);
+		test_qkv_rope(3, 1, 7, 3, 1536, 128, 50);
+		test_res_ln2(3, 2, 7, 1536);
+	}
+	wan_k_rows_per_block(4);
+	test_res_ln2(2, 1, 9, 200);
+	test_res_ln2(1, 2, 5, 5120);
 	test_sink_means(2, 50, 50, 3, 1536, 300);
 	test_sink_means(3, 40, 80, 1, 128, 200);
 done:

@@ -25,9 +25,13 @@ struct wan_gemm; /* opaque */
 /* New handle with a private workspace of `workspace_bytes` (32 MiB is plenty on Hopper). */
 struct wan_gemm *wan_gemm_new(size_t workspace_bytes, char *err, size_t errlen);
 void wan_gemm_free(struct wan_gemm *g);
-/* On: each new shape's first call (outside stream capture) times up to 24 cuBLASLt
- * candidates on its operands and keeps the fastest; off (the default): the heuristic's first
- * choice. The environment variable WAN_GEMM_TUNE=0 keeps it off. Set before the first call. */
+/* On: each new shape's first call (outside stream capture) times, on its operands, the
+ * cuBLASLt heuristic's candidates, split-K variants and, for shapes that fill the GPU, up to
+ * 32 configurations of the heuristic's algorithm ids enumerated by tile size and ranked by
+ * wave quantization, and keeps the fastest (bounded: tens of ms per shape, a few hundred at
+ * most); off (the default): the heuristic's first choice. The environment variable WAN_GEMM_TUNE=0 keeps it off, WAN_GEMM_ENUM=0 tunes among
+ * the heuristic's candidates only; WAN_GEMM_DEBUG=1 prints each shape's winner, =2 every
+ * candidate. Set before the first call. */
 void wan_gemm_set_tuning(struct wan_gemm *g, int on);
 
 /* Y = epi(X·Wᵀ + bias). All pointers borrowed device memory, bf16. ld* are row strides in

@@ -100,6 +100,75 @@ static int vec8_ok(int d)
 	return env && d % 256 == 0 && d / 8 <= 1024;
 }
 
+/* Tokens per block of the vectorized row kernels: WAN_K_ROWS = 1, 2, 4 (default) or 8; 1 runs
+ * the one-token-per-block kernels (benchmark A/B). wan_k_rows_per_block overrides it. */
+static int k_rows;
+
+static int rows_per_block(void)
+{
+	if (!k_rows) {
+		const char *e = getenv("WAN_K_ROWS");
+		int v = e ? atoi(e) : 4;
+
+		k_rows = v == 1 || v == 2 || v == 8 ? v : 4;
+	}
+	return k_rows;
+}
+
+extern "C" int wan_k_rows_per_block(int rows)
+{
+	if (rows == 1 || rows == 2 || rows == 4 || rows == 8)
+		k_rows = rows;
+	return rows_per_block();
+}
+
+/* Tokens per block for a row kernel whose instances for 2, 4 and 8 tokens are kern[0..2],
+ * launched with `threads` threads: the setting, lowered while an instance cannot launch that
+ * many threads (its registers: 14B's 640-thread rows at 4 or 8 tokens). maxthr caches each
+ * instance's limit (0: not asked yet). */
+static int rows_fit(const void *const kern[3], int maxthr[3], int threads)
+{
+	int r = rows_per_block();
+
+	for (int i = 2; i >= 0; i--) {
+		if (r < (2 << i))
+			continue;
+		if (!maxthr[i]) {
+			cudaFuncAttributes a;
+
+			maxthr[i] = cudaFuncGetAttributes(&a, kern[i]) == cudaSuccess ? a.maxThreadsPerBlock : -1;
+			cudaGetLastError();
+		}
+		if (maxthr[i] >= threads)
+			return 2 << i;
+		r = 1 << i;
+	}
+	return 1;
+}
+
+/* R sums per thread reduced over the block at once (blockDim.x a multiple of 32): per value
+ * the same order as block_sum (a warp tree, then the warps' partials in a second tree), one
+ * pair of barriers for all R. sh holds R x 32 floats. */
+template <int R>
+static __device__ __forceinline__ void block_sum_rows(float *s, float (*sh)[32])
+{
+	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+
+#pragma unroll
+	for (int r = 0; r < R; r++)
+		s[r] = warp_sum(s[r]);
+	__syncthreads();
+	if (lane == 0) {
+#pragma unroll
+		for (int r = 0; r < R; r++)
+			sh[r][wid] = s[r];
+	}
+	__syncthreads();
+#pragma unroll
+	for (int r = 0; r < R; r++)
+		s[r] = warp_sum(lane < nw ? sh[r][lane] : 0.0f);
+}
+
 /* ---- random fill ---- */
 
 static __device__ __forceinline__ float hash_uniform(uint64_t seed, uint64_t i)
@@ -387,9 +456,9 @@ static __device__ __forceinline__ uint2 f4_to_bf16x4(float4 v)
 
 /* One block per token, the row held in registers (one read of x). */
 __global__ void __launch_bounds__(RL_THREADS)
-k_res_ln(float *x, const bf16 *y, const float *gv, int gidx, bf16 *out, const float *mv, int nj,
-	 int sh_idx, int sc_idx, const float *gamma, const float *beta, int d, int n_per_slot,
-	 int l, float eps)
+k_res_ln(float *x, int store_x, const bf16 *y, const float *gv, int gidx, const bf16 *y2, bf16 *out,
+	 const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma, const float *beta, int d,
+	 int n_per_slot, int l, float eps)
 {
 	__shared__ float sh[32];
 	size_t tok = blockIdx.x;
@@ -415,8 +484,14 @@ k_res_ln(float *x, const bf16 *y, const float *gv, int gidx, bf16 *out, const fl
 					yy.x *= g.x; yy.y *= g.y; yy.z *= g.z; yy.w *= g.w;
 				}
 				a.x += yy.x; a.y += yy.y; a.z += yy.z; a.w += yy.w;
-				xr[i] = a;
 			}
+			if (y2) {
+				float4 zz = bf16x4_to_f4(reinterpret_cast<const uint2 *>(y2 + tok * d)[i]);
+
+				a.x += zz.x; a.y += zz.y; a.z += zz.z; a.w += zz.w;
+			}
+			if ((y || y2) && store_x)
+				xr[i] = a;
 			v[r] = a;
 			s += a.x + a.y + a.z + a.w;
 		}
@@ -461,9 +536,9 @@ k_res_ln(float *x, const bf16 *y, const float *gv, int gidx, bf16 *out, const fl
 }
 
 /* Same contract, one thread per 8 channels (d/8 threads): 32-byte x accesses, 16-byte y/out. */
-__global__ void k_res_ln8(float *x, const bf16 *y, const float *gv, int gidx, bf16 *out,
-			  const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma,
-			  const float *beta, int d, int n_per_slot, int l, float eps)
+__global__ void k_res_ln8(float *x, int store_x, const bf16 *y, const float *gv, int gidx,
+			  const bf16 *y2, bf16 *out, const float *mv, int nj, int sh_idx, int sc_idx,
+			  const float *gamma, const float *beta, int d, int n_per_slot, int l, float eps)
 {
 	__shared__ float sh[32];
 	size_t tok = blockIdx.x;
@@ -489,6 +564,16 @@ __global__ void k_res_ln8(float *x, const bf16 *y, const float *gv, int gidx, bf
 #pragma unroll
 		for (int j = 0; j < 8; j++)
 			v[j] += yy[j];
+	}
+	if (y2) {
+		float zz[8];
+
+		bf16x8_to_f(*reinterpret_cast<const uint4 *>(y2 + tok * d + c), zz);
+#pragma unroll
+		for (int j = 0; j < 8; j++)
+			v[j] += zz[j];
+	}
+	if ((y || y2) && store_x) {
 		xr[0] = make_float4(v[0], v[1], v[2], v[3]);
 		xr[1] = make_float4(v[4], v[5], v[6], v[7]);
 	}
@@ -516,24 +601,176 @@ __global__ void k_res_ln8(float *x, const bf16 *y, const float *gv, int gidx, bf
 	*reinterpret_cast<uint4 *>(out + tok * d + c) = f_to_bf16x8(o);
 }
 
-extern "C" int wan_k_res_ln(cudaStream_t st, float *x, const void *y, const float *gv, int gidx,
-			    void *out, const float *mv, int nj, int sh_idx, int sc_idx,
-			    const float *gamma, const float *beta, int t, int d, int n_per_slot, int l,
-			    float eps, char *err, size_t errlen)
+/* Same contract, R consecutive tokens per block (thread i owns channels [8i, 8i+8) of each):
+ * every load of the R rows is issued before the first reduction, the R rows' sums share one
+ * pair of barriers, and the gate and modulation vectors are read once per frame instead of
+ * once per token. Per row the math and its order are those of k_res_ln8 (bitwise equal). */
+template <int R>
+__global__ void k_res_ln8r(float *x, int store_x, const bf16 *y, const float *gv, int gidx,
+			   const bf16 *y2, bf16 *out, const float *mv, int nj, int sh_idx, int sc_idx,
+			   const float *gamma, const float *beta, int t, int d, int n_per_slot, int l,
+			   float eps)
 {
+	__shared__ float sh[R][32];
+	size_t tok0 = (size_t)blockIdx.x * R, mi[R], mprev = ~(size_t)0;
+	int c = threadIdx.x * 8, fpslot = n_per_slot / l;
+	float v[R][8], s[R], p0[8], p1[8];
+	uint4 yr[R], zr[R];
+	int nr = t - (int)tok0 < R ? t - (int)tok0 : R;
+
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		size_t tok = tok0 + (r < nr ? r : 0); /* rows past the end repeat the first (not stored) */
+		const float4 *xr = reinterpret_cast<const float4 *>(x + tok * d + c);
+		float4 a0 = xr[0], a1 = xr[1];
+
+		mi[r] = (tok / n_per_slot) * fpslot + (tok % n_per_slot) / l;
+		v[r][0] = a0.x; v[r][1] = a0.y; v[r][2] = a0.z; v[r][3] = a0.w;
+		v[r][4] = a1.x; v[r][5] = a1.y; v[r][6] = a1.z; v[r][7] = a1.w;
+		if (y)
+			yr[r] = *reinterpret_cast<const uint4 *>(y + tok * d + c);
+		if (y2)
+			zr[r] = *reinterpret_cast<const uint4 *>(y2 + tok * d + c);
+	}
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		if (y) {
+			float yy[8];
+
+			bf16x8_to_f(yr[r], yy);
+			if (gidx >= 0) {
+				if (mi[r] != mprev) {
+					const float4 *g = reinterpret_cast<const float4 *>(gv + (mi[r] * 6 + gidx) * d + c);
+					float4 g0 = g[0], g1 = g[1];
+
+					p0[0] = g0.x; p0[1] = g0.y; p0[2] = g0.z; p0[3] = g0.w;
+					p0[4] = g1.x; p0[5] = g1.y; p0[6] = g1.z; p0[7] = g1.w;
+					mprev = mi[r];
+				}
+#pragma unroll
+				for (int j = 0; j < 8; j++)
+					yy[j] *= p0[j];
+			}
+#pragma unroll
+			for (int j = 0; j < 8; j++)
+				v[r][j] += yy[j];
+		}
+		if (y2) {
+			float zz[8];
+
+			bf16x8_to_f(zr[r], zz);
+#pragma unroll
+			for (int j = 0; j < 8; j++)
+				v[r][j] += zz[j];
+		}
+		if ((y || y2) && store_x && r < nr) {
+			float4 *xr = reinterpret_cast<float4 *>(x + (tok0 + r) * d + c);
+
+			xr[0] = make_float4(v[r][0], v[r][1], v[r][2], v[r][3]);
+			xr[1] = make_float4(v[r][4], v[r][5], v[r][6], v[r][7]);
+		}
+		s[r] = 0.0f;
+#pragma unroll
+		for (int j = 0; j < 8; j++)
+			s[r] += v[r][j];
+	}
+	block_sum_rows<R>(s, sh);
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		float mean = s[r] / d;
+
+		s[r] = 0.0f;
+#pragma unroll
+		for (int j = 0; j < 8; j++) {
+			v[r][j] -= mean;
+			s[r] += v[r][j] * v[r][j];
+		}
+	}
+	block_sum_rows<R>(s, sh);
+	if (!mv) {
+#pragma unroll
+		for (int j = 0; j < 8; j++) {
+			p0[j] = gamma[c + j];
+			p1[j] = beta[c + j];
+		}
+	}
+	mprev = ~(size_t)0;
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		float rstd = rsqrtf(s[r] / d + eps), o[8];
+
+		if (r >= nr)
+			break;
+		if (mv) {
+			if (mi[r] != mprev) {
+				const float *sc = mv + (mi[r] * nj + sc_idx) * d + c, *sf = mv + (mi[r] * nj + sh_idx) * d + c;
+
+#pragma unroll
+				for (int j = 0; j < 8; j++) {
+					p0[j] = sc[j];
+					p1[j] = sf[j];
+				}
+				mprev = mi[r];
+			}
+#pragma unroll
+			for (int j = 0; j < 8; j++)
+				o[j] = v[r][j] * rstd * (1.0f + p0[j]) + p1[j];
+		} else {
+#pragma unroll
+			for (int j = 0; j < 8; j++)
+				o[j] = v[r][j] * rstd * p0[j] + p1[j];
+		}
+		*reinterpret_cast<uint4 *>(out + (tok0 + r) * d + c) = f_to_bf16x8(o);
+	}
+}
+
+extern "C" int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void *y,
+			     const float *gv, int gidx, const void *y2, void *out, const float *mv,
+			     int nj, int sh_idx, int sc_idx, const float *gamma, const float *beta,
+			     int t, int d, int n_per_slot, int l, float eps, char *err, size_t errlen)
+{
+	static const void *const kern[3] = { (const void *)k_res_ln8r<2>, (const void *)k_res_ln8r<4>,
+					      (const void *)k_res_ln8r<8> };
+	static int maxthr[3];
+	const bf16 *yb = (const bf16 *)y, *zb = (const bf16 *)y2;
+	int r;
+
 	if (d % 4 || d > RL_THREADS * 4 * RL_MAXV) {
 		snprintf(err, errlen, "fused LayerNorm needs a width divisible by 4 and <= %d, got %d",
 			 RL_THREADS * 4 * RL_MAXV, d);
 		return -1;
 	}
-	if (vec8_ok(d))
-		k_res_ln8<<<t, d / 8, 0, st>>>(x, (const bf16 *)y, gv, gidx, (bf16 *)out, mv, nj, sh_idx,
+	r = vec8_ok(d) ? rows_fit(kern, maxthr, d / 8) : 1;
+	if (r > 1) {
+		unsigned blocks = (unsigned)((t + r - 1) / r);
+
+		if (r == 2)
+			k_res_ln8r<2><<<blocks, d / 8, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj,
+							       sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
+		else if (r == 8)
+			k_res_ln8r<8><<<blocks, d / 8, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj,
+							       sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
+		else
+			k_res_ln8r<4><<<blocks, d / 8, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj,
+							       sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
+	} else if (vec8_ok(d)) {
+		k_res_ln8<<<t, d / 8, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
 					       sc_idx, gamma, beta, d, n_per_slot, l, eps);
-	else
-		k_res_ln<<<t, RL_THREADS, 0, st>>>(x, (const bf16 *)y, gv, gidx, (bf16 *)out, mv, nj, sh_idx,
+	} else {
+		k_res_ln<<<t, RL_THREADS, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
 						   sc_idx, gamma, beta, d, n_per_slot, l, eps);
+	}
 	LAUNCH_CHECK("k_res_ln");
 	return 0;
+}
+
+extern "C" int wan_k_res_ln(cudaStream_t st, float *x, const void *y, const float *gv, int gidx,
+			    void *out, const float *mv, int nj, int sh_idx, int sc_idx,
+			    const float *gamma, const float *beta, int t, int d, int n_per_slot, int l,
+			    float eps, char *err, size_t errlen)
+{
+	return wan_k_res_ln2(st, x, 1, y, gv, gidx, NULL, out, mv, nj, sh_idx, sc_idx, gamma, beta, t,
+			     d, n_per_slot, l, eps, err, errlen);
 }
 
 /* ---- q/k RMSNorm + RoPE + KV cache write ---- */
@@ -637,17 +874,123 @@ __global__ void k_qkv_rope_cache8(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *
 	*reinterpret_cast<uint4 *>(vc + row) = rv;
 }
 
+/* Same contract, R consecutive tokens per block: q, k and v of all R rows loaded first, the 2R
+ * sums reduced with one pair of barriers, g_q and g_k read once. Per row bitwise equal to
+ * k_qkv_rope_cache8. */
+template <int R>
+__global__ void k_qkv_rope_cache8r(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc,
+				   int64_t kv_bstride, int t, int d, int hd, int n_per_slot, int l,
+				   int w2, const float *g_q, const float *g_k, const float2 *rope,
+				   const int *start_frame, const int *write_row, float eps)
+{
+	__shared__ float sh[2 * R][32];
+	size_t tok0 = (size_t)blockIdx.x * R;
+	int c = threadIdx.x * 8, nr = t - (int)tok0 < R ? t - (int)tok0 : R;
+	int half = hd / 2, ch = hd / 6, ct = half - 2 * ch, pj0 = (c % hd) / 2;
+	uint4 rq[R], rk[R], rv[R];
+	float s[2 * R], gq[8], gk[8];
+
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		const bf16 *q = qkv + (tok0 + (r < nr ? r : 0)) * 3 * d;
+
+		rq[r] = *reinterpret_cast<const uint4 *>(q + c);
+		rk[r] = *reinterpret_cast<const uint4 *>(q + d + c);
+		rv[r] = *reinterpret_cast<const uint4 *>(q + 2 * d + c);
+	}
+#pragma unroll
+	for (int j = 0; j < 8; j++) {
+		gq[j] = g_q[c + j];
+		gk[j] = g_k[c + j];
+	}
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		float qf[8], kf[8];
+
+		bf16x8_to_f(rq[r], qf);
+		bf16x8_to_f(rk[r], kf);
+		s[2 * r] = 0.0f;
+		s[2 * r + 1] = 0.0f;
+#pragma unroll
+		for (int j = 0; j < 8; j++) {
+			s[2 * r] += qf[j] * qf[j];
+			s[2 * r + 1] += kf[j] * kf[j];
+		}
+	}
+	block_sum_rows<2 * R>(s, sh);
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		size_t tok = tok0 + r, row;
+		int b, i, pos_t, rem, pos_y, pos_x;
+		float qf[8], kf[8], sq, sk;
+
+		if (r >= nr)
+			break;
+		b = (int)(tok / n_per_slot);
+		i = (int)(tok % n_per_slot);
+		pos_t = start_frame[b] + i / l;
+		rem = i % l;
+		pos_y = rem / w2;
+		pos_x = rem % w2;
+		row = (size_t)b * kv_bstride + (size_t)(write_row[b] + i) * d + c;
+		sq = rsqrtf(s[2 * r] / d + eps);
+		sk = rsqrtf(s[2 * r + 1] / d + eps);
+		bf16x8_to_f(rq[r], qf);
+		bf16x8_to_f(rk[r], kf);
+#pragma unroll
+		for (int j = 0; j < 4; j++) {
+			int pj = pj0 + j, pos = pj < ct ? pos_t : (pj < ct + ch ? pos_y : pos_x);
+			float2 cs = rope[(size_t)pos * half + pj];
+			float q0 = qf[2 * j] * sq * gq[2 * j], q1 = qf[2 * j + 1] * sq * gq[2 * j + 1];
+			float k0 = kf[2 * j] * sk * gk[2 * j], k1 = kf[2 * j + 1] * sk * gk[2 * j + 1];
+
+			qf[2 * j] = q0 * cs.x - q1 * cs.y;
+			qf[2 * j + 1] = q0 * cs.y + q1 * cs.x;
+			kf[2 * j] = k0 * cs.x - k1 * cs.y;
+			kf[2 * j + 1] = k0 * cs.y + k1 * cs.x;
+		}
+		*reinterpret_cast<uint4 *>(q_out + tok * d + c) = f_to_bf16x8(qf);
+		*reinterpret_cast<uint4 *>(kc + row) = f_to_bf16x8(kf);
+		*reinterpret_cast<uint4 *>(vc + row) = rv[r];
+	}
+}
+
 extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
 				    void *vcache, int64_t kv_bstride, int t, int d, int hd,
 				    int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
 				    const void *rope, const int *start_frame, const int *write_row,
 				    float eps, char *err, size_t errlen)
 {
+	static const void *const kern[3] = { (const void *)k_qkv_rope_cache8r<2>,
+					      (const void *)k_qkv_rope_cache8r<4>,
+					      (const void *)k_qkv_rope_cache8r<8> };
+	static int maxthr[3];
+	int vec = vec8_ok(d) && hd % 8 == 0 && kv_bstride % 8 == 0, r;
+
 	if (hd % 2 || d % hd) {
 		snprintf(err, errlen, "head dim %d does not divide width %d evenly", hd, d);
 		return -1;
 	}
-	if (vec8_ok(d) && hd % 8 == 0 && kv_bstride % 8 == 0) {
+	r = vec ? rows_fit(kern, maxthr, d / 8) : 1;
+	if (r > 1) {
+		unsigned blocks = (unsigned)((t + r - 1) / r);
+
+		if (r == 2)
+			k_qkv_rope_cache8r<2><<<blocks, d / 8, 0, st>>>(
+				(const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd,
+				n_per_slot, l, w2, g_q, g_k, (const float2 *)rope, start_frame, write_row, eps);
+		else if (r == 8)
+			k_qkv_rope_cache8r<8><<<blocks, d / 8, 0, st>>>(
+				(const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd,
+				n_per_slot, l, w2, g_q, g_k, (const float2 *)rope, start_frame, write_row, eps);
+		else
+			k_qkv_rope_cache8r<4><<<blocks, d / 8, 0, st>>>(
+				(const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd,
+				n_per_slot, l, w2, g_q, g_k, (const float2 *)rope, start_frame, write_row, eps);
+		LAUNCH_CHECK("k_qkv_rope_cache8r");
+		return 0;
+	}
+	if (vec) {
 		k_qkv_rope_cache8<<<t, d / 8, 0, st>>>((const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache,
 						       (bf16 *)vcache, kv_bstride, d, hd, n_per_slot, l, w2,
 						       g_q, g_k, (const float2 *)rope, start_frame, write_row,
@@ -698,10 +1041,66 @@ __global__ void k_rmsnorm8(const bf16 *x, int ldx, bf16 *out, int d, const float
 	*reinterpret_cast<uint4 *>(out + tok * d + c) = f_to_bf16x8(f);
 }
 
+/* Same contract, R consecutive tokens per block, g read once; per row bitwise equal to
+ * k_rmsnorm8. */
+template <int R>
+__global__ void k_rmsnorm8r(const bf16 *x, int ldx, bf16 *out, int t, int d, const float *g, float eps)
+{
+	__shared__ float sh[R][32];
+	size_t tok0 = (size_t)blockIdx.x * R;
+	int c = threadIdx.x * 8, nr = t - (int)tok0 < R ? t - (int)tok0 : R;
+	uint4 raw[R];
+	float s[R], gg[8];
+
+#pragma unroll
+	for (int r = 0; r < R; r++)
+		raw[r] = *reinterpret_cast<const uint4 *>(x + (tok0 + (r < nr ? r : 0)) * ldx + c);
+#pragma unroll
+	for (int j = 0; j < 8; j++)
+		gg[j] = g[c + j];
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		float f[8];
+
+		bf16x8_to_f(raw[r], f);
+		s[r] = 0.0f;
+#pragma unroll
+		for (int j = 0; j < 8; j++)
+			s[r] += f[j] * f[j];
+	}
+	block_sum_rows<R>(s, sh);
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		float f[8], rr = rsqrtf(s[r] / d + eps);
+
+		if (r >= nr)
+			break;
+		bf16x8_to_f(raw[r], f);
+#pragma unroll
+		for (int j = 0; j < 8; j++)
+			f[j] *= rr * gg[j];
+		*reinterpret_cast<uint4 *>(out + (tok0 + r) * d + c) = f_to_bf16x8(f);
+	}
+}
+
 extern "C" int wan_k_rmsnorm(cudaStream_t st, const void *x, int ldx, void *out, int t, int d,
 			     const float *g, float eps, char *err, size_t errlen)
 {
-	if (vec8_ok(d) && ldx % 8 == 0)
+	static const void *const kern[3] = { (const void *)k_rmsnorm8r<2>, (const void *)k_rmsnorm8r<4>,
+					      (const void *)k_rmsnorm8r<8> };
+	static int maxthr[3];
+	int r = vec8_ok(d) && ldx % 8 == 0 ? rows_fit(kern, maxthr, d / 8) : 1;
+
+	if (r > 1) {
+		unsigned blocks = (unsigned)((t + r - 1) / r);
+
+		if (r == 2)
+			k_rmsnorm8r<2><<<blocks, d / 8, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps);
+		else if (r == 8)
+			k_rmsnorm8r<8><<<blocks, d / 8, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps);
+		else
+			k_rmsnorm8r<4><<<blocks, d / 8, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps);
+	} else if (vec8_ok(d) && ldx % 8 == 0)
 		k_rmsnorm8<<<t, d / 8, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, d, g, eps);
 	else
 		k_rmsnorm<<<t, 256, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, d, g, eps);

@@ -61,8 +61,17 @@ int wan_k_res_ln(cudaStream_t st, float *x, const void *y, const float *gv, int 
 		 const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma,
 		 const float *beta, int t, int d, int n_per_slot, int l, float eps, char *err,
 		 size_t errlen);
+/* The same with a second, ungated residual input and the store optional:
+ *   v = x + y·gate (y != NULL) + y2 (y2 != NULL), in that order (so bitwise the x that two
+ *   wan_k_res_ln calls, y then y2, would leave); x = v when store_x; out = LN(v)·... as above.
+ * store_x = 0 lets a caller normalise x + y·gate without writing it back and add y to x later
+ * together with y2 (one write and one read of the fp32 row fewer). out may be y or y2. */
+int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void *y, const float *gv,
+		  int gidx, const void *y2, void *out, const float *mv, int nj, int sh_idx,
+		  int sc_idx, const float *gamma, const float *beta, int t, int d, int n_per_slot,
+		  int l, float eps, char *err, size_t errlen);
 
-/* Self-attention input stage, one token per block. From qkv bf16 [T, 3D] (q | k | v):
+/* Self-attention input stage (one or a few tokens per block). From qkv bf16 [T, 3D] (q | k | v):
  *  q_out bf16 [T, D]  = RoPE(RMSNorm(q)·g_q)
  *  k cache row        = RoPE(RMSNorm(k)·g_k), v cache row = v,
  * where slot b's token i goes to cache row write_row[b] + i (kcache/vcache base of slot b at
@@ -74,6 +83,13 @@ int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_out, void *kc
 			 int l, int w2, const float *g_q, const float *g_k, const void *rope,
 			 const int *start_frame, const int *write_row, float eps,
 			 char *err, size_t errlen);
+/* Tokens per block of the vectorized row kernels (res_ln, qkv_rope_cache, rmsnorm at widths
+ * divisible by 256): 1, 2, 4 or 8, bitwise the same results. The environment variable
+ * WAN_K_ROWS sets the first value (default 4; 1 = one token per block); rows 1, 2, 4 or 8
+ * sets it (tests and benchmarks), any other value only asks. Returns the value in force. Not
+ * thread-safe against launches in flight on other threads. */
+int wan_k_rows_per_block(int rows);
+
 /* out bf16 [T,D] = RMSNorm(x)·g, x bf16 rows of stride ldx. */
 int wan_k_rmsnorm(cudaStream_t st, const void *x, int ldx, void *out, int t, int d,
 		  const float *g, float eps, char *err, size_t errlen);

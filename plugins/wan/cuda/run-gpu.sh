@@ -4,8 +4,9 @@
 # gpu_dit_stream, heru-wan (or bench-dit) and optionally fix/ (tests/fixtures/wan/dit). Writes
 # one log per step into OUTDIR and prints a summary last. The benchmarks run only when the
 # kernel test shows cuDNN attention (without it the fallback kernel is too slow to time).
-# "ab" adds 1.3B 480x832 S=4 runs with each optimisation switched off in turn (WAN_GEMM_TUNE,
-# WAN_ATTN_TUNE, WAN_K_VEC = 0) and with all three off.
+# "ab" adds 1.3B 480x832 S=4 runs with each optimisation of v5 switched off in turn
+# (WAN_GEMM_ENUM=0: the heuristic's GEMM candidates only; WAN_K_ROWS=1: one token per block in
+# the row kernels) and with both off.
 bin=${1:?bin dir}; out=${2:?out dir}; iters=${3:-20}; ab=${4:-}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" 2>&1
@@ -23,17 +24,18 @@ b() {
 	name=$1; shift; vars=
 	while [ "$1" != "--" ]; do vars="$vars $1"; shift; done; shift
 	timeout 120 env $vars $bench --iters "$iters" "$@" > "$out/bench-$name.log" 2>&1
-	echo "bench $name$vars rc=$?" >> "$out/summary.txt"; grep RESULT "$out/bench-$name.log" >> "$out/summary.txt"
+	echo "bench $name$vars rc=$?" >> "$out/summary.txt"
+	grep -A10 "per-component" "$out/bench-$name.log" | grep " ms" >> "$out/summary.txt"
+	grep RESULT "$out/bench-$name.log" >> "$out/summary.txt"
 }
 if grep -q '\[cuDNN' "$out/gpu_kernels.log"; then
 	b 13b-480-s4 WAN_GEMM_DEBUG=1 WAN_ATTN_DEBUG=1 -- --model 1.3b --height 480 --width 832 --steps 4
 	if [ "$ab" = ab ]; then
-		b 13b-480-s4-nogemmtune WAN_GEMM_TUNE=0 -- --model 1.3b --height 480 --width 832 --steps 4
-		b 13b-480-s4-noattntune WAN_ATTN_TUNE=0 -- --model 1.3b --height 480 --width 832 --steps 4
-		b 13b-480-s4-novec WAN_K_VEC=0 -- --model 1.3b --height 480 --width 832 --steps 4
-		b 13b-480-s4-none WAN_GEMM_TUNE=0 WAN_ATTN_TUNE=0 WAN_K_VEC=0 -- --model 1.3b --height 480 --width 832 --steps 4
+		b 13b-480-s4-noenum WAN_GEMM_ENUM=0 -- --model 1.3b --height 480 --width 832 --steps 4
+		b 13b-480-s4-rows1 WAN_K_ROWS=1 -- --model 1.3b --height 480 --width 832 --steps 4
+		b 13b-480-s4-noenum-rows1 WAN_GEMM_ENUM=0 WAN_K_ROWS=1 -- --model 1.3b --height 480 --width 832 --steps 4
 	fi
-	b 13b-480-s1 -- --model 1.3b --height 480 --width 832 --steps 1
+	b 13b-480-s1 WAN_GEMM_DEBUG=1 -- --model 1.3b --height 480 --width 832 --steps 1
 	b 13b-512-s1 -- --model 1.3b --height 512 --width 512 --steps 1
 	b 13b-480-s2 -- --model 1.3b --height 480 --width 832 --steps 2
 	b 14b-480-s1 -- --model 14b --height 480 --width 832 --steps 1
