@@ -103,6 +103,14 @@ void cli_frame_header(uint8_t out[CLI_FRAME_HEADER], uint32_t id, double ts_ms)
 		out[8 + i] = (uint8_t)(bits >> (56 - 8 * i));
 }
 
+int cli_send_frame(struct ws_client *ws, uint8_t *buf, uint32_t id, double ts_ms,
+	const uint8_t *jpeg, size_t len, char *err, size_t errlen)
+{
+	cli_frame_header(buf, id, ts_ms);
+	memcpy(buf + CLI_FRAME_HEADER, jpeg, len);
+	return ws_client_send(ws, WS_BINARY, buf, len + CLI_FRAME_HEADER, err, errlen);
+}
+
 bool cli_parse_frame_header(const uint8_t *p, size_t len, uint32_t *id, double *ts_ms)
 {
 	uint64_t bits = 0;

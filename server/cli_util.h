@@ -24,6 +24,14 @@ int cli_make_jpeg(int w, int h, int t, uint8_t **jpeg, size_t *len, char *err, s
 /* Write the 16-byte binary frame header for (id, ts_ms) into out. */
 void cli_frame_header(uint8_t out[CLI_FRAME_HEADER], uint32_t id, double ts_ms);
 
+/*
+ * Send one camera frame as a binary message: the header for (id, ts_ms), then the
+ * `len` bytes of `jpeg`, assembled in `buf` (room for CLI_FRAME_HEADER + len bytes).
+ * 0, or -1 with err.
+ */
+int cli_send_frame(struct ws_client *ws, uint8_t *buf, uint32_t id, double ts_ms,
+	const uint8_t *jpeg, size_t len, char *err, size_t errlen);
+
 /* Parse a binary frame header; false when len < 16 or the magic is wrong. */
 bool cli_parse_frame_header(const uint8_t *p, size_t len, uint32_t *id, double *ts_ms);
 

@@ -280,10 +280,8 @@ static void *client_main(void *arg)
 			seq++;
 			if (seq > c->max_seq)
 				break;
-			cli_frame_header(buf, (uint32_t)c->index << 24 | seq, now);
-			memcpy(buf + CLI_FRAME_HEADER, b->jpeg[k], b->jlen[k]);
-			if (ws_client_send(ws, WS_BINARY, buf, b->jlen[k] + CLI_FRAME_HEADER, c->err,
-				    sizeof(c->err)) != 0)
+			if (cli_send_frame(ws, buf, (uint32_t)c->index << 24 | seq, now, b->jpeg[k],
+					   b->jlen[k], c->err, sizeof(c->err)) != 0)
 				goto fail;
 			c->sent_at[seq] = now;
 			c->sent++;

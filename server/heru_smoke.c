@@ -363,10 +363,8 @@ int main(int argc, char **argv)
 			if (now >= next_send) {
 				uint32_t id = (uint32_t)o.frames + 1 + (uint32_t)warm_sent;
 				size_t k = (size_t)(warm_sent % nj);
-				cli_frame_header(msgbuf, id, now);
-				memcpy(msgbuf + CLI_FRAME_HEADER, jpegs[k], jlen[k]);
-				if (ws_client_send(ws, WS_BINARY, msgbuf, jlen[k] + CLI_FRAME_HEADER, err,
-					    sizeof(err)) != 0) {
+				if (cli_send_frame(ws, msgbuf, id, now, jpegs[k], jlen[k], err,
+						   sizeof(err)) != 0) {
 					fprintf(stderr, "heru-smoke: %s\n", err);
 					goto out;
 				}
@@ -427,10 +425,8 @@ int main(int argc, char **argv)
 		if (sent < o.frames && now >= next_send) {
 			uint32_t id = (uint32_t)sent + 1;
 			size_t k = (size_t)(sent % nj);
-			cli_frame_header(msgbuf, id, now);
-			memcpy(msgbuf + CLI_FRAME_HEADER, jpegs[k], jlen[k]);
-			if (ws_client_send(ws, WS_BINARY, msgbuf, jlen[k] + CLI_FRAME_HEADER, err,
-				    sizeof(err)) != 0) {
+			if (cli_send_frame(ws, msgbuf, id, now, jpegs[k], jlen[k], err,
+					   sizeof(err)) != 0) {
 				fprintf(stderr, "heru-smoke: %s\n", err);
 				goto out;
 			}

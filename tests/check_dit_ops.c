@@ -341,6 +341,43 @@ START_TEST(test_kv_pending_cap)
 }
 END_TEST
 
+START_TEST(test_kv_inspection)
+{
+	/* what a device copy of the bookkeeping reads (the CUDA engine's adaptive sink): the
+	 * rows attention will read, known before the sink decision and equal to what the write
+	 * answers; the end indices; the no-batch step counter; the refresh count */
+	struct dit_kv *kv = kv_make(3, 0.2, 2, 1);
+	ck_assert_int_eq(dit_kv_attn_len(kv, 0, 0, 0, 2), 2);
+	adv(kv, 0, 0, 2, -1);
+	ck_assert_int_eq(dit_kv_global_end(kv, 0, 0), 2);
+	ck_assert_int_eq(dit_kv_current_step(kv, 0), 2);
+	for (int f = 2; f < 9; f++)
+		for (int s = 0; s < 2; s++) {
+			int pick = f == 3 && s == 0 ? 1 : f == 7 ? 0 : -1;
+			int want = dit_kv_attn_len(kv, 0, 0, f, 1);
+			ck_assert_int_eq(adv(kv, 0, f, 1, pick).attn_len, want);
+			ck_assert_int_eq(dit_kv_global_end(kv, 0, 0), f + 1);
+		}
+	ck_assert_int_eq(dit_kv_local_end(kv, 0, 0), 6);
+	/* full and in no-batch mode: the counter counts the chunk's steps down and back */
+	for (int s = 0; s < 4; s++) {
+		int cs = dit_kv_current_step(kv, 0);
+
+		adv(kv, 0, 9, 1, -1);
+		ck_assert_int_eq(dit_kv_current_step(kv, 0), cs > 1 ? cs - 1 : 2);
+	}
+	ck_assert_int_eq(dit_kv_sink_refreshes(kv), 3);
+	/* refused writes: -1, nothing moves */
+	ck_assert_int_eq(dit_kv_attn_len(kv, 0, 1, 9, 1), -1);
+	ck_assert_int_eq(dit_kv_attn_len(kv, 0, 0, 9, 7), -1);
+	ck_assert_int_eq(dit_kv_global_end(kv, 0, 0), 10);
+	dit_kv_reset(kv);
+	ck_assert_int_eq(dit_kv_sink_refreshes(kv), 0);
+	ck_assert_int_eq(dit_kv_global_end(kv, 0, 0), 0);
+	dit_kv_free(kv);
+}
+END_TEST
+
 START_TEST(test_kv_advance_layers)
 {
 	/* without the adaptive sink every layer follows the same trace */
@@ -385,6 +422,7 @@ int main(void)
 	tcase_add_test(tk, test_kv_nobatch_steps);
 	tcase_add_test(tk, test_kv_refusals);
 	tcase_add_test(tk, test_kv_pending_cap);
+	tcase_add_test(tk, test_kv_inspection);
 	tcase_add_test(tk, test_kv_advance_layers);
 	suite_add_tcase(s, tk);
 	return check_run_suite(s);

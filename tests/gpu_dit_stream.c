@@ -3,6 +3,14 @@
  * frames, one prompt per slot) and stream with S = 1 and 2, batch and no-batch, with and
  * without the adaptive sink, over 52 chunks (ring wrap, sink refresh, RoPE refresh).
  * Pass: x0 / flow relative L2 <= 1e-2 (bf16 storage, fp32 accumulation; spec target).
+ * Then the adaptive sink decided on the device: the same streams driven through the C
+ * reference engine and the CUDA engine side by side must refresh sinks equally often and end
+ * with the same evict lists in every layer and slot (also against the CUDA engine deciding
+ * on the host, which re-reads every statistic), every sink call after the first must have
+ * used the kept sink means, and the CUDA sink calls must have been replayed from graphs (or,
+ * with graphs off, run eagerly through the same kernels). First, without a GPU, the device's
+ * ring update (the same function, built for the host) is checked against dit_kv over random
+ * streams and random sink picks, the pending-refresh cap included.
  * The fixture folder is tests/fixtures/wan/dit under the source tree, or argv[1].
  * Exits 77 without a GPU. */
 #include "config.h"
@@ -16,7 +24,12 @@
 #include <cuda_runtime.h>
 
 #include "cli.h"
+#include "dit_kv.h"
+#include "dit_model.h"
+#include "dit_stream.h"
 #include "dit_test_util.h"
+#include "plugins/wan/cuda/dit_cuda.h"
+#include "plugins/wan/cuda/sink_kernels.h"
 #include "wan_config.h"
 #include "wan_dit_weights.h"
 #include "wt_file.h"
@@ -85,6 +98,307 @@ out:
 	free(want);
 }
 
+struct mem_noise {
+	const float *v;
+	size_t left;
+};
+
+static int mem_noise_next(void *ctx, float *dst, size_t n, char *err, size_t errlen)
+{
+	struct mem_noise *m = ctx;
+
+	if (n > m->left) {
+		snprintf(err, errlen, "the noise ran out");
+		return -1;
+	}
+	memcpy(dst, m->v, n * sizeof(float));
+	m->v += n;
+	m->left -= n;
+	return 0;
+}
+
+/* One stream of the fixture STEPS through engine ENG: chunk 0, then every later chunk; every
+ * emitted x0 goes to OUT (frames of 16·h·w). Returns the stream (new) or NULL. */
+static struct dit_stream *run_stream(const struct dit_engine *eng, const struct wan_dit_config *cfg,
+				     int steps, bool batch, const float *lat, const float *scale, int chunks,
+				     const float *noise, size_t nnoise, int h, int w, float *out, int *nout)
+{
+	char err[512];
+	size_t fe = (size_t)16 * h * w, hw = (size_t)h * w;
+	struct dit_stream_config sc = { .steps = steps, .batch = batch, .kv_frames = 6, .sink_frames = 3,
+					.sink_threshold = 0.2, .channels = 16, .h = h, .w = w,
+					.layers = cfg->num_layers };
+	struct dit_stream *st = dit_stream_new(&sc, eng, err, sizeof(err));
+	struct mem_noise mn = { noise, nnoise };
+	float *chunk = malloc(2 * fe * sizeof(float)), *res = malloc(2 * fe * sizeof(float));
+	bool emitted;
+
+	*nout = 0;
+	if (!st || !chunk || !res)
+		goto fail;
+	for (int ch = 0; ch < 16; ch++)
+		for (int f = 0; f < 2; f++)
+			memcpy(chunk + ((size_t)ch * 2 + f) * hw, lat + f * fe + ch * hw, hw * sizeof(float));
+	if (dit_stream_first(st, chunk, scale[0], mem_noise_next, &mn, res, err, sizeof(err)))
+		goto fail;
+	for (int k = 1; k < chunks; k++) {
+		if (dit_stream_next(st, lat + (size_t)(k + 1) * fe, scale[k], mem_noise_next, &mn, res, &emitted,
+				    err, sizeof(err)))
+			goto fail;
+		if (emitted)
+			memcpy(out + (size_t)(*nout)++ * fe, res, fe * sizeof(float));
+	}
+	free(chunk);
+	free(res);
+	return st;
+fail:
+	fprintf(stderr, "FAIL stream: %s\n", st ? err : "cannot start");
+	dit_stream_free(st);
+	free(chunk);
+	free(res);
+	return NULL;
+}
+
+/* Evict lists of every layer and slot that differ between two streams; the first one goes
+ * to FIRST ("layer L slot S"). */
+static int lists_differ(const struct dit_stream *a, const struct dit_stream *b, int layers, char *first,
+			size_t flen)
+{
+	static int64_t la[400], lb[400];
+	int bad = 0;
+
+	for (int l = 0; l < layers; l++)
+		for (int s = 0; s < dit_kv_slots(dit_stream_kv(a)); s++) {
+			int na = dit_kv_evict_list(dit_stream_kv(a), l, s, la, 400);
+			int nb = dit_kv_evict_list(dit_stream_kv(b), l, s, lb, 400);
+
+			if (na != nb || memcmp(la, lb, (size_t)(na < 400 ? na : 400) * sizeof(int64_t))) {
+				if (!bad++)
+					snprintf(first, flen, "layer %d slot %d: %d vs %d entries", l, s, na, nb);
+			}
+		}
+	return bad;
+}
+
+static double worst_frame(const float *a, const float *b, int frames, size_t fe)
+{
+	double worst = 0;
+
+	for (int k = 0; k < frames; k++) {
+		double e = rel_l2(a + (size_t)k * fe, b + (size_t)k * fe, (int64_t)fe);
+
+		worst = e > worst ? e : worst;
+	}
+	return worst;
+}
+
+/* The same stream with the adaptive sink on through the C reference, the CUDA engine (sink
+ * decided on the device) and the CUDA engine with WAN_SINK_HOST=1 (decided on the host). */
+static void sink_on_device(const struct wan_dit_config *cfg, int steps, bool batch, bool graphs)
+{
+	char err[512], in[64], what[96], first[96] = "", first_h[96] = "";
+	struct wan_dit_model *m = wan_dit_model_open(weights, cfg, err, sizeof(err));
+	struct dit_engine ce = { 0 }, ge = { 0 }, he = { 0 };
+	struct dit_stream *cs = NULL, *gs = NULL, *hs = NULL;
+	struct dit_cuda_counters cnt;
+	int64_t n = 0, ns = 0, nn = 0, nl = 0;
+	float *lat = NULL, *ctx = NULL, *scale = NULL, *noise = NULL, *oc = NULL, *og = NULL, *oh = NULL;
+	int h = 4, w = 6, chunks, noc = 0, nog = 0, noh = 0, bad, bad_h;
+	long rc_refresh, rg_refresh, rh_refresh;
+	size_t fe = (size_t)16 * h * w;
+	double worst, worst_h;
+
+	snprintf(what, sizeof(what), "device sink S=%d %s%s", steps, batch ? "batch" : "nobatch",
+		 graphs ? "" : " (graphs off)");
+	snprintf(in, sizeof(in), "stream_in_s%d.safetensors", steps);
+	if (!m || !(lat = load(fix_path(in), "latents", &nl)) || !(ctx = load(fix_path(in), "context", &n)) ||
+	    !(scale = load(fix_path(in), "noise_scale", &ns)) || !(noise = load(fix_path(in), "noise", &nn))) {
+		fprintf(stderr, "FAIL %s: cannot load the model or %s%s%s\n", what, in, m ? "" : ": ", m ? "" : err);
+		failures++;
+		goto out;
+	}
+	chunks = (int)ns;
+	if (nl != (int64_t)(chunks + 1) * 16 * h * w || nn != (int64_t)steps * (chunks + 1) * 16 * h * w) {
+		fprintf(stderr, "FAIL %s: %s is not a %dx%d stream of %d chunks\n", what, in, h, w, chunks);
+		failures++;
+		goto out;
+	}
+	{
+		struct dit_engine_params ep = { .max_slots = batch ? steps : 1, .kv_rows = 6 * (h / 2) * (w / 2),
+						.h = h, .w = w, .nctx = 1 };
+		int rc = dit_cpu_engine_open(m, &ep, &ce, err, sizeof(err)) ||
+			 dit_cuda_engine_open(m, &ep, &ge, err, sizeof(err));
+
+		setenv("WAN_SINK_HOST", "1", 1);
+		rc = rc || dit_cuda_engine_open(m, &ep, &he, err, sizeof(err));
+		unsetenv("WAN_SINK_HOST");
+		if (rc || ce.set_context(ce.impl, ctx, err, sizeof(err)) ||
+		    ge.set_context(ge.impl, ctx, err, sizeof(err)) || he.set_context(he.impl, ctx, err, sizeof(err))) {
+			fprintf(stderr, "FAIL %s: %s\n", what, err);
+			failures++;
+			goto out;
+		}
+	}
+	dit_cuda_set_options(dit_cuda_engine_dit(&ge), graphs, 1);
+	oc = calloc((size_t)(chunks + 2) * fe, sizeof(float));
+	og = calloc((size_t)(chunks + 2) * fe, sizeof(float));
+	oh = calloc((size_t)(chunks + 2) * fe, sizeof(float));
+	if (!oc || !og || !oh)
+		goto out;
+	cs = run_stream(&ce, cfg, steps, batch, lat, scale, chunks, noise, (size_t)nn, h, w, oc, &noc);
+	gs = run_stream(&ge, cfg, steps, batch, lat, scale, chunks, noise, (size_t)nn, h, w, og, &nog);
+	hs = run_stream(&he, cfg, steps, batch, lat, scale, chunks, noise, (size_t)nn, h, w, oh, &noh);
+	if (!cs || !gs || !hs || noc != nog || noc != noh || noc < 1) {
+		fprintf(stderr, "FAIL %s: the streams did not run alike (%d, %d, %d chunks)\n", what, noc, nog, noh);
+		failures++;
+		goto out;
+	}
+	worst = worst_frame(og, oc, noc, fe);
+	worst_h = worst_frame(og, oh, noc, fe);
+	bad = lists_differ(cs, gs, cfg->num_layers, first, sizeof(first));
+	bad_h = lists_differ(hs, gs, cfg->num_layers, first_h, sizeof(first_h));
+	rc_refresh = dit_kv_sink_refreshes(dit_stream_kv(cs));
+	rg_refresh = dit_kv_sink_refreshes(dit_stream_kv(gs));
+	rh_refresh = dit_kv_sink_refreshes(dit_stream_kv(hs));
+	dit_cuda_get_counters(dit_cuda_engine_dit(&ge), &cnt);
+	printf("     %-36s refreshes: device %ld, host-decided %ld, C reference %ld; sink calls %ld, replayed %ld, kept means %ld\n",
+	       what, rg_refresh, rh_refresh, rc_refresh, cnt.sink_forwards, cnt.sink_graph_replays,
+	       cnt.sink_kept_means);
+	if (rc_refresh < 1 || rg_refresh != rc_refresh || rg_refresh != rh_refresh || bad || bad_h ||
+	    !(worst <= PARITY) || !(worst_h <= PARITY) || cnt.sink_forwards < chunks - 1 ||
+	    cnt.sink_kept_means < cnt.sink_forwards - 1 ||
+	    (graphs ? cnt.sink_graph_replays < cnt.sink_forwards - 6 || cnt.sink_graph_replays < 1
+		    : cnt.graph_replays != 0)) {
+		fprintf(stderr, "FAIL %-36s evict lists differ: %d from the C reference (%s), %d from the host-decided path (%s); worst x0 %.3e / %.3e\n",
+			what, bad, first, bad_h, first_h, worst, worst_h);
+		failures++;
+	} else {
+		printf("ok   %-36s evict lists equal, worst x0 vs C %.3e, vs host-decided %.3e\n", what, worst,
+		       worst_h);
+	}
+out:
+	dit_stream_free(cs);
+	dit_stream_free(gs);
+	dit_stream_free(hs);
+	if (ce.destroy)
+		ce.destroy(ce.impl);
+	if (ge.destroy)
+		ge.destroy(ge.impl);
+	if (he.destroy)
+		he.destroy(he.impl);
+	wan_dit_model_free(m);
+	free(lat);
+	free(ctx);
+	free(scale);
+	free(noise);
+	free(oc);
+	free(og);
+	free(oh);
+}
+
+static uint32_t lcg_next(uint32_t *s)
+{
+	*s = *s * 1664525u + 1013904223u;
+	return *s >> 8;
+}
+
+/* dit_kv's state of layer L, slot S as a device ring. */
+static void ring_from_kv(const struct dit_kv *kv, int l, int s, struct wan_sink_ring *r)
+{
+	static int64_t lst[WAN_SINK_LIST_MAX];
+
+	r->n = dit_kv_evict_list(kv, l, s, lst, WAN_SINK_LIST_MAX);
+	for (int i = 0; i < r->n; i++)
+		r->list[i] = (int)lst[i];
+	r->global_end = (int)dit_kv_global_end(kv, l, s);
+	r->local_end = (int)dit_kv_local_end(kv, l, s);
+	r->current_step = dit_kv_current_step(kv, l);
+}
+
+/* Random configurations and streams (positions as dit_stream advances them, RoPE refresh
+ * included), random picks: every write row, attention length, refusal and the whole ring
+ * state after it must equal dit_kv's. */
+static void ring_fuzz(void)
+{
+	char err[256];
+	uint32_t seed = 12345;
+	long advances = 0, picks = 0;
+	int bad = 0;
+
+	for (int trial = 0; trial < 400 && !bad; trial++) {
+		struct dit_kv_config c = { .tokens_per_frame = 1 + lcg_next(&seed) % 5,
+					   .kv_frames = 4 + lcg_next(&seed) % 6, .sink_threshold = 0.2,
+					   .layers = 1, .total_steps = 1 + lcg_next(&seed) % 4 };
+		int batch = lcg_next(&seed) % 2, pprob = lcg_next(&seed) % 4, calls = trial % 10 ? 60 : 300;
+		struct dit_kv *kv;
+		struct dit_kv_step st;
+		struct wan_sink_ring ring[8], now;
+		int64_t starts[8];
+		int L, frame = 2, slots;
+
+		c.sink_frames = 1 + lcg_next(&seed) % (c.kv_frames - 1);
+		if (trial % 10 == 0) {
+			/* no-batch, 4 steps, frequent picks: the pending refreshes outgrow their cap */
+			batch = 0;
+			c.total_steps = 4;
+			pprob = 3;
+		}
+		c.max_slots = batch ? c.total_steps : 1;
+		kv = dit_kv_new(&c, err, sizeof(err));
+		if (!kv || dit_kv_advance_layers(kv, 0, 0, 2 * c.tokens_per_frame, &st, err, sizeof(err)) ||
+		    (batch && dit_kv_expand(kv, c.total_steps, err, sizeof(err)))) {
+			fprintf(stderr, "FAIL ring fuzz setup: %s\n", err);
+			failures++;
+			dit_kv_free(kv);
+			return;
+		}
+		L = c.tokens_per_frame;
+		slots = dit_kv_slots(kv);
+		struct wan_sink_params p = { .threshold = 0.2, .total_steps = c.total_steps, .kv_slots = slots,
+					     .pending_max = DIT_KV_SINK_PENDING_MAX,
+					     .list_cap = DIT_KV_SINK_PENDING_MAX + c.kv_frames + 1 };
+		for (int s = 0; s < slots; s++) {
+			ring_from_kv(kv, 0, s, &ring[s]);
+			starts[s] = 2 * L;
+		}
+		for (int call = 0; call < calls && !bad; call++) {
+			int f = frame >= DIT_ROPE_REFRESH_FRAME ? c.kv_frames - 1 : frame;
+
+			if (batch)
+				memmove(starts + 1, starts, 7 * sizeof(int64_t));
+			starts[0] = (int64_t)f * L;
+			for (int k = 0; k < (batch ? 1 : c.total_steps) && !bad; k++)
+				for (int s = 0; s < slots && !bad; s++) {
+					int pick = (int)(lcg_next(&seed) % 4) < pprob ? (int)(lcg_next(&seed) % c.sink_frames) : -1;
+					int al0 = dit_kv_attn_len(kv, 0, s, starts[s], L), wr = -2, al = -2;
+					int rc = dit_kv_advance(kv, 0, s, starts[s], L, pick, &st, err, sizeof(err));
+					int drc = wan_sink_ring_advance_host(&ring[s], &p, L, c.kv_frames * L, c.sink_frames,
+									     (int)starts[s], L, pick, &wr, &al);
+
+					advances++;
+					picks += pick >= 0;
+					ring_from_kv(kv, 0, s, &now);
+					if ((rc != 0) != (drc != 0) ||
+					    (!rc && (wr != st.write_row || al != st.attn_len || al0 != al)) ||
+					    now.n != ring[s].n || now.global_end != ring[s].global_end ||
+					    now.local_end != ring[s].local_end || now.current_step != ring[s].current_step ||
+					    memcmp(now.list, ring[s].list, (size_t)now.n * sizeof(int))) {
+						fprintf(stderr, "FAIL ring fuzz trial %d call %d slot %d: row %d/%d vs dit_kv %d/%d (rc %d/%d)\n",
+							trial, call, s, wr, al, st.write_row, st.attn_len, drc, rc);
+						bad = 1;
+					}
+				}
+			frame = f + 1;
+		}
+		dit_kv_free(kv);
+	}
+	if (bad) {
+		failures++;
+		return;
+	}
+	printf("ok   device ring update = dit_kv         %ld advances, %ld sink picks\n", advances, picks);
+}
+
 static const struct {
 	int steps;
 	const char *mode, *tag, *thr, *kv, *sink;
@@ -103,6 +417,9 @@ int main(int argc, char **argv)
 	int ndev = 0;
 	const char *src = getenv("top_srcdir");
 
+	ring_fuzz();
+	if (failures)
+		return 1;
 	if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev < 1) {
 		printf("SKIP: no CUDA device\n");
 		return 77;
@@ -153,6 +470,10 @@ int main(int argc, char **argv)
 		}
 		compare(what, out, fix_path(gold), "x0", 16 * 4 * 6);
 	}
+	sink_on_device(&cfg, 1, true, true);
+	sink_on_device(&cfg, 2, true, true);
+	sink_on_device(&cfg, 2, false, true);
+	sink_on_device(&cfg, 2, true, false);
 	unlink(out);
 	unlink(weights);
 	rmdir(tmpdir);

@@ -225,11 +225,24 @@ static void test_fa3(int b, int h, int sq, int skv, int kv_rows, int split, int 
 	dv = to_dev_bf16(v, nk);
 	cudaMalloc(&dO, no * 2);
 	cudaMemset(dO, 0xff, no * 2);
-	cudaMalloc(&opart, nq * split * 2);
-	cudaMalloc((void **)&lse, (size_t)b * split * h * sq * 4);
-	cudaMemset(opart, 0xff, nq * split * 2);
-	cudaMemset(lse, 0xff, (size_t)b * split * h * sq * 4);
-	if (wan_attn_fa3_split(0, &s, split, bn, dq, dk, dv, opart, lse, dO, err, sizeof(err)) ||
+	{
+		int sms = 0;
+		size_t tl, tb;
+
+		cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+		tb = wan_attn_fa3_tail_scratch(sms, &tl);
+		if (tb < nq * 4 * 2)
+			tb = nq * 4 * 2;
+		if (tl < (size_t)b * 4 * h * sq * 4)
+			tl = (size_t)b * 4 * h * sq * 4;
+		cudaMalloc(&opart, tb);
+		cudaMalloc((void **)&lse, tl);
+		cudaMemset(opart, 0xff, tb);
+		cudaMemset(lse, 0xff, tl);
+	}
+	/* split < 0: only the last wave's units, in -split parts */
+	if ((split > 0 ? wan_attn_fa3_split(0, &s, split, bn, dq, dk, dv, opart, lse, dO, err, sizeof(err))
+		       : wan_attn_fa3_tail(0, &s, -split, bn, dq, dk, dv, opart, lse, dO, err, sizeof(err))) ||
 	    cudaDeviceSynchronize() != cudaSuccess) {
 		fprintf(stderr, "FAIL %s: %s\n", what, err);
 		failures++;
@@ -327,7 +340,7 @@ static void bench_attn(struct wan_attn *dnn, const char *name, int b, int h, int
 				   .o_bstride = (int64_t)sq * D, .o_sstride = D,
 				   .scale = 1.0f / sqrtf(128.0f)};
 	double flop = 4.0 * b * h * (double)sq * skv * 128;
-	float ms[2] = {-1.0f, -1.0f}, msplit[3][3];
+	float ms[2] = {-1.0f, -1.0f}, msplit[3][5];
 	void *opart = NULL;
 	float *lse = NULL;
 	char err[256];
@@ -339,8 +352,15 @@ static void bench_attn(struct wan_attn *dnn, const char *name, int b, int h, int
 		printf("bench %s: out of device memory\n", name);
 		goto out;
 	}
-	cudaMalloc(&opart, nq * 4 * 2);
-	cudaMalloc((void **)&lse, (size_t)b * 4 * h * sq * 4);
+	{
+		int sms = 0;
+		size_t tl, tb;
+
+		cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+		tb = wan_attn_fa3_tail_scratch(sms, &tl);
+		cudaMalloc(&opart, tb > nq * 4 * 2 ? tb : nq * 4 * 2);
+		cudaMalloc((void **)&lse, tl > (size_t)b * 4 * h * sq * 4 ? tl : (size_t)b * 4 * h * sq * 4);
+	}
 	cudaMemset(dq, 0x3c, nq * 2);
 	cudaMemset(dk, 0x3b, nk * 2);
 	cudaMemset(dv, 0x3c, nk * 2);
@@ -363,15 +383,17 @@ static void bench_attn(struct wan_attn *dnn, const char *name, int b, int h, int
 	       name, b, h, sq, skv, flop / 1e9, ms[0], ms[0] > 0 ? flop / ms[0] / 1e9 : 0.0, ms[1],
 	       ms[1] > 0 ? flop / ms[1] / 1e9 : 0.0, wan_attn_split(dnn, &s));
 	for (int t = 0; t < 3; t++)
-		for (int si = 0; si < 3 && opart && lse; si++) {
-			int ok = 1;
+		for (int si = 0; si < 5 && opart && lse; si++) {
+			int ok = 1, bn = t == 2 ? 192 : t ? 176 : 128;
 
 			msplit[t][si] = -1.0f;
 			for (int r = -2; r < reps && ok; r++) {
 				if (r == 0)
 					cudaEventRecord(e0, 0);
-				ok = !wan_attn_fa3_split(0, &s, 1 << si, t == 2 ? 192 : t ? 176 : 128, dq, dk, dv, opart, lse, dO,
-							 err, sizeof(err));
+				ok = !(si < 3 ? wan_attn_fa3_split(0, &s, 1 << si, bn, dq, dk, dv, opart, lse, dO, err,
+								   sizeof(err))
+					      : wan_attn_fa3_tail(0, &s, si == 3 ? 2 : 4, bn, dq, dk, dv, opart, lse, dO, err,
+								  sizeof(err)));
 			}
 			cudaEventRecord(e1, 0);
 			if (ok && cudaEventSynchronize(e1) == cudaSuccess &&
@@ -380,8 +402,8 @@ static void bench_attn(struct wan_attn *dnn, const char *name, int b, int h, int
 			cudaGetLastError();
 		}
 	for (int t = 0; t < 3; t++)
-		printf("      fa3 tile %d, keys in 1 / 2 / 4 parts: %7.3f / %7.3f / %7.3f ms\n", t == 2 ? 192 : t ? 176 : 128,
-		       msplit[t][0], msplit[t][1], msplit[t][2]);
+		printf("      fa3 tile %d, keys in 1 / 2 / 4 parts: %7.3f / %7.3f / %7.3f ms; last wave in 2 / 4 parts: %7.3f / %7.3f ms\n",
+		       t == 2 ? 192 : t ? 176 : 128, msplit[t][0], msplit[t][1], msplit[t][2], msplit[t][3], msplit[t][4]);
 out:
 	cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dO); cudaFree(opart); cudaFree(lse);
 	cudaEventDestroy(e0);
@@ -868,6 +890,9 @@ int main(int argc, char **argv)
 		test_fa3(1, 12, 1560, 9360, 9360, 2, bn, "480p S=1");
 		test_fa3(2, 12, 77, 2340, 2400, 4, bn, "short");
 		test_fa3(1, 12, 1024, 6144, 6144, 4, bn, "512p S=1");
+		test_fa3(1, 12, 1560, 9360, 9360, -4, bn, "480p S=1 tail");
+		test_fa3(2, 40, 200, 2340, 2340, -2, bn, "14B heads tail");
+		test_fa3(3, 12, 77, 2340, 2400, -4, bn, "short tail");
 	}
 	test_fa3_vs_cudnn(dnn, 4, 12, 1560, 9360);
 	test_gemm(g, 1560, 4608, 1536, WAN_EPI_BIAS);

@@ -10,6 +10,9 @@ dist_webjs_DATA = \
 	web/js/protocol.js web/js/record.js web/js/stream.js web/js/ticker.js
 
 TESTS += tests/browser/browser-ui.sh
+# what tools/install-deps --test would install on Debian and on Ubuntu (dry runs, no network)
+TESTS += tests/install-deps.sh
+EXTRA_DIST += tests/install-deps.sh
 EXTRA_DIST += \
 	tests/browser/browser-ui.sh tests/browser/ui.test.mjs tests/browser/protocol.test.mjs \
 	tests/browser/package.json tests/browser/package-lock.json

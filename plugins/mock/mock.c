@@ -203,6 +203,20 @@ static int update_style(struct mock *m, const char *prompt, uint64_t seed)
 
 /* ---- pixel stages ---- */
 
+/* The two source samples i0, i1 (of sn) that output sample i (of n) falls between, and the
+ * weight of i1 in 1/256 (pixel centres aligned, edges clamped). */
+static void resample_taps(int32_t i, int32_t n, int32_t sn, int32_t *i0, int32_t *i1, int32_t *wgt)
+{
+	int64_t f = ((int64_t)(2 * i + 1) * sn * 128) / n - 128; /* 1/256 units */
+	if (f < 0)
+		f = 0;
+	*i0 = (int32_t)(f >> 8);
+	*wgt = (int32_t)(f & 255);
+	*i1 = *i0 + 1 < sn ? *i0 + 1 : sn - 1;
+	if (*i0 >= sn)
+		*i0 = *i1 = sn - 1;
+}
+
 /* Bilinear resample of src (sw x sh, stride) into dst (w x h, packed). */
 static void resample(const uint8_t *src, int32_t sw, int32_t sh, int32_t stride, uint8_t *dst,
 	int32_t w, int32_t h)
@@ -210,26 +224,12 @@ static void resample(const uint8_t *src, int32_t sw, int32_t sh, int32_t stride,
 	int32_t x, y, c;
 
 	for (y = 0; y < h; y++) {
-		int64_t fy = ((int64_t)(2 * y + 1) * sh * 128) / h - 128; /* 1/256 units */
 		int32_t y0, y1, wy;
-		if (fy < 0)
-			fy = 0;
-		y0 = (int32_t)(fy >> 8);
-		wy = (int32_t)(fy & 255);
-		y1 = y0 + 1 < sh ? y0 + 1 : sh - 1;
-		if (y0 >= sh)
-			y0 = y1 = sh - 1;
+		resample_taps(y, h, sh, &y0, &y1, &wy);
 		for (x = 0; x < w; x++) {
-			int64_t fx = ((int64_t)(2 * x + 1) * sw * 128) / w - 128;
 			int32_t x0, x1, wx;
 			const uint8_t *r0, *r1;
-			if (fx < 0)
-				fx = 0;
-			x0 = (int32_t)(fx >> 8);
-			wx = (int32_t)(fx & 255);
-			x1 = x0 + 1 < sw ? x0 + 1 : sw - 1;
-			if (x0 >= sw)
-				x0 = x1 = sw - 1;
+			resample_taps(x, w, sw, &x0, &x1, &wx);
 			r0 = src + (size_t)y0 * (size_t)stride;
 			r1 = src + (size_t)y1 * (size_t)stride;
 			for (c = 0; c < 3; c++) {

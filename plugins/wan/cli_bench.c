@@ -134,15 +134,47 @@ static int bench_kv_hook(void *ctx, int layer, int slot, const float *means, int
 	return 0;
 }
 
-/* Median ms of ITERS calls of C (after 2 untimed ones): plain forwards (graphs), or
- * hooked forwards (the adaptive-sink path, eager, one statistics readback per layer). */
-static int time_calls(struct dit_cuda *m, const struct dit_cuda_call *c, int hooked, int nsink, int iters,
-		      double *t, double *med, char *err, size_t errlen)
+/* The adaptive-sink state of a full cache whose next write (without a refresh) goes where
+ * C says: per layer and slot, the rolling entries in rotation order from C's write row; the
+ * device decides the refresh from the random data, as a stream would. */
+static void bench_sink_fill(struct dit_cuda_sink *s, struct wan_sink_ring *rings, struct wan_sink_rec *rec,
+			    const struct dit_cuda_call *c, int layers, int L, int kv_frames, int nsink, int steps)
+{
+	int ring = kv_frames - nsink;
+
+	*s = (struct dit_cuda_sink){.nsink = nsink, .rings = rings, .rec = rec,
+				    .params = {.threshold = 0.2, .total_steps = steps, .kv_slots = c->slots,
+					       .pending_max = WAN_SINK_PENDING_MAX,
+					       .list_cap = WAN_SINK_PENDING_MAX + kv_frames + 1}};
+	for (int b = 0; b < c->slots; b++)
+		s->params.c_start[b] = c->start_frame[b] * L;
+	for (int l = 0; l < layers; l++)
+		for (int b = 0; b < c->slots; b++) {
+			struct wan_sink_ring *r = &rings[(size_t)l * c->slots + b];
+			int first = ((c->write_row[b] / L - nsink) % ring + ring) % ring;
+
+			memset(r, 0, sizeof(*r));
+			r->n = ring;
+			for (int i = 0; i < ring; i++)
+				r->list[i] = (nsink + (first + i) % ring + 1) * L;
+			r->local_end = kv_frames * L;
+			r->global_end = c->start_frame[b] * L;
+			r->current_step = steps;
+		}
+}
+
+/* Median ms of ITERS calls of C (after 2 untimed ones): plain forwards (graphs), hooked
+ * forwards (HOOKED: the host-decided adaptive sink, eager, one statistics readback per
+ * layer), or the device-decided adaptive sink (SINK). */
+static int time_calls(struct dit_cuda *m, const struct dit_cuda_call *c, int hooked, int nsink,
+		      const struct dit_cuda_sink *sink, int iters, double *t, double *med, char *err,
+		      size_t errlen)
 {
 	for (int it = -2; it < iters; it++) {
 		double t0 = now_ms();
 
-		if (hooked ? dit_cuda_forward_hooked(m, c, nsink, bench_kv_hook, (void *)c, NULL, NULL, err, errlen)
+		if (sink ? dit_cuda_forward_sink(m, c, sink, NULL, NULL, err, errlen)
+		    : hooked ? dit_cuda_forward_hooked(m, c, nsink, bench_kv_hook, (void *)c, NULL, NULL, err, errlen)
 			   : dit_cuda_forward(m, c, NULL, NULL, NULL, err, errlen))
 			return -1;
 		if (dit_cuda_sync(m, err, errlen))
@@ -166,12 +198,19 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	struct cudaDeviceProp prop;
 	char err[512];
 	double *t = calloc((size_t)iters, sizeof(double)), first_ms, steady_ms, tput_ms, ms[DIT_C_COUNT];
-	double f_first, f_call, up, ragged_ms = 0, hooked_ms = 0;
+	double f_first, f_call, up, ragged_ms = 0, hooked_ms = 0, sink_ms = 0;
+	struct wan_sink_ring *rings = calloc((size_t)d->num_layers * DIT_CUDA_MAX_SLOTS, sizeof(*rings));
+	struct wan_sink_rec *rec = calloc((size_t)d->num_layers * DIT_CUDA_MAX_SLOTS, sizeof(*rec));
+	struct dit_cuda_sink sink;
 	size_t free0 = 0, total = 0, free1 = 0;
 	int rc = 1, nslots = plan.slots, calls_per_chunk = batch ? 1 : steps;
 
-	if (!t)
+	if (!t || !rings || !rec) {
+		free(t);
+		free(rings);
+		free(rec);
 		return 1;
+	}
 	if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
 		fprintf(stderr, "bench-dit: no CUDA device\n");
 		goto out;
@@ -237,9 +276,12 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 			goto fail;
 		tput_ms = (now_ms() - t0) / iters;
 	}
-	/* the adaptive-sink path (eager, per-layer readback) on the same steady call */
+	/* the adaptive sink on the same steady call: decided on the device (graphed), and by a
+	 * host callback (eager, per-layer readback) */
 	fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
-	if (time_calls(m, &c, 1, kv_frames > 3 ? 3 : kv_frames - 1, iters, t, &hooked_ms, err, sizeof(err)))
+	bench_sink_fill(&sink, rings, rec, &c, d->num_layers, L, kv_frames, kv_frames > 3 ? 3 : kv_frames - 1, steps);
+	if (time_calls(m, &c, 0, 0, &sink, iters, t, &sink_ms, err, sizeof(err)) ||
+	    time_calls(m, &c, 1, kv_frames > 3 ? 3 : kv_frames - 1, NULL, iters, t, &hooked_ms, err, sizeof(err)))
 		goto fail;
 	/* a stream warm-up call: slot b has 2 + b frames cached (ragged key lengths) */
 	if (nslots > 1) {
@@ -250,7 +292,7 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 			c.kv_len[b] = fr * L;
 			c.write_row[b] = (fr - 1) * L;
 		}
-		if (time_calls(m, &c, 0, 0, iters, t, &ragged_ms, err, sizeof(err)))
+		if (time_calls(m, &c, 0, 0, NULL, iters, t, &ragged_ms, err, sizeof(err)))
 			goto fail;
 	}
 	fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
@@ -274,7 +316,8 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	printf("%-34s %10.2f %12.3f %10.1f %12.1f\n", batch ? "steady call (S slots, full cache)" : "steady chunk (S x 1 slot, full)",
 	       steady_ms, f_call / 1e12, f_call / steady_ms / 1e9, up);
 	printf("%-34s %10.2f %12s %10.1f\n", "  back-to-back (throughput)", tput_ms, "", f_call / tput_ms / 1e9);
-	printf("%-34s %10.2f\n", "  same call, adaptive-sink hook", hooked_ms);
+	printf("%-34s %10.2f\n", "  same call, adaptive sink (device)", sink_ms);
+	printf("%-34s %10.2f\n", "  same, host-decided sink (eager)", hooked_ms);
 	if (ragged_ms > 0)
 		printf("%-34s %10.2f\n", "warm-up call (ragged, 2..S+1 fr)", ragged_ms);
 	printf("\nper-component (one eager profiled %s call, event-timed):\n", batch ? "S-slot" : "1-slot");
@@ -296,9 +339,9 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 		printf("cuda graph: %s; self-attention: %s\n", dit_cuda_graphs_used(m) ? "yes" : "no",
 		       at == 2 ? "fa3 (wgmma+TMA kernel)" : at ? "cuDNN flash" : "fallback kernel");
 	}
-	printf("RESULT model=%s res=%dx%d S=%d mode=%s first_ms=%.2f call_ms=%.2f tput_ms=%.2f tflops=%.1f hooked_ms=%.2f ragged_ms=%.2f\n",
+	printf("RESULT model=%s res=%dx%d S=%d mode=%s first_ms=%.2f call_ms=%.2f tput_ms=%.2f tflops=%.1f sink_ms=%.2f hooked_ms=%.2f ragged_ms=%.2f\n",
 	       is14b ? "14b" : "1.3b", height, width, steps, batch ? "batch" : "nobatch", first_ms,
-	       steady_ms, tput_ms, f_call / steady_ms / 1e9, hooked_ms, ragged_ms);
+	       steady_ms, tput_ms, f_call / steady_ms / 1e9, sink_ms, hooked_ms, ragged_ms);
 	(void)free0;
 	rc = 0;
 	goto out;
@@ -307,6 +350,8 @@ fail:
 out:
 	dit_cuda_free(m);
 	free(t);
+	free(rings);
+	free(rec);
 	return rc;
 }
 #endif

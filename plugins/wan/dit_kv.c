@@ -25,6 +25,7 @@ struct dit_kv {
 	int *current_step;/* [layers] */
 	struct kv_slot *st; /* [layers][max_slots] */
 	int64_t *lists;   /* [layers][max_slots][cap] */
+	long refreshes;   /* sink refreshes since the last reset */
 };
 
 struct dit_kv *dit_kv_new(const struct dit_kv_config *c, char *err, size_t errlen)
@@ -98,6 +99,7 @@ static struct kv_slot *slot_at(const struct dit_kv *kv, int layer, int slot)
 void dit_kv_reset(struct dit_kv *kv)
 {
 	kv->slots = 1;
+	kv->refreshes = 0;
 	for (int l = 0; l < kv->c.layers; l++) {
 		kv->current_step[l] = kv->c.total_steps;
 		for (int s = 0; s < kv->c.max_slots; s++) {
@@ -225,8 +227,10 @@ static void kv_commit(struct dit_kv *kv, int layer, int slot, int64_t c_start, i
 	const int64_t sink_rows = (int64_t)kv->c.sink_frames * L;
 	struct kv_slot *st = slot_at(kv, layer, slot);
 	int64_t c_end = c_start + n_new;
-	if (sink_refresh >= 0)
+	if (sink_refresh >= 0) {
 		list_insert_front(kv, st, (sink_refresh + 1) * L);
+		kv->refreshes++;
+	}
 	if (full) {
 		if (kv->slots == 1 && kv->current_step[layer] > 1) {
 			kv->current_step[layer]--; /* no-batch: every step of a chunk reuses the slot */
@@ -294,4 +298,36 @@ int dit_kv_evict_list(const struct dit_kv *kv, int layer, int slot, int64_t *out
 int64_t dit_kv_local_end(const struct dit_kv *kv, int layer, int slot)
 {
 	return slot_at(kv, layer, slot)->local_end;
+}
+
+int64_t dit_kv_global_end(const struct dit_kv *kv, int layer, int slot)
+{
+	return slot_at(kv, layer, slot)->global_end;
+}
+
+int dit_kv_current_step(const struct dit_kv *kv, int layer)
+{
+	return kv->current_step[layer];
+}
+
+long dit_kv_sink_refreshes(const struct dit_kv *kv)
+{
+	return kv->refreshes;
+}
+
+int dit_kv_attn_len(const struct dit_kv *kv, int layer, int slot, int64_t c_start, int n_new)
+{
+	bool full;
+	int64_t write_end, local_end;
+	char err[8];
+	int pick = -1;
+
+	/* a full cache with an empty evict list needs a refresh to have a row: the length is
+	 * the same either way */
+	if (kv_plan(kv, layer, slot, c_start, n_new, pick, &full, &write_end, &local_end, err,
+		    sizeof(err)) && (kv->c.sink_frames < 1 ||
+		    kv_plan(kv, layer, slot, c_start, n_new, 0, &full, &write_end, &local_end, err,
+			    sizeof(err))))
+		return -1;
+	return (int)local_end;
 }

@@ -81,10 +81,23 @@ int dit_kv_advance(struct dit_kv *kv, int layer, int slot, int64_t c_start, int 
 int dit_kv_advance_layers(struct dit_kv *kv, int slot, int64_t c_start, int n_new,
 			  struct dit_kv_step *out, char *err, size_t errlen);
 
-/* Inspection (tests, debugging): the evict list of a layer and slot in rows, front first;
- * returns its length and copies at most MAX entries. */
+/* How many cache rows attention reads after layer LAYER, slot SLOT writes N_NEW tokens at
+ * C_START: dit_kv_advance's attn_len, which the sink decision never changes (so a device can
+ * size attention before it decides the write row). -1 for a slot or write dit_kv_advance
+ * would refuse. Changes nothing. */
+int dit_kv_attn_len(const struct dit_kv *kv, int layer, int slot, int64_t c_start, int n_new);
+
+/* Inspection (tests, debugging, and a device that keeps a copy of the bookkeeping: the CUDA
+ * engine runs the adaptive-sink decision on the GPU): the evict list of a layer and slot in
+ * rows, front first; returns its length and copies at most MAX entries. */
 int dit_kv_evict_list(const struct dit_kv *kv, int layer, int slot, int64_t *out, int max);
 int64_t dit_kv_local_end(const struct dit_kv *kv, int layer, int slot);
+int64_t dit_kv_global_end(const struct dit_kv *kv, int layer, int slot);
+/* The no-batch step counter of a layer (kv_cache["total_steps"] counting down). */
+int dit_kv_current_step(const struct dit_kv *kv, int layer);
+/* Sink refreshes applied (dit_kv_advance with SINK_REFRESH >= 0) since the last reset, over
+ * every layer and slot. */
+long dit_kv_sink_refreshes(const struct dit_kv *kv);
 
 #ifdef __cplusplus
 }

@@ -30,33 +30,38 @@ static void set(struct wan_dit_weight *w, int block, const char *name, enum wan_
 
 #define N WAN_INIT_NORMAL
 
+/* The tensors of attention ATTN ("self_attn" or "cross_attn") of block I at W; returns the
+ * slot after them. */
+static struct wan_dit_weight *attn_weights(struct wan_dit_weight *w, int i, const char *attn,
+					   int64_t D)
+{
+	static const char *const proj[4] = { "q", "k", "v", "o" };
+	char name[32];
+
+	for (int p = 0; p < 4; p++) {
+		snprintf(name, sizeof name, "%s.%s.weight", attn, proj[p]);
+		set(w++, i, name, N, 2, D, D, 0, 0, 0);
+		snprintf(name, sizeof name, "%s.%s.bias", attn, proj[p]);
+		set(w++, i, name, N, 1, D, 0, 0, 0, 0);
+	}
+	snprintf(name, sizeof name, "%s.norm_q.weight", attn);
+	set(w++, i, name, WAN_INIT_ONES, 1, D, 0, 0, 0, 0);
+	snprintf(name, sizeof name, "%s.norm_k.weight", attn);
+	set(w++, i, name, WAN_INIT_ONES, 1, D, 0, 0, 0, 0);
+	return w;
+}
+
 void wan_dit_weights_block(const struct wan_dit_config *c, int i,
 			   struct wan_dit_weight out[WAN_DIT_BLOCK_TENSORS])
 {
-	static const char *const proj[4] = { "q", "k", "v", "o" };
 	const int64_t D = c->dim, F = c->ffn_dim;
 	struct wan_dit_weight *w = out;
-	char name[32];
 
 	set(w++, i, "modulation", N, 3, 1, 6, D, 0, 0);
-	for (int p = 0; p < 4; p++) {
-		snprintf(name, sizeof name, "self_attn.%s.weight", proj[p]);
-		set(w++, i, name, N, 2, D, D, 0, 0, 0);
-		snprintf(name, sizeof name, "self_attn.%s.bias", proj[p]);
-		set(w++, i, name, N, 1, D, 0, 0, 0, 0);
-	}
-	set(w++, i, "self_attn.norm_q.weight", WAN_INIT_ONES, 1, D, 0, 0, 0, 0);
-	set(w++, i, "self_attn.norm_k.weight", WAN_INIT_ONES, 1, D, 0, 0, 0, 0);
+	w = attn_weights(w, i, "self_attn", D);
 	set(w++, i, "norm3.weight", WAN_INIT_ONES, 1, D, 0, 0, 0, 0);
 	set(w++, i, "norm3.bias", WAN_INIT_ZEROS, 1, D, 0, 0, 0, 0);
-	for (int p = 0; p < 4; p++) {
-		snprintf(name, sizeof name, "cross_attn.%s.weight", proj[p]);
-		set(w++, i, name, N, 2, D, D, 0, 0, 0);
-		snprintf(name, sizeof name, "cross_attn.%s.bias", proj[p]);
-		set(w++, i, name, N, 1, D, 0, 0, 0, 0);
-	}
-	set(w++, i, "cross_attn.norm_q.weight", WAN_INIT_ONES, 1, D, 0, 0, 0, 0);
-	set(w++, i, "cross_attn.norm_k.weight", WAN_INIT_ONES, 1, D, 0, 0, 0, 0);
+	w = attn_weights(w, i, "cross_attn", D);
 	set(w++, i, "ffn.0.weight", N, 2, F, D, 0, 0, 0);
 	set(w++, i, "ffn.0.bias", N, 1, F, 0, 0, 0, 0);
 	set(w++, i, "ffn.2.weight", N, 2, D, F, 0, 0, 0);

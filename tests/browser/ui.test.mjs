@@ -4,7 +4,7 @@
 //
 // Environment: HERUD (the herud binary), HERU_PLUGIN_DIR (holds mock.so), HERU_WEB_ROOT (web/),
 // HERU_TEST_MODULES (folder whose node_modules has playwright-core), HERU_ARTIFACTS (where
-// screenshots go), CHROMIUM (default /usr/bin/chromium).
+// screenshots go), CHROMIUM (the browser; browser-ui.sh picks it, default /usr/bin/chromium).
 //
 // Each step prints "ok N - what"; the first failure prints why, saves a screenshot of the page
 // as failure.png, shows the page console and the server log, and exits 1.

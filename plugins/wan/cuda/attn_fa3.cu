@@ -1,16 +1,21 @@
 /* attn_fa3.cu: see attn_fa3.h.
  *
- * DESIGN. One CTA of 384 threads per (128-query tile, head, batch entry), three warpgroups:
+ * DESIGN. One CTA of 384 threads per work unit (128-query tile, head, batch entry; or a key
+ * part of one, see below), three warpgroups:
  *  - warpgroup 0, the producer, gives its registers away (setmaxnreg.dec) and one thread
- *    issues the TMA copies: the Q tile once, then K and V tiles of 128 keys into a two-stage
+ *    issues the TMA copies: the Q tile once, then K and V tiles of BN keys into a two-stage
  *    ring (full/empty mbarriers per stage, K and V separately so K can be released first);
  *  - warpgroups 1 and 2, the consumers, own 64 query rows each (setmaxnreg.inc to 240):
  *    S = Q·Kᵀ with wgmma (A and B from shared memory), online softmax in registers (exp2 with
  *    the scale folded in), then O += P·V with P straight from the S accumulators converted to
- *    bf16: the m64n128 accumulator layout of S is the register-A layout of the next wgmma.
+ *    bf16: the m64nBN accumulator layout of S is the register-A layout of the next wgmma.
  *    Each iteration issues the next tile's Q·Kᵀ before this tile's P·V and computes the
- *    softmax while the P·V runs (intra-warpgroup overlap).
- * Shared memory: every tile is 128 rows x 128 bf16 = two 64-column panels (128-byte rows,
+ *    softmax while the P·V runs (intra-warpgroup overlap); the two consumers take turns
+ *    issuing (named barriers 1 and 2), so one's softmax overlaps the other's wgmmas.
+ * Small grids: the keys of every unit in 2 or 4 parts (3-D grid, z = slot x part), or only
+ * the units of a partial last wave (1-D grid, "tail mode"); parts write their normalised
+ * output and log-sum-exp, a merge kernel combines them. attn_cudnn.c times the variants.
+ * Shared memory: every tile is rows x 128 bf16 = two 64-column panels (128-byte rows,
  * 128-byte TMA swizzle, 1024-byte aligned): Q 32 KB, then two stages of K and V tiles of BN
  * keys (BN = 128, 176 or 192: 160, 208 or 224 KB in all; m64nBNk16 for Q·Kᵀ).
  *
@@ -24,8 +29,8 @@
  * (1 = 128B). Q and K are K-major (d contiguous): SBO = 1024 (8 rows of 128 B), LBO unused;
  * a k-step of 16 advances 32 B inside a panel, k-steps 4..7 use the second panel. V is the B
  * operand of P·V with its N dimension (d) contiguous, i.e. MN-major (transpose bit set): LBO
- * = 16 KB (from the d 0..63 panel to the d 64..127 panel), SBO = 1024 (8 keys), a k-step of 16
- * keys advances 2 KB.
+ * = BN·128 B (from the d 0..63 panel to the d 64..127 panel), SBO = 1024 (8 keys), a k-step of
+ * 16 keys advances 2 KB.
  *
  * The wgmma/setmaxnreg code exists only in the sm_90a build (__CUDA_ARCH_FEAT_SM90_ALL); in
  * the compute_90 PTX the kernel body is empty and the host never selects it (it requires a
@@ -56,8 +61,16 @@ struct fa3_args {
 	int sq, skv;
 	float scale_log2;                /* softmax scale * log2(e) */
 	int pingpong;                    /* consumers take turns issuing their wgmmas */
+	int rescale_always;              /* A/B: rescale O every tile even when no maximum moved */
 	int split, chunk;                /* grid.z = b·split; part j attends keys [j·chunk, +chunk) */
 	float *lse;                      /* borrowed, split > 1: [b·split][h][sq] log-sum-exp */
+	/* tail mode (tparts > 0, 1-D grid): units (query tile, head, slot; tile fastest) below
+	 * nfull run whole, each later one in tparts parts of tchunk keys (the last wave's units
+	 * spread over every SM) writing tile-sized partial outputs to `to` [part][128][128] and
+	 * their log-sum-exp to tlse [part][128], merged by k_fa3_tail_combine */
+	int h, qtiles, nfull, tparts, tchunk;
+	__nv_bfloat16 *to;               /* borrowed */
+	float *tlse;                     /* borrowed */
 };
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -336,8 +349,27 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 	uint32_t sq_tile = base, sk = base + FA3_QTILE, sv = sk + 2 * FA3_KTILE(BN);
 	uint32_t bar0 = smem_addr(bars);
 	int wg = threadIdx.x >> 7, qt = blockIdx.x, hh = blockIdx.y, z = blockIdx.z;
-	int bb = z / a.split, kbeg = (z - bb * a.split) * a.chunk;
-	int klen = min(a.skv - kbeg, a.chunk), nkt = (klen + BN - 1) / BN;
+	int bb = z / a.split, kbeg = (z - bb * a.split) * a.chunk, klen = a.chunk, tidx = -1, nkt;
+
+	if (a.tparts) {
+		int u = blockIdx.x;
+
+		if (u >= a.nfull) {
+			int t = (u - a.nfull) / a.tparts, part = u - a.nfull - t * a.tparts;
+
+			u = a.nfull + t;
+			tidx = t * a.tparts + part;
+			kbeg = part * a.tchunk;
+			klen = a.tchunk;
+		} else {
+			kbeg = 0;
+		}
+		qt = u % a.qtiles;
+		hh = (u / a.qtiles) % a.h;
+		bb = z = u / (a.qtiles * a.h);
+	}
+	klen = min(a.skv - kbeg, klen);
+	nkt = (klen + BN - 1) / BN;
 
 #define BAR_Q bar0
 #define BAR_KF(st) (bar0 + 8u * (1 + (st)))
@@ -430,12 +462,18 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 			fence_acc(o);
 			if (lane == 0)
 				mbar_arrive(BAR_VE(pst));
+			/* once the row maxima settle most tiles leave them unchanged (factor exactly 1):
+			 * the warp skips the rescale then (same result, fewer multiplies) */
+			if (!a.rescale_always && !__any_sync(0xffffffffu, al0 != 1.0f || al1 != 1.0f)) {
+				/* nothing to scale */
+			} else {
 #pragma unroll
-			for (int i = 0; i < 64; i += 4) {
-				o[i] *= al0;
-				o[i + 1] *= al0;
-				o[i + 2] *= al1;
-				o[i + 3] *= al1;
+				for (int i = 0; i < 64; i += 4) {
+					o[i] *= al0;
+					o[i + 1] *= al0;
+					o[i + 2] *= al1;
+					o[i + 3] *= al1;
+				}
 			}
 			to_bf16_frag<BN>(s, p);
 		}
@@ -460,31 +498,45 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 		l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
 		l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
 		{
-			int r = qt * FA3_BM + c * 64 + (tid >> 5) * 16 + (lane >> 2);
+			int rl = c * 64 + (tid >> 5) * 16 + (lane >> 2), r = qt * FA3_BM + rl;
 			float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-			__nv_bfloat16 *ob = a.o + z * a.o_bstride + hh * FA3_D + 2 * (lane & 3);
+			__nv_bfloat16 *row0 = NULL, *row1 = NULL;
+			float *ls0 = NULL, *ls1 = NULL;
 
-			if (a.lse && (lane & 3) == 0) {
-				float *lse = a.lse + ((int64_t)z * gridDim.y + hh) * a.sq;
+			if (tidx >= 0) {
+				row0 = a.to + ((int64_t)tidx * FA3_BM + rl) * FA3_D + 2 * (lane & 3);
+				row1 = row0 + 8 * FA3_D;
+				if ((lane & 3) == 0) {
+					ls0 = a.tlse + tidx * FA3_BM + rl;
+					ls1 = ls0 + 8;
+				}
+			} else {
+				__nv_bfloat16 *ob = a.o + z * a.o_bstride + hh * FA3_D + 2 * (lane & 3);
+				float *lse = a.lse ? a.lse + ((int64_t)z * a.h + hh) * a.sq : NULL;
 
-				if (r < a.sq)
-					lse[r] = (m0 + __log2f(l0)) * 0.6931471805599453f;
-				if (r + 8 < a.sq)
-					lse[r + 8] = (m1 + __log2f(l1)) * 0.6931471805599453f;
+				if (r < a.sq) {
+					row0 = ob + r * a.o_sstride;
+					ls0 = lse && (lane & 3) == 0 ? lse + r : NULL;
+				}
+				if (r + 8 < a.sq) {
+					row1 = ob + (r + 8) * a.o_sstride;
+					ls1 = lse && (lane & 3) == 0 ? lse + r + 8 : NULL;
+				}
 			}
-
-			if (r < a.sq) {
-				__nv_bfloat16 *row = ob + r * a.o_sstride;
+			if (ls0)
+				*ls0 = (m0 + __log2f(l0)) * 0.6931471805599453f;
+			if (ls1)
+				*ls1 = (m1 + __log2f(l1)) * 0.6931471805599453f;
+			if (row0) {
 #pragma unroll
 				for (int i = 0; i < 64; i += 4)
-					*(__nv_bfloat162 *)(row + 8 * (i >> 2)) =
+					*(__nv_bfloat162 *)(row0 + 8 * (i >> 2)) =
 						__floats2bfloat162_rn(o[i] * inv0, o[i + 1] * inv0);
 			}
-			if (r + 8 < a.sq) {
-				__nv_bfloat16 *row = ob + (r + 8) * a.o_sstride;
+			if (row1) {
 #pragma unroll
 				for (int i = 0; i < 64; i += 4)
-					*(__nv_bfloat162 *)(row + 8 * (i >> 2)) =
+					*(__nv_bfloat162 *)(row1 + 8 * (i >> 2)) =
 						__floats2bfloat162_rn(o[i + 2] * inv1, o[i + 3] * inv1);
 			}
 		}
@@ -495,6 +547,42 @@ k_attn_fa3(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUten
 #undef BAR_VF
 #undef BAR_VE
 #endif
+}
+
+/* Tail mode: merges the parts of each split unit by their log-sum-exp. One warp per (tail
+ * unit, row); lanes own 4 channels. */
+__global__ void k_fa3_tail_combine(const struct fa3_args a, int ntail)
+{
+	int w = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+	int t = w / FA3_BM, rl = w % FA3_BM, u = a.nfull + t, qt, hh, bb, r;
+	float lse[4], mx = -INFINITY, wsum = 0.0f, acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+
+	if (t >= ntail)
+		return;
+	qt = u % a.qtiles;
+	hh = (u / a.qtiles) % a.h;
+	bb = u / (a.qtiles * a.h);
+	r = qt * FA3_BM + rl;
+	if (r >= a.sq)
+		return;
+	for (int j = 0; j < a.tparts; j++) {
+		lse[j] = a.tlse[(t * a.tparts + j) * FA3_BM + rl];
+		mx = fmaxf(mx, lse[j]);
+	}
+	for (int j = 0; j < a.tparts; j++) {
+		const __nv_bfloat16 *src = a.to + ((int64_t)(t * a.tparts + j) * FA3_BM + rl) * FA3_D + 4 * lane;
+		float wj = __expf(lse[j] - mx);
+
+		wsum += wj;
+		for (int c = 0; c < 4; c++)
+			acc[c] += wj * __bfloat162float(src[c]);
+	}
+	{
+		__nv_bfloat16 *dst = a.o + bb * a.o_bstride + (int64_t)r * a.o_sstride + hh * FA3_D + 4 * lane;
+
+		*(__nv_bfloat162 *)dst = __floats2bfloat162_rn(acc[0] / wsum, acc[1] / wsum);
+		*(__nv_bfloat162 *)(dst + 2) = __floats2bfloat162_rn(acc[2] / wsum, acc[3] / wsum);
+	}
 }
 
 /* ---- host ---- */
@@ -589,12 +677,14 @@ static int make_map(CUtensorMap *m, const void *ptr, int h, int rows, int b, int
 
 static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q, const void *k,
 		  const void *v, void *o, int64_t o_bstride, int64_t o_sstride, int split, int bn,
-		  float *lse, char *err, size_t errlen)
+		  float *lse, int tparts, void *tscratch, float *tlse, char *err, size_t errlen)
 {
 	CUtensorMap tq, tk, tv;
-	struct fa3_args a;
-	int chunk = ((s->skv + split - 1) / split + bn - 1) / bn * bn;
-	dim3 grid((s->sq + FA3_BM - 1) / FA3_BM, s->h, s->b * split);
+	struct fa3_args a = {};
+	int chunk = ((s->skv + split - 1) / split + bn - 1) / bn * bn, dev = 0, sms = 0, ntail = 0;
+	int qtiles = (s->sq + FA3_BM - 1) / FA3_BM;
+	int64_t units = (int64_t)s->b * s->h * qtiles;
+	dim3 grid(qtiles, s->h, s->b * split);
 
 	if (!wan_attn_fa3_supported(s, err, errlen))
 		return -1;
@@ -605,6 +695,24 @@ static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q
 	if (split < 1 || split > 4 || (int64_t)s->b * split > 65535 || (split - 1) * chunk >= s->skv) {
 		snprintf(err, errlen, "fa3 attention: cannot split %d keys in %d parts", s->skv, split);
 		return -1;
+	}
+	if (tparts) {
+		int tchunk = ((s->skv + tparts - 1) / tparts + bn - 1) / bn * bn;
+
+		if (cudaGetDevice(&dev) != cudaSuccess ||
+		    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sms <= 0) {
+			cudaGetLastError();
+			snprintf(err, errlen, "fa3 attention: cannot query the multiprocessor count");
+			return -1;
+		}
+		if (split != 1 || tparts < 2 || tparts > 4 || (tparts - 1) * tchunk >= s->skv ||
+		    units + (int64_t)sms * tparts > INT32_MAX || !tscratch || !tlse) {
+			snprintf(err, errlen, "fa3 attention: cannot run the last wave's %d keys in %d parts",
+				 s->skv, tparts);
+			return -1;
+		}
+		ntail = (int)(units % sms);
+		a.tchunk = tchunk;
 	}
 	if (((uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)o) & 15) {
 		snprintf(err, errlen, "fa3 attention: operands must be 16-byte aligned");
@@ -622,6 +730,14 @@ static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q
 	a.split = split;
 	a.chunk = split > 1 ? chunk : s->skv;
 	a.lse = lse;
+	a.h = s->h;
+	a.qtiles = qtiles;
+	a.nfull = (int)(units - ntail);
+	a.tparts = ntail ? tparts : 0;
+	a.to = (__nv_bfloat16 *)tscratch;
+	a.tlse = tlse;
+	if (a.tparts)
+		grid = dim3((unsigned)(a.nfull + ntail * tparts), 1, 1);
 	a.sq = s->sq;
 	a.skv = s->skv;
 	a.scale_log2 = s->scale * 1.4426950408889634f;
@@ -629,6 +745,8 @@ static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q
 		const char *e = getenv("WAN_FA3_PINGPONG");
 
 		a.pingpong = !(e && e[0] == '0');
+		e = getenv("WAN_FA3_SKIP_RESCALE");
+		a.rescale_always = e && e[0] == '0';
 	}
 	if (bn == 192)
 		k_attn_fa3<192><<<grid, FA3_THREADS, FA3_SMEM(192), st>>>(tq, tk, tv, a);
@@ -637,14 +755,18 @@ static int launch(cudaStream_t st, const struct wan_attn_shape *s, const void *q
 	else
 		k_attn_fa3<128><<<grid, FA3_THREADS, FA3_SMEM(128), st>>>(tq, tk, tv, a);
 	CU_LAUNCH_RET("k_attn_fa3");
+	if (a.tparts) {
+		k_fa3_tail_combine<<<(ntail * FA3_BM + 7) / 8, 256, 0, st>>>(a, ntail);
+		CU_LAUNCH_RET("k_fa3_tail_combine");
+	}
 	return 0;
 }
 
 extern "C" int wan_attn_fa3(cudaStream_t st, const struct wan_attn_shape *s, const void *q,
 			    const void *k, const void *v, void *o, char *err, size_t errlen)
 {
-	return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, WAN_FA3_BN_DEFAULT, NULL, err,
-		      errlen);
+	return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, WAN_FA3_BN_DEFAULT, NULL, 0, NULL,
+		      NULL, err, errlen);
 }
 
 extern "C" int wan_attn_fa3_split(cudaStream_t st, const struct wan_attn_shape *s, int split, int bn,
@@ -656,9 +778,27 @@ extern "C" int wan_attn_fa3_split(cudaStream_t st, const struct wan_attn_shape *
 	if (bn == 0)
 		bn = WAN_FA3_BN_DEFAULT;
 	if (split == 1)
-		return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, bn, NULL, err, errlen);
-	if (launch(st, s, q, k, v, opart, (int64_t)s->sq * ps, ps, split, bn, lse, err, errlen))
+		return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, bn, NULL, 0, NULL, NULL, err,
+			      errlen);
+	if (launch(st, s, q, k, v, opart, (int64_t)s->sq * ps, ps, split, bn, lse, 0, NULL, NULL, err,
+		   errlen))
 		return -1;
 	return wan_attn_combine(st, opart, lse, o, s->b, split, s->h, FA3_D, s->sq, s->o_bstride,
 				s->o_sstride, err, errlen);
+}
+
+extern "C" int wan_attn_fa3_tail(cudaStream_t st, const struct wan_attn_shape *s, int parts, int bn,
+				 const void *q, const void *k, const void *v, void *scratch,
+				 float *scratch_lse, void *o, char *err, size_t errlen)
+{
+	if (bn == 0)
+		bn = WAN_FA3_BN_DEFAULT;
+	return launch(st, s, q, k, v, o, s->o_bstride, s->o_sstride, 1, bn, NULL, parts, scratch,
+		      scratch_lse, err, errlen);
+}
+
+extern "C" size_t wan_attn_fa3_tail_scratch(int sms, size_t *lse_bytes)
+{
+	*lse_bytes = (size_t)sms * 4 * FA3_BM * sizeof(float);
+	return (size_t)sms * 4 * FA3_BM * FA3_D * 2;
 }

@@ -38,6 +38,16 @@ int wan_attn_fa3_split(cudaStream_t st, const struct wan_attn_shape *s, int spli
 		       const void *k, const void *v, void *opart, float *lse, void *o, char *err,
 		       size_t errlen);
 
+/* The same with the work units (128 queries x one head x one slot) that would form a partial
+ * last wave on the device's multiprocessors split in `parts` (2..4) key parts each, so the
+ * tail spreads over every SM; merged into o by their log-sum-exp. Runs whole when the units
+ * fill whole waves. scratch and scratch_lse: borrowed device memory of the sizes
+ * wan_attn_fa3_tail_scratch gives for `sms` multiprocessors. */
+int wan_attn_fa3_tail(cudaStream_t st, const struct wan_attn_shape *s, int parts, int bn,
+		      const void *q, const void *k, const void *v, void *scratch, float *scratch_lse,
+		      void *o, char *err, size_t errlen);
+size_t wan_attn_fa3_tail_scratch(int sms, size_t *lse_bytes);
+
 #ifdef __cplusplus
 }
 #endif

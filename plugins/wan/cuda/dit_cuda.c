@@ -15,6 +15,7 @@
 #include "plugins/wan/cuda/cuda_check.h"
 #include "plugins/wan/cuda/gemm_lt.h"
 #include "plugins/wan/cuda/kernels.h"
+#include "plugins/wan/cuda/sink_kernels.h"
 
 #define ROPE_POSITIONS 1024
 #define GRAPH_CACHE_MAX 8
@@ -45,6 +46,8 @@ struct layer_w {
 
 struct graph_entry {
 	int slots, frames, kv_len;      /* kv_len 0: ragged, per-slot lengths in kv[] */
+	int nsink;                      /* > 0: the adaptive sink decided on the device */
+	int sink_cached;                /* ... with the sink frames' means kept from the last call */
 	int kv[DIT_CUDA_MAX_SLOTS];
 	cudaGraphExec_t exec;
 };
@@ -88,8 +91,15 @@ struct dit_cuda {
 	float *call_f;                    /* device: sigma[M] */
 	int *h_call_i;                    /* pinned host staging */
 	float *h_call_f;
+	struct wan_sink_ring *sink_rings; /* device sink path: [num_layers][slots] */
+	struct wan_sink_params *sink_params;
+	struct wan_sink_rec *sink_rec;    /* [num_layers][slots] */
+	float *smean;                     /* kept sink-frame means [num_layers][slots][2][kv_frames][D] */
+	float *fresh;                     /* the new tokens' means [slots][2][D] */
+	int smean_ns, smean_slots;        /* smean holds ns sink frames of slots < smean_slots; 0: stale */
 	struct graph_entry graphs[GRAPH_CACHE_MAX];
 	int ngraphs;
+	struct dit_cuda_counters counters;
 	/* profiling */
 	cudaEvent_t *ev;
 	int nev, ev_cat[PROF_EVENTS], profiling;
@@ -185,6 +195,11 @@ static void layout_acts(struct dit_cuda *m, int *f, char *err, size_t errlen)
 	m->vst = aalloc(a, T * D * BF, f, err, errlen);
 	m->zero_rows = aalloc(a, DIT_CUDA_MAX_SLOTS * sizeof(int), f, err, errlen);
 	m->means = aalloc(a, (size_t)m->p.slots * 2 * (m->p.kv_frames + 1) * D * 4, f, err, errlen);
+	m->sink_rings = aalloc(a, (size_t)m->d.num_layers * m->p.slots * sizeof(struct wan_sink_ring), f, err, errlen);
+	m->sink_params = aalloc(a, sizeof(struct wan_sink_params), f, err, errlen);
+	m->sink_rec = aalloc(a, (size_t)m->d.num_layers * m->p.slots * sizeof(struct wan_sink_rec), f, err, errlen);
+	m->smean = aalloc(a, (size_t)m->d.num_layers * m->p.slots * 2 * m->p.kv_frames * D * 4, f, err, errlen);
+	m->fresh = aalloc(a, (size_t)m->p.slots * 2 * D * 4, f, err, errlen);
 	m->rope = aalloc(a, (size_t)ROPE_POSITIONS * (m->hd / 2) * 8, f, err, errlen);
 	m->call_i = aalloc(a, (M + 3 * DIT_CUDA_MAX_SLOTS) * sizeof(int), f, err, errlen);
 	m->call_f = aalloc(a, M * sizeof(float), f, err, errlen);
@@ -417,6 +432,7 @@ size_t dit_cuda_cache_bytes(const struct dit_cuda *m)
 					      (size_t)m->ncontexts * m->d.text_len * D * BF);
 }
 int dit_cuda_graphs_used(const struct dit_cuda *m) { return m->ngraphs > 0; }
+void dit_cuda_get_counters(const struct dit_cuda *m, struct dit_cuda_counters *out) { *out = m->counters; }
 int dit_cuda_kv_rows(const struct dit_cuda *m) { return m->kv_rows; }
 float *dit_cuda_input(struct dit_cuda *m) { return m->x_in; }
 
@@ -635,6 +651,7 @@ int dit_cuda_clear_caches(struct dit_cuda *m, char *err, size_t errlen)
 {
 	size_t bytes = (size_t)m->p.slots * m->kv_rows * m->d.dim * BF;
 
+	m->smean_ns = 0;
 	for (int i = 0; i < m->d.num_layers; i++) {
 		CU_RET(cudaMemsetAsync(m->layers[i].kc, 0, bytes, m->st));
 		CU_RET(cudaMemsetAsync(m->layers[i].vc, 0, bytes, m->st));
@@ -658,10 +675,86 @@ static void prof_mark(struct dit_cuda *m, int cat)
 /* Enqueues one forward on m->st. kv_uniform > 0: every slot attends kv_uniform rows (cuDNN
  * path); 0: ragged lengths from the device call block. */
 struct fwd_hook {
-	dit_cuda_kv_fn fn;
+	dit_cuda_kv_fn fn;  /* NULL: the device decides (sink_kv_device) */
 	void *ctx;
 	int nsink;
+	int cached;         /* device: the sink frames' means are in m->smean (no re-read) */
 };
+
+/* Adaptive-sink statistics of layer li: the new K/V go to the staging buffers (roped), and
+ * the token means of the new K/V and of each slot's ns sink frames to m->means
+ * ([B][2(ns+1)][D], as wan_k_sink_means lays them out). */
+static int sink_stats(struct dit_cuda *m, int li, int B, int n, int ns, const int *d_start,
+		      char *err, size_t errlen)
+{
+	struct layer_w *w = &m->layers[li];
+	int D = m->d.dim, L = m->l, rows = 2 * (ns + 1);
+	size_t sb = (size_t)m->kv_rows * D;
+
+	TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, m->kst, m->vst, (int64_t)n * D, B * n, D,
+				 m->hd, n, L, m->w2, w->gq, w->gk, m->rope, d_start, m->zero_rows,
+				 (float)m->d.eps, err, errlen));
+	if (D % 64 == 0)
+		return wan_k_sink_means(m->st, w->kc, w->vc, (int64_t)sb, m->kst, m->vst, B, L, n, ns, D,
+					m->means, err, errlen);
+	for (int b = 0; b < B; b++) {
+		float *mb = m->means + (size_t)b * rows * D;
+
+		for (int j = 0; j < ns; j++) {
+			TRY(wan_k_row_mean(m->st, (const char *)w->kc + b * sb * BF, (int64_t)j * L, L, D,
+					   mb + (size_t)j * D, err, errlen));
+			TRY(wan_k_row_mean(m->st, (const char *)w->vc + b * sb * BF, (int64_t)j * L, L, D,
+					   mb + (size_t)(ns + 1 + j) * D, err, errlen));
+		}
+		TRY(wan_k_row_mean(m->st, (const char *)m->kst + (size_t)b * n * D * BF, 0, n, D,
+				   mb + (size_t)ns * D, err, errlen));
+		TRY(wan_k_row_mean(m->st, (const char *)m->vst + (size_t)b * n * D * BF, 0, n, D,
+				   mb + (size_t)(2 * ns + 1) * D, err, errlen));
+	}
+	return 0;
+}
+
+/* The device-decided self-attention input stage of layer li (dit_cuda_forward_sink): the
+ * statistics, the decision kernel (it writes each slot's row into the call block's write
+ * rows, read by the copy), then the staged K/V into the cache. No host round trip.
+ * The sink frames change only when a write lands on one, so their means are kept in m->smean
+ * from call to call (D divisible by 64): a CACHED call reads only the new tokens and the
+ * decision kernel replaces the kept mean of a frame it overwrites (same kernel, same row
+ * order, so the kept means are bitwise what a re-read would give). A full call re-reads the
+ * sink rows and refills m->smean. */
+static int sink_kv_device(struct dit_cuda *m, int ns, int cached, int li, int B, int n,
+			  const int *d_start, int *d_write, char *err, size_t errlen)
+{
+	struct layer_w *w = &m->layers[li];
+	int64_t D = m->d.dim, kf = m->p.kv_frames;
+	float *keep = m->smean + (size_t)li * m->p.slots * 2 * kf * D;
+	struct wan_sink_means ms = {
+		.sink = m->means, .sink_slot = 2 * (ns + 1) * D, .sink_kv = (ns + 1) * D,
+		.fresh = m->means + ns * D, .fresh_slot = 2 * (ns + 1) * D, .fresh_kv = (ns + 1) * D,
+		.keep = D % 64 == 0 ? keep : NULL, .keep_slot = 2 * kf * D, .keep_kv = kf * D,
+	};
+
+	if (cached) {
+		TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, m->kst, m->vst, (int64_t)n * D, B * n, (int)D,
+					 m->hd, n, m->l, m->w2, w->gq, w->gk, m->rope, d_start, m->zero_rows,
+					 (float)m->d.eps, err, errlen));
+		/* no sink frames: rows [new K, new V] per slot, summed exactly as in a full call */
+		TRY(wan_k_sink_means(m->st, w->kc, w->vc, (int64_t)m->kv_rows * D, m->kst, m->vst, B, m->l, n, 0,
+				     (int)D, m->fresh, err, errlen));
+		ms.sink = keep;
+		ms.sink_slot = ms.keep_slot;
+		ms.sink_kv = ms.keep_kv;
+		ms.fresh = m->fresh;
+		ms.fresh_slot = 2 * D;
+		ms.fresh_kv = D;
+	} else {
+		TRY(sink_stats(m, li, B, n, ns, d_start, err, errlen));
+	}
+	TRY(wan_k_sink_decide(m->st, ms, B, ns, (int)D, m->sink_rings + (size_t)li * B, m->sink_params,
+			      m->l, m->kv_rows, n, d_write, m->sink_rec + (size_t)li * B, err, errlen));
+	return wan_k_kv_write_rows(m->st, m->kst, m->vst, w->kc, w->vc, (int64_t)m->kv_rows * D, B, n, (int)D,
+				   d_write, err, errlen);
+}
 
 /* Hooked self-attention input stage of layer li: new K/V go to the staging buffers, their
  * and the sink frames' token means go to the host, the callback decides where they land. */
@@ -669,31 +762,10 @@ static int hooked_kv(struct dit_cuda *m, const struct fwd_hook *hk, int li, int 
 		     const int *d_start, int *kv_uniform, char *err, size_t errlen)
 {
 	struct layer_w *w = &m->layers[li];
-	int D = m->d.dim, L = m->l, ns = hk->nsink, rows = 2 * (ns + 1);
+	int D = m->d.dim, ns = hk->nsink, rows = 2 * (ns + 1);
 	size_t sb = (size_t)m->kv_rows * D;
 
-	TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, m->kst, m->vst, (int64_t)n * D, B * n, D,
-				 m->hd, n, L, m->w2, w->gq, w->gk, m->rope, d_start, m->zero_rows,
-				 (float)m->d.eps, err, errlen));
-	if (D % 64 == 0) {
-		TRY(wan_k_sink_means(m->st, w->kc, w->vc, (int64_t)sb, m->kst, m->vst, B, L, n, ns, D, m->means,
-				     err, errlen));
-	} else {
-		for (int b = 0; b < B; b++) {
-			float *mb = m->means + (size_t)b * rows * D;
-
-			for (int j = 0; j < ns; j++) {
-				TRY(wan_k_row_mean(m->st, (const char *)w->kc + b * sb * BF, (int64_t)j * L, L, D,
-						   mb + (size_t)j * D, err, errlen));
-				TRY(wan_k_row_mean(m->st, (const char *)w->vc + b * sb * BF, (int64_t)j * L, L, D,
-						   mb + (size_t)(ns + 1 + j) * D, err, errlen));
-			}
-			TRY(wan_k_row_mean(m->st, (const char *)m->kst + (size_t)b * n * D * BF, 0, n, D,
-					   mb + (size_t)ns * D, err, errlen));
-			TRY(wan_k_row_mean(m->st, (const char *)m->vst + (size_t)b * n * D * BF, 0, n, D,
-					   mb + (size_t)(2 * ns + 1) * D, err, errlen));
-		}
-	}
+	TRY(sink_stats(m, li, B, n, ns, d_start, err, errlen));
 	CU_RET(cudaMemcpyAsync(m->h_means, m->means, (size_t)B * rows * D * 4, cudaMemcpyDeviceToHost, m->st));
 	CU_RET(cudaStreamSynchronize(m->st));
 	*kv_uniform = -1;
@@ -849,8 +921,11 @@ static int enqueue_range(struct dit_cuda *m, cudaStream_t st, int b0, int nb, in
 			TRY(wan_gemm_bf16(m->gemm, st, T, 3 * D, D, hbuf, D, w->wqkv, D, w->bqkv, WAN_EPI_BIAS,
 					  qkv, 3 * D, err, errlen));
 			prof_mark(m, DIT_C_NORMS);
-			if (hook)
+			if (hook && hook->fn)
 				TRY(hooked_kv(m, hook, li, B, n, d_start, &kv_uniform, err, errlen));
+			else if (hook)
+				TRY(sink_kv_device(m, hook->nsink, hook->cached, li, B, n, d_start, (int *)d_write,
+						   err, errlen));
 			else
 				TRY(wan_k_qkv_rope_cache(st, qkv, qbuf, kc, vc, (int64_t)m->kv_rows * D, T, D, m->hd,
 							 n, L, m->w2, w->gq, w->gk, m->rope, d_start, d_write, eps,
@@ -968,20 +1043,22 @@ static int enqueue_joint(struct dit_cuda *m, int B, int Fr, int kv_uniform, int 
 	return 0;
 }
 
-/* Enqueues one forward on m->st: the time embedding when with_emb, then the body. A split
+/* Enqueues one forward on m->st: the time embedding when with_emb, then the body (with the
+ * device sink hook when HOOK is not NULL; such a call is never split). A split
  * call (call_split) enqueues slots [0, B/2) and [B/2, B) one after the other on m->st when
  * fork is 0 (eager runs: every GEMM and attention shape is planned and tuned on the main
  * stream), or, when fork is 1 (inside a capture), the second half on m->st2, forked from and
  * joined back into m->st by events, so the graph has two independent branches. */
-static int enqueue_call(struct dit_cuda *m, int B, int Fr, int kv_uniform, int with_emb, int fork,
-			char *err, size_t errlen)
+static int enqueue_call(struct dit_cuda *m, int B, int Fr, int kv_uniform, const struct fwd_hook *hook,
+			int with_emb, int fork, char *err, size_t errlen)
 {
 	int h = B / 2;
 
 	if (with_emb)
 		TRY(enqueue_embed(m, B, Fr, err, errlen));
-	if (!call_split(m, B, Fr, kv_uniform))
-		return enqueue_body(m, m->st, 0, B, B, Fr, kv_uniform, NULL, err, errlen);
+	/* the device sink path decides every slot's rows in one kernel per layer: never split */
+	if (hook || !call_split(m, B, Fr, kv_uniform))
+		return enqueue_body(m, m->st, 0, B, B, Fr, kv_uniform, hook, err, errlen);
 	if (m->split_joint)
 		return enqueue_joint(m, B, Fr, kv_uniform, fork, err, errlen);
 	if (!fork)
@@ -1065,6 +1142,18 @@ static int upload_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *
 	return 0;
 }
 
+/* The device sink path's per-call state: the rings before the call and the parameters
+ * (queued on m->st after upload_call's sync; pageable sources are staged by the copy). */
+static int upload_sink(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,
+		       char *err, size_t errlen)
+{
+	size_t rb = (size_t)m->d.num_layers * c->slots * sizeof(struct wan_sink_ring);
+
+	CU_RET(cudaMemcpyAsync(m->sink_rings, s->rings, rb, cudaMemcpyHostToDevice, m->st));
+	CU_RET(cudaMemcpyAsync(m->sink_params, &s->params, sizeof(s->params), cudaMemcpyHostToDevice, m->st));
+	return 0;
+}
+
 /* With the embedding cache on: 1 when the modulation vectors in place are not those of
  * this call's shape and timesteps (then they are recomputed outside the graph). A stream's
  * slots usually keep their timesteps from call to call, so this is mostly 0. */
@@ -1084,14 +1173,21 @@ static int emb_stale(struct dit_cuda *m, const struct dit_cuda_call *c)
 	return stale;
 }
 
-static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *err, size_t errlen)
+/* One call: eager, a graph replay, or eager then captured (first call of a shape). S: the
+ * device sink path (its sink frame count is part of the graph's shape), or NULL. */
+static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,
+		    int cached, char *err, size_t errlen)
 {
-	int kvu, B = c->slots, Fr = c->frames, emb;
+	int kvu, B = c->slots, Fr = c->frames, nsink = s ? s->nsink : 0;
+	struct fwd_hook sink_hook = {.fn = NULL, .ctx = NULL, .nsink = nsink, .cached = cached};
+	const struct fwd_hook *hook = s ? &sink_hook : NULL;
 	struct graph_entry *g = NULL;
 	cudaGraph_t graph = NULL;
 	cudaError_t ce;
+	int emb;
 
-	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen))
+	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen) ||
+	    (s && upload_sink(m, c, s, err, errlen)))
 		return -1;
 	/* the time embedding: outside the graphs (only when the timesteps changed) with the
 	 * cache on, inside them (every call) without */
@@ -1102,27 +1198,35 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *err
 		m->emb_ok = 1;
 	}
 	emb = !m->emb_cache;
+	m->counters.forwards++;
+	m->counters.sink_forwards += s != NULL;
+	m->counters.sink_kept_means += s && cached;
+	if (!s)
+		m->smean_ns = 0; /* a plain call writes cache rows the kept sink means do not follow */
 	if (!m->use_graphs)
-		return enqueue_call(m, B, Fr, kvu, emb, 0, err, errlen);
+		return enqueue_call(m, B, Fr, kvu, hook, emb, 0, err, errlen);
 	for (int i = 0; i < m->ngraphs; i++)
 		if (m->graphs[i].slots == B && m->graphs[i].frames == Fr && m->graphs[i].kv_len == kvu &&
+		    m->graphs[i].nsink == nsink && m->graphs[i].sink_cached == cached &&
 		    (kvu || !memcmp(m->graphs[i].kv, c->kv_len, (size_t)B * sizeof(int))))
 			g = &m->graphs[i];
 	if (g) {
 		CU_RET(cudaGraphLaunch(g->exec, m->st));
+		m->counters.graph_replays++;
+		m->counters.sink_graph_replays += s != NULL;
 		return 0;
 	}
 	/* First call of this shape: run eagerly (builds every GEMM/attention plan, which may
 	 * allocate, and tunes them on the main stream), then capture the same sequence for later
 	 * calls (a split call with its halves on two streams). */
-	if (enqueue_call(m, B, Fr, kvu, emb, 0, err, errlen))
+	if (enqueue_call(m, B, Fr, kvu, hook, emb, 0, err, errlen))
 		return -1;
 	/* ragged shapes (a stream's first S-1 calls) leave room for the uniform ones */
 	if (m->ngraphs == GRAPH_CACHE_MAX || (!kvu && m->ngraphs >= GRAPH_CACHE_MAX - 2))
 		return 0;
 	CU_RET(cudaStreamSynchronize(m->st));
 	CU_RET(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
-	if (enqueue_call(m, B, Fr, kvu, emb, 1, err, errlen)) {
+	if (enqueue_call(m, B, Fr, kvu, hook, emb, 1, err, errlen)) {
 		/* a library refused to be captured: the eager run above already produced this
 		 * call's result, so stay eager from now on */
 		cudaStreamEndCapture(m->st, &graph);
@@ -1151,6 +1255,8 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *err
 	g->slots = B;
 	g->frames = Fr;
 	g->kv_len = kvu;
+	g->nsink = nsink;
+	g->sink_cached = cached;
 	memset(g->kv, 0, sizeof(g->kv));
 	memcpy(g->kv, c->kv_len, (size_t)B * sizeof(int));
 	m->ngraphs++;
@@ -1168,7 +1274,7 @@ int dit_cuda_forward(struct dit_cuda *m, const struct dit_cuda_call *c, const fl
 	}
 	if (x)
 		CU_RET(cudaMemcpyAsync(m->x_in, x, px * 4, cudaMemcpyHostToDevice, m->st));
-	if (run_call(m, c, err, errlen))
+	if (run_call(m, c, NULL, 0, err, errlen))
 		return -1;
 	if (x0)
 		CU_RET(cudaMemcpyAsync(x0, m->x0, px * 4, cudaMemcpyDeviceToHost, m->st));
@@ -1199,6 +1305,7 @@ int dit_cuda_forward_hooked(struct dit_cuda *m, const struct dit_cuda_call *c, i
 	}
 	if (check_call(m, &cc, &kvu, err, errlen))
 		return -1;
+	m->smean_ns = 0;
 	if (x)
 		CU_RET(cudaMemcpyAsync(m->x_in, x, px * 4, cudaMemcpyHostToDevice, m->st));
 	if (upload_call(m, &cc, err, errlen) || enqueue_forward(m, cc.slots, cc.frames, kvu, &hk, err, errlen))
@@ -1206,6 +1313,77 @@ int dit_cuda_forward_hooked(struct dit_cuda *m, const struct dit_cuda_call *c, i
 	if (flow)
 		CU_RET(cudaMemcpyAsync(flow, m->flow, px * 4, cudaMemcpyDeviceToHost, m->st));
 	return dit_cuda_sync(m, err, errlen);
+}
+
+/* 1 when every position and row of the call's sink state is a multiple of L (so every write
+ * covers whole frames). */
+static int sink_state_aligned(const struct dit_cuda *m, const struct dit_cuda_call *c,
+			      const struct dit_cuda_sink *s)
+{
+	int L = m->l;
+
+	for (int b = 0; b < c->slots; b++)
+		if (s->params.c_start[b] % L)
+			return 0;
+	for (int i = 0; i < m->d.num_layers * c->slots; i++) {
+		const struct wan_sink_ring *r = &s->rings[i];
+
+		if (r->n < 0 || r->n > WAN_SINK_LIST_MAX || r->global_end % L || r->local_end % L)
+			return 0;
+		for (int k = 0; k < r->n; k++)
+			if (r->list[k] % L)
+				return 0;
+	}
+	return 1;
+}
+
+int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
+			  const struct dit_cuda_sink *s, const float *x, float *flow, char *err,
+			  size_t errlen)
+{
+	struct dit_cuda_call cc = *c;
+	size_t px = (size_t)c->slots * 16 * c->frames * m->p.lat_h * m->p.lat_w;
+	const struct wan_sink_params *sp = &s->params;
+	int aligned, cached;
+
+	if (c->slots < 1 || c->slots > m->p.slots || c->frames < 1 || c->slots * c->frames > m->max_frames_total) {
+		snprintf(err, errlen, "call of %d slots x %d frames exceeds the plan", c->slots, c->frames);
+		return -1;
+	}
+	if (s->nsink < 1 || s->nsink >= m->p.kv_frames || s->nsink > 64 || !s->rings ||
+	    sp->pending_max < 1 || sp->pending_max > WAN_SINK_PENDING_MAX || sp->list_cap < 1 ||
+	    sp->list_cap > WAN_SINK_LIST_MAX || sp->total_steps < 1 || sp->kv_slots < c->slots) {
+		snprintf(err, errlen, "adaptive sink: %d sink frames for a %d-frame cache, list of %d (at most %d), %d pending (at most %d)",
+			 s->nsink, m->p.kv_frames, sp->list_cap, WAN_SINK_LIST_MAX, sp->pending_max,
+			 WAN_SINK_PENDING_MAX);
+		return -1;
+	}
+	for (int b = 0; b < c->slots; b++) {
+		/* the rows are decided per layer on the device; make the static checks pass */
+		cc.write_row[b] = 0;
+		m->h_kvlen[b] = c->kv_len[b];
+	}
+	/* kept sink means: only while every write is a whole aligned frame (then the decision
+	 * kernel follows each write that lands on a sink frame) */
+	aligned = m->d.dim % 64 == 0 && c->frames == 1 && sink_state_aligned(m, c, s);
+	cached = aligned && m->smean_ns == s->nsink && m->smean_slots >= c->slots;
+	if (x)
+		CU_RET(cudaMemcpyAsync(m->x_in, x, px * 4, cudaMemcpyHostToDevice, m->st));
+	m->smean_ns = 0;
+	if (run_call(m, &cc, s, cached, err, errlen))
+		return -1;
+	if (aligned) {
+		m->smean_ns = s->nsink;
+		m->smean_slots = cached && m->smean_slots > c->slots ? m->smean_slots : c->slots;
+	}
+	if (s->rec)
+		CU_RET(cudaMemcpyAsync(s->rec, m->sink_rec, (size_t)m->d.num_layers * c->slots * sizeof(*s->rec),
+				       cudaMemcpyDeviceToHost, m->st));
+	if (flow)
+		CU_RET(cudaMemcpyAsync(flow, m->flow, px * 4, cudaMemcpyDeviceToHost, m->st));
+	if (flow || s->rec)
+		return dit_cuda_sync(m, err, errlen);
+	return 0;
 }
 
 int dit_cuda_sync(struct dit_cuda *m, char *err, size_t errlen)
@@ -1233,6 +1411,7 @@ int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double m
 	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen))
 		return -1;
 	m->nev = 0;
+	m->smean_ns = 0;
 	m->profiling = 1;
 	rc = enqueue_forward(m, c->slots, c->frames, kvu, NULL, err, errlen);
 	m->profiling = 0;
@@ -1257,6 +1436,7 @@ int dit_cuda_copy_slot(struct dit_cuda *m, int dst, int src, int rows, char *err
 		snprintf(err, errlen, "bad cache copy: slot %d -> %d, %d rows", src, dst, rows);
 		return -1;
 	}
+	m->smean_ns = 0;
 	for (int i = 0; i < m->d.num_layers; i++) {
 		struct layer_w *w = &m->layers[i];
 

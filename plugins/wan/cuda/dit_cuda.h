@@ -17,7 +17,14 @@
  * per-slot kv_len) is captured into a CUDA graph on first use (up to 8 graphs, ragged shapes
  * up to 6); later calls copy the per-call integers into device memory and replay the graph.
  * The first call of a shape also times the cuBLASLt and cuDNN candidates and keeps the
- * fastest. The adaptive-sink forward (forward_hooked) runs eagerly.
+ * fastest. A call with the adaptive sink on (dit_cuda_forward_sink) decides each layer's
+ * sink refresh on the device (sink_kernels.cu: the statistic, dit_kv's pick and ring update)
+ * and is graphed the same way, keyed by its sink frame count too; the host uploads the ring
+ * state before the call and reads the decisions back once after it. The sink frames' token
+ * means are kept on the device between such calls (a write that lands on a sink frame
+ * replaces its kept mean), so a steady call reads only its new keys/values; any other cache
+ * write (plain forward, slot copy, clear) makes the next sink call re-read them. The
+ * host-callback forward (forward_hooked) runs eagerly with one readback per layer.
  * Optional overlap (dit_cuda.c, enqueue_call; off by default: measured no faster on an H100,
  * see NOTES.md "twostream"): WAN_SPLIT=N runs calls of N or more slots (N >= 2; 1 means 4)
  * with uniform key lengths as two half-batches, slots [0, B/2) on the main stream and
@@ -36,6 +43,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "plugins/wan/cuda/sink_ring.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -106,6 +114,35 @@ typedef int (*dit_cuda_kv_fn)(void *ctx, int layer, int slot, const float *means
 int dit_cuda_forward_hooked(struct dit_cuda *m, const struct dit_cuda_call *c, int nsink,
 			    dit_cuda_kv_fn fn, void *fn_ctx, const float *x, float *flow,
 			    char *err, size_t errlen);
+/* Adaptive sink on the device. RINGS: the bookkeeping before the call, [num_layers][call
+ * slots] (layer-major), which the device copies and updates as dit_kv_advance would; PARAMS:
+ * threshold, counters and c_start per call slot (tokens). REC (may be NULL) gets the
+ * decisions [num_layers][call slots] once the call is done, so the host can apply the same
+ * picks to its own bookkeeping. */
+struct dit_cuda_sink {
+	int nsink;                          /* sink frames: 1..kv_frames-1 */
+	struct wan_sink_params params;
+	const struct wan_sink_ring *rings;  /* borrowed */
+	struct wan_sink_rec *rec;           /* borrowed, out; NULL: not read back */
+};
+/* A forward whose cache writes the device decides per layer (no host round trip; graphed
+ * like dit_cuda_forward). The call's kv_len must be the rows each slot attends (the sink
+ * decision never changes it); write_row is ignored. flow: host f32 out (may be NULL);
+ * synchronous when flow or rec is asked for. 0, or -1 with ERR. */
+int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
+			  const struct dit_cuda_sink *s, const float *x, float *flow, char *err,
+			  size_t errlen);
+
+/* Debug counters since dit_cuda_new (tests, benchmarks). */
+struct dit_cuda_counters {
+	long forwards;            /* dit_cuda_forward and dit_cuda_forward_sink calls */
+	long graph_replays;       /* of those, replayed from a captured graph */
+	long sink_forwards;       /* dit_cuda_forward_sink calls */
+	long sink_graph_replays;  /* of those, replayed from a captured graph */
+	long sink_kept_means;     /* of those, using the kept sink-frame means */
+};
+void dit_cuda_get_counters(const struct dit_cuda *m, struct dit_cuda_counters *out);
+
 /* Zeroes every self-attention cache. */
 int dit_cuda_clear_caches(struct dit_cuda *m, char *err, size_t errlen);
 
@@ -139,6 +176,11 @@ int dit_cuda_graphs_used(const struct dit_cuda *m);
 int dit_cuda_self_attn_on_cudnn(struct dit_cuda *m, int slots, int frames, int kv_len);
 /* Disables CUDA graphs (1) or cuDNN (set before the first forward; tests). */
 void dit_cuda_set_options(struct dit_cuda *m, int use_graphs, int use_cudnn);
+
+struct dit_engine;
+/* The dit_cuda behind an engine opened by dit_cuda_engine_open (dit_cuda_engine.c, linked
+ * only with it; tests). borrowed. */
+struct dit_cuda *dit_cuda_engine_dit(const struct dit_engine *eng);
 
 #ifdef __cplusplus
 }

@@ -4,11 +4,17 @@
  *
  * Per call the engine asks dit_kv where each slot writes. Without a pending adaptive-sink
  * decision every layer's bookkeeping is the same (dit_kv_advance_layers), so the whole call
- * is one dit_cuda_forward: graph-captured when the slots attend equally many rows. When the
- * adaptive sink needs its statistic (dit_kv_sink_check_needed), the forward runs eagerly and
- * stops once per layer: the device computes the token means of the new K/V and of the sink
- * frames, the host turns them into the cosine statistic exactly as the C reference does
- * (ops_cosine), and dit_kv decides the row. */
+ * is one dit_cuda_forward, graph-captured. When the adaptive sink needs its statistic
+ * (dit_kv_sink_check_needed), the decision moves to the device: the engine copies dit_kv's
+ * state (evict lists, end indices, step counters) into the rings of dit_cuda_forward_sink,
+ * the whole call runs as one graph (per layer: statistics, the cosine test and dit_kv's ring
+ * update in a kernel, the cache write at the row it chose), and once the call is done the
+ * host applies the device's picks to dit_kv with dit_kv_advance, layer by layer and slot by
+ * slot as the C reference does, and checks that both chose the same rows. So dit_kv stays
+ * the one authority, and the device never drifts from it: its copy is refreshed every call.
+ * The statistic is the C reference's (means of the cached bf16 K/V, cosines in double).
+ * WAN_SINK_HOST=1 (read at open) keeps the older host-decided path instead: the forward runs
+ * eagerly and stops once per layer for the host to decide (tests compare the two). */
 #include "config.h"
 
 #include <stdio.h>
@@ -23,6 +29,11 @@
 
 struct cuda_eng {
 	struct dit_cuda *m;     /* new */
+	struct wan_sink_ring *rings; /* new: [layers][max_slots], the sink path's upload */
+	struct wan_sink_rec *rec;    /* new: [layers][max_slots] */
+	int64_t *list;               /* new: one evict list [WAN_SINK_LIST_MAX] */
+	int layers;
+	int host_sink;               /* WAN_SINK_HOST=1: decide on the host (eager, hooked) */
 	int L, c, h, w, max_slots, nctx;
 	float *ctx;             /* new: host copy of the prompts [nctx, text_len, text_dim] */
 	int ctx_pending;
@@ -42,7 +53,8 @@ static int upload_one(void *vctx, const char *name, const float *data, size_t co
 	return dit_cuda_set_tensor(u->m, name, data, count, u->err, u->errlen);
 }
 
-/* The adaptive-sink callback of dit_cuda_forward_hooked. */
+/* The host-decided adaptive sink (WAN_SINK_HOST=1): the callback of
+ * dit_cuda_forward_hooked, with the statistic of the C reference (ops_cosine). */
 struct hook_ctx {
 	struct dit_kv *kv;
 	const int64_t *c_start;
@@ -72,6 +84,80 @@ static int kv_hook(void *vctx, int layer, int slot, const float *means, int nsin
 		return -1;
 	*write_row = step.write_row;
 	*attn_len = step.attn_len;
+	return 0;
+}
+
+#if DIT_KV_SINK_PENDING_MAX != WAN_SINK_PENDING_MAX
+#error "dit_kv and the device sink rings must cap pending refreshes alike"
+#endif
+
+/* dit_kv's state of every layer and call slot into the rings; the rows each slot attends
+ * into C (the same in every layer: the sink decision never changes them). 0 or -1. */
+static int sink_pack(struct cuda_eng *e, struct dit_kv *kv, struct dit_cuda_call *c,
+		     const int64_t *c_start, int n, struct dit_cuda_sink *s, char *err, size_t errlen)
+{
+	const struct dit_kv_config *kc = dit_kv_config(kv);
+	int B = c->slots;
+
+	*s = (struct dit_cuda_sink){
+		.nsink = kc->sink_frames, .rings = e->rings, .rec = e->rec,
+		.params = {.threshold = kc->sink_threshold, .total_steps = kc->total_steps,
+			   .kv_slots = dit_kv_slots(kv), .pending_max = DIT_KV_SINK_PENDING_MAX,
+			   .list_cap = DIT_KV_SINK_PENDING_MAX + kc->kv_frames + 1},
+	};
+	if (kc->sink_frames > 64 || kc->kv_frames > 64) {
+		snprintf(err, errlen, "CUDA DiT: the adaptive sink on the device takes at most 64 cache frames");
+		return -1;
+	}
+	for (int b = 0; b < B; b++) {
+		c->kv_len[b] = dit_kv_attn_len(kv, 0, b, c_start[b], n);
+		s->params.c_start[b] = (int)c_start[b];
+		if (c->kv_len[b] < 0 || c_start[b] > (1 << 30)) {
+			snprintf(err, errlen, "kv cache: cannot write %d tokens at %lld (slot %d)", n,
+				 (long long)c_start[b], b);
+			return -1;
+		}
+	}
+	for (int l = 0; l < e->layers; l++)
+		for (int b = 0; b < B; b++) {
+			struct wan_sink_ring *r = &e->rings[(size_t)l * B + b];
+			int len = dit_kv_evict_list(kv, l, b, e->list, WAN_SINK_LIST_MAX);
+
+			if (len > WAN_SINK_LIST_MAX) {
+				snprintf(err, errlen, "kv cache: evict list of %d entries (layer %d slot %d)", len, l, b);
+				return -1;
+			}
+			r->n = len;
+			r->global_end = (int)dit_kv_global_end(kv, l, b);
+			r->local_end = (int)dit_kv_local_end(kv, l, b);
+			r->current_step = dit_kv_current_step(kv, l);
+			for (int i = 0; i < len; i++)
+				r->list[i] = (int)e->list[i];
+		}
+	return 0;
+}
+
+/* The device's decisions applied to dit_kv, in the C reference's order; any row that differs
+ * from what dit_kv answers is a bug, reported as such. */
+static int sink_replay(struct cuda_eng *e, struct dit_kv *kv, const struct dit_cuda_call *c,
+		       const int64_t *c_start, int n, char *err, size_t errlen)
+{
+	int B = c->slots;
+
+	for (int l = 0; l < e->layers; l++)
+		for (int b = 0; b < B; b++) {
+			const struct wan_sink_rec *r = &e->rec[(size_t)l * B + b];
+			struct dit_kv_step step;
+
+			if (dit_kv_advance(kv, l, b, c_start[b], n, r->pick, &step, err, errlen))
+				return -1;
+			if (r->status || r->write_row != step.write_row || r->attn_len != step.attn_len ||
+			    step.attn_len != c->kv_len[b]) {
+				snprintf(err, errlen, "CUDA DiT: the device's kv bookkeeping disagrees with dit_kv at layer %d slot %d (rows %d/%d vs %d/%d, status %d)",
+					 l, b, r->write_row, r->attn_len, step.write_row, step.attn_len, r->status);
+				return -1;
+			}
+		}
 	return 0;
 }
 
@@ -108,10 +194,23 @@ static int eng_forward(void *impl, struct dit_kv *kv, int nslots, int frames, co
 			c.t[b][f] = (int)t[b * frames + f];
 	}
 	if (dit_kv_sink_check_needed(kv, n)) {
-		struct hook_ctx h = {.kv = kv, .c_start = c_start, .n = n};
+		struct dit_cuda_sink s;
 
-		return dit_cuda_forward_hooked(e->m, &c, dit_kv_config(kv)->sink_frames, kv_hook, &h, x,
-					       flow, err, errlen);
+		if (e->host_sink) {
+			struct hook_ctx h = {.kv = kv, .c_start = c_start, .n = n};
+
+			return dit_cuda_forward_hooked(e->m, &c, dit_kv_config(kv)->sink_frames, kv_hook, &h,
+						       x, flow, err, errlen);
+		}
+		if (dit_kv_config(kv)->layers != e->layers) {
+			snprintf(err, errlen, "CUDA DiT: kv bookkeeping for %d layers, the model has %d",
+				 dit_kv_config(kv)->layers, e->layers);
+			return -1;
+		}
+		if (sink_pack(e, kv, &c, c_start, n, &s, err, errlen) ||
+		    dit_cuda_forward_sink(e->m, &c, &s, x, flow, err, errlen))
+			return -1;
+		return sink_replay(e, kv, &c, c_start, n, err, errlen);
 	}
 	for (int b = 0; b < nslots; b++) {
 		struct dit_kv_step *steps = calloc((size_t)dit_kv_config(kv)->layers, sizeof(*steps));
@@ -167,6 +266,9 @@ static void eng_destroy(void *impl)
 		return;
 	dit_cuda_free(e->m);
 	free(e->ctx);
+	free(e->rings);
+	free(e->rec);
+	free(e->list);
 	free(e);
 }
 
@@ -214,10 +316,15 @@ int dit_cuda_engine_open(const struct wan_dit_model *model, const struct dit_eng
 	e->nctx = p->nctx;
 	e->text_len = cf->text_len;
 	e->text_dim = cf->text_dim;
+	e->layers = cf->num_layers;
+	e->host_sink = getenv("WAN_SINK_HOST") && !strcmp(getenv("WAN_SINK_HOST"), "1");
 	e->ctx = calloc((size_t)p->nctx * cf->text_len * cf->text_dim, sizeof(float));
-	e->m = e->ctx ? dit_cuda_new(&dims, &plan, err, errlen) : NULL;
+	e->rings = calloc((size_t)cf->num_layers * p->max_slots, sizeof(*e->rings));
+	e->rec = calloc((size_t)cf->num_layers * p->max_slots, sizeof(*e->rec));
+	e->list = calloc(WAN_SINK_LIST_MAX, sizeof(*e->list));
+	e->m = e->ctx && e->rings && e->rec && e->list ? dit_cuda_new(&dims, &plan, err, errlen) : NULL;
 	if (!e->m) {
-		if (!e->ctx)
+		if (!e->ctx || !e->rings || !e->rec || !e->list)
 			snprintf(err, errlen, "out of memory");
 		eng_destroy(e);
 		return -1;
@@ -230,4 +337,9 @@ int dit_cuda_engine_open(const struct wan_dit_model *model, const struct dit_eng
 	e->ctx_pending = 1;
 	*out = (struct dit_engine){e, eng_forward, eng_expand, eng_reset, eng_set_context, eng_destroy};
 	return 0;
+}
+
+struct dit_cuda *dit_cuda_engine_dit(const struct dit_engine *eng)
+{
+	return ((const struct cuda_eng *)eng->impl)->m;
 }

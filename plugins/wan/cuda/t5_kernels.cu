@@ -10,21 +10,30 @@
 
 typedef __nv_bfloat16 bf16;
 
-/* Sum over the block (blockDim.x a multiple of 32, <= 1024). */
-__device__ float block_sum(float v, float *sh)
+struct op_sum {
+	__device__ float operator()(float a, float b) const { return a + b; }
+};
+struct op_max {
+	__device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+/* Reduces v over the block with OP, whose identity is IDENT (blockDim.x a multiple of 32,
+ * <= 1024); every thread gets the result. */
+template <typename Op> __device__ float block_reduce(float v, float *sh, float ident)
 {
+	Op op;
 	for (int o = 16; o > 0; o >>= 1)
-		v += __shfl_xor_sync(0xffffffffu, v, o);
+		v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
 	int w = threadIdx.x >> 5, l = threadIdx.x & 31;
 	__syncthreads();
 	if (l == 0)
 		sh[w] = v;
 	__syncthreads();
 	int nw = blockDim.x >> 5;
-	v = l < nw ? sh[l] : 0.f;
+	v = l < nw ? sh[l] : ident;
 	if (w == 0)
 		for (int o = 16; o > 0; o >>= 1)
-			v += __shfl_xor_sync(0xffffffffu, v, o);
+			v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
 	if (threadIdx.x == 0)
 		sh[0] = v;
 	__syncthreads();
@@ -33,26 +42,14 @@ __device__ float block_sum(float v, float *sh)
 	return v;
 }
 
+__device__ float block_sum(float v, float *sh)
+{
+	return block_reduce<op_sum>(v, sh, 0.f);
+}
+
 __device__ float block_max(float v, float *sh)
 {
-	for (int o = 16; o > 0; o >>= 1)
-		v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-	int w = threadIdx.x >> 5, l = threadIdx.x & 31;
-	__syncthreads();
-	if (l == 0)
-		sh[w] = v;
-	__syncthreads();
-	int nw = blockDim.x >> 5;
-	v = l < nw ? sh[l] : -3.4e38f;
-	if (w == 0)
-		for (int o = 16; o > 0; o >>= 1)
-			v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-	if (threadIdx.x == 0)
-		sh[0] = v;
-	__syncthreads();
-	v = sh[0];
-	__syncthreads();
-	return v;
+	return block_reduce<op_max>(v, sh, -3.4e38f);
 }
 
 __global__ void k_embed(const int *ids, const bf16 *table, float *x, int d)

@@ -7,9 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Deprecated attribute names in cuDNN 9.19 that older 9.x libraries still require. */
-#define ATTR_OPGRAPH_HANDLE ((cudnnBackendAttributeName_t)800)
-#define ATTR_PLAN_HANDLE ((cudnnBackendAttributeName_t)400)
+#include "plugins/wan/cuda/cudnn_be.h"
 
 enum { UID_X = 1, UID_W, UID_Y, UID_B, UID_Z, UID_VIRT = 100 };
 
@@ -22,60 +20,13 @@ static cudnnStatus_t tensor5v(cudnnBackendDescriptor_t *out, int64_t uid, cudnnD
 {
 	/* dims in NCDHW order, strides of the NDHWC layout */
 	int64_t dim[5] = { n, c, d, h, w }, str[5] = { d * h * w * c, 1, h * w * c, w * c, c };
-	int64_t align = 16;
-	cudnnBackendDescriptor_t t = NULL;
-	cudnnStatus_t s;
-	*out = NULL;
-	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_TENSOR_DESCRIPTOR, &t)))
-		return s;
-	if ((s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt)) ||
-	    (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 5, dim)) ||
-	    (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 5, str)) ||
-	    (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid)) ||
-	    (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align)) ||
-	    (s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt)) ||
-	    (s = cudnnBackendFinalize(t))) {
-		cudnnBackendDestroyDescriptor(t);
-		return s;
-	}
-	*out = t;
-	return CUDNN_STATUS_SUCCESS;
+	return cudnn_be_tensor(out, uid, dt, 5, dim, str, virt, false);
 }
 
 static cudnnStatus_t tensor5(cudnnBackendDescriptor_t *out, int64_t uid, cudnnDataType_t dt,
 			     int64_t n, int64_t c, int64_t d, int64_t h, int64_t w)
 {
 	return tensor5v(out, uid, dt, n, c, d, h, w, false);
-}
-
-/* y = mode(x[, b]) in fp32 */
-static cudnnStatus_t pointwise(cudnnBackendDescriptor_t *out, cudnnPointwiseMode_t mode,
-			       cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t b,
-			       cudnnBackendDescriptor_t y)
-{
-	cudnnBackendDescriptor_t pw = NULL, op = NULL;
-	cudnnDataType_t ct = CUDNN_DATA_FLOAT;
-	cudnnStatus_t s;
-	*out = NULL;
-	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw)))
-		return s;
-	if ((s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode)) ||
-	    (s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &ct)) ||
-	    (s = cudnnBackendFinalize(pw)) ||
-	    (s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, &op)) ||
-	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw)) ||
-	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x)) ||
-	    (b && (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b))) ||
-	    (s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y)) ||
-	    (s = cudnnBackendFinalize(op))) {
-		if (op)
-			cudnnBackendDestroyDescriptor(op);
-		cudnnBackendDestroyDescriptor(pw);
-		return s;
-	}
-	cudnnBackendDestroyDescriptor(pw);
-	*out = op;
-	return CUDNN_STATUS_SUCCESS;
 }
 
 void vae_conv_be_free(struct vae_conv_be *c)
@@ -105,26 +56,13 @@ static cudnnStatus_t make_vp(cudnnBackendDescriptor_t *out, const void *x, const
 	int64_t uids[5] = { UID_X, UID_W, UID_Y, UID_B, UID_Z };
 	void *ptrs[5] = { (void *)x, (void *)w, y, (void *)bias, (void *)z };
 	int n = 3;
-	cudnnBackendDescriptor_t vp = NULL;
-	cudnnStatus_t s;
-	*out = NULL;
 	if (bias)
 		n++;
 	if (z) {
 		uids[n] = UID_Z;
 		ptrs[n++] = (void *)z;
 	}
-	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp)))
-		return s;
-	if ((s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids)) ||
-	    (s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs)) ||
-	    (s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws)) ||
-	    (s = cudnnBackendFinalize(vp))) {
-		cudnnBackendDestroyDescriptor(vp);
-		return s;
-	}
-	*out = vp;
-	return CUDNN_STATUS_SUCCESS;
+	return cudnn_be_variant_pack(out, n, uids, ptrs, ws);
 }
 
 struct vae_conv_be *vae_conv_be_new(cudnnHandle_t dnn, cudaStream_t st,
@@ -173,16 +111,7 @@ struct vae_conv_be *vae_conv_be_new_fused(cudnnHandle_t dnn, cudaStream_t st,
 			goto fail;
 	if (bias) {
 		int64_t bd[5] = { 1, sh->cout, 1, 1, 1 }, bs[5] = { sh->cout, 1, sh->cout, sh->cout, sh->cout };
-		int64_t align = 16, uid = UID_B;
-		bool virt = false;
-		if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_TENSOR_DESCRIPTOR, &tb)) ||
-		    (s = cudnnBackendSetAttribute(tb, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &ct)) ||
-		    (s = cudnnBackendSetAttribute(tb, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 5, bd)) ||
-		    (s = cudnnBackendSetAttribute(tb, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 5, bs)) ||
-		    (s = cudnnBackendSetAttribute(tb, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid)) ||
-		    (s = cudnnBackendSetAttribute(tb, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align)) ||
-		    (s = cudnnBackendSetAttribute(tb, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt)) ||
-		    (s = cudnnBackendFinalize(tb)))
+		if ((s = cudnn_be_tensor(&tb, UID_B, ct, 5, bd, bs, false, false)))
 			goto fail;
 	}
 	if (z && (s = tensor5(&tz, UID_Z, dt, 1, sh->cout, sh->to, sh->ho, sh->wo)))
@@ -215,35 +144,28 @@ struct vae_conv_be *vae_conv_be_new_fused(cudnnHandle_t dnn, cudaStream_t st,
 		int k = 0;
 		cudnnBackendDescriptor_t cur = tv[0];
 		if (bias) {
-			if ((s = pointwise(&pops[k], CUDNN_POINTWISE_ADD, cur, tb, k + 1 < nstage ? tv[k + 1] : ty)))
+			if ((s = cudnn_be_pointwise(&pops[k], CUDNN_POINTWISE_ADD, cur, tb, k + 1 < nstage ? tv[k + 1] : ty)))
 				goto fail;
 			cur = k + 1 < nstage ? tv[k + 1] : ty;
 			gops[ngops++] = pops[k++];
 		}
 		if (z) {
-			if ((s = pointwise(&pops[k], CUDNN_POINTWISE_ADD, cur, tz, k + 1 < nstage ? tv[k + 1] : ty)))
+			if ((s = cudnn_be_pointwise(&pops[k], CUDNN_POINTWISE_ADD, cur, tz, k + 1 < nstage ? tv[k + 1] : ty)))
 				goto fail;
 			cur = k + 1 < nstage ? tv[k + 1] : ty;
 			gops[ngops++] = pops[k++];
 		}
 		if (relu) {
-			if ((s = pointwise(&pops[k], CUDNN_POINTWISE_RELU_FWD, cur, NULL, ty)))
+			if ((s = cudnn_be_pointwise(&pops[k], CUDNN_POINTWISE_RELU_FWD, cur, NULL, ty)))
 				goto fail;
 			gops[ngops++] = pops[k++];
 		}
 	}
 	what = "operation graph";
-	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph)) ||
-	    (s = cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, ngops, gops)) ||
-	    (s = cudnnBackendSetAttribute(graph, ATTR_OPGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &dnn)) ||
-	    (s = cudnnBackendFinalize(graph)))
+	if ((s = cudnn_be_graph(&graph, dnn, gops, ngops)))
 		goto fail;
 	what = "heuristics";
-	if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur)) ||
-	    (s = cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph)) ||
-	    (s = cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &hm)) ||
-	    (s = cudnnBackendFinalize(heur)) ||
-	    (s = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &ncfg, NULL)))
+	if ((s = cudnn_be_heur(&heur, graph, hm, &ncfg)))
 		goto fail;
 	if (ncfg <= 0) {
 		s = CUDNN_STATUS_NOT_SUPPORTED;
@@ -251,15 +173,11 @@ struct vae_conv_be *vae_conv_be_new_fused(cudnnHandle_t dnn, cudaStream_t st,
 	}
 	if (ncfg > maxcfg)
 		ncfg = maxcfg;
-	if (!(cfgs = calloc((size_t)ncfg, sizeof(*cfgs))) || !(res = calloc(1, sizeof(*res)))) {
-		s = CUDNN_STATUS_ALLOC_FAILED;
+	if (!(res = calloc(1, sizeof(*res)))) {
+		s = CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
 		goto fail;
 	}
-	for (int64_t i = 0; i < ncfg; i++)
-		if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfgs[i])))
-			goto fail;
-	if ((s = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-					  ncfg, &got, cfgs)))
+	if ((s = cudnn_be_engine_cfgs(heur, ncfg, &cfgs, &got)))
 		goto fail;
 	if (cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess) {
 		s = CUDNN_STATUS_INTERNAL_ERROR;
@@ -269,17 +187,11 @@ struct vae_conv_be *vae_conv_be_new_fused(cudnnHandle_t dnn, cudaStream_t st,
 	s = CUDNN_STATUS_NOT_SUPPORTED;
 	for (int64_t i = 0; i < got; i++) {
 		cudnnBackendDescriptor_t plan = NULL;
-		int64_t wsz = 0, n1 = 0;
+		int64_t wsz = 0;
 		float ms = 0.0f, tot = 0.0f;
-		if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan))
+		if (cudnn_be_plan(&plan, dnn, cfgs[i], &wsz))
 			continue;
-		cudnnBackendSetAttribute(plan, ATTR_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &dnn);
-		if (cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
-					     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i]) ||
-		    cudnnBackendFinalize(plan) ||
-		    cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
-					     1, &n1, &wsz) ||
-		    wsz < 0 || (size_t)wsz > ws_max || make_vp(&vp, x, w, y, bias, z, ws)) {
+		if (wsz < 0 || (size_t)wsz > ws_max || make_vp(&vp, x, w, y, bias, z, ws)) {
 			cudnnBackendDestroyDescriptor(plan);
 			continue;
 		}
@@ -321,12 +233,7 @@ done:
 		cudaEventDestroy(e0);
 	if (e1)
 		cudaEventDestroy(e1);
-	if (cfgs) {
-		for (int64_t i = 0; i < ncfg; i++)
-			if (cfgs[i])
-				cudnnBackendDestroyDescriptor(cfgs[i]);
-		free(cfgs);
-	}
+	cudnn_be_free_cfgs(cfgs, ncfg);
 	cudnnBackendDescriptor_t all[14] = { heur, graph, op, conv, tx, tw, ty, tv[0], tv[1], tv[2], tb,
 					     tz, pops[0], pops[1] };
 	for (int i = 0; i < 14; i++)

@@ -367,6 +367,32 @@ static struct op *b_op(struct bctx *b, enum op_kind k)
 	return o;
 }
 
+/* A new op of kind K reading A and writing Y, with the integer arguments I0, I1, I2 (the
+ * others zero); NULL (and b->fail) when out of memory. */
+static struct op *b_io(struct bctx *b, enum op_kind k, const void *a, void *y, int i0, int i1,
+		       int i2)
+{
+	struct op *o = b_op(b, k);
+	if (!o)
+		return NULL;
+	o->a = a;
+	o->y = y;
+	o->i[0] = i0;
+	o->i[1] = i1;
+	o->i[2] = i2;
+	return o;
+}
+
+/* A device-to-device copy of BYTES from SRC to DST. */
+static int b_copy(struct bctx *b, const void *src, void *dst, size_t bytes)
+{
+	struct op *o = b_io(b, OP_COPY, src, dst, 0, 0, 0);
+	if (!o)
+		return -1;
+	o->n = (int64_t)bytes;
+	return 0;
+}
+
 static int exec_op(struct vae_cuda *v, const struct op *o, char *err, size_t errlen);
 static const float *wf(struct bctx *b, const float *host, int n, void **b16);
 
@@ -443,57 +469,47 @@ no:
 static void b_cache(struct bctx *b, int slot, int t)
 {
 	struct slotbuf *s = &b->slots[slot];
-	for (int i = 0; i < s->front; i++) {
-		struct op *o = b_op(b, OP_COPY);
-		if (!o)
+	for (int i = 0; i < s->front; i++)
+		if (b_copy(b, s->d + (size_t)(t + i) * s->fe * BF, s->d + (size_t)i * s->fe * BF,
+			   s->fe * BF))
 			return;
-		o->a = s->d + (size_t)(t + i) * s->fe * BF;
-		o->y = s->d + (size_t)i * s->fe * BF;
-		o->n = (int64_t)s->fe * BF;
-	}
 }
 
 static void b_biasres(struct bctx *b, const void *src, const float *bias, const void *res,
 		      void *dst, int t, int h, int w, int c, int dh, int dw)
 {
-	struct op *o = b_op(b, OP_BIASRES);
+	struct op *o = b_io(b, OP_BIASRES, src, dst, t, h, w);
 	if (!o)
 		return;
-	o->a = src;
 	o->f1 = bias;
 	o->b = res;
-	o->y = dst;
-	int iv[6] = { t, h, w, c, dh, dw };
-	memcpy(o->i, iv, sizeof(iv));
+	o->i[3] = c;
+	o->i[4] = dh;
+	o->i[5] = dw;
 }
 
 static void b_rms(struct bctx *b, const void *src, const float *bias, const float *gamma,
 		  void *dst, int64_t p, int c, int silu)
 {
-	struct op *o = b_op(b, OP_RMS);
+	struct op *o = b_io(b, OP_RMS, src, dst, c, silu, 0);
 	if (!o)
 		return;
-	o->a = src;
 	o->f1 = bias;
 	o->f2 = gamma;
-	o->y = dst;
 	o->n = p;
-	o->i[0] = c;
-	o->i[1] = silu;
 }
 
 static void b_gemm(struct bctx *b, int m, int n, int k, const void *x, int ldx, const void *w,
 		   int ldw, const void *bias16, void *y, int ldy)
 {
-	struct op *o = b_op(b, OP_GEMM);
+	struct op *o = b_io(b, OP_GEMM, x, y, m, n, k);
 	if (!o)
 		return;
-	o->a = x;
 	o->b = w;
 	o->f1 = bias16;
-	o->y = y;
-	int iv[6] = { m, n, k, ldx, ldw, ldy };
-	memcpy(o->i, iv, sizeof(iv));
+	o->i[3] = ldx;
+	o->i[4] = ldw;
+	o->i[5] = ldy;
 	o->flops = 2.0 * m * n * (double)k;
 }
 
@@ -590,30 +606,18 @@ static int b_attn(struct bctx *b, const struct vae_block *blk, struct tns *x)
 		if (b->fail)
 			return -1;
 		b->p->ops[b->p->n - 1].f32out = 1;
-		struct op *op = b_op(b, OP_SOFTMAX);
+		struct op *op = b_io(b, OP_SOFTMAX, s, pb, n, n, 0);
 		if (!op)
 			return -1;
-		op->a = s;
-		op->y = pb;
-		op->i[0] = n;
-		op->i[1] = n;
 		op->n = c;
-		op = b_op(b, OP_TRANSPOSE);
-		if (!op)
+		if (!b_io(b, OP_TRANSPOSE, q + (size_t)2 * c * BF, vt, 3 * c, n, c))
 			return -1;
-		op->a = q + (size_t)2 * c * BF;
-		op->y = vt;
-		op->i[0] = 3 * c;
-		op->i[1] = n;
-		op->i[2] = c;
 		b_gemm(b, n, c, n, pb, n, vt, n, NULL, (char *)o + (size_t)f * n * c * BF, c);
 	}
 	b_gemm(b, (int)p, c, c, o, c, wp, c, bp, pr, c);
-	struct op *op = b_op(b, OP_ADD);
+	struct op *op = b_io(b, OP_ADD, pr, x->d, 0, 0, 0);
 	if (!op)
 		return -1;
-	op->y = x->d;
-	op->a = pr;
 	op->n = p * c;
 	return b->fail ? -1 : 0;
 }
@@ -640,12 +644,9 @@ static int b_down(struct bctx *b, const struct vae_block *blk, struct tns *x)
 			/* first call: remember the last frame, no time_conv */
 			if (!slot_in(b, blk->slot, 1, t, ho, wo, c))
 				return -1;
-			struct op *o = b_op(b, OP_COPY);
-			if (!o)
+			if (b_copy(b, (char *)nx + (size_t)(t - 1) * fe * BF, b->slots[blk->slot].d,
+				   fe * BF))
 				return -1;
-			o->a = (char *)nx + (size_t)(t - 1) * fe * BF;
-			o->y = b->slots[blk->slot].d;
-			o->n = (int64_t)fe * BF;
 		}
 		x->d = nx;
 	} else {
@@ -683,24 +684,19 @@ static int b_up(struct bctx *b, const struct vae_block *blk, struct tns *x)
 			return -1;
 		b_cache(b, blk->slot, t);
 		up = b_alloc(b, (size_t)2 * t * 4 * h * w * c);
-		struct op *o = b_op(b, OP_UP);
+		struct op *o = b_io(b, OP_UP, y, up, t, h, w);
 		if (!up || !o)
 			return -1;
-		o->a = y;
 		o->f1 = wf(b, blk->b.b, 2 * c, NULL);
-		o->y = up;
-		int iv[5] = { t, h, w, c, 1 };
-		memcpy(o->i, iv, sizeof(iv));
+		o->i[3] = c;
+		o->i[4] = 1;
 		t *= 2;
 	} else {
 		up = b_alloc(b, (size_t)t * 4 * h * w * c);
-		struct op *o = b_op(b, OP_UP);
+		struct op *o = b_io(b, OP_UP, x->d, up, t, h, w);
 		if (!up || !o)
 			return -1;
-		o->a = x->d;
-		o->y = up;
-		int iv[5] = { t, h, w, c, 0 };
-		memcpy(o->i, iv, sizeof(iv));
+		o->i[3] = c;
 	}
 	void *tc = b_conv(b, up, t, 2 * h, 2 * w, &blk->a, &to, &ho, &wo);
 	if (!tc)
@@ -783,14 +779,9 @@ static int build_encoder(struct vae_cuda *v, struct plan *p, int first, char *er
 	struct bctx bc = { v, p, v->eslots, first, err, errlen, 0, v->enc_dt }, *b = &bc;
 	struct tns x = { NULL, t, v->H, v->W, 3 };
 	void *cin = slot_in(b, m->enc.conv_in.slot, 2, t, v->H, v->W, 3);
-	struct op *o = b_op(b, OP_FRAMES_IN);
+	struct op *o = b_io(b, OP_FRAMES_IN, v->in_dev, cin, t, v->H, v->W);
 	if (!cin || !o)
 		return -1;
-	o->a = v->in_dev;
-	o->y = cin;
-	o->i[0] = t;
-	o->i[1] = v->H;
-	o->i[2] = v->W;
 	if (b_coder(b, &m->enc, &x))
 		return -1;
 	int hw = x.h * x.w;
@@ -801,15 +792,10 @@ static int build_encoder(struct vae_cuda *v, struct plan *p, int first, char *er
 		return -1;
 	b_biasres(b, x.d, wf(b, m->enc.head.b, 2 * z, NULL), NULL, hb, x.t, x.h, x.w, 2 * z, x.h, x.w);
 	b_gemm(b, x.t * hw, 2 * z, 2 * z, hb, 2 * z, wq, 2 * z, bq, q, 2 * z);
-	for (int f = 0; f < x.t; f++) {
-		if (!(o = b_op(b, OP_LAT_OUT)))
+	for (int f = 0; f < x.t; f++)
+		if (!b_io(b, OP_LAT_OUT, (char *)q + (size_t)f * hw * 2 * z * BF,
+			  v->out_dev + (size_t)f * z * hw, 2 * z, z, hw))
 			return -1;
-		o->a = (char *)q + (size_t)f * hw * 2 * z * BF;
-		o->y = v->out_dev + (size_t)f * z * hw;
-		o->i[0] = 2 * z;
-		o->i[1] = z;
-		o->i[2] = hw;
-	}
 	return b->fail ? -1 : 0;
 }
 
@@ -823,27 +809,17 @@ static int build_decoder(struct vae_cuda *v, struct plan *p, int first, char *er
 	void *wq = up_conv(v, &m->post_quant, b->dt, err, errlen);
 	wf(b, m->post_quant.b, z, &bq);
 	void *cin = slot_in(b, m->dec.conv_in.slot, 2, 1, h, w, z);
-	struct op *o = b_op(b, OP_LAT_IN);
+	struct op *o = b_io(b, OP_LAT_IN, v->in_dev, li, z, h, w);
 	if (!li || !wq || !bq || !cin || !o)
 		return -1;
-	o->a = v->in_dev;
-	o->y = li;
 	o->f1 = v->mean;
 	o->f2 = v->std;
-	o->i[0] = z;
-	o->i[1] = h;
-	o->i[2] = w;
 	b_gemm(b, h * w, z, z, li, z, wq, z, bq, cin, z);
 	if (b_coder(b, &m->dec, &x))
 		return -1;
-	if (!(o = b_op(b, OP_FRAMES_OUT)))
+	if (!(o = b_io(b, OP_FRAMES_OUT, x.d, v->out_dev, x.t, x.h, x.w)))
 		return -1;
-	o->a = x.d;
 	o->f1 = wf(b, m->dec.head.b, 3, NULL);
-	o->y = v->out_dev;
-	o->i[0] = x.t;
-	o->i[1] = x.h;
-	o->i[2] = x.w;
 	return b->fail ? -1 : 0;
 }
 
@@ -1233,22 +1209,52 @@ size_t vae_cuda_act_bytes(const struct vae_cuda *v)
 	return v->abytes;
 }
 
-static int one_call(struct vae_cuda *v, struct plan *p, int steady, const float *in, size_t in_n,
-		    float *out, size_t out_n, char *err, size_t errlen)
+/* Copies IN_N floats from IN (host) to IN_DEV, runs P, copies OUT_N floats (none when 0) from
+ * OUT_DEV to OUT (host) and adds the plan's GPU time to *GPU_MS. */
+static int timed_run(struct vae_cuda *v, struct plan *p, int steady, float *in_dev, const float *in,
+		     size_t in_n, float *out, const float *out_dev, size_t out_n, double *gpu_ms,
+		     char *err, size_t errlen)
 {
 	int rc = 0;
 	float ms = 0.0f;
-	CU_TRY(cudaMemcpyAsync(v->in_dev, in, in_n * sizeof(float), cudaMemcpyHostToDevice, v->st));
+	CU_TRY(cudaMemcpyAsync(in_dev, in, in_n * sizeof(float), cudaMemcpyHostToDevice, v->st));
 	CU_TRY(cudaEventRecord(v->ev0, v->st));
 	if (run_plan(v, p, steady, err, errlen))
 		return -1;
 	CU_TRY(cudaEventRecord(v->ev1, v->st));
-	CU_TRY(cudaMemcpyAsync(out, v->out_dev, out_n * sizeof(float), cudaMemcpyDeviceToHost, v->st));
+	if (out_n)
+		CU_TRY(cudaMemcpyAsync(out, out_dev, out_n * sizeof(float), cudaMemcpyDeviceToHost, v->st));
 	CU_TRY(cudaStreamSynchronize(v->st));
 	CU_TRY(cudaEventElapsedTime(&ms, v->ev0, v->ev1));
-	v->gpu_ms += ms;
+	*gpu_ms += ms;
 cleanup:
 	return rc;
+}
+
+/* One encode or decode call: while *IS_FIRST, plan FIRST maps IN1 input floats to OUT1 output
+ * floats once; then NSTEADY runs of plan STEADY map INS floats to OUTS floats each. A failure
+ * resets the caches. */
+static int run_calls(struct vae_cuda *v, struct plan *first, int *is_first, struct plan *steady,
+		     int nsteady, const float *in, size_t in1, size_t ins, float *out, size_t out1,
+		     size_t outs, char *err, size_t errlen)
+{
+	v->gpu_ms = 0.0;
+	if (*is_first) {
+		if (timed_run(v, first, 0, v->in_dev, in, in1, out, v->out_dev, out1, &v->gpu_ms, err,
+			      errlen))
+			goto fail;
+		*is_first = 0;
+		in += in1;
+		out += out1;
+	}
+	for (int i = 0; i < nsteady; i++, in += ins, out += outs)
+		if (timed_run(v, steady, 1, v->in_dev, in, ins, out, v->out_dev, outs, &v->gpu_ms, err,
+			      errlen))
+			goto fail;
+	return 0;
+fail:
+	vae_cuda_reset(v, err + strlen(err), errlen - strlen(err));
+	return -1;
 }
 
 int vae_cuda_encode(struct vae_cuda *v, const float *frames, int t, float *latents, char *err,
@@ -1262,23 +1268,9 @@ int vae_cuda_encode(struct vae_cuda *v, const float *frames, int t, float *laten
 			 "the encoder was not built" : "bad frame count for this call");
 		return -1;
 	}
-	int i0 = 0;
-	v->gpu_ms = 0.0;
-	if (v->first_enc) {
-		if (one_call(v, &v->enc_first, 0, frames, fsz, latents, lsz, err, errlen))
-			goto fail;
-		v->first_enc = 0;
-		i0 = 1;
-		latents += lsz;
-	}
-	for (int i = i0; i < t; i += tf, latents += lsz)
-		if (one_call(v, &v->enc_steady, 1, frames + (size_t)i * fsz, (size_t)tf * fsz, latents,
-			     lsz, err, errlen))
-			goto fail;
-	return 0;
-fail:
-	vae_cuda_reset(v, err + strlen(err), errlen - strlen(err));
-	return -1;
+	/* the count check above makes t - first a multiple of tf */
+	return run_calls(v, &v->enc_first, &v->first_enc, &v->enc_steady, (t - v->first_enc) / tf,
+			 frames, fsz, (size_t)tf * fsz, latents, lsz, lsz, err, errlen);
 }
 
 int vae_cuda_decode(struct vae_cuda *v, const float *latents, int f, float *frames, char *err,
@@ -1292,23 +1284,8 @@ int vae_cuda_decode(struct vae_cuda *v, const float *latents, int f, float *fram
 			 "the decoder was not built" : "no latents");
 		return -1;
 	}
-	int i0 = 0;
-	v->gpu_ms = 0.0;
-	if (v->first_dec) {
-		if (one_call(v, &v->dec_first, 0, latents, lsz, frames, fsz, err, errlen))
-			goto fail;
-		v->first_dec = 0;
-		i0 = 1;
-		frames += fsz;
-	}
-	for (int i = i0; i < f; i++, frames += (size_t)tf * fsz)
-		if (one_call(v, &v->dec_steady, 1, latents + (size_t)i * lsz, lsz, frames, (size_t)tf * fsz,
-			     err, errlen))
-			goto fail;
-	return 0;
-fail:
-	vae_cuda_reset(v, err + strlen(err), errlen - strlen(err));
-	return -1;
+	return run_calls(v, &v->dec_first, &v->first_dec, &v->dec_steady, f - v->first_dec, latents,
+			 lsz, lsz, frames, fsz, (size_t)tf * fsz, err, errlen);
 }
 
 /* ---- TAEHV ---- */
@@ -1337,16 +1314,12 @@ static struct vae_conv_w tcw(const struct tconv *tc)
 static void b_biasact(struct bctx *b, const void *src, const float *bias, const void *res,
 		      void *dst, int64_t n, int c, int relu)
 {
-	struct op *o = b_op(b, OP_BIASACT);
+	struct op *o = b_io(b, OP_BIASACT, src, dst, c, relu, 0);
 	if (!o)
 		return;
-	o->a = src;
 	o->f1 = bias;
 	o->b = res;
-	o->y = dst;
 	o->n = n;
-	o->i[0] = c;
-	o->i[1] = relu;
 }
 
 static int build_taehv(struct taehv_cuda *t, struct plan *p, int nf, char *err, size_t errlen)
@@ -1356,14 +1329,9 @@ static int build_taehv(struct taehv_cuda *t, struct plan *p, int nf, char *err, 
 	struct bctx bc = { v, p, NULL, 0, err, errlen, 0, VAE_DT_BF16 }, *b = &bc;
 	int f = nf, h = t->h, w = t->w, c = TAEHV_LATENT, to, ho, wo;
 	void *x = b_alloc(b, (size_t)f * h * w * c);
-	struct op *o = b_op(b, OP_TIN);
+	struct op *o = b_io(b, OP_TIN, t->in_dev, x, f, h, w);
 	if (!x || !o)
 		return -1;
-	o->a = t->in_dev;
-	o->y = x;
-	o->i[0] = f;
-	o->i[1] = h;
-	o->i[2] = w;
 	for (int li = 1; li < TAEHV_LAYERS; li++) {
 		const struct tlayer *l = &m->l[li];
 		int64_t px = (int64_t)f * h * w;
@@ -1375,14 +1343,9 @@ static int build_taehv(struct taehv_cuda *t, struct plan *p, int nf, char *err, 
 			c = cw.s.cout;
 			int relu = li + 1 < TAEHV_LAYERS && m->l[li + 1].kind == TK_RELU;
 			if (li == TAEHV_LAYERS - 1) {
-				if (!(o = b_op(b, OP_TOUT)))
+				if (!(o = b_io(b, OP_TOUT, y, t->out_dev, f, h, w)))
 					return -1;
-				o->a = y;
 				o->f1 = wf(b, cw.b, 3, NULL);
-				o->y = t->out_dev;
-				o->i[0] = f;
-				o->i[1] = h;
-				o->i[2] = w;
 			} else if (cw.b && !b_fuse(b, cw.b, c, NULL, relu)) {
 				x = y;
 			} else if (cw.b || relu) {
@@ -1404,19 +1367,13 @@ static int build_taehv(struct taehv_cuda *t, struct plan *p, int nf, char *err, 
 					return -1;
 			}
 			void *cat = b_alloc(b, (size_t)px * 2 * c);
-			if (!cat || !(o = b_op(b, OP_MEMCAT)))
+			if (!cat || !(o = b_io(b, OP_MEMCAT, x, cat, f, c, 0)))
 				return -1;
-			o->a = x;
 			o->b = t->mem[li];
-			o->y = cat;
-			o->i[0] = f;
-			o->i[1] = c;
 			o->n = pp;
-			if (!(o = b_op(b, OP_COPY)))
+			if (b_copy(b, (char *)x + (size_t)(f - 1) * pp * c * BF, t->mem[li],
+				   (size_t)pp * c * BF))
 				return -1;
-			o->a = (char *)x + (size_t)(f - 1) * pp * c * BF;
-			o->y = t->mem[li];
-			o->n = (int64_t)pp * c * BF;
 			const void *in = cat;
 			for (int k = 0; k < 3; k++) {
 				struct vae_conv_w cw = tcw(&l->conv[k]);
@@ -1444,12 +1401,10 @@ static int build_taehv(struct taehv_cuda *t, struct plan *p, int nf, char *err, 
 			if (!wt || !gy || !up || g->kind != TK_TGROW)
 				return -1;
 			b_gemm(b, (int)px, g->stride * c, c, x, c, wt, c, NULL, gy, g->stride * c);
-			if (!(o = b_op(b, OP_UP)))
+			if (!(o = b_io(b, OP_UP, gy, up, f, h, w)))
 				return -1;
-			o->a = gy;
-			o->y = up;
-			int iv[5] = { f, h, w, c, g->stride == 2 };
-			memcpy(o->i, iv, sizeof(iv));
+			o->i[3] = c;
+			o->i[4] = g->stride == 2;
 			f *= g->stride;
 			h *= 2;
 			w *= 2;
@@ -1545,23 +1500,10 @@ static int taehv_run(struct taehv_cuda *t, const float *lat, int n, int skip, fl
 	struct vae_cuda *v = t->e;
 	size_t lsz = (size_t)TAEHV_LATENT * t->h * t->w, fsz = (size_t)3 * 64 * t->h * t->w;
 	struct plan *p = &t->plans[n];
-	int rc = 0;
-	float ms = 0.0f;
 	if (!p->n && build_taehv(t, p, n, err, errlen))
 		return -1;
-	CU_TRY(cudaMemcpyAsync(t->in_dev, lat, lsz * n * sizeof(float), cudaMemcpyHostToDevice, v->st));
-	CU_TRY(cudaEventRecord(v->ev0, v->st));
-	if (run_plan(v, p, 1, err, errlen))
-		return -1;
-	CU_TRY(cudaEventRecord(v->ev1, v->st));
-	if (4 * n > skip)
-		CU_TRY(cudaMemcpyAsync(out, t->out_dev + (size_t)skip * fsz, fsz * (4 * n - skip) * sizeof(float),
-				       cudaMemcpyDeviceToHost, v->st));
-	CU_TRY(cudaStreamSynchronize(v->st));
-	CU_TRY(cudaEventElapsedTime(&ms, v->ev0, v->ev1));
-	t->gpu_ms += ms;
-cleanup:
-	return rc;
+	return timed_run(v, p, 1, t->in_dev, lat, lsz * n, out, t->out_dev + (size_t)skip * fsz,
+			 4 * n > skip ? fsz * (4 * n - skip) : 0, &t->gpu_ms, err, errlen);
 }
 
 int taehv_cuda_decode(struct taehv_cuda *t, const float *latents, int f, float *frames, char *err,

@@ -573,14 +573,16 @@ extern "C" int vae_k_taehv_out(cudaStream_t st, const void *src, const float *bi
 	return 0;
 }
 
-__global__ void k_memcat(const bf16 *x, const bf16 *mem, bf16 *dst, int f, int64_t p, int c)
+/* One element E per thread: a bf16 channel, or 8 of them as a uint4 (C % 8 == 0; C counts Es). */
+template <typename E> __global__ void k_memcat(const E *x, const E *mem, E *dst, int f, int64_t p,
+					       int c)
 {
 	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, n = (int64_t)f * p * 2 * c;
 	if (i >= n)
 		return;
 	int ch = (int)(i % (2 * c));
 	int64_t pix = i / (2 * c), fr = pix / p, q = pix % p;
-	bf16 v;
+	E v;
 	if (ch < c)
 		v = x[pix * c + ch];
 	else if (fr == 0)
@@ -590,34 +592,17 @@ __global__ void k_memcat(const bf16 *x, const bf16 *mem, bf16 *dst, int f, int64
 	dst[i] = v;
 }
 
-/* 8 channels per thread (C % 8 == 0) */
-__global__ void k_memcat8(const uint4 *x, const uint4 *mem, uint4 *dst, int f, int64_t p, int c8)
-{
-	int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, n = (int64_t)f * p * 2 * c8;
-	if (i >= n)
-		return;
-	int ch = (int)(i % (2 * c8));
-	int64_t pix = i / (2 * c8), fr = pix / p, q = pix % p;
-	uint4 v;
-	if (ch < c8)
-		v = x[pix * c8 + ch];
-	else if (fr == 0)
-		v = mem[q * c8 + ch - c8];
-	else
-		v = x[(pix - p) * c8 + ch - c8];
-	dst[i] = v;
-}
-
 extern "C" int vae_k_memcat(cudaStream_t st, const void *x, const void *mem, void *dst, int f,
 			    int64_t p, int c, char *err, size_t errlen)
 {
 	int64_t n = (int64_t)f * p * 2 * c;
 	if (c % 8 == 0 && al16(x) && al16(mem) && al16(dst))
-		k_memcat8<<<blocks_for(n / 8, 256), 256, 0, st>>>((const uint4 *)x, (const uint4 *)mem,
-								   (uint4 *)dst, f, p, c / 8);
+		k_memcat<uint4><<<blocks_for(n / 8, 256), 256, 0, st>>>((const uint4 *)x,
+									 (const uint4 *)mem, (uint4 *)dst,
+									 f, p, c / 8);
 	else
-		k_memcat<<<blocks_for(n, 256), 256, 0, st>>>((const bf16 *)x, (const bf16 *)mem,
-							     (bf16 *)dst, f, p, c);
+		k_memcat<bf16><<<blocks_for(n, 256), 256, 0, st>>>((const bf16 *)x, (const bf16 *)mem,
+								    (bf16 *)dst, f, p, c);
 	LAUNCH_RET("vae_k_memcat");
 	return 0;
 }
