@@ -320,14 +320,15 @@ struct dit_cuda *dit_cuda_new(const struct dit_cuda_dims *dims, const struct dit
 		sp = getenv("WAN_SPLIT_ATTN");
 		m->split_joint = sp && !strcmp(sp, "joint");
 	}
+	/* the second stream's GEMM workspace and attention scratch only when calls may split */
 	m->gemm = wan_gemm_new((size_t)32 << 20, err, errlen);
-	if (!m->gemm || wan_gemm_add_stream(m->gemm, m->st2, err, errlen)) {
+	if (!m->gemm || (m->split_min >= 2 && wan_gemm_add_stream(m->gemm, m->st2, err, errlen))) {
 		rc = -1;
 		goto cleanup;
 	}
 	wan_gemm_set_tuning(m->gemm, 1);
 	m->attn = wan_attn_new(m->use_cudnn, err, errlen);
-	if (!m->attn || wan_attn_add_stream(m->attn, m->st2, err, errlen)) {
+	if (!m->attn || (m->split_min >= 2 && wan_attn_add_stream(m->attn, m->st2, err, errlen))) {
 		rc = -1;
 		goto cleanup;
 	}
@@ -410,7 +411,7 @@ void dit_cuda_set_options(struct dit_cuda *m, int use_graphs, int use_cudnn)
 	if (use_cudnn != m->use_cudnn) {
 		struct wan_attn *a = wan_attn_new(use_cudnn, err, sizeof(err));
 
-		if (a && wan_attn_add_stream(a, m->st2, err, sizeof(err))) {
+		if (a && m->split_min >= 2 && wan_attn_add_stream(a, m->st2, err, sizeof(err))) {
 			wan_attn_free(a);
 			a = NULL;
 		}
