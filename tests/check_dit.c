@@ -225,24 +225,6 @@ START_TEST(test_prefixed_weights)
 END_TEST
 
 /* The driver in process: the events the goldens are meant to cover really happen. */
-struct mem_noise {
-	const float *v;
-	size_t left;
-};
-
-static int mem_noise_next(void *ctx, float *dst, size_t n, char *err, size_t errlen)
-{
-	struct mem_noise *m = ctx;
-	if (n > m->left) {
-		snprintf(err, errlen, "out of noise");
-		return -1;
-	}
-	memcpy(dst, m->v, n * sizeof(float));
-	m->v += n;
-	m->left -= n;
-	return 0;
-}
-
 START_TEST(test_stream_events)
 {
 	char err[256];

@@ -98,25 +98,6 @@ out:
 	free(want);
 }
 
-struct mem_noise {
-	const float *v;
-	size_t left;
-};
-
-static int mem_noise_next(void *ctx, float *dst, size_t n, char *err, size_t errlen)
-{
-	struct mem_noise *m = ctx;
-
-	if (n > m->left) {
-		snprintf(err, errlen, "the noise ran out");
-		return -1;
-	}
-	memcpy(dst, m->v, n * sizeof(float));
-	m->v += n;
-	m->left -= n;
-	return 0;
-}
-
 /* One stream of the fixture STEPS through engine ENG: chunk 0, then every later chunk; every
  * emitted x0 goes to OUT (frames of 16·h·w). Returns the stream (new) or NULL. */
 static struct dit_stream *run_stream(const struct dit_engine *eng, const struct wan_dit_config *cfg,
