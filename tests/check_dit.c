@@ -244,7 +244,7 @@ START_TEST(test_stream_events)
 	float *scale = load(fix_path("stream_in_s2.safetensors"), "noise_scale", &n);
 	float *noise = load(fix_path("stream_in_s2.safetensors"), "noise", &nn);
 	float *want = load(fix_path("stream_out_s2_batch_sink.safetensors"), "x0", &n);
-	struct mem_noise mn = { noise, (size_t)nn };
+	struct dit_noise_array mn = { noise, (size_t)nn, 0 };
 	ck_assert_int_eq(eng.set_context(eng.impl, ctx, err, sizeof(err)), 0);
 	struct dit_stream_config sc = { .steps = S, .batch = true, .kv_frames = 6,
 					.sink_frames = 3, .sink_threshold = 0.2, .channels = 16,
@@ -254,12 +254,12 @@ START_TEST(test_stream_events)
 	float chunk[2 * 384], x0[2 * 384];
 	bool emitted;
 	/* a chunk before the first is refused */
-	ck_assert_int_eq(dit_stream_next(st, lat, 0.8, mem_noise_next, &mn, x0, &emitted, err,
+	ck_assert_int_eq(dit_stream_next(st, lat, 0.8, dit_noise_array_next, &mn, x0, &emitted, err,
 					 sizeof(err)), -1);
 	for (int c = 0; c < 16; c++)
 		for (int f = 0; f < 2; f++)
 			memcpy(chunk + (c * 2 + f) * 24, lat + f * 384 + c * 24, 24 * sizeof(float));
-	ck_assert_msg(dit_stream_first(st, chunk, scale[0], mem_noise_next, &mn, x0, err,
+	ck_assert_msg(dit_stream_first(st, chunk, scale[0], dit_noise_array_next, &mn, x0, err,
 				       sizeof(err)) == 0, "%s", err);
 	int64_t l[300];
 	float sinks[3 * 6 * 256];
@@ -268,8 +268,9 @@ START_TEST(test_stream_events)
 	for (int k = 1; k < 52; k++) {
 		if (k == 49)
 			refreshed = dit_stream_next_frame(st) == 5;
-		ck_assert_msg(dit_stream_next(st, lat + (k + 1) * 384, scale[k], mem_noise_next, &mn,
-					      x0, &emitted, err, sizeof(err)) == 0, "%s", err);
+		ck_assert_msg(dit_stream_next(st, lat + (k + 1) * 384, scale[k],
+					      dit_noise_array_next, &mn, x0, &emitted, err,
+					      sizeof(err)) == 0, "%s", err);
 		int len = dit_kv_evict_list(dit_stream_kv(st), 0, 0, l, 300);
 		if (k == 1)
 			sink_queued = len > 0 && l[0] <= 3 * L;
@@ -290,7 +291,7 @@ START_TEST(test_stream_events)
 	ck_assert_msg(sink_queued, "the empty third sink was not queued at the first chunk");
 	ck_assert_msg(sink_replaced, "no sink frame was replaced");
 	ck_assert_msg(refreshed, "no RoPE refresh at chunk 49");
-	ck_assert_int_eq(mn.left, 0);
+	ck_assert_uint_eq(mn.used, mn.count);
 	dit_stream_free(st);
 	eng.destroy(eng.impl);
 	wan_dit_model_free(m);

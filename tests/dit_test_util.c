@@ -104,20 +104,6 @@ double rel_l2(const float *a, const float *b, int64_t n)
 	return sqrt(d / (r > 0 ? r : 1));
 }
 
-int mem_noise_next(void *ctx, float *dst, size_t n, char *err, size_t errlen)
-{
-	struct mem_noise *m = ctx;
-
-	if (n > m->left) {
-		snprintf(err, errlen, "the noise ran out");
-		return -1;
-	}
-	memcpy(dst, m->v, n * sizeof(float));
-	m->v += n;
-	m->left -= n;
-	return 0;
-}
-
 int run_cli(int (*cmd)(int, char **), const char *const *args)
 {
 	char *argv[40];

@@ -1,6 +1,6 @@
 /* dit_test_util.h: helpers shared by the DiT tests (check_dit, gpu_dit_stream, check_wt_file):
  * the reference script's weight generator (tests/reference/wan_dit_ref.py), the tiny model's
- * weights file written from it, relative L2 error, a noise source over an array, running a heru-wan subcommand from a
+ * weights file written from it, relative L2 error, running a heru-wan subcommand from a
  * NULL-terminated argument list, and joining a folder and a file name. */
 #ifndef HERU_DIT_TEST_UTIL_H
 #define HERU_DIT_TEST_UTIL_H
@@ -28,16 +28,6 @@ int dit_write_weights(const struct wan_dit_config *cfg, const char *path, const 
 
 /* ||a - b|| / ||b|| over N values (||b|| = 0 counts as 1). */
 double rel_l2(const float *a, const float *b, int64_t n);
-
-/* A noise source over a fixed array, handed out in order (the stream tests' `noise` tensor). */
-struct mem_noise {
-	const float *v;   /* borrowed; advances as values are handed out */
-	size_t left;
-};
-
-/* The dit_stream noise callback over a struct mem_noise: copies the next N values to DST;
- * -1 with ERR when fewer than N are left. */
-int mem_noise_next(void *ctx, float *dst, size_t n, char *err, size_t errlen);
 
 /* CMD(argc, argv) with ARGS (NULL-terminated, at most 39 entries) as argv. */
 int run_cli(int (*cmd)(int, char **), const char *const *args);

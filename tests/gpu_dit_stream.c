@@ -110,7 +110,7 @@ static struct dit_stream *run_stream(const struct dit_engine *eng, const struct 
 					.sink_threshold = 0.2, .channels = 16, .h = h, .w = w,
 					.layers = cfg->num_layers };
 	struct dit_stream *st = dit_stream_new(&sc, eng, err, sizeof(err));
-	struct mem_noise mn = { noise, nnoise };
+	struct dit_noise_array mn = { noise, nnoise, 0 };
 	float *chunk = malloc(2 * fe * sizeof(float)), *res = malloc(2 * fe * sizeof(float));
 	bool emitted;
 
@@ -120,11 +120,11 @@ static struct dit_stream *run_stream(const struct dit_engine *eng, const struct 
 	for (int ch = 0; ch < 16; ch++)
 		for (int f = 0; f < 2; f++)
 			memcpy(chunk + ((size_t)ch * 2 + f) * hw, lat + f * fe + ch * hw, hw * sizeof(float));
-	if (dit_stream_first(st, chunk, scale[0], mem_noise_next, &mn, res, err, sizeof(err)))
+	if (dit_stream_first(st, chunk, scale[0], dit_noise_array_next, &mn, res, err, sizeof(err)))
 		goto fail;
 	for (int k = 1; k < chunks; k++) {
-		if (dit_stream_next(st, lat + (size_t)(k + 1) * fe, scale[k], mem_noise_next, &mn, res, &emitted,
-				    err, sizeof(err)))
+		if (dit_stream_next(st, lat + (size_t)(k + 1) * fe, scale[k], dit_noise_array_next, &mn,
+				    res, &emitted, err, sizeof(err)))
 			goto fail;
 		if (emitted)
 			memcpy(out + (size_t)(*nout)++ * fe, res, fe * sizeof(float));

@@ -334,23 +334,6 @@ static void stream_usage(FILE *out)
 		"  --sink-threshold -1 turns the adaptive sink refresh off\n");
 }
 
-struct noise_src {
-	const float *data; /* borrowed: [M, C, h, w] */
-	size_t frames, next, fe;
-};
-
-static int noise_next(void *ctx, float *dst, size_t n, char *err, size_t errlen)
-{
-	struct noise_src *ns = ctx;
-	if (n != ns->fe || ns->next >= ns->frames) {
-		snprintf(err, errlen, "the noise tensor ran out after %zu frames", ns->frames);
-		return -1;
-	}
-	memcpy(dst, ns->data + ns->next * ns->fe, n * sizeof(float));
-	ns->next++;
-	return 0;
-}
-
 /* Checks the shapes of the stream inputs against each other, the config and --steps. */
 static int stream_check_inputs(const struct dit_args *a, const struct wan_dit_config *cfg,
 			       const int64_t ls[4], const int64_t cs[3], const int64_t ss[1],
@@ -445,13 +428,13 @@ int cli_stream(int argc, char **argv)
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	struct noise_src src = { noise, (size_t)ns[0], 0, fe };
+	struct dit_noise_array src = { noise, (size_t)ns[0] * fe, 0 };
 	/* chunk 0: the file's frame-major [2, C, h, w] to the DiT's [C, 2, h, w] and back */
 	for (int c = 0; c < cfg.in_dim; c++)
 		for (int f = 0; f < 2; f++)
 			memcpy(chunk + ((size_t)c * 2 + f) * hw, lat + f * fe + c * hw,
 			       hw * sizeof(float));
-	if (dit_stream_first(st, chunk, scale[0], noise_next, &src, res, err, sizeof(err)))
+	if (dit_stream_first(st, chunk, scale[0], dit_noise_array_next, &src, res, err, sizeof(err)))
 		goto fail;
 	for (int c = 0; c < cfg.in_dim; c++)
 		for (int f = 0; f < 2; f++)
@@ -460,8 +443,8 @@ int cli_stream(int argc, char **argv)
 	int nemit = 2;
 	for (int k = 1; k < C; k++) {
 		bool emitted;
-		if (dit_stream_next(st, lat + (size_t)(k + 1) * fe, scale[k], noise_next, &src, res,
-				    &emitted, err, sizeof(err)))
+		if (dit_stream_next(st, lat + (size_t)(k + 1) * fe, scale[k], dit_noise_array_next,
+				    &src, res, &emitted, err, sizeof(err)))
 			goto fail;
 		if (emitted) {
 			if (nemit >= nout) {

@@ -101,6 +101,19 @@ int dit_stream_next_frame(const struct dit_stream *st)
 	return f >= DIT_ROPE_REFRESH_FRAME ? st->c.kv_frames - 1 : f;
 }
 
+int dit_noise_array_next(void *ctx, float *dst, size_t n, char *err, size_t errlen)
+{
+	struct dit_noise_array *a = ctx;
+
+	if (n > a->count - a->used) {
+		snprintf(err, errlen, "the noise tensor ran out after %zu frames", n ? a->used / n : 0);
+		return -1;
+	}
+	memcpy(dst, a->data + a->used, n * sizeof(float));
+	a->used += n;
+	return 0;
+}
+
 /* Draws FRAMES latent frames into DST laid out [C, frames, hw] (frame 0 first). */
 static int draw(struct dit_stream *st, dit_noise_fn noise, void *ctx, float *dst, int frames,
 		char *err, size_t errlen)

@@ -73,6 +73,17 @@ int dit_cuda_engine_open(const struct wan_dit_model *model, const struct dit_eng
 /* Fills DST with N standard normal draws (one latent frame). 0, or -1 with ERR. */
 typedef int (*dit_noise_fn)(void *ctx, float *dst, size_t n, char *err, size_t errlen);
 
+/* Draws given in memory, handed out in order (heru-wan stream's `noise` tensor, the tests). */
+struct dit_noise_array {
+	const float *data;      /* borrowed: the draws, one latent frame after another */
+	size_t count;           /* values in data */
+	size_t used;            /* values handed out so far (start at 0) */
+};
+
+/* The dit_noise_fn over a struct dit_noise_array: copies its next N values to DST; -1 with
+ * "the noise tensor ran out after F frames" when fewer than N are left. */
+int dit_noise_array_next(void *ctx, float *dst, size_t n, char *err, size_t errlen);
+
 struct dit_stream_config {
 	int steps;              /* S: 1..8 */
 	bool batch;             /* stream batch (S slots in one forward) or no-batch */
