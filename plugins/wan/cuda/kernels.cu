@@ -43,24 +43,6 @@ static __device__ float block_sum(float v, float *sh)
 	return warp_sum(v);
 }
 
-/* Two sums over the block at once (same rules as block_sum). */
-static __device__ float2 block_sum2(float a, float b, float *sh)
-{
-	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-
-	a = warp_sum(a);
-	b = warp_sum(b);
-	__syncthreads();
-	if (lane == 0) {
-		sh[wid] = a;
-		sh[32 + wid] = b;
-	}
-	__syncthreads();
-	a = lane < nw ? sh[lane] : 0.0f;
-	b = lane < nw ? sh[32 + lane] : 0.0f;
-	return make_float2(warp_sum(a), warp_sum(b));
-}
-
 /* 8 bf16 (one 16-byte access) <-> 8 floats */
 static __device__ __forceinline__ void bf16x8_to_f(uint4 raw, float *f)
 {
@@ -100,8 +82,8 @@ static int vec8_ok(int d)
 	return env && d % 256 == 0 && d / 8 <= 1024;
 }
 
-/* Tokens per block of the vectorized row kernels: WAN_K_ROWS = 1, 2, 4 (default) or 8; 1 runs
- * the one-token-per-block kernels (benchmark A/B). wan_k_rows_per_block overrides it. */
+/* Tokens per block of the vectorized row kernels: WAN_K_ROWS = 1, 2, 4 (default) or 8
+ * (benchmark A/B). wan_k_rows_per_block overrides it. */
 static int k_rows;
 
 static int rows_per_block(void)
@@ -145,6 +127,19 @@ static int rows_fit(const void *const kern[3], int maxthr[3], int threads)
 	}
 	return 1;
 }
+
+/* Launches KERN<r>, r = 1, 2, 4 or 8 tokens per block (from rows_fit), over T tokens with
+ * THREADS threads per block on stream ST; the rest are the kernel's arguments. */
+#define LAUNCH_ROWS(r, t, threads, st, kern, ...)                                          \
+	do {                                                                                 \
+		unsigned blocks_ = (unsigned)(((t) + (r)-1) / (r));                            \
+		switch (r) {                                                                 \
+		case 1: kern<1><<<blocks_, threads, 0, st>>>(__VA_ARGS__); break;             \
+		case 2: kern<2><<<blocks_, threads, 0, st>>>(__VA_ARGS__); break;             \
+		case 8: kern<8><<<blocks_, threads, 0, st>>>(__VA_ARGS__); break;             \
+		default: kern<4><<<blocks_, threads, 0, st>>>(__VA_ARGS__); break;            \
+		}                                                                            \
+	} while (0)
 
 /* R sums per thread reduced over the block at once (blockDim.x a multiple of 32): per value
  * the same order as block_sum (a warp tree, then the warps' partials in a second tree), one
@@ -535,76 +530,11 @@ k_res_ln(float *x, int store_x, const bf16 *y, const float *gv, int gidx, const 
 	}
 }
 
-/* Same contract, one thread per 8 channels (d/8 threads): 32-byte x accesses, 16-byte y/out. */
-__global__ void k_res_ln8(float *x, int store_x, const bf16 *y, const float *gv, int gidx,
-			  const bf16 *y2, bf16 *out, const float *mv, int nj, int sh_idx, int sc_idx,
-			  const float *gamma, const float *beta, int d, int n_per_slot, int l, float eps)
-{
-	__shared__ float sh[32];
-	size_t tok = blockIdx.x;
-	int c = threadIdx.x * 8, fpslot = n_per_slot / l;
-	size_t mi = (tok / n_per_slot) * fpslot + (tok % n_per_slot) / l;
-	float4 *xr = reinterpret_cast<float4 *>(x + tok * d + c);
-	float v[8], o[8], s = 0.0f, s2 = 0.0f, mean, rstd;
-	float4 a0 = xr[0], a1 = xr[1];
-
-	v[0] = a0.x; v[1] = a0.y; v[2] = a0.z; v[3] = a0.w;
-	v[4] = a1.x; v[5] = a1.y; v[6] = a1.z; v[7] = a1.w;
-	if (y) {
-		float yy[8];
-
-		bf16x8_to_f(*reinterpret_cast<const uint4 *>(y + tok * d + c), yy);
-		if (gidx >= 0) {
-			const float4 *g = reinterpret_cast<const float4 *>(gv + (mi * 6 + gidx) * d + c);
-			float4 g0 = g[0], g1 = g[1];
-
-			yy[0] *= g0.x; yy[1] *= g0.y; yy[2] *= g0.z; yy[3] *= g0.w;
-			yy[4] *= g1.x; yy[5] *= g1.y; yy[6] *= g1.z; yy[7] *= g1.w;
-		}
-#pragma unroll
-		for (int j = 0; j < 8; j++)
-			v[j] += yy[j];
-	}
-	if (y2) {
-		float zz[8];
-
-		bf16x8_to_f(*reinterpret_cast<const uint4 *>(y2 + tok * d + c), zz);
-#pragma unroll
-		for (int j = 0; j < 8; j++)
-			v[j] += zz[j];
-	}
-	if ((y || y2) && store_x) {
-		xr[0] = make_float4(v[0], v[1], v[2], v[3]);
-		xr[1] = make_float4(v[4], v[5], v[6], v[7]);
-	}
-#pragma unroll
-	for (int j = 0; j < 8; j++)
-		s += v[j];
-	mean = block_sum(s, sh) / d;
-#pragma unroll
-	for (int j = 0; j < 8; j++) {
-		v[j] -= mean;
-		s2 += v[j] * v[j];
-	}
-	rstd = rsqrtf(block_sum(s2, sh) / d + eps);
-	if (mv) {
-		const float *sc = mv + (mi * nj + sc_idx) * d + c, *sf = mv + (mi * nj + sh_idx) * d + c;
-
-#pragma unroll
-		for (int j = 0; j < 8; j++)
-			o[j] = v[j] * rstd * (1.0f + sc[j]) + sf[j];
-	} else {
-#pragma unroll
-		for (int j = 0; j < 8; j++)
-			o[j] = v[j] * rstd * gamma[c + j] + beta[c + j];
-	}
-	*reinterpret_cast<uint4 *>(out + tok * d + c) = f_to_bf16x8(o);
-}
-
-/* Same contract, R consecutive tokens per block (thread i owns channels [8i, 8i+8) of each):
- * every load of the R rows is issued before the first reduction, the R rows' sums share one
- * pair of barriers, and the gate and modulation vectors are read once per frame instead of
- * once per token. Per row the math and its order are those of k_res_ln8 (bitwise equal). */
+/* Same contract, vectorized: R = 1, 2, 4 or 8 consecutive tokens per block, thread i owns
+ * channels [8i, 8i+8) of each (32-byte x, 16-byte y/out accesses): every load of the R rows is
+ * issued before the first reduction, the R rows' sums share one pair of barriers, and the gate
+ * and modulation vectors are read once per frame instead of once per token. Per row the math
+ * and its order do not depend on R (bitwise equal results). */
 template <int R>
 __global__ void k_res_ln8r(float *x, int store_x, const bf16 *y, const float *gv, int gidx,
 			   const bf16 *y2, bf16 *out, const float *mv, int nj, int sh_idx, int sc_idx,
@@ -733,29 +663,17 @@ extern "C" int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void 
 					      (const void *)k_res_ln8r<8> };
 	static int maxthr[3];
 	const bf16 *yb = (const bf16 *)y, *zb = (const bf16 *)y2;
-	int r;
 
 	if (d % 4 || d > RL_THREADS * 4 * RL_MAXV) {
 		snprintf(err, errlen, "fused LayerNorm needs a width divisible by 4 and <= %d, got %d",
 			 RL_THREADS * 4 * RL_MAXV, d);
 		return -1;
 	}
-	r = vec8_ok(d) ? rows_fit(kern, maxthr, d / 8) : 1;
-	if (r > 1) {
-		unsigned blocks = (unsigned)((t + r - 1) / r);
+	if (vec8_ok(d)) {
+		int r = rows_fit(kern, maxthr, d / 8);
 
-		if (r == 2)
-			k_res_ln8r<2><<<blocks, d / 8, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj,
-							       sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
-		else if (r == 8)
-			k_res_ln8r<8><<<blocks, d / 8, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj,
-							       sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
-		else
-			k_res_ln8r<4><<<blocks, d / 8, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj,
-							       sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
-	} else if (vec8_ok(d)) {
-		k_res_ln8<<<t, d / 8, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
-					       sc_idx, gamma, beta, d, n_per_slot, l, eps);
+		LAUNCH_ROWS(r, t, d / 8, st, k_res_ln8r, x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv,
+			    nj, sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
 	} else {
 		k_res_ln<<<t, RL_THREADS, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
 						   sc_idx, gamma, beta, d, n_per_slot, l, eps);
@@ -826,57 +744,11 @@ __global__ void k_qkv_rope_cache(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *v
 	}
 }
 
-/* Same contract, one pass: thread i owns channels [8i, 8i+8) of q, k and v (16-byte
- * accesses), keeps them in registers across the RMS reduction. hd divisible by 8, so the 4
- * pairs of a thread sit in one head. */
-__global__ void k_qkv_rope_cache8(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc,
-				  int64_t kv_bstride, int d, int hd, int n_per_slot, int l, int w2,
-				  const float *g_q, const float *g_k, const float2 *rope,
-				  const int *start_frame, const int *write_row, float eps)
-{
-	__shared__ float sh[64];
-	size_t tok = blockIdx.x;
-	int b = (int)(tok / n_per_slot), i = (int)(tok % n_per_slot), c = threadIdx.x * 8;
-	const bf16 *q = qkv + tok * 3 * d;
-	int half = hd / 2, ch = hd / 6, ct = half - 2 * ch;
-	int pos_t = start_frame[b] + i / l, rem = i % l, pos_y = rem / w2, pos_x = rem % w2;
-	size_t row = (size_t)b * kv_bstride + (size_t)(write_row[b] + i) * d + c;
-	uint4 rq = *reinterpret_cast<const uint4 *>(q + c), rk = *reinterpret_cast<const uint4 *>(q + d + c);
-	uint4 rv = *reinterpret_cast<const uint4 *>(q + 2 * d + c);
-	float qf[8], kf[8], sq = 0.0f, sk = 0.0f;
-	int pj0 = (c % hd) / 2;
-	float2 tot;
-
-	bf16x8_to_f(rq, qf);
-	bf16x8_to_f(rk, kf);
-#pragma unroll
-	for (int j = 0; j < 8; j++) {
-		sq += qf[j] * qf[j];
-		sk += kf[j] * kf[j];
-	}
-	tot = block_sum2(sq, sk, sh);
-	sq = rsqrtf(tot.x / d + eps);
-	sk = rsqrtf(tot.y / d + eps);
-#pragma unroll
-	for (int j = 0; j < 4; j++) {
-		int pj = pj0 + j, pos = pj < ct ? pos_t : (pj < ct + ch ? pos_y : pos_x);
-		float2 cs = rope[(size_t)pos * half + pj];
-		float q0 = qf[2 * j] * sq * g_q[c + 2 * j], q1 = qf[2 * j + 1] * sq * g_q[c + 2 * j + 1];
-		float k0 = kf[2 * j] * sk * g_k[c + 2 * j], k1 = kf[2 * j + 1] * sk * g_k[c + 2 * j + 1];
-
-		qf[2 * j] = q0 * cs.x - q1 * cs.y;
-		qf[2 * j + 1] = q0 * cs.y + q1 * cs.x;
-		kf[2 * j] = k0 * cs.x - k1 * cs.y;
-		kf[2 * j + 1] = k0 * cs.y + k1 * cs.x;
-	}
-	*reinterpret_cast<uint4 *>(q_out + tok * d + c) = f_to_bf16x8(qf);
-	*reinterpret_cast<uint4 *>(kc + row) = f_to_bf16x8(kf);
-	*reinterpret_cast<uint4 *>(vc + row) = rv;
-}
-
-/* Same contract, R consecutive tokens per block: q, k and v of all R rows loaded first, the 2R
- * sums reduced with one pair of barriers, g_q and g_k read once. Per row bitwise equal to
- * k_qkv_rope_cache8. */
+/* Same contract, one pass, R = 1, 2, 4 or 8 consecutive tokens per block: thread i owns
+ * channels [8i, 8i+8) of q, k and v of each (16-byte accesses), kept in registers across the
+ * RMS reduction (hd divisible by 8, so a thread's 4 pairs sit in one head); q, k and v of all R
+ * rows loaded first, the 2R sums reduced with one pair of barriers, g_q and g_k read once. Per
+ * row bitwise the same for every R. */
 template <int R>
 __global__ void k_qkv_rope_cache8r(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc,
 				   int64_t kv_bstride, int t, int d, int hd, int n_per_slot, int l,
@@ -965,37 +837,19 @@ extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_ou
 					      (const void *)k_qkv_rope_cache8r<4>,
 					      (const void *)k_qkv_rope_cache8r<8> };
 	static int maxthr[3];
-	int vec = vec8_ok(d) && hd % 8 == 0 && kv_bstride % 8 == 0, r;
+	int vec = vec8_ok(d) && hd % 8 == 0 && kv_bstride % 8 == 0;
 
 	if (hd % 2 || d % hd) {
 		snprintf(err, errlen, "head dim %d does not divide width %d evenly", hd, d);
 		return -1;
 	}
-	r = vec ? rows_fit(kern, maxthr, d / 8) : 1;
-	if (r > 1) {
-		unsigned blocks = (unsigned)((t + r - 1) / r);
-
-		if (r == 2)
-			k_qkv_rope_cache8r<2><<<blocks, d / 8, 0, st>>>(
-				(const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd,
-				n_per_slot, l, w2, g_q, g_k, (const float2 *)rope, start_frame, write_row, eps);
-		else if (r == 8)
-			k_qkv_rope_cache8r<8><<<blocks, d / 8, 0, st>>>(
-				(const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd,
-				n_per_slot, l, w2, g_q, g_k, (const float2 *)rope, start_frame, write_row, eps);
-		else
-			k_qkv_rope_cache8r<4><<<blocks, d / 8, 0, st>>>(
-				(const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd,
-				n_per_slot, l, w2, g_q, g_k, (const float2 *)rope, start_frame, write_row, eps);
-		LAUNCH_CHECK("k_qkv_rope_cache8r");
-		return 0;
-	}
 	if (vec) {
-		k_qkv_rope_cache8<<<t, d / 8, 0, st>>>((const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache,
-						       (bf16 *)vcache, kv_bstride, d, hd, n_per_slot, l, w2,
-						       g_q, g_k, (const float2 *)rope, start_frame, write_row,
-						       eps);
-		LAUNCH_CHECK("k_qkv_rope_cache8");
+		int r = rows_fit(kern, maxthr, d / 8);
+
+		LAUNCH_ROWS(r, t, d / 8, st, k_qkv_rope_cache8r, (const bf16 *)qkv, (bf16 *)q_out,
+			    (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd, n_per_slot, l, w2, g_q,
+			    g_k, (const float2 *)rope, start_frame, write_row, eps);
+		LAUNCH_CHECK("k_qkv_rope_cache8r");
 		return 0;
 	}
 	k_qkv_rope_cache<<<t, 256, 0, st>>>((const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache,
@@ -1022,27 +876,8 @@ __global__ void k_rmsnorm(const bf16 *x, int ldx, bf16 *out, int d, const float 
 		out[tok * d + j] = __float2bfloat16(__bfloat162float(row[j]) * r * g[j]);
 }
 
-/* Same contract, one thread per 8 channels, 16-byte accesses, the row read once. */
-__global__ void k_rmsnorm8(const bf16 *x, int ldx, bf16 *out, int d, const float *g, float eps)
-{
-	__shared__ float sh[32];
-	size_t tok = blockIdx.x;
-	int c = threadIdx.x * 8;
-	float f[8], s = 0.0f, r;
-
-	bf16x8_to_f(*reinterpret_cast<const uint4 *>(x + tok * ldx + c), f);
-#pragma unroll
-	for (int j = 0; j < 8; j++)
-		s += f[j] * f[j];
-	r = rsqrtf(block_sum(s, sh) / d + eps);
-#pragma unroll
-	for (int j = 0; j < 8; j++)
-		f[j] *= r * g[c + j];
-	*reinterpret_cast<uint4 *>(out + tok * d + c) = f_to_bf16x8(f);
-}
-
-/* Same contract, R consecutive tokens per block, g read once; per row bitwise equal to
- * k_rmsnorm8. */
+/* Same contract, one thread per 8 channels (16-byte accesses, the row read once), R = 1, 2, 4
+ * or 8 consecutive tokens per block, g read once; per row bitwise the same for every R. */
 template <int R>
 __global__ void k_rmsnorm8r(const bf16 *x, int ldx, bf16 *out, int t, int d, const float *g, float eps)
 {
@@ -1089,21 +924,13 @@ extern "C" int wan_k_rmsnorm(cudaStream_t st, const void *x, int ldx, void *out,
 	static const void *const kern[3] = { (const void *)k_rmsnorm8r<2>, (const void *)k_rmsnorm8r<4>,
 					      (const void *)k_rmsnorm8r<8> };
 	static int maxthr[3];
-	int r = vec8_ok(d) && ldx % 8 == 0 ? rows_fit(kern, maxthr, d / 8) : 1;
+	if (vec8_ok(d) && ldx % 8 == 0) {
+		int r = rows_fit(kern, maxthr, d / 8);
 
-	if (r > 1) {
-		unsigned blocks = (unsigned)((t + r - 1) / r);
-
-		if (r == 2)
-			k_rmsnorm8r<2><<<blocks, d / 8, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps);
-		else if (r == 8)
-			k_rmsnorm8r<8><<<blocks, d / 8, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps);
-		else
-			k_rmsnorm8r<4><<<blocks, d / 8, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps);
-	} else if (vec8_ok(d) && ldx % 8 == 0)
-		k_rmsnorm8<<<t, d / 8, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, d, g, eps);
-	else
+		LAUNCH_ROWS(r, t, d / 8, st, k_rmsnorm8r, (const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps);
+	} else {
 		k_rmsnorm<<<t, 256, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, d, g, eps);
+	}
 	LAUNCH_CHECK("k_rmsnorm");
 	return 0;
 }
