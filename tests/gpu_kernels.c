@@ -667,7 +667,7 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 	float *x = malloc(nx * 4), *y = malloc(nx * 4), *mv = malloc(nm * 4), *qkv = malloc(nx * 3 * 4);
 	float *g = malloc((size_t)2 * d * 4), *rope = malloc((size_t)npos * hd * 4);
 	unsigned char *ref = malloc(outb), *got = malloc(outb);
-	int zero[8] = { 0 }, *dzero, saved = wan_k_rows_per_block(0), bad = 0;
+	int zero[8] = { 0 }, *dzero, saved = wan_k_rows_per_block(0), saved_hints = wan_k_hints(-1), bad = 0;
 	float *dx, *dmv, *dg, *drope;
 	void *dy, *dqkv, *dout, *dkc, *dvc;
 	char err[256];
@@ -692,11 +692,13 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 	cudaMemcpy(dg, g, (size_t)2 * d * 4, cudaMemcpyHostToDevice);
 	cudaMemcpy(drope, rope, (size_t)npos * hd * 4, cudaMemcpyHostToDevice);
 	cudaMemcpy(dzero, zero, sizeof(zero), cudaMemcpyHostToDevice);
-	for (int ri = 0; ri < 4; ri++) {
-		int rows = 1 << ri;
+	/* 1, 2, 4, 8 tokens per block, then 4 with each set of cache hints */
+	for (int ri = 0; ri < 8; ri++) {
+		int rows = ri < 4 ? 1 << ri : 4;
 		char *o = dout;
 
 		wan_k_rows_per_block(rows);
+		wan_k_hints(ri < 4 ? 0 : ri - 4);
 		cudaMemcpy(dx, x, nx * 4, cudaMemcpyHostToDevice);
 		cudaMemset(dout, 0xff, nx * 2 * 5);
 		cudaMemset(dkc, 0x7f, nc * 2);
@@ -720,8 +722,8 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 		if (rows == 1) {
 			memcpy(ref, got, nx * 12 + nc * 4);
 		} else if (memcmp(ref, got, nx * 12 + nc * 4)) {
-			fprintf(stderr, "FAIL row kernels at %d rows per block differ from one row per block "
-				"(%d tokens, D=%d)\n", rows, t, d);
+			fprintf(stderr, "FAIL row kernels at %d rows per block (cache hints %d) differ from one "
+				"row per block (%d tokens, D=%d)\n", rows, wan_k_hints(-1), t, d);
 			failures++;
 			bad = 1;
 		}
@@ -729,13 +731,152 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 	if (!bad) {
 		char what[96];
 
-		snprintf(what, sizeof(what), "row kernels, 1/2/4/8 tokens per block, D=%d, %d tokens", d, t);
+		snprintf(what, sizeof(what), "row kernels, 1/2/4/8 tokens per block, hints 0-3, D=%d, %d tokens", d, t);
 		printf("ok   %-50s bitwise\n", what);
 	}
 	wan_k_rows_per_block(saved);
+	wan_k_hints(saved_hints);
 	cudaFree(dx); cudaFree(dmv); cudaFree(dg); cudaFree(drope); cudaFree(dzero); cudaFree(dy);
 	cudaFree(dqkv); cudaFree(dout); cudaFree(dkc); cudaFree(dvc);
 	free(x); free(y); free(mv); free(qkv); free(g); free(rope); free(ref); free(got);
+}
+
+/* One chain of dependent ops, as the DiT layer orders them (GEMM -> residual+LN -> GEMM ->
+ * RMSNorm -> q/k RMSNorm+RoPE+cache -> ...), N rounds, captured on stream st and replayed 3
+ * times; returns the number of programmatic edges in the captured graph, or -1. */
+static long pdl_chain(struct wan_gemm *g, cudaStream_t st, int rounds, int t, int d, float *dx,
+		      void *dy, void *dh, void *dq, void *dqkv, void *dkc, void *dvc, const float *dmv,
+		      const float *dg, const float *drope, const int *dzero, const void *dw)
+{
+	cudaGraph_t graph = NULL;
+	cudaGraphExec_t exec = NULL;
+	size_t ne = 0;
+	long np = 0;
+	cudaGraphEdgeData *ed = NULL;
+	char err[256];
+	/* RoPE positions inside the 64-row table: frames of 1560 = 30 x 52 tokens, or one frame of
+	 * 11 columns */
+	int l = t % 1560 ? t : 1560, w2 = t % 1560 ? 11 : 52;
+	int ok = cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
+
+	for (int r = 0; ok && r < rounds; r++)
+		ok = !wan_gemm_bf16(g, st, t, d, d, dh, d, dw, d, NULL, WAN_EPI_NONE, dy, d, err, sizeof(err)) &&
+		     !wan_k_res_ln(st, dx, dy, dmv, 2, dh, dmv, 6, 0, 1, NULL, NULL, t, d, t, t, 1e-6f, err,
+				   sizeof(err)) &&
+		     !wan_gemm_bf16(g, st, t, 3 * d, d, dh, d, dw, d, NULL, WAN_EPI_NONE, dqkv, 3 * d, err,
+				    sizeof(err)) &&
+		     !wan_k_rmsnorm(st, dqkv, 3 * d, dh, t, d, dg, 1e-6f, err, sizeof(err)) &&
+		     !wan_k_qkv_rope_cache(st, dqkv, dq, dkc, dvc, (int64_t)t * d, t, d, 128, t, l, w2, dg,
+					   dg + d, drope, dzero, dzero, 1e-6f, err, sizeof(err)) &&
+		     !wan_k_res_ln2(st, dx, 1, dq, dmv, 5, dh, dh, dmv, 6, 3, 4, NULL, NULL, t, d, t, t, 1e-6f,
+				    err, sizeof(err));
+	if (cudaStreamEndCapture(st, &graph) != cudaSuccess || !ok || !graph)
+		goto fail;
+	if (cudaGraphGetEdges(graph, NULL, NULL, NULL, &ne) != cudaSuccess || !(ed = calloc(ne + 1, sizeof(*ed))))
+		goto fail;
+	{
+		cudaGraphNode_t *from = calloc(ne + 1, sizeof(*from)), *to = calloc(ne + 1, sizeof(*to));
+
+		if (from && to && cudaGraphGetEdges(graph, from, to, ed, &ne) == cudaSuccess)
+			for (size_t i = 0; i < ne; i++)
+				np += ed[i].type == cudaGraphDependencyTypeProgrammatic;
+		free(from);
+		free(to);
+	}
+	if (cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess)
+		goto fail;
+	for (int i = 0; i < 3; i++)
+		if (cudaGraphLaunch(exec, st) != cudaSuccess)
+			goto fail;
+	if (cudaStreamSynchronize(st) != cudaSuccess)
+		goto fail;
+	cudaGraphExecDestroy(exec);
+	cudaGraphDestroy(graph);
+	free(ed);
+	return np;
+fail:
+	cudaGetLastError();
+	if (exec)
+		cudaGraphExecDestroy(exec);
+	if (graph)
+		cudaGraphDestroy(graph);
+	free(ed);
+	return -1;
+}
+
+/* Programmatic dependent launch (wan_k_pdl): the chain above gives bitwise the same residual
+ * stream, activations and caches with PDL on and off, and the captured graph keeps a
+ * programmatic edge for every one of our kernels that follows a kernel (none with PDL off). */
+static void test_pdl(struct wan_gemm *g, int t, int d, int rounds)
+{
+	size_t nx = (size_t)t * d, nm = (size_t)6 * d;
+	float *x = malloc(nx * 4), *h = malloc(nx * 4), *mv = malloc(nm * 4), *gg = malloc((size_t)2 * d * 4);
+	float *rope = malloc((size_t)64 * 128 * 4), *w = malloc((size_t)3 * d * d * 4);
+	size_t outb = nx * 4 + nx * 2 * 2 + nx * 2 * 3;
+	unsigned char *res[2] = { malloc(outb), malloc(outb) };
+	float *dx, *dmv, *dg, *drope;
+	void *dh, *dy, *dq, *dqkv, *dkc, *dvc, *dw;
+	int *dzero, saved = wan_k_pdl(-1);
+	long np[2] = { -1, -1 };
+	cudaStream_t st;
+
+	fill_uniform(x, nx, &seed, 3.0f);
+	fill_uniform(h, nx, &seed, 1.0f);
+	fill_uniform(mv, nm, &seed, 0.2f);
+	fill_uniform(gg, (size_t)2 * d, &seed, 1.0f);
+	fill_uniform(rope, (size_t)64 * 128, &seed, 1.0f);
+	fill_uniform(w, (size_t)3 * d * d, &seed, 0.05f);
+	dw = to_dev_bf16(w, (size_t)3 * d * d);
+	cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+	cudaMalloc((void **)&dx, nx * 4);
+	cudaMalloc((void **)&dmv, nm * 4);
+	cudaMalloc((void **)&dg, (size_t)2 * d * 4);
+	cudaMalloc((void **)&drope, (size_t)64 * 128 * 4);
+	cudaMalloc((void **)&dzero, 8 * sizeof(int));
+	cudaMalloc(&dy, nx * 2);
+	cudaMalloc(&dq, nx * 2);
+	cudaMalloc(&dqkv, nx * 2 * 3);
+	cudaMalloc(&dkc, nx * 2);
+	cudaMalloc(&dvc, nx * 2);
+	cudaMemcpy(dmv, mv, nm * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(dg, gg, (size_t)2 * d * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(drope, rope, (size_t)64 * 128 * 4, cudaMemcpyHostToDevice);
+	cudaMemset(dzero, 0, 8 * sizeof(int));
+	for (int on = 0; on < 2; on++) {
+		wan_k_pdl(on);
+		cudaMemcpy(dx, x, nx * 4, cudaMemcpyHostToDevice);
+		dh = to_dev_bf16(h, nx);
+		cudaMemset(dqkv, 0, nx * 2 * 3);
+		np[on] = pdl_chain(g, st, rounds, t, d, dx, dy, dh, dq, dqkv, dkc, dvc, dmv, dg, drope, dzero, dw);
+		cudaMemcpy(res[on], dx, nx * 4, cudaMemcpyDeviceToHost);
+		cudaMemcpy(res[on] + nx * 4, dh, nx * 2, cudaMemcpyDeviceToHost);
+		cudaMemcpy(res[on] + nx * 6, dq, nx * 2, cudaMemcpyDeviceToHost);
+		cudaMemcpy(res[on] + nx * 8, dkc, nx * 2, cudaMemcpyDeviceToHost);
+		cudaMemcpy(res[on] + nx * 10, dvc, nx * 2, cudaMemcpyDeviceToHost);
+		cudaMemcpy(res[on] + nx * 12, dqkv, nx * 2, cudaMemcpyDeviceToHost);
+		cudaFree(dh);
+	}
+	wan_k_pdl(saved);
+	if (np[0] < 0 || np[1] < 0) {
+		fprintf(stderr, "FAIL PDL chain: capture or replay failed\n");
+		failures++;
+	} else if (memcmp(res[0], res[1], outb)) {
+		fprintf(stderr, "FAIL PDL chain (%d tokens, D=%d): results differ with PDL on\n", t, d);
+		failures++;
+	} else if (np[0] != 0 || np[1] < 4L * rounds) {
+		fprintf(stderr, "FAIL PDL chain: %ld programmatic edges with PDL off, %ld with PDL on (want 0 and >= %d)\n",
+			np[0], np[1], 4 * rounds);
+		failures++;
+	} else {
+		char what[96];
+
+		snprintf(what, sizeof(what), "PDL on/off, %d rounds, %d tokens, D=%d", rounds, t, d);
+		printf("ok   %-50s bitwise, %ld programmatic edges\n", what, np[1]);
+	}
+	cudaStreamDestroy(st);
+	cudaFree(dx); cudaFree(dmv); cudaFree(dg); cudaFree(drope); cudaFree(dzero); cudaFree(dy);
+	cudaFree(dq); cudaFree(dqkv); cudaFree(dkc); cudaFree(dvc); cudaFree(dw);
+	free(x); free(h); free(mv); free(gg); free(rope); free(w); free(res[0]); free(res[1]);
 }
 
 /* The deferred residual (wan_k_res_ln2: normalise x + y·gate without storing it, then add y·gate
@@ -934,6 +1075,8 @@ int main(int argc, char **argv)
 	wan_k_rows_per_block(4);
 	test_res_ln2(2, 1, 9, 200);
 	test_res_ln2(1, 2, 5, 5120);
+	test_pdl(g, 6240, 1536, 6);
+	test_pdl(g, 77, 1536, 3);
 	test_sink_means(2, 50, 50, 3, 1536, 300);
 	test_sink_means(3, 40, 80, 1, 128, 200);
 done:

@@ -14,7 +14,8 @@
 SUFFIXES = .cu
 # cublasLt.h has a K&R-style declaration; keep -Werror for our code and quiet only that.
 WANCUDA_CFLAGS = $(AM_CFLAGS) -Wno-strict-prototypes
-EXTRA_DIST += plugins/wan/cuda/NOTES.md plugins/wan/cuda/run-gpu.sh
+EXTRA_DIST += plugins/wan/cuda/NOTES.md plugins/wan/cuda/run-gpu.sh plugins/wan/cuda/run-timeline.sh \
+	plugins/wan/cuda/ktrace.c plugins/wan/cuda/ktrace_report.py
 
 WANCUDA_HDRS = plugins/wan/cuda/cuda_check.h plugins/wan/cuda/arena.h \
 	plugins/wan/cuda/gemm_lt.h plugins/wan/cuda/attn_cudnn.h plugins/wan/cuda/kernels.h \

@@ -1174,6 +1174,42 @@ static int emb_stale(struct dit_cuda *m, const struct dit_cuda_call *c)
 	return stale;
 }
 
+/* WAN_GRAPH_DEBUG=1: a captured graph's kernel nodes and how many of its edges are
+ * programmatic (PDL launches kept as such by the capture), on stderr. */
+static void graph_debug(cudaGraph_t graph, int B, int Fr)
+{
+	const char *e = getenv("WAN_GRAPH_DEBUG");
+	size_t nn = 0, ne = 0, nk = 0, np = 0;
+	cudaGraphNode_t *from = NULL, *to = NULL, *nodes = NULL;
+	cudaGraphEdgeData *ed = NULL;
+
+	if (!e || e[0] != '1' || cudaGraphGetNodes(graph, NULL, &nn) != cudaSuccess ||
+	    cudaGraphGetEdges(graph, NULL, NULL, NULL, &ne) != cudaSuccess)
+		goto cleanup;
+	nodes = calloc(nn ? nn : 1, sizeof(*nodes));
+	from = calloc(ne ? ne : 1, sizeof(*from));
+	to = calloc(ne ? ne : 1, sizeof(*to));
+	ed = calloc(ne ? ne : 1, sizeof(*ed));
+	if (!nodes || !from || !to || !ed || cudaGraphGetNodes(graph, nodes, &nn) != cudaSuccess ||
+	    cudaGraphGetEdges(graph, from, to, ed, &ne) != cudaSuccess)
+		goto cleanup;
+	for (size_t i = 0; i < nn; i++) {
+		enum cudaGraphNodeType t;
+
+		nk += cudaGraphNodeGetType(nodes[i], &t) == cudaSuccess && t == cudaGraphNodeTypeKernel;
+	}
+	for (size_t i = 0; i < ne; i++)
+		np += ed[i].type == cudaGraphDependencyTypeProgrammatic;
+	fprintf(stderr, "[graph %d slots x %d frames: %zu nodes (%zu kernels), %zu edges, %zu programmatic]\n",
+		B, Fr, nn, nk, ne, np);
+cleanup:
+	cudaGetLastError();
+	free(nodes);
+	free(from);
+	free(to);
+	free(ed);
+}
+
 /* One call: eager, a graph replay, or eager then captured (first call of a shape). S: the
  * device sink path (its sink frame count is part of the graph's shape), or NULL. */
 static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,
@@ -1245,6 +1281,7 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, const str
 		m->use_graphs = 0;
 		return 0;
 	}
+	graph_debug(graph, B, Fr);
 	g = &m->graphs[m->ngraphs];
 	ce = cudaGraphInstantiate(&g->exec, graph, 0);
 	cudaGraphDestroy(graph);

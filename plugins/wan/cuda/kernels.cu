@@ -15,6 +15,71 @@ typedef __nv_bfloat16 bf16;
 #define LAUNCH_CHECK(name) do { cudaError_t e_ = cudaGetLastError(); if (e_ != cudaSuccess) \
 	return wan_cuda_fail(err, errlen, __FILE__, __LINE__, name, cudaGetErrorString(e_)); } while (0)
 
+/* ---- programmatic dependent launch (PDL) ----
+ * Every kernel of this file except the adaptive-sink statistics launches through pdl_launch:
+ * with programmatic stream serialization (WAN_PDL=0 in the environment, or wan_k_pdl(0):
+ * plain launches), so it may be scheduled while the kernel before it in the stream is still
+ * draining, and stream capture turns that edge into a programmatic graph edge. Correctness
+ * rests on one rule: a kernel's first statement is pdl_wait() (griddepcontrol.wait: returns
+ * once every grid it depends on has completed and its writes are visible), before any read or
+ * write of global memory and before any early return, so the stream order holds for data
+ * (transitively: a kernel that waited completes only after its own predecessor did).
+ * pdl_trigger() (griddepcontrol.launch_dependents) lets the next kernel in the stream be
+ * scheduled: the row kernels issue it once their loads are in flight, the others at entry.
+ * Without the launch attribute both instructions are no-ops. */
+static int pdl_on = -1;
+
+static int pdl_enabled(void)
+{
+	if (pdl_on < 0) {
+		const char *e = getenv("WAN_PDL");
+
+		pdl_on = !(e && e[0] == '0');
+	}
+	return pdl_on;
+}
+
+extern "C" int wan_k_pdl(int on)
+{
+	if (on == 0 || on == 1)
+		pdl_on = on;
+	return pdl_enabled();
+}
+
+static __device__ __forceinline__ void pdl_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+static __device__ __forceinline__ void pdl_trigger(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* KERN<<<GRID, BLOCK, 0, ST>>>(ARGS...), with the PDL attribute when it is on. A launch error
+ * is left for cudaGetLastError (LAUNCH_CHECK), as with <<<>>>. */
+template <typename... P, typename... A>
+static void pdl_launch(void (*kern)(P...), dim3 grid, dim3 block, cudaStream_t st, A... args)
+{
+	cudaLaunchConfig_t cfg = {};
+	cudaLaunchAttribute at[1];
+
+	cfg.gridDim = grid;
+	cfg.blockDim = block;
+	cfg.stream = st;
+	if (pdl_enabled()) {
+		at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+		at[0].val.programmaticStreamSerializationAllowed = 1;
+		cfg.attrs = at;
+		cfg.numAttrs = 1;
+	}
+	cudaLaunchKernelEx(&cfg, kern, ((P)args)...);
+}
+
 static __device__ __forceinline__ float warp_sum(float v)
 {
 	for (int o = 16; o > 0; o >>= 1)
@@ -82,6 +147,26 @@ static int vec8_ok(int d)
 	return env && d % 256 == 0 && d / 8 <= 1024;
 }
 
+/* Evict-first (streaming) accesses for data the row kernels read once (wan_k_hints). */
+static int k_hints = -1;
+
+static int k_hint(void)
+{
+	if (k_hints < 0) {
+		const char *e = getenv("WAN_K_HINT");
+
+		k_hints = e ? atoi(e) & 3 : 3;
+	}
+	return k_hints;
+}
+
+extern "C" int wan_k_hints(int bits)
+{
+	if (bits >= 0 && bits <= 3)
+		k_hints = bits;
+	return k_hint();
+}
+
 /* Tokens per block of the vectorized row kernels: WAN_K_ROWS = 1, 2, 4 (default) or 8
  * (benchmark A/B). wan_k_rows_per_block overrides it. */
 static int k_rows;
@@ -134,10 +219,10 @@ static int rows_fit(const void *const kern[3], int maxthr[3], int threads)
 	do {                                                                                 \
 		unsigned blocks_ = (unsigned)(((t) + (r)-1) / (r));                            \
 		switch (r) {                                                                 \
-		case 1: kern<1><<<blocks_, threads, 0, st>>>(__VA_ARGS__); break;             \
-		case 2: kern<2><<<blocks_, threads, 0, st>>>(__VA_ARGS__); break;             \
-		case 8: kern<8><<<blocks_, threads, 0, st>>>(__VA_ARGS__); break;             \
-		default: kern<4><<<blocks_, threads, 0, st>>>(__VA_ARGS__); break;            \
+		case 1: pdl_launch(kern<1>, blocks_, threads, st, __VA_ARGS__); break;             \
+		case 2: pdl_launch(kern<2>, blocks_, threads, st, __VA_ARGS__); break;             \
+		case 8: pdl_launch(kern<8>, blocks_, threads, st, __VA_ARGS__); break;             \
+		default: pdl_launch(kern<4>, blocks_, threads, st, __VA_ARGS__); break;            \
 		}                                                                            \
 	} while (0)
 
@@ -178,12 +263,16 @@ static __device__ __forceinline__ float hash_uniform(uint64_t seed, uint64_t i)
 
 __global__ void k_fill_bf16(bf16 *p, size_t n, uint64_t seed, float amp)
 {
+	pdl_wait();
+	pdl_trigger();
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
 		p[i] = __float2bfloat16(amp * hash_uniform(seed, i));
 }
 
 __global__ void k_fill_f32(float *p, size_t n, uint64_t seed, float base, float amp)
 {
+	pdl_wait();
+	pdl_trigger();
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
 		p[i] = base + amp * hash_uniform(seed, i);
 }
@@ -197,7 +286,7 @@ static unsigned grid_for(size_t n)
 extern "C" int wan_k_fill_uniform_bf16(cudaStream_t st, void *dst, size_t n, uint64_t seed,
 				       float amp, char *err, size_t errlen)
 {
-	k_fill_bf16<<<grid_for(n), 256, 0, st>>>((bf16 *)dst, n, seed, amp);
+	pdl_launch(k_fill_bf16, grid_for(n), 256, st, (bf16 *)dst, n, seed, amp);
 	LAUNCH_CHECK("k_fill_bf16");
 	return 0;
 }
@@ -205,19 +294,23 @@ extern "C" int wan_k_fill_uniform_bf16(cudaStream_t st, void *dst, size_t n, uin
 extern "C" int wan_k_fill_uniform_f32(cudaStream_t st, float *dst, size_t n, uint64_t seed,
 				      float base, float amp, char *err, size_t errlen)
 {
-	k_fill_f32<<<grid_for(n), 256, 0, st>>>(dst, n, seed, base, amp);
+	pdl_launch(k_fill_f32, grid_for(n), 256, st, dst, n, seed, base, amp);
 	LAUNCH_CHECK("k_fill_f32");
 	return 0;
 }
 
 __global__ void k_f32_to_bf16(const float *s, bf16 *d, size_t n)
 {
+	pdl_wait();
+	pdl_trigger();
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
 		d[i] = __float2bfloat16(s[i]);
 }
 
 __global__ void k_bf16_to_f32(const bf16 *s, float *d, size_t n)
 {
+	pdl_wait();
+	pdl_trigger();
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
 		d[i] = __bfloat162float(s[i]);
 }
@@ -225,7 +318,7 @@ __global__ void k_bf16_to_f32(const bf16 *s, float *d, size_t n)
 extern "C" int wan_k_f32_to_bf16(cudaStream_t st, const float *src, void *dst, size_t n,
 				 char *err, size_t errlen)
 {
-	k_f32_to_bf16<<<grid_for(n), 256, 0, st>>>(src, (bf16 *)dst, n);
+	pdl_launch(k_f32_to_bf16, grid_for(n), 256, st, src, (bf16 *)dst, n);
 	LAUNCH_CHECK("k_f32_to_bf16");
 	return 0;
 }
@@ -233,7 +326,7 @@ extern "C" int wan_k_f32_to_bf16(cudaStream_t st, const float *src, void *dst, s
 extern "C" int wan_k_bf16_to_f32(cudaStream_t st, const void *src, float *dst, size_t n,
 				 char *err, size_t errlen)
 {
-	k_bf16_to_f32<<<grid_for(n), 256, 0, st>>>((const bf16 *)src, dst, n);
+	pdl_launch(k_bf16_to_f32, grid_for(n), 256, st, (const bf16 *)src, dst, n);
 	LAUNCH_CHECK("k_bf16_to_f32");
 	return 0;
 }
@@ -242,6 +335,8 @@ extern "C" int wan_k_bf16_to_f32(cudaStream_t st, const void *src, float *dst, s
 
 __global__ void k_patchify(const float *z, bf16 *cols, int b, int f, int h, int w)
 {
+	pdl_wait();
+	pdl_trigger();
 	int h2 = h / 2, w2 = w / 2;
 	size_t ntok = (size_t)b * f * h2 * w2;
 
@@ -260,7 +355,7 @@ __global__ void k_patchify(const float *z, bf16 *cols, int b, int f, int h, int 
 extern "C" int wan_k_patchify(cudaStream_t st, const float *z, void *cols, int b, int f, int h,
 			      int w, char *err, size_t errlen)
 {
-	k_patchify<<<grid_for((size_t)b * f * (h / 2) * (w / 2) * 64), 256, 0, st>>>(z, (bf16 *)cols, b, f, h, w);
+	pdl_launch(k_patchify, grid_for((size_t)b * f * (h / 2) * (w / 2) * 64), 256, st, z, (bf16 *)cols, b, f, h, w);
 	LAUNCH_CHECK("k_patchify");
 	return 0;
 }
@@ -269,6 +364,8 @@ extern "C" int wan_k_patchify(cudaStream_t st, const float *z, void *cols, int b
 
 __global__ void k_sin_emb(const int *t, float *out, int m)
 {
+	pdl_wait();
+	pdl_trigger();
 	int row = blockIdx.x, i = threadIdx.x; /* 128 threads */
 	double tv = (double)t[row];
 	double omega = pow(10000.0, -(double)i / 128.0);
@@ -281,7 +378,7 @@ __global__ void k_sin_emb(const int *t, float *out, int m)
 
 extern "C" int wan_k_sin_emb(cudaStream_t st, const int *t, float *out, int m, char *err, size_t errlen)
 {
-	k_sin_emb<<<m, 128, 0, st>>>(t, out, m);
+	pdl_launch(k_sin_emb, m, 128, st, t, out, m);
 	LAUNCH_CHECK("k_sin_emb");
 	return 0;
 }
@@ -296,6 +393,8 @@ static __device__ __forceinline__ float silu(float v)
 __global__ void k_linear_small(const float *x, const bf16 *w, const bf16 *bias, float *y, int m,
 			       int n, int k, int silu_in)
 {
+	pdl_wait();
+	pdl_trigger();
 	int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
 	float acc[SMALL_M_MAX];
 
@@ -334,7 +433,7 @@ extern "C" int wan_k_linear_small(cudaStream_t st, const float *x, const void *w
 	for (int r0 = 0; r0 < m; r0 += SMALL_M_MAX) {
 		int mm = m - r0 < SMALL_M_MAX ? m - r0 : SMALL_M_MAX;
 
-		k_linear_small<<<(n * 32 + 255) / 256, 256, 0, st>>>(x + (size_t)r0 * k, (const bf16 *)w,
+		pdl_launch(k_linear_small, (n * 32 + 255) / 256, 256, st, x + (size_t)r0 * k, (const bf16 *)w,
 								     (const bf16 *)bias, y + (size_t)r0 * n,
 								     mm, n, k, silu_in);
 		LAUNCH_CHECK("k_linear_small");
@@ -349,6 +448,8 @@ __global__ void k_ln(const float *x, bf16 *out, int d, int n_per_slot, int l, co
 		     const float *emb, int64_t emb_row, int64_t emb_chunk, int shift_idx, int scale_idx,
 		     const float *gamma, const float *beta, float eps)
 {
+	pdl_wait();
+	pdl_trigger();
 	__shared__ float sh[32];
 	size_t tok = blockIdx.x;
 	const float *row = x + tok * d;
@@ -386,7 +487,7 @@ extern "C" int wan_k_ln_mod(cudaStream_t st, const float *x, void *out, int t, i
 			    int64_t emb_chunk, int shift_idx, int scale_idx, float eps, char *err,
 			    size_t errlen)
 {
-	k_ln<<<t, 256, 0, st>>>(x, (bf16 *)out, d, n_per_slot, l, mod, emb, emb_row, emb_chunk, shift_idx,
+	pdl_launch(k_ln, t, 256, st, x, (bf16 *)out, d, n_per_slot, l, mod, emb, emb_row, emb_chunk, shift_idx,
 				scale_idx, NULL, NULL, eps);
 	LAUNCH_CHECK("k_ln(mod)");
 	return 0;
@@ -395,7 +496,7 @@ extern "C" int wan_k_ln_mod(cudaStream_t st, const float *x, void *out, int t, i
 extern "C" int wan_k_ln_affine(cudaStream_t st, const float *x, void *out, int t, int d,
 			       const float *gamma, const float *beta, float eps, char *err, size_t errlen)
 {
-	k_ln<<<t, 256, 0, st>>>(x, (bf16 *)out, d, 1, 1, NULL, NULL, 0, 0, 0, 0, gamma, beta, eps);
+	pdl_launch(k_ln, t, 256, st, x, (bf16 *)out, d, 1, 1, NULL, NULL, 0, 0, 0, 0, gamma, beta, eps);
 	LAUNCH_CHECK("k_ln(affine)");
 	return 0;
 }
@@ -406,6 +507,8 @@ extern "C" int wan_k_ln_affine(cudaStream_t st, const float *x, void *out, int t
 __global__ void k_modvec(const float *mods, int ng, const float *emb, int m, int nj, int d,
 			 int64_t emb_row, int64_t emb_chunk, float *out)
 {
+	pdl_wait();
+	pdl_trigger();
 	size_t total = (size_t)ng * m * nj * d;
 
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
@@ -421,7 +524,7 @@ extern "C" int wan_k_modvec(cudaStream_t st, const float *mods, int ng, const fl
 			    int nj, int d, int64_t emb_row, int64_t emb_chunk, float *out,
 			    char *err, size_t errlen)
 {
-	k_modvec<<<grid_for((size_t)ng * m * nj * d), 256, 0, st>>>(mods, ng, emb, m, nj, d, emb_row,
+	pdl_launch(k_modvec, grid_for((size_t)ng * m * nj * d), 256, st, mods, ng, emb, m, nj, d, emb_row,
 								    emb_chunk, out);
 	LAUNCH_CHECK("k_modvec");
 	return 0;
@@ -455,6 +558,8 @@ k_res_ln(float *x, int store_x, const bf16 *y, const float *gv, int gidx, const 
 	 const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma, const float *beta, int d,
 	 int n_per_slot, int l, float eps)
 {
+	pdl_wait();
+	pdl_trigger();
 	__shared__ float sh[32];
 	size_t tok = blockIdx.x;
 	int d4 = d / 4, fpslot = n_per_slot / l;
@@ -541,27 +646,34 @@ __global__ void k_res_ln8r(float *x, int store_x, const bf16 *y, const float *gv
 			   const float *gamma, const float *beta, int t, int d, int n_per_slot, int l,
 			   float eps)
 {
+	pdl_wait();
 	__shared__ float sh[R][32];
 	size_t tok0 = (size_t)blockIdx.x * R, mi[R], mprev = ~(size_t)0;
 	int c = threadIdx.x * 8, fpslot = n_per_slot / l;
 	float v[R][8], s[R], p0[8], p1[8];
 	uint4 yr[R], zr[R];
 	int nr = t - (int)tok0 < R ? t - (int)tok0 : R;
+	/* store_x bit 1 (WAN_K_HINT=1): x, y and y2 loaded and x stored evict-first (streaming) */
+	int cs = store_x & 2;
 
+	store_x &= 1;
 #pragma unroll
 	for (int r = 0; r < R; r++) {
 		size_t tok = tok0 + (r < nr ? r : 0); /* rows past the end repeat the first (not stored) */
 		const float4 *xr = reinterpret_cast<const float4 *>(x + tok * d + c);
-		float4 a0 = xr[0], a1 = xr[1];
+		float4 a0 = cs ? __ldcs(xr) : xr[0], a1 = cs ? __ldcs(xr + 1) : xr[1];
+		const uint4 *yp = reinterpret_cast<const uint4 *>(y + tok * d + c);
+		const uint4 *zp = reinterpret_cast<const uint4 *>(y2 + tok * d + c);
 
 		mi[r] = (tok / n_per_slot) * fpslot + (tok % n_per_slot) / l;
 		v[r][0] = a0.x; v[r][1] = a0.y; v[r][2] = a0.z; v[r][3] = a0.w;
 		v[r][4] = a1.x; v[r][5] = a1.y; v[r][6] = a1.z; v[r][7] = a1.w;
 		if (y)
-			yr[r] = *reinterpret_cast<const uint4 *>(y + tok * d + c);
+			yr[r] = cs ? __ldcs(yp) : *yp;
 		if (y2)
-			zr[r] = *reinterpret_cast<const uint4 *>(y2 + tok * d + c);
+			zr[r] = cs ? __ldcs(zp) : *zp;
 	}
+	pdl_trigger();
 #pragma unroll
 	for (int r = 0; r < R; r++) {
 		if (y) {
@@ -595,9 +707,16 @@ __global__ void k_res_ln8r(float *x, int store_x, const bf16 *y, const float *gv
 		}
 		if ((y || y2) && store_x && r < nr) {
 			float4 *xr = reinterpret_cast<float4 *>(x + (tok0 + r) * d + c);
+			float4 w0 = make_float4(v[r][0], v[r][1], v[r][2], v[r][3]);
+			float4 w1 = make_float4(v[r][4], v[r][5], v[r][6], v[r][7]);
 
-			xr[0] = make_float4(v[r][0], v[r][1], v[r][2], v[r][3]);
-			xr[1] = make_float4(v[r][4], v[r][5], v[r][6], v[r][7]);
+			if (cs) {
+				__stcs(xr, w0);
+				__stcs(xr + 1, w1);
+			} else {
+				xr[0] = w0;
+				xr[1] = w1;
+			}
 		}
 		s[r] = 0.0f;
 #pragma unroll
@@ -672,10 +791,11 @@ extern "C" int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void 
 	if (vec8_ok(d)) {
 		int r = rows_fit(kern, maxthr, d / 8);
 
-		LAUNCH_ROWS(r, t, d / 8, st, k_res_ln8r, x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv,
-			    nj, sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
+		LAUNCH_ROWS(r, t, d / 8, st, k_res_ln8r, x, (store_x ? 1 : 0) | (k_hint() & 1 ? 2 : 0), yb, gv,
+			    gidx, zb, (bf16 *)out, mv, nj, sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l,
+			    eps);
 	} else {
-		k_res_ln<<<t, RL_THREADS, 0, st>>>(x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
+		pdl_launch(k_res_ln, t, RL_THREADS, st, x, store_x, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
 						   sc_idx, gamma, beta, d, n_per_slot, l, eps);
 	}
 	LAUNCH_CHECK("k_res_ln");
@@ -708,6 +828,8 @@ __global__ void k_qkv_rope_cache(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *v
 				 const float *g_q, const float *g_k, const float2 *rope,
 				 const int *start_frame, const int *write_row, float eps)
 {
+	pdl_wait();
+	pdl_trigger();
 	__shared__ float sh[32];
 	size_t tok = blockIdx.x;
 	int b = (int)(tok / n_per_slot), i = (int)(tok % n_per_slot);
@@ -753,8 +875,9 @@ template <int R>
 __global__ void k_qkv_rope_cache8r(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc,
 				   int64_t kv_bstride, int t, int d, int hd, int n_per_slot, int l,
 				   int w2, const float *g_q, const float *g_k, const float2 *rope,
-				   const int *start_frame, const int *write_row, float eps)
+				   const int *start_frame, const int *write_row, float eps, int ef)
 {
+	pdl_wait();
 	__shared__ float sh[2 * R][32];
 	size_t tok0 = (size_t)blockIdx.x * R;
 	int c = threadIdx.x * 8, nr = t - (int)tok0 < R ? t - (int)tok0 : R;
@@ -764,12 +887,14 @@ __global__ void k_qkv_rope_cache8r(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 
 
 #pragma unroll
 	for (int r = 0; r < R; r++) {
-		const bf16 *q = qkv + (tok0 + (r < nr ? r : 0)) * 3 * d;
+		const uint4 *q = reinterpret_cast<const uint4 *>(qkv + (tok0 + (r < nr ? r : 0)) * 3 * d + c);
 
-		rq[r] = *reinterpret_cast<const uint4 *>(q + c);
-		rk[r] = *reinterpret_cast<const uint4 *>(q + d + c);
-		rv[r] = *reinterpret_cast<const uint4 *>(q + 2 * d + c);
+		/* ef (WAN_K_HINT bit 1): qkv is read once, evict-first */
+		rq[r] = ef ? __ldcs(q) : q[0];
+		rk[r] = ef ? __ldcs(q + d / 8) : q[d / 8];
+		rv[r] = ef ? __ldcs(q + d / 4) : q[d / 4];
 	}
+	pdl_trigger();
 #pragma unroll
 	for (int j = 0; j < 8; j++) {
 		gq[j] = g_q[c + j];
@@ -848,11 +973,12 @@ extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_ou
 
 		LAUNCH_ROWS(r, t, d / 8, st, k_qkv_rope_cache8r, (const bf16 *)qkv, (bf16 *)q_out,
 			    (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd, n_per_slot, l, w2, g_q,
-			    g_k, (const float2 *)rope, start_frame, write_row, eps);
+			    g_k, (const float2 *)rope, start_frame, write_row, eps,
+			    (k_hint() & 2) != 0);
 		LAUNCH_CHECK("k_qkv_rope_cache8r");
 		return 0;
 	}
-	k_qkv_rope_cache<<<t, 256, 0, st>>>((const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache,
+	pdl_launch(k_qkv_rope_cache, t, 256, st, (const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache,
 					    (bf16 *)vcache, kv_bstride, d, hd, n_per_slot, l, w2, g_q,
 					    g_k, (const float2 *)rope, start_frame, write_row, eps);
 	LAUNCH_CHECK("k_qkv_rope_cache");
@@ -861,6 +987,8 @@ extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_ou
 
 __global__ void k_rmsnorm(const bf16 *x, int ldx, bf16 *out, int d, const float *g, float eps)
 {
+	pdl_wait();
+	pdl_trigger();
 	__shared__ float sh[32];
 	size_t tok = blockIdx.x;
 	const bf16 *row = x + tok * ldx;
@@ -879,8 +1007,10 @@ __global__ void k_rmsnorm(const bf16 *x, int ldx, bf16 *out, int d, const float 
 /* Same contract, one thread per 8 channels (16-byte accesses, the row read once), R = 1, 2, 4
  * or 8 consecutive tokens per block, g read once; per row bitwise the same for every R. */
 template <int R>
-__global__ void k_rmsnorm8r(const bf16 *x, int ldx, bf16 *out, int t, int d, const float *g, float eps)
+__global__ void k_rmsnorm8r(const bf16 *x, int ldx, bf16 *out, int t, int d, const float *g, float eps,
+			    int cs)
 {
+	pdl_wait();
 	__shared__ float sh[R][32];
 	size_t tok0 = (size_t)blockIdx.x * R;
 	int c = threadIdx.x * 8, nr = t - (int)tok0 < R ? t - (int)tok0 : R;
@@ -889,7 +1019,9 @@ __global__ void k_rmsnorm8r(const bf16 *x, int ldx, bf16 *out, int t, int d, con
 
 #pragma unroll
 	for (int r = 0; r < R; r++)
-		raw[r] = *reinterpret_cast<const uint4 *>(x + (tok0 + (r < nr ? r : 0)) * ldx + c);
+		raw[r] = cs ? __ldcs(reinterpret_cast<const uint4 *>(x + (tok0 + (r < nr ? r : 0)) * ldx + c))
+			    : *reinterpret_cast<const uint4 *>(x + (tok0 + (r < nr ? r : 0)) * ldx + c);
+	pdl_trigger();
 #pragma unroll
 	for (int j = 0; j < 8; j++)
 		gg[j] = g[c + j];
@@ -927,9 +1059,10 @@ extern "C" int wan_k_rmsnorm(cudaStream_t st, const void *x, int ldx, void *out,
 	if (vec8_ok(d) && ldx % 8 == 0) {
 		int r = rows_fit(kern, maxthr, d / 8);
 
-		LAUNCH_ROWS(r, t, d / 8, st, k_rmsnorm8r, (const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps);
+		LAUNCH_ROWS(r, t, d / 8, st, k_rmsnorm8r, (const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps,
+			    (k_hint() & 2) != 0);
 	} else {
-		k_rmsnorm<<<t, 256, 0, st>>>((const bf16 *)x, ldx, (bf16 *)out, d, g, eps);
+		pdl_launch(k_rmsnorm, t, 256, st, (const bf16 *)x, ldx, (bf16 *)out, d, g, eps);
 	}
 	LAUNCH_CHECK("k_rmsnorm");
 	return 0;
@@ -941,6 +1074,8 @@ __global__ void k_residual(float *x, const bf16 *y, size_t total, int d, int n_p
 			   const float *mod, const float *emb, int64_t emb_row, int64_t emb_chunk,
 			   int gate_idx)
 {
+	pdl_wait();
+	pdl_trigger();
 	int fpslot = n_per_slot / l;
 
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
@@ -964,7 +1099,7 @@ extern "C" int wan_k_residual(cudaStream_t st, float *x, const void *y, int t, i
 {
 	size_t total = (size_t)t * d;
 
-	k_residual<<<grid_for(total), 256, 0, st>>>(x, (const bf16 *)y, total, d, n_per_slot, l, mod,
+	pdl_launch(k_residual, grid_for(total), 256, st, x, (const bf16 *)y, total, d, n_per_slot, l, mod,
 						    emb, emb_row, emb_chunk, gate_idx);
 	LAUNCH_CHECK("k_residual");
 	return 0;
@@ -975,6 +1110,8 @@ extern "C" int wan_k_residual(cudaStream_t st, float *x, const void *y, int t, i
 __global__ void k_unpatchify_x0(const bf16 *o, const float *x_in, const float *sigma, float *flow,
 				float *x0, int b, int f, int h, int w)
 {
+	pdl_wait();
+	pdl_trigger();
 	size_t total = (size_t)b * 16 * f * h * w;
 
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
@@ -996,7 +1133,7 @@ extern "C" int wan_k_unpatchify_x0(cudaStream_t st, const void *o, const float *
 				   const float *sigma, float *flow, float *x0, int b, int f, int h,
 				   int w, char *err, size_t errlen)
 {
-	k_unpatchify_x0<<<grid_for((size_t)b * 16 * f * h * w), 256, 0, st>>>((const bf16 *)o, x_in,
+	pdl_launch(k_unpatchify_x0, grid_for((size_t)b * 16 * f * h * w), 256, st, (const bf16 *)o, x_in,
 									      sigma, flow, x0, b, f, h, w);
 	LAUNCH_CHECK("k_unpatchify_x0");
 	return 0;
@@ -1091,6 +1228,8 @@ k_attn_fallback(const bf16 *q, const bf16 *k, const bf16 *v, bf16 *o, int h, int
 		int skv, const int *kv_len, int64_t qb, int64_t qs, int64_t kvb, int64_t kvs,
 		int64_t ob, int64_t os, float scale)
 {
+	pdl_wait();
+	pdl_trigger();
 	__shared__ __align__(16) bf16 ks[FB_TILE][FB_KPAD];
 	__shared__ __align__(16) bf16 vsh[FB_TILE][128];
 	__shared__ float qsh[FB_WARPS][128];
@@ -1169,7 +1308,7 @@ extern "C" int wan_attn_fallback(cudaStream_t st, const struct wan_attn_shape *s
 		snprintf(err, errlen, "fallback attention supports even head dims <= 128, got %d", s->d);
 		return -1;
 	}
-	k_attn_fallback<<<grid, FB_WARPS * 32, 0, st>>>((const bf16 *)q, (const bf16 *)k, (const bf16 *)v,
+	pdl_launch(k_attn_fallback, grid, FB_WARPS * 32, st, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v,
 					      (bf16 *)o, s->h, s->d, s->sq, s->skv, kv_len_dev,
 					      s->q_bstride, s->q_sstride, s->kv_bstride, s->kv_sstride,
 					      s->o_bstride, s->o_sstride, s->scale);
@@ -1183,6 +1322,8 @@ extern "C" int wan_attn_fallback(cudaStream_t st, const struct wan_attn_shape *s
 __global__ void k_attn_combine(const bf16 *opart, const float *stats, bf16 *o, int b, int split,
 			       int h, int d, int sq, int64_t ob, int64_t os)
 {
+	pdl_wait();
+	pdl_trigger();
 	int64_t w = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
 	int lane = threadIdx.x & 31;
 	int hh = (int)(w % h), qi = (int)((w / h) % sq), bb = (int)(w / ((int64_t)h * sq));
@@ -1217,7 +1358,7 @@ extern "C" int wan_attn_combine(cudaStream_t st, const void *opart, const float 
 		snprintf(err, errlen, "attention split %d outside 1..4", split);
 		return -1;
 	}
-	k_attn_combine<<<(unsigned)((warps + 7) / 8), 256, 0, st>>>((const bf16 *)opart, stats, (bf16 *)o, b,
+	pdl_launch(k_attn_combine, (unsigned)((warps + 7) / 8), 256, st, (const bf16 *)opart, stats, (bf16 *)o, b,
 								  split, h, d, sq, o_bstride, o_sstride);
 	LAUNCH_CHECK("k_attn_combine");
 	return 0;

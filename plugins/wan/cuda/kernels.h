@@ -90,6 +90,22 @@ int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_out, void *kc
  * thread-safe against launches in flight on other threads. */
 int wan_k_rows_per_block(int rows);
 
+/* Programmatic dependent launch of this file's kernels (every one but the sink statistics):
+ * 1 (the default) launches them with programmatic stream serialization, each waiting for its
+ * predecessor's completion (griddepcontrol.wait) before touching memory, so a kernel's launch
+ * overlaps the previous kernel's tail and graphs capture programmatic edges; 0 plain launches
+ * (bitwise the same results). WAN_PDL=0 in the environment sets the first value; on = 0 or 1
+ * sets it (tests, benchmarks), any other value only asks. Returns the value in force. */
+int wan_k_pdl(int on);
+
+/* Cache hints of the vectorized row kernels, bits: 1 the fused residual+LN loads x, y, y2 and
+ * stores x evict-first (streaming: each is read once before the next GEMMs push it out of L2
+ * anyway, so L2 keeps the LN output the next GEMM reads), 2 the q/k RMSNorm+RoPE loads qkv
+ * and RMSNorm its input evict-first. Values only, never results, change. WAN_K_HINT sets the
+ * first value (default 3); bits 0..3 sets it (tests, benchmarks), any other value only asks.
+ * Returns the value in force. */
+int wan_k_hints(int bits);
+
 /* out bf16 [T,D] = RMSNorm(x)·g, x bf16 rows of stride ldx. */
 int wan_k_rmsnorm(cudaStream_t st, const void *x, int ldx, void *out, int t, int d,
 		  const float *g, float eps, char *err, size_t errlen);
