@@ -355,7 +355,8 @@ __global__ void k_patchify(const float *z, bf16 *cols, int b, int f, int h, int 
 extern "C" int wan_k_patchify(cudaStream_t st, const float *z, void *cols, int b, int f, int h,
 			      int w, char *err, size_t errlen)
 {
-	pdl_launch(k_patchify, grid_for((size_t)b * f * (h / 2) * (w / 2) * 64), 256, st, z, (bf16 *)cols, b, f, h, w);
+	pdl_launch(k_patchify, grid_for((size_t)b * f * (h / 2) * (w / 2) * 64), 256, st, z,
+		   (bf16 *)cols, b, f, h, w);
 	LAUNCH_CHECK("k_patchify");
 	return 0;
 }
