@@ -95,7 +95,9 @@ struct dit_cuda {
 	struct wan_sink_params *sink_params;
 	struct wan_sink_rec *sink_rec;    /* [num_layers][slots] */
 	float *smean;                     /* kept sink-frame means [num_layers][slots][2][kv_frames][D] */
-	float *fresh;                     /* the new tokens' means [slots][2][D] */
+	float *sink_part, *fresh_part;    /* chunk sums of the sink frames' and the new tokens' rows */
+	double *sink_dots;                /* decision scratch [slots][ceil(D/64)][2 + 4·(kv_frames-1)] */
+	int *sink_count;                  /* decision arrival counters [DIT_CUDA_MAX_SLOTS] */
 	int smean_ns, smean_slots;        /* smean holds ns sink frames of slots < smean_slots; 0: stale */
 	struct graph_entry graphs[GRAPH_CACHE_MAX];
 	int ngraphs;
@@ -199,7 +201,15 @@ static void layout_acts(struct dit_cuda *m, int *f, char *err, size_t errlen)
 	m->sink_params = aalloc(a, sizeof(struct wan_sink_params), f, err, errlen);
 	m->sink_rec = aalloc(a, (size_t)m->d.num_layers * m->p.slots * sizeof(struct wan_sink_rec), f, err, errlen);
 	m->smean = aalloc(a, (size_t)m->d.num_layers * m->p.slots * 2 * m->p.kv_frames * D * 4, f, err, errlen);
-	m->fresh = aalloc(a, (size_t)m->p.slots * 2 * D * 4, f, err, errlen);
+	{
+		/* chunk sums: every sink frame of every slot, and the new tokens of a call */
+		size_t C = (size_t)wan_sink_chunk(), kf1 = (size_t)m->p.kv_frames - 1;
+
+		m->sink_part = aalloc(a, (size_t)m->p.slots * 2 * kf1 * ((m->l + C - 1) / C) * D * 4, f, err, errlen);
+		m->fresh_part = aalloc(a, 2 * (T / C + m->p.slots + 1) * D * 4, f, err, errlen);
+		m->sink_dots = aalloc(a, (size_t)m->p.slots * ((D + 63) / 64) * (2 + 4 * kf1) * 8, f, err, errlen);
+		m->sink_count = aalloc(a, DIT_CUDA_MAX_SLOTS * sizeof(int), f, err, errlen);
+	}
 	m->rope = aalloc(a, (size_t)ROPE_POSITIONS * (m->hd / 2) * 8, f, err, errlen);
 	m->call_i = aalloc(a, (M + 3 * DIT_CUDA_MAX_SLOTS) * sizeof(int), f, err, errlen);
 	m->call_f = aalloc(a, M * sizeof(float), f, err, errlen);
@@ -682,77 +692,84 @@ struct fwd_hook {
 	int cached;         /* device: the sink frames' means are in m->smean (no re-read) */
 };
 
-/* Adaptive-sink statistics of layer li: the new K/V go to the staging buffers (roped), and
- * the token means of the new K/V and of each slot's ns sink frames to m->means
- * ([B][2(ns+1)][D], as wan_k_sink_means lays them out). */
+/* The statistics of layer li (sink_kernels.h): chunk sums of the ns sink frames of each slot
+ * (a full read; none when ns is 0) into m->sink_part, and R set up for the reduction with
+ * the new tokens' sums in m->fresh_part (filled by the caller). */
+static int sink_frame_parts(struct dit_cuda *m, int li, int B, int n, int ns, int full,
+			    struct wan_sink_reduce *r, char *err, size_t errlen)
+{
+	struct layer_w *w = &m->layers[li];
+	int64_t D = m->d.dim;
+
+	*r = (struct wan_sink_reduce){
+		.ns = ns, .l = m->l, .n = n, .chunk = wan_sink_chunk(),
+		.sink_part = full && ns ? m->sink_part : NULL, .fresh_part = m->fresh_part,
+		.means = m->means, .dots = m->sink_dots, .count = m->sink_count,
+	};
+	if (full && ns)
+		TRY(wan_k_sink_row_parts(m->st, w->kc, w->vc, (int64_t)m->kv_rows * D, (int64_t)m->l * D, B,
+					 ns, m->l, (int)D, m->sink_part, err, errlen));
+	return 0;
+}
+
+/* Host-decided path: the new K/V go to the staging buffers (roped), and the token means of
+ * the new K/V and of each slot's ns sink frames to m->means ([B][2(ns+1)][D]), summed in the
+ * order the device path sums them. */
 static int sink_stats(struct dit_cuda *m, int li, int B, int n, int ns, const int *d_start,
 		      char *err, size_t errlen)
 {
 	struct layer_w *w = &m->layers[li];
-	int D = m->d.dim, L = m->l, rows = 2 * (ns + 1);
-	size_t sb = (size_t)m->kv_rows * D;
+	struct wan_sink_reduce r;
+	int D = m->d.dim;
 
 	TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, m->kst, m->vst, (int64_t)n * D, B * n, D,
-				 m->hd, n, L, m->w2, w->gq, w->gk, m->rope, d_start, m->zero_rows,
+				 m->hd, n, m->l, m->w2, w->gq, w->gk, m->rope, d_start, m->zero_rows,
 				 (float)m->d.eps, err, errlen));
-	if (D % 64 == 0)
-		return wan_k_sink_means(m->st, w->kc, w->vc, (int64_t)sb, m->kst, m->vst, B, L, n, ns, D,
-					m->means, err, errlen);
-	for (int b = 0; b < B; b++) {
-		float *mb = m->means + (size_t)b * rows * D;
-
-		for (int j = 0; j < ns; j++) {
-			TRY(wan_k_row_mean(m->st, (const char *)w->kc + b * sb * BF, (int64_t)j * L, L, D,
-					   mb + (size_t)j * D, err, errlen));
-			TRY(wan_k_row_mean(m->st, (const char *)w->vc + b * sb * BF, (int64_t)j * L, L, D,
-					   mb + (size_t)(ns + 1 + j) * D, err, errlen));
-		}
-		TRY(wan_k_row_mean(m->st, (const char *)m->kst + (size_t)b * n * D * BF, 0, n, D,
-				   mb + (size_t)ns * D, err, errlen));
-		TRY(wan_k_row_mean(m->st, (const char *)m->vst + (size_t)b * n * D * BF, 0, n, D,
-				   mb + (size_t)(2 * ns + 1) * D, err, errlen));
-	}
-	return 0;
+	TRY(sink_frame_parts(m, li, B, n, ns, 1, &r, err, errlen));
+	TRY(wan_k_sink_row_parts(m->st, m->kst, m->vst, (int64_t)n * D, 0, B, 1, n, D, m->fresh_part,
+				 err, errlen));
+	return wan_k_sink_reduce_means(m->st, &r, B, D, err, errlen);
 }
 
-/* The device-decided self-attention input stage of layer li (dit_cuda_forward_sink): the
- * statistics, the decision kernel (it writes each slot's row into the call block's write
- * rows, read by the copy), then the staged K/V into the cache. No host round trip.
- * The sink frames change only when a write lands on one, so their means are kept in m->smean
- * from call to call (D divisible by 64): a CACHED call reads only the new tokens and the
- * decision kernel replaces the kept mean of a frame it overwrites (same kernel, same row
- * order, so the kept means are bitwise what a re-read would give). A full call re-reads the
- * sink rows and refills m->smean. */
+/* The device-decided self-attention input stage of layer li (dit_cuda_forward_sink), no host
+ * round trip: the statistics, the decision kernel (it writes each slot's row into the call
+ * block's write rows), then the write. Fused (wan_sink_fused_ok, the usual case): the new
+ * keys' and values' sums come from a pass over qkv that rounds them as the write will, and
+ * the write kernel stores q and the new K/V straight to the decided rows; otherwise they are
+ * staged, summed and copied. The sink frames change only when a write lands on one, so their
+ * means are kept in m->smean from call to call: a CACHED call reads only the new tokens and
+ * the decision kernel replaces the kept mean of a frame it overwrites (the same chunk sums in
+ * the same order, so the kept means are bitwise what a re-read would give). A full call
+ * re-reads the sink rows and refills m->smean. */
 static int sink_kv_device(struct dit_cuda *m, int ns, int cached, int li, int B, int n,
 			  const int *d_start, int *d_write, char *err, size_t errlen)
 {
 	struct layer_w *w = &m->layers[li];
 	int64_t D = m->d.dim, kf = m->p.kv_frames;
-	float *keep = m->smean + (size_t)li * m->p.slots * 2 * kf * D;
-	struct wan_sink_means ms = {
-		.sink = m->means, .sink_slot = 2 * (ns + 1) * D, .sink_kv = (ns + 1) * D,
-		.fresh = m->means + ns * D, .fresh_slot = 2 * (ns + 1) * D, .fresh_kv = (ns + 1) * D,
-		.keep = D % 64 == 0 ? keep : NULL, .keep_slot = 2 * kf * D, .keep_kv = kf * D,
-	};
+	int fused = wan_sink_fused_ok((int)D, m->hd);
+	float eps = (float)m->d.eps;
+	struct wan_sink_reduce r;
 
-	if (cached) {
+	TRY(sink_frame_parts(m, li, B, n, ns, !cached, &r, err, errlen));
+	r.keep = m->smean + (size_t)li * m->p.slots * 2 * kf * D;
+	r.keep_slot = 2 * kf * D;
+	r.keep_kv = kf * D;
+	if (fused) {
+		TRY(wan_k_sink_fresh_parts(m->st, m->qkv, B, n, (int)D, m->hd, m->l, m->w2, w->gk, m->rope,
+					   d_start, eps, m->fresh_part, err, errlen));
+	} else {
 		TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, m->kst, m->vst, (int64_t)n * D, B * n, (int)D,
 					 m->hd, n, m->l, m->w2, w->gq, w->gk, m->rope, d_start, m->zero_rows,
-					 (float)m->d.eps, err, errlen));
-		/* no sink frames: rows [new K, new V] per slot, summed exactly as in a full call */
-		TRY(wan_k_sink_means(m->st, w->kc, w->vc, (int64_t)m->kv_rows * D, m->kst, m->vst, B, m->l, n, 0,
-				     (int)D, m->fresh, err, errlen));
-		ms.sink = keep;
-		ms.sink_slot = ms.keep_slot;
-		ms.sink_kv = ms.keep_kv;
-		ms.fresh = m->fresh;
-		ms.fresh_slot = 2 * D;
-		ms.fresh_kv = D;
-	} else {
-		TRY(sink_stats(m, li, B, n, ns, d_start, err, errlen));
+					 eps, err, errlen));
+		TRY(wan_k_sink_row_parts(m->st, m->kst, m->vst, (int64_t)n * D, 0, B, 1, n, (int)D,
+					 m->fresh_part, err, errlen));
 	}
-	TRY(wan_k_sink_decide(m->st, ms, B, ns, (int)D, m->sink_rings + (size_t)li * B, m->sink_params,
-			      m->l, m->kv_rows, n, d_write, m->sink_rec + (size_t)li * B, err, errlen));
+	TRY(wan_k_sink_decide(m->st, &r, B, (int)D, m->sink_rings + (size_t)li * B, m->sink_params,
+			      m->kv_rows, d_write, m->sink_rec + (size_t)li * B, err, errlen));
+	if (fused)
+		return wan_k_sink_qkv_write(m->st, m->qkv, m->qbuf, w->kc, w->vc, (int64_t)m->kv_rows * D, B * n,
+					    (int)D, m->hd, n, m->l, m->w2, w->gq, w->gk, m->rope, d_start,
+					    d_write, eps, err, errlen);
 	return wan_k_kv_write_rows(m->st, m->kst, m->vst, w->kc, w->vc, (int64_t)m->kv_rows * D, B, n, (int)D,
 				   d_write, err, errlen);
 }
@@ -1152,6 +1169,8 @@ static int upload_sink(struct dit_cuda *m, const struct dit_cuda_call *c, const 
 
 	CU_RET(cudaMemcpyAsync(m->sink_rings, s->rings, rb, cudaMemcpyHostToDevice, m->st));
 	CU_RET(cudaMemcpyAsync(m->sink_params, &s->params, sizeof(s->params), cudaMemcpyHostToDevice, m->st));
+	/* the decision kernels leave their counters at zero; an aborted call may not have */
+	CU_RET(cudaMemsetAsync(m->sink_count, 0, DIT_CUDA_MAX_SLOTS * sizeof(int), m->st));
 	return 0;
 }
 
@@ -1366,7 +1385,7 @@ int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
 	}
 	/* kept sink means: only while every write is a whole aligned frame (then the decision
 	 * kernel follows each write that lands on a sink frame) */
-	aligned = m->d.dim % 64 == 0 && c->frames == 1 && sink_state_aligned(m, c, s);
+	aligned = c->frames == 1 && sink_state_aligned(m, c, s);
 	cached = aligned && m->smean_ns == s->nsink && m->smean_slots >= c->slots;
 	if (x)
 		CU_RET(cudaMemcpyAsync(m->x_in, x, px * 4, cudaMemcpyHostToDevice, m->st));
