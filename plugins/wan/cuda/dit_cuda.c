@@ -1357,14 +1357,13 @@ static int sink_state_aligned(const struct dit_cuda *m, const struct dit_cuda_ca
 	return 1;
 }
 
-int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
-			  const struct dit_cuda_sink *s, const float *x, float *flow, char *err,
-			  size_t errlen)
+/* The checks of a device-sink call C: CC gets the call the forward runs (static rows),
+ * *ALIGNED whether every write covers whole frames, *CACHED whether the kept sink means can
+ * stand in for a re-read. */
+static int sink_prepare(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,
+			struct dit_cuda_call *cc, int *aligned, int *cached, char *err, size_t errlen)
 {
-	struct dit_cuda_call cc = *c;
-	size_t px = (size_t)c->slots * 16 * c->frames * m->p.lat_h * m->p.lat_w;
 	const struct wan_sink_params *sp = &s->params;
-	int aligned, cached;
 
 	if (c->slots < 1 || c->slots > m->p.slots || c->frames < 1 || c->slots * c->frames > m->max_frames_total) {
 		snprintf(err, errlen, "call of %d slots x %d frames exceeds the plan", c->slots, c->frames);
@@ -1378,24 +1377,44 @@ int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
 			 WAN_SINK_PENDING_MAX);
 		return -1;
 	}
+	*cc = *c;
 	for (int b = 0; b < c->slots; b++) {
 		/* the rows are decided per layer on the device; make the static checks pass */
-		cc.write_row[b] = 0;
+		cc->write_row[b] = 0;
 		m->h_kvlen[b] = c->kv_len[b];
 	}
 	/* kept sink means: only while every write is a whole aligned frame (then the decision
 	 * kernel follows each write that lands on a sink frame) */
-	aligned = c->frames == 1 && sink_state_aligned(m, c, s);
-	cached = aligned && m->smean_ns == s->nsink && m->smean_slots >= c->slots;
+	*aligned = c->frames == 1 && sink_state_aligned(m, c, s);
+	*cached = *aligned && m->smean_ns == s->nsink && m->smean_slots >= c->slots;
+	return 0;
+}
+
+/* After a device-sink call of B slots: the kept means follow the cache (or are stale). */
+static void sink_kept(struct dit_cuda *m, const struct dit_cuda_sink *s, int B, int aligned, int cached)
+{
+	if (aligned) {
+		m->smean_ns = s->nsink;
+		m->smean_slots = cached && m->smean_slots > B ? m->smean_slots : B;
+	}
+}
+
+int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
+			  const struct dit_cuda_sink *s, const float *x, float *flow, char *err,
+			  size_t errlen)
+{
+	struct dit_cuda_call cc;
+	size_t px = (size_t)c->slots * 16 * c->frames * m->p.lat_h * m->p.lat_w;
+	int aligned, cached;
+
+	if (sink_prepare(m, c, s, &cc, &aligned, &cached, err, errlen))
+		return -1;
 	if (x)
 		CU_RET(cudaMemcpyAsync(m->x_in, x, px * 4, cudaMemcpyHostToDevice, m->st));
 	m->smean_ns = 0;
 	if (run_call(m, &cc, s, cached, err, errlen))
 		return -1;
-	if (aligned) {
-		m->smean_ns = s->nsink;
-		m->smean_slots = cached && m->smean_slots > c->slots ? m->smean_slots : c->slots;
-	}
+	sink_kept(m, s, c->slots, aligned, cached);
 	if (s->rec)
 		CU_RET(cudaMemcpyAsync(s->rec, m->sink_rec, (size_t)m->d.num_layers * c->slots * sizeof(*s->rec),
 				       cudaMemcpyDeviceToHost, m->st));
@@ -1412,8 +1431,10 @@ int dit_cuda_sync(struct dit_cuda *m, char *err, size_t errlen)
 	return 0;
 }
 
-int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double ms[DIT_C_COUNT],
-		     char *err, size_t errlen)
+/* An eager forward of C with an event between op groups (HOOK: the device sink path, whose
+ * state is uploaded); ms[] gets the time per component. */
+static int profile_call(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,
+			const struct fwd_hook *hook, double ms[DIT_C_COUNT], char *err, size_t errlen)
 {
 	int kvu, rc = 0;
 
@@ -1428,12 +1449,13 @@ int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double m
 		for (int i = 0; i < PROF_EVENTS; i++)
 			CU_RET(cudaEventCreate(&m->ev[i]));
 	}
-	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen))
+	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen) ||
+	    (s && upload_sink(m, c, s, err, errlen)))
 		return -1;
 	m->nev = 0;
 	m->smean_ns = 0;
 	m->profiling = 1;
-	rc = enqueue_forward(m, c->slots, c->frames, kvu, NULL, err, errlen);
+	rc = enqueue_forward(m, c->slots, c->frames, kvu, hook, err, errlen);
 	m->profiling = 0;
 	if (rc)
 		return -1;
@@ -1445,6 +1467,28 @@ int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double m
 		if (m->ev_cat[i] < DIT_C_COUNT)
 			ms[m->ev_cat[i]] += t;
 	}
+	return 0;
+}
+
+int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double ms[DIT_C_COUNT],
+		     char *err, size_t errlen)
+{
+	return profile_call(m, c, NULL, NULL, ms, err, errlen);
+}
+
+int dit_cuda_profile_sink(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,
+			  double ms[DIT_C_COUNT], char *err, size_t errlen)
+{
+	struct dit_cuda_call cc;
+	struct fwd_hook hk = {.fn = NULL, .ctx = NULL, .nsink = s->nsink};
+	int aligned, cached;
+
+	if (sink_prepare(m, c, s, &cc, &aligned, &cached, err, errlen))
+		return -1;
+	hk.cached = cached;
+	if (profile_call(m, &cc, s, &hk, ms, err, errlen))
+		return -1;
+	sink_kept(m, s, c->slots, aligned, cached);
 	return 0;
 }
 

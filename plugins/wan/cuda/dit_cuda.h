@@ -158,6 +158,11 @@ float *dit_cuda_input(struct dit_cuda *m);
 /* Eager forward with an event between op groups; ms[] gets the time per component. */
 int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double ms[DIT_C_COUNT],
 		     char *err, size_t errlen);
+/* The same for a device-sink call (dit_cuda_forward_sink's arguments; the sink kernels count
+ * as norms/rope), kept means used when the last call left them. */
+int dit_cuda_profile_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
+			  const struct dit_cuda_sink *s, double ms[DIT_C_COUNT], char *err,
+			  size_t errlen);
 /* Copies cache rows [0, rows) of slot src to slot dst in every layer (stream-batch setup). */
 int dit_cuda_copy_slot(struct dit_cuda *m, int dst, int src, int rows, char *err, size_t errlen);
 /* Reads back rows [row0, row0+count) of layer `layer`, slot `slot`, K (which=0) or V (1) as

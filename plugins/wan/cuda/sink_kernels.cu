@@ -400,6 +400,14 @@ extern "C" int wan_k_sink_fresh_parts(cudaStream_t st, const void *qkv, int b, i
 		return -1;
 	}
 	r = rounds_fit(kern, maxthr, d / 8);
+	{
+		/* WAN_SINK_ROUNDS = 1, 2, 4 or 8 caps the rows per round (benchmark A/B; same sums) */
+		const char *e = getenv("WAN_SINK_ROUNDS");
+		int cap = e ? atoi(e) : 8;
+
+		while (r > 1 && r > cap)
+			r /= 2;
+	}
 	switch (r) {
 	case 8: k_sink_fresh_parts<8><<<grid, d / 8, 0, st>>>((const bf16 *)qkv, n, d, hd, l, w2, g_k,
 			(const float2 *)rope, start_frame, eps, chunk, nch, part); break;
@@ -590,9 +598,11 @@ __global__ void __launch_bounds__(DEC_THREADS) k_sink_decide(struct dec_args a)
 				nch = nchf;
 				p = r->fresh_part + (size_t)(b * 2 + kv) * nchf * d;
 			}
-			if (c < d)
+			if (c < d) {
+#pragma unroll 8
 				for (int ci = q; ci < nch; ci += DEC_LANES)
 					acc += p[(size_t)ci * d + c];
+			}
 			lanes[k][q][col] = acc;
 		}
 		__syncthreads();
@@ -656,6 +666,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_sink_decide(struct dec_args a)
 	for (int v = t; v < nvals; v += DEC_THREADS) {
 		double s = 0.0;
 
+#pragma unroll 8
 		for (int k = 0; k < a.ncb; k++)
 			s += __ldcg(&r->dots[((size_t)b * a.ncb + k) * nvals + v]);
 		tot[v] = s;
