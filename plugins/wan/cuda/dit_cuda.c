@@ -6,6 +6,7 @@
 #include "plugins/wan/cuda/dit_cuda.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,8 @@ struct dit_cuda {
 	int *zero_rows;                   /* device zeros [DIT_CUDA_MAX_SLOTS] */
 	float *means, *h_means;           /* hooked path: [slots, 2·(kv_frames+1), D], pinned copy */
 	int *h_kvlen;                     /* pinned, [DIT_CUDA_MAX_SLOTS] */
+	struct wan_sink_ring *h_rings;    /* pinned staging of the sink path's upload [num_layers][slots] */
+	struct wan_sink_params *h_sink_params;
 	void *rope;                       /* float2 [1024][hd/2] */
 	int *call_i;                      /* device: t[M], start[B], write[B], kvlen[B] */
 	float *call_f;                    /* device: sigma[M] */
@@ -365,6 +368,8 @@ struct dit_cuda *dit_cuda_new(const struct dit_cuda_dims *dims, const struct dit
 	CU_TRY(cudaMallocHost((void **)&m->h_call_f, m->max_frames_total * sizeof(float)));
 	CU_TRY(cudaMallocHost((void **)&m->h_means, (size_t)m->p.slots * 2 * (m->p.kv_frames + 1) * dims->dim * 4));
 	CU_TRY(cudaMallocHost((void **)&m->h_kvlen, DIT_CUDA_MAX_SLOTS * sizeof(int)));
+	CU_TRY(cudaMallocHost((void **)&m->h_rings, (size_t)dims->num_layers * m->p.slots * sizeof(*m->h_rings)));
+	CU_TRY(cudaMallocHost((void **)&m->h_sink_params, sizeof(*m->h_sink_params)));
 	if (build_rope(m, err, errlen)) {
 		rc = -1;
 		goto cleanup;
@@ -401,6 +406,10 @@ void dit_cuda_free(struct dit_cuda *m)
 		cudaFreeHost(m->h_means);
 	if (m->h_kvlen)
 		cudaFreeHost(m->h_kvlen);
+	if (m->h_rings)
+		cudaFreeHost(m->h_rings);
+	if (m->h_sink_params)
+		cudaFreeHost(m->h_sink_params);
 	if (m->st)
 		cudaStreamDestroy(m->st);
 	if (m->st2)
@@ -1160,15 +1169,22 @@ static int upload_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *
 	return 0;
 }
 
-/* The device sink path's per-call state: the rings before the call and the parameters
- * (queued on m->st after upload_call's sync; pageable sources are staged by the copy). */
+/* The device sink path's per-call state: the rings before the call and the parameters,
+ * through pinned staging (queued on m->st after upload_call's sync, so the staging is free);
+ * of each ring only the entries in use (the device never reads past them). */
 static int upload_sink(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,
 		       char *err, size_t errlen)
 {
-	size_t rb = (size_t)m->d.num_layers * c->slots * sizeof(struct wan_sink_ring);
+	size_t nr = (size_t)m->d.num_layers * c->slots, head = offsetof(struct wan_sink_ring, list);
 
-	CU_RET(cudaMemcpyAsync(m->sink_rings, s->rings, rb, cudaMemcpyHostToDevice, m->st));
-	CU_RET(cudaMemcpyAsync(m->sink_params, &s->params, sizeof(s->params), cudaMemcpyHostToDevice, m->st));
+	for (size_t i = 0; i < nr; i++) {
+		int n = s->rings[i].n < 0 ? 0 : s->rings[i].n > WAN_SINK_LIST_MAX ? WAN_SINK_LIST_MAX : s->rings[i].n;
+
+		memcpy(&m->h_rings[i], &s->rings[i], head + (size_t)n * sizeof(int));
+	}
+	*m->h_sink_params = s->params;
+	CU_RET(cudaMemcpyAsync(m->sink_rings, m->h_rings, nr * sizeof(*m->h_rings), cudaMemcpyHostToDevice, m->st));
+	CU_RET(cudaMemcpyAsync(m->sink_params, m->h_sink_params, sizeof(s->params), cudaMemcpyHostToDevice, m->st));
 	/* the decision kernels leave their counters at zero; an aborted call may not have */
 	CU_RET(cudaMemsetAsync(m->sink_count, 0, DIT_CUDA_MAX_SLOTS * sizeof(int), m->st));
 	return 0;
