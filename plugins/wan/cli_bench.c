@@ -187,23 +187,31 @@ static int time_calls(struct dit_cuda *m, const struct dit_cuda_call *c, int hoo
 	return 0;
 }
 
-/* Medians of ITERS plain calls and ITERS sink calls of C, taken alternately (after two
- * untimed pairs), so that clock and temperature drift fall on both alike. */
+/* Medians of ITERS plain calls and ITERS sink calls of C, taken in alternating runs of 4
+ * (each run after one untimed call: a plain call makes the next sink call re-read the sink
+ * frames), so that clock and temperature drift fall on both alike. */
 static int time_pair(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *sink,
 		     int iters, double *t, double *t2, double *plain_med, double *sink_med, char *err,
 		     size_t errlen)
 {
-	for (int it = -2; it < iters; it++) {
-		double t0 = now_ms(), t1;
+	int np = 0, ns = 0;
 
-		if (dit_cuda_forward(m, c, NULL, NULL, NULL, err, errlen) || dit_cuda_sync(m, err, errlen))
-			return -1;
-		t1 = now_ms();
-		if (dit_cuda_forward_sink(m, c, sink, NULL, NULL, err, errlen) || dit_cuda_sync(m, err, errlen))
-			return -1;
-		if (it >= 0) {
-			t[it] = t1 - t0;
-			t2[it] = now_ms() - t1;
+	while (np < iters || ns < iters) {
+		for (int k = -1; k < 4; k++) {
+			double t0 = now_ms();
+
+			if (dit_cuda_forward(m, c, NULL, NULL, NULL, err, errlen) || dit_cuda_sync(m, err, errlen))
+				return -1;
+			if (k >= 0 && np < iters)
+				t[np++] = now_ms() - t0;
+		}
+		for (int k = -1; k < 4; k++) {
+			double t0 = now_ms();
+
+			if (dit_cuda_forward_sink(m, c, sink, NULL, NULL, err, errlen) || dit_cuda_sync(m, err, errlen))
+				return -1;
+			if (k >= 0 && ns < iters)
+				t2[ns++] = now_ms() - t0;
 		}
 	}
 	qsort(t, (size_t)iters, sizeof(double), cmp_double);
