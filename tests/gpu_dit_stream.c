@@ -10,7 +10,12 @@
  * used the kept sink means, and the CUDA sink calls must have been replayed from graphs (or,
  * with graphs off, run eagerly through the same kernels). First, without a GPU, the device's
  * ring update (the same function, built for the host) is checked against dit_kv over random
- * streams and random sink picks, the pending-refresh cap included.
+ * streams and random sink picks, the pending-refresh cap included. Then the sink kernels one
+ * by one (sink_kernels.h) on DiT widths: the write kernel bitwise equal to kernels.cu's q/k
+ * RMSNorm+RoPE+cache write, the fused pass's chunk sums bitwise equal to those of the rows
+ * that write stores, the means against float64 sums, the decision against ops_cosine, the
+ * first argmin and the host ring update, the kept means, and a refused write leaving its
+ * slot's cache alone. The device streams run fused and once unfused (WAN_SINK_FUSED=0).
  * The fixture folder is tests/fixtures/wan/dit under the source tree, or argv[1].
  * Exits 77 without a GPU. */
 #include "config.h"
@@ -760,6 +765,7 @@ int main(int argc, char **argv)
 	sink_on_device(&cfg, 2, false, true);
 	sink_on_device(&cfg, 2, true, false);
 	/* the unfused device path: new K/V staged, summed, copied */
+	printf("-- WAN_SINK_FUSED=0\n");
 	setenv("WAN_SINK_FUSED", "0", 1);
 	sink_on_device(&cfg, 2, true, true);
 	unsetenv("WAN_SINK_FUSED");

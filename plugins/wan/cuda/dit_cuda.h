@@ -22,7 +22,9 @@
  * and is graphed the same way, keyed by its sink frame count too; the host uploads the ring
  * state before the call and reads the decisions back once after it. The sink frames' token
  * means are kept on the device between such calls (a write that lands on a sink frame
- * replaces its kept mean), so a steady call reads only its new keys/values; any other cache
+ * replaces its kept mean), so a steady call reads only its new keys/values, summed by a pass
+ * over the QKV output before the decision, which are then written straight to the decided
+ * rows (no staging copy); any other cache
  * write (plain forward, slot copy, clear) makes the next sink call re-read them. The
  * host-callback forward (forward_hooked) runs eagerly with one readback per layer.
  * Optional overlap (dit_cuda.c, enqueue_call; off by default: measured no faster on an H100,

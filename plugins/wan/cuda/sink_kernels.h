@@ -65,8 +65,8 @@ struct wan_sink_reduce {
 };
 
 /* The token means of R (every set it sums) into r->means, nothing else (host-decided path). */
-int wan_k_sink_reduce_means(cudaStream_t st, const struct wan_sink_reduce *r, int b, int d, char *err,
-		     size_t errlen);
+int wan_k_sink_reduce_means(cudaStream_t st, const struct wan_sink_reduce *r, int b, int d,
+			    char *err, size_t errlen);
 
 /* One layer's decision for call slots b < B, spread over ceil(D/64) blocks per slot: the means
  * of R, a_j = (cos(K_j, K_new) + cos(V_j, V_new)) / 2 for the NS sink frames in double as
