@@ -127,7 +127,9 @@ extern "C" int wan_sink_chunk(void)
 	return chunk_rows;
 }
 
-extern "C" int wan_sink_fused_ok(int d, int hd)
+/* The environment and the shape allow the fused kernels (wan_sink_fused_ok also asks whether
+ * they launch). */
+static int fused_shape_ok(int d, int hd)
 {
 	const char *e = getenv("WAN_SINK_FUSED"), *v = getenv("WAN_K_VEC");
 
@@ -382,24 +384,25 @@ static int rounds_fit(const void *const kern[4], int maxthr[4], int threads)
 	return 0;
 }
 
+static const void *const fresh_kern[4] = { (const void *)k_sink_fresh_parts<8>,
+					   (const void *)k_sink_fresh_parts<4>,
+					   (const void *)k_sink_fresh_parts<2>,
+					   (const void *)k_sink_fresh_parts<1> };
+static int fresh_maxthr[4];
+
 extern "C" int wan_k_sink_fresh_parts(cudaStream_t st, const void *qkv, int b, int n, int d, int hd,
 				      int l, int w2, const float *g_k, const void *rope,
 				      const int *start_frame, float eps, float *part, char *err,
 				      size_t errlen)
 {
-	static const void *const kern[4] = { (const void *)k_sink_fresh_parts<8>,
-					      (const void *)k_sink_fresh_parts<4>,
-					      (const void *)k_sink_fresh_parts<2>,
-					      (const void *)k_sink_fresh_parts<1> };
-	static int maxthr[4];
 	int chunk = wan_sink_chunk(), nch = (n + chunk - 1) / chunk, r;
 	dim3 grid(nch, b);
 
-	if (!wan_sink_fused_ok(d, hd) || b < 1 || b > 8 || n < 1 || l < 1 || w2 < 1) {
+	if (!fused_shape_ok(d, hd) || b < 1 || b > 8 || n < 1 || l < 1 || w2 < 1) {
 		snprintf(err, errlen, "sink statistics: the fused pass does not take width %d, head %d", d, hd);
 		return -1;
 	}
-	r = rounds_fit(kern, maxthr, d / 8);
+	r = rounds_fit(fresh_kern, fresh_maxthr, d / 8);
 	{
 		/* WAN_SINK_ROUNDS = 1, 2, 4 or 8 caps the rows per round (benchmark A/B; same sums) */
 		const char *e = getenv("WAN_SINK_ROUNDS");
@@ -487,25 +490,26 @@ __global__ void k_sink_qkv_write8r(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 
 	}
 }
 
+static const void *const write_kern[4] = { (const void *)k_sink_qkv_write8r<8>,
+					   (const void *)k_sink_qkv_write8r<4>,
+					   (const void *)k_sink_qkv_write8r<2>,
+					   (const void *)k_sink_qkv_write8r<1> };
+static int write_maxthr[4];
+
 extern "C" int wan_k_sink_qkv_write(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
 				    void *vcache, int64_t kv_bstride, int t, int d, int hd,
 				    int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
 				    const void *rope, const int *start_frame, const int *write_row,
 				    float eps, char *err, size_t errlen)
 {
-	static const void *const kern[4] = { (const void *)k_sink_qkv_write8r<8>,
-					      (const void *)k_sink_qkv_write8r<4>,
-					      (const void *)k_sink_qkv_write8r<2>,
-					      (const void *)k_sink_qkv_write8r<1> };
-	static int maxthr[4];
 	int r, threads = d / 8;
 
-	if (!wan_sink_fused_ok(d, hd) || kv_bstride % 8 || t < 1 || n_per_slot < 1 || l < 1 || w2 < 1) {
+	if (!fused_shape_ok(d, hd) || kv_bstride % 8 || t < 1 || n_per_slot < 1 || l < 1 || w2 < 1) {
 		snprintf(err, errlen, "sink cache write: width %d, head %d not taken", d, hd);
 		return -1;
 	}
 	/* 4 tokens per block (the row kernels' default) when that instance launches */
-	r = rounds_fit(kern, maxthr, threads);
+	r = rounds_fit(write_kern, write_maxthr, threads);
 	r = r > 4 ? 4 : r;
 #define SINK_WRITE(R) k_sink_qkv_write8r<R><<<(unsigned)((t + (R)-1) / (R)), threads, 0, st>>>( \
 		(const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd, \
@@ -521,6 +525,12 @@ extern "C" int wan_k_sink_qkv_write(cudaStream_t st, const void *qkv, void *q_ou
 #undef SINK_WRITE
 	LAUNCH_CHECK("k_sink_qkv_write8r");
 	return 0;
+}
+
+extern "C" int wan_sink_fused_ok(int d, int hd)
+{
+	return fused_shape_ok(d, hd) && rounds_fit(fresh_kern, fresh_maxthr, d / 8) > 0 &&
+	       rounds_fit(write_kern, write_maxthr, d / 8) > 0;
 }
 
 /* ---- means, cosines and the decision ---- */

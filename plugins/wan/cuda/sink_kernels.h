@@ -22,8 +22,9 @@ extern "C" {
 int wan_sink_chunk(void);
 
 /* 1 when the fused pass and wan_k_sink_qkv_write stand in for wan_k_qkv_rope_cache bitwise:
- * width divisible by 256 (at most 8192), head dim by 8, and neither WAN_SINK_FUSED=0 nor
- * WAN_K_VEC=0 (kernels.cu's plain kernel rounds differently) in the environment. */
+ * width divisible by 256 (at most 8192) and both kernels launch D/8 threads (registers),
+ * head dim divisible by 8, and neither WAN_SINK_FUSED=0 nor WAN_K_VEC=0 (kernels.cu's plain
+ * kernel rounds differently) in the environment. */
 int wan_sink_fused_ok(int d, int hd);
 
 /* Chunk sums of bf16 rows (D wide) for slots b < B, K (kc) and V (vc), row sets j < NSETS:
