@@ -553,7 +553,8 @@ static __device__ double cosine_of(double ab, double aa, double bb)
 	return ab / (na * nb);
 }
 
-/* Means row of set s (means layout: K sink 0..ns-1, K new, V sink 0..ns-1, V new). */
+/* The decision kernel's arguments. Means rows per slot: K sink 0..ns-1, K new, V sink
+ * 0..ns-1, V new. */
 struct dec_args {
 	struct wan_sink_reduce r;
 	int d, ncb;
