@@ -10,7 +10,12 @@
  * used the kept sink means, and the CUDA sink calls must have been replayed from graphs (or,
  * with graphs off, run eagerly through the same kernels). First, without a GPU, the device's
  * ring update (the same function, built for the host) is checked against dit_kv over random
- * streams and random sink picks, the pending-refresh cap included.
+ * streams and random sink picks, the pending-refresh cap included. Then the sink kernels one
+ * by one (sink_kernels.h) on DiT widths: the write kernel bitwise equal to kernels.cu's q/k
+ * RMSNorm+RoPE+cache write, the fused pass's chunk sums bitwise equal to those of the rows
+ * that write stores, the means against float64 sums, the decision against ops_cosine, the
+ * first argmin and the host ring update, the kept means, and a refused write leaving its
+ * slot's cache alone. The device streams run fused and once unfused (WAN_SINK_FUSED=0).
  * The fixture folder is tests/fixtures/wan/dit under the source tree, or argv[1].
  * Exits 77 without a GPU. */
 #include "config.h"
@@ -29,7 +34,9 @@
 #include "dit_stream.h"
 #include "dit_test_util.h"
 #include "plugins/wan/cuda/dit_cuda.h"
+#include "plugins/wan/cuda/kernels.h"
 #include "plugins/wan/cuda/sink_kernels.h"
+#include "ops_ref.h"
 #include "wan_config.h"
 #include "wan_dit_weights.h"
 #include "wt_file.h"
@@ -380,6 +387,304 @@ static void ring_fuzz(void)
 	printf("ok   device ring update = dit_kv         %ld advances, %ld sink picks\n", advances, picks);
 }
 
+/* ---- the sink kernels one by one ---- */
+
+static uint16_t to_bf16(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, 4);
+	u += 0x7fffu + ((u >> 16) & 1u);
+	return (uint16_t)(u >> 16);
+}
+
+static float from_bf16(uint16_t h)
+{
+	uint32_t u = (uint32_t)h << 16;
+	float f;
+
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+static float uniform(uint32_t *seed)
+{
+	return (float)(lcg_next(seed) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+/* n random bf16 values base + amp·U(-1, 1) on the device (host copy in *host). */
+static void *dev_bf16(size_t n, uint32_t *seed, float base, float amp, uint16_t **host)
+{
+	uint16_t *h = malloc(n * 2);
+	void *d = NULL;
+
+	for (size_t i = 0; h && i < n; i++)
+		h[i] = to_bf16(base + amp * uniform(seed));
+	if (h && cudaMalloc(&d, n * 2) == cudaSuccess)
+		cudaMemcpy(d, h, n * 2, cudaMemcpyHostToDevice);
+	*host = h;
+	return d;
+}
+
+static void *dev_copy(const void *src, size_t bytes)
+{
+	void *d = NULL;
+
+	if (cudaMalloc(&d, bytes) == cudaSuccess)
+		cudaMemcpy(d, src, bytes, cudaMemcpyDeviceToDevice);
+	return d;
+}
+
+static int dev_equal(const void *a, const void *b, size_t bytes)
+{
+	char *ha = malloc(bytes), *hb = malloc(bytes);
+	int eq = ha && hb && cudaMemcpy(ha, a, bytes, cudaMemcpyDeviceToHost) == cudaSuccess &&
+		 cudaMemcpy(hb, b, bytes, cudaMemcpyDeviceToHost) == cudaSuccess && !memcmp(ha, hb, bytes);
+
+	free(ha);
+	free(hb);
+	return eq;
+}
+
+/* One layer of B slots, N = L new tokens each (a whole frame), NS sink frames, a full cache of
+ * NS + 2 frames: the fused statistics and the write kernel against kernels.cu's q/k
+ * RMSNorm+RoPE+cache write (bitwise: q, the cache, the chunk sums of the rows it writes); the
+ * means against float64 sums; the decision against ops_cosine, the first argmin and the host
+ * ring update; the kept means; a refused write leaving its slot's cache alone. */
+static void sink_kernels(int B, int l, int w2, int D, int hd, int ns)
+{
+	char err[256], what[96];
+	uint32_t seed = 777u + (uint32_t)D + (uint32_t)l;
+	int n = l, kf = ns + 2, rows = kf * l, C = wan_sink_chunk(), nch = (l + C - 1) / C, bad = 0;
+	int ncb = (D + 63) / 64, nrow = 2 * (ns + 1), P = 64, half = hd / 2;
+	size_t nq = (size_t)B * n * 3 * D, nc = (size_t)B * rows * D, nt = (size_t)B * n * D;
+	size_t npart = (size_t)B * 2 * nch * D, nspart = (size_t)B * 2 * ns * nch * D;
+	uint16_t *hq = NULL, *hk = NULL, *hv = NULL, *hst = malloc(nt * 2), *hsv = malloc(nt * 2);
+	void *qkv = dev_bf16(nq, &seed, 0.0f, 1.0f, &hq), *kc0 = NULL, *vc0 = NULL;
+	void *kca = NULL, *vca = NULL, *kcb = NULL, *vcb = NULL, *qa = NULL, *qb = NULL, *kst = NULL, *vst = NULL;
+	float *gq = NULL, *gk = NULL, *rope = NULL, *pf = NULL, *ps = NULL, *sp = NULL, *means = NULL, *keep = NULL;
+	float *hmeans = malloc((size_t)B * nrow * D * 4), *hkeep = malloc((size_t)B * 2 * kf * D * 4);
+	double *dots = NULL;
+	int *dstart = NULL, *dwr = NULL, *dzero = NULL, *dcount = NULL, hstart[8], hwr[8], hcount[8];
+	struct wan_sink_ring *drings = NULL, ring[8], want[8];
+	struct wan_sink_params *dparams = NULL, par;
+	struct wan_sink_rec *drec = NULL, rec[8];
+	float hg[2][8192], *hrope = malloc((size_t)P * half * 8);
+
+	snprintf(what, sizeof(what), "sink kernels (%d slots, L=%d, D=%d, %d sink frames)", B, l, D, ns);
+	kc0 = dev_bf16(nc, &seed, 0.1f, 1.0f, &hk);
+	vc0 = dev_bf16(nc, &seed, -0.05f, 1.0f, &hv);
+	for (int i = 0; i < D; i++) {
+		hg[0][i] = 1.0f + 0.25f * uniform(&seed);
+		hg[1][i] = 1.0f + 0.25f * uniform(&seed);
+	}
+	for (int i = 0; hrope && i < P * half; i++) {
+		double a = 3.14159 * uniform(&seed);
+
+		hrope[2 * i] = (float)cos(a);
+		hrope[2 * i + 1] = (float)sin(a);
+	}
+	for (int b = 0; b < B; b++) {
+		hstart[b] = 5 + 7 * b;
+		hwr[b] = (ns + b % 2) * l;
+	}
+	if (!qkv || !kc0 || !vc0 || !hst || !hsv || !hmeans || !hkeep || !hrope ||
+	    cudaMalloc((void **)&gq, D * 4) || cudaMalloc((void **)&gk, D * 4) ||
+	    cudaMalloc((void **)&rope, (size_t)P * half * 8) || cudaMalloc(&qa, nt * 2) || cudaMalloc(&qb, nt * 2) ||
+	    cudaMalloc(&kst, nt * 2) || cudaMalloc(&vst, nt * 2) || cudaMalloc((void **)&pf, npart * 4) ||
+	    cudaMalloc((void **)&ps, npart * 4) || cudaMalloc((void **)&sp, nspart * 4) ||
+	    cudaMalloc((void **)&means, (size_t)B * nrow * D * 4) ||
+	    cudaMalloc((void **)&keep, (size_t)B * 2 * kf * D * 4) ||
+	    cudaMalloc((void **)&dots, (size_t)B * ncb * (2 + 4 * ns) * 8) || cudaMalloc((void **)&dstart, 32) ||
+	    cudaMalloc((void **)&dwr, 32) || cudaMalloc((void **)&dzero, 32) || cudaMalloc((void **)&dcount, 32) ||
+	    cudaMalloc((void **)&drings, sizeof(ring)) || cudaMalloc((void **)&dparams, sizeof(par)) ||
+	    cudaMalloc((void **)&drec, sizeof(rec))) {
+		fprintf(stderr, "FAIL %s: out of memory\n", what);
+		failures++;
+		goto out;
+	}
+	cudaMemcpy(gq, hg[0], D * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(gk, hg[1], D * 4, cudaMemcpyHostToDevice);
+	cudaMemcpy(rope, hrope, (size_t)P * half * 8, cudaMemcpyHostToDevice);
+	cudaMemcpy(dstart, hstart, 32, cudaMemcpyHostToDevice);
+	cudaMemcpy(dwr, hwr, 32, cudaMemcpyHostToDevice);
+	cudaMemset(dzero, 0, 32);
+	cudaMemset(dcount, 0, 32);
+	kca = dev_copy(kc0, nc * 2);
+	vca = dev_copy(vc0, nc * 2);
+	kcb = dev_copy(kc0, nc * 2);
+	vcb = dev_copy(vc0, nc * 2);
+	/* kernels.cu's write, the sink write, and the staged rows */
+	if (wan_k_qkv_rope_cache(0, qkv, qa, kca, vca, (int64_t)rows * D, B * n, D, hd, n, l, w2, gq, gk, rope,
+				 dstart, dwr, 1e-6f, err, sizeof(err)) ||
+	    wan_k_sink_qkv_write(0, qkv, qb, kcb, vcb, (int64_t)rows * D, B * n, D, hd, n, l, w2, gq, gk, rope,
+				 dstart, dwr, 1e-6f, err, sizeof(err)) ||
+	    wan_k_qkv_rope_cache(0, qkv, qb, kst, vst, (int64_t)n * D, B * n, D, hd, n, l, w2, gq, gk, rope,
+				 dstart, dzero, 1e-6f, err, sizeof(err)) ||
+	    wan_k_sink_fresh_parts(0, qkv, B, n, D, hd, l, w2, gk, rope, dstart, 1e-6f, pf, err, sizeof(err)) ||
+	    wan_k_sink_row_parts(0, kst, vst, (int64_t)n * D, 0, B, 1, n, D, ps, err, sizeof(err)) ||
+	    cudaDeviceSynchronize() != cudaSuccess) {
+		fprintf(stderr, "FAIL %s: %s\n", what, err);
+		failures++;
+		goto out;
+	}
+	if (!dev_equal(qa, qb, nt * 2) || !dev_equal(kca, kcb, nc * 2) || !dev_equal(vca, vcb, nc * 2)) {
+		fprintf(stderr, "FAIL %s: the sink write differs from kernels.cu's (q %s, K %s, V %s)\n", what,
+			dev_equal(qa, qb, nt * 2) ? "equal" : "differs", dev_equal(kca, kcb, nc * 2) ? "equal" : "differs",
+			dev_equal(vca, vcb, nc * 2) ? "equal" : "differs");
+		bad++;
+	}
+	if (!dev_equal(pf, ps, npart * 4)) {
+		fprintf(stderr, "FAIL %s: the fused chunk sums differ from the written rows'\n", what);
+		bad++;
+	}
+	/* a refused write (row -1) leaves the slot's cache alone */
+	{
+		int wr2[8];
+
+		memcpy(wr2, hwr, sizeof(wr2));
+		wr2[0] = -1;
+		cudaMemcpy(kcb, kc0, nc * 2, cudaMemcpyDeviceToDevice);
+		cudaMemcpy(vcb, vc0, nc * 2, cudaMemcpyDeviceToDevice);
+		cudaMemcpy(dwr, wr2, 32, cudaMemcpyHostToDevice);
+		if (wan_k_sink_qkv_write(0, qkv, qb, kcb, vcb, (int64_t)rows * D, B * n, D, hd, n, l, w2, gq, gk,
+					 rope, dstart, dwr, 1e-6f, err, sizeof(err)) ||
+		    cudaDeviceSynchronize() != cudaSuccess || !dev_equal(kcb, kc0, (size_t)rows * D * 2) ||
+		    !dev_equal(vcb, vc0, (size_t)rows * D * 2) || !dev_equal(qa, qb, nt * 2) ||
+		    (B > 1 && !dev_equal((char *)kcb + (size_t)rows * D * 2, (char *)kca + (size_t)rows * D * 2,
+					 (size_t)(B - 1) * rows * D * 2))) {
+			fprintf(stderr, "FAIL %s: a refused write changed the cache or lost q\n", what);
+			bad++;
+		}
+	}
+	/* the decision over the cache kernels.cu wrote: sink frames 0..ns-1, one frame per slot */
+	cudaMemcpy(hst, kst, nt * 2, cudaMemcpyDeviceToHost);
+	cudaMemcpy(hsv, vst, nt * 2, cudaMemcpyDeviceToHost);
+	cudaMemcpy(hk, kca, nc * 2, cudaMemcpyDeviceToHost);
+	cudaMemcpy(hv, vca, nc * 2, cudaMemcpyDeviceToHost);
+	{
+		double amin[8], a[8][64];
+		int best[8];
+		struct wan_sink_reduce r = {
+			.ns = ns, .l = l, .n = n, .chunk = C, .sink_part = sp, .fresh_part = pf, .means = means,
+			.keep = keep, .keep_slot = 2 * kf * D, .keep_kv = kf * D, .dots = dots, .count = dcount,
+		};
+		float *ref = malloc((size_t)B * nrow * D * 4);
+		int ring_n = kf - ns;
+
+		for (int b = 0; ref && b < B; b++)
+			for (int s = 0; s < nrow; s++) {
+				int kv = s / (ns + 1), j = s % (ns + 1);
+				const uint16_t *base = j < ns ? (kv ? hv : hk) + ((size_t)b * rows + (size_t)j * l) * D
+							      : (kv ? hsv : hst) + (size_t)b * n * D;
+
+				for (int c = 0; c < D; c++) {
+					double acc = 0;
+
+					for (int i = 0; i < l; i++)
+						acc += from_bf16(base[(size_t)i * D + c]);
+					ref[((size_t)b * nrow + s) * D + c] = (float)(acc / l);
+				}
+			}
+		/* a_j as the host-decided path computes it, from the float64 means */
+		for (int b = 0; ref && b < B; b++) {
+			const float *mb = ref + (size_t)b * nrow * D;
+
+			best[b] = 0;
+			for (int j = 0; j < ns; j++) {
+				a[b][j] = (ops_cosine(mb + (size_t)j * D, mb + (size_t)ns * D, D) +
+					   ops_cosine(mb + (size_t)(ns + 1 + j) * D, mb + (size_t)(2 * ns + 1) * D, D)) / 2.0;
+				if (a[b][j] < a[b][best[b]])
+					best[b] = j;
+			}
+			amin[b] = a[b][best[b]];
+		}
+		/* a threshold between the slots' minima: some refresh, some not */
+		par = (struct wan_sink_params){ .threshold = ref ? amin[0] + 0.5 : 0, .total_steps = 1,
+						.kv_slots = B, .pending_max = WAN_SINK_PENDING_MAX,
+						.list_cap = WAN_SINK_PENDING_MAX + kf + 1 };
+		for (int b = 1; ref && b < B; b++)
+			if (amin[b] != amin[0])
+				par.threshold = (amin[0] + amin[b]) / 2;
+		for (int b = 0; b < B; b++) {
+			par.c_start[b] = hstart[b] * l;
+			memset(&ring[b], 0, sizeof(ring[b]));
+			ring[b].n = ring_n;
+			for (int i = 0; i < ring_n; i++)
+				ring[b].list[i] = (ns + 1 + (i + b) % ring_n) * l;
+			ring[b].local_end = rows;
+			ring[b].global_end = (hstart[b] - 1) * l;
+			ring[b].current_step = 1;
+			want[b] = ring[b];
+		}
+		cudaMemcpy(drings, ring, sizeof(ring), cudaMemcpyHostToDevice);
+		cudaMemcpy(dparams, &par, sizeof(par), cudaMemcpyHostToDevice);
+		if (!ref || wan_k_sink_row_parts(0, kca, vca, (int64_t)rows * D, (int64_t)l * D, B, ns, l, D, sp, err,
+						 sizeof(err)) ||
+		    wan_k_sink_decide(0, &r, B, D, drings, dparams, rows, dwr, drec, err, sizeof(err)) ||
+		    cudaDeviceSynchronize() != cudaSuccess) {
+			fprintf(stderr, "FAIL %s: decision: %s\n", what, ref ? err : "out of memory");
+			free(ref);
+			bad++;
+			goto done;
+		}
+		cudaMemcpy(hmeans, means, (size_t)B * nrow * D * 4, cudaMemcpyDeviceToHost);
+		cudaMemcpy(hkeep, keep, (size_t)B * 2 * kf * D * 4, cudaMemcpyDeviceToHost);
+		cudaMemcpy(ring, drings, sizeof(ring), cudaMemcpyDeviceToHost);
+		cudaMemcpy(rec, drec, sizeof(rec), cudaMemcpyDeviceToHost);
+		cudaMemcpy(hwr, dwr, 32, cudaMemcpyDeviceToHost);
+		cudaMemcpy(hcount, dcount, 32, cudaMemcpyDeviceToHost);
+		if (!(rel_l2(hmeans, ref, (int64_t)B * nrow * D) <= 1e-5)) {
+			fprintf(stderr, "FAIL %s: means rel L2 %.3e from float64 sums\n", what,
+				rel_l2(hmeans, ref, (int64_t)B * nrow * D));
+			bad++;
+		}
+		free(ref);
+		for (int b = 0; b < B; b++) {
+			int pick = amin[b] < par.threshold ? best[b] : -1, wr = -1, al = 0, replaced;
+			int st = wan_sink_ring_advance_host(&want[b], &par, l, rows, ns, par.c_start[b], n, pick, &wr, &al);
+
+			if (rec[b].pick != pick || rec[b].status != st || rec[b].write_row != (st ? -1 : wr) ||
+			    hwr[b] != rec[b].write_row || rec[b].attn_len != (st ? 0 : al) || hcount[b] != 0 ||
+			    ring[b].n != want[b].n || ring[b].global_end != want[b].global_end ||
+			    ring[b].local_end != want[b].local_end || ring[b].current_step != want[b].current_step ||
+			    memcmp(ring[b].list, want[b].list, (size_t)want[b].n * sizeof(int))) {
+				fprintf(stderr, "FAIL %s: slot %d decided pick %d row %d (status %d), the host %d row %d (status %d)\n",
+					what, b, rec[b].pick, rec[b].write_row, rec[b].status, pick, wr, st);
+				bad++;
+				continue;
+			}
+			/* kept means: every sink frame's, the one written over replaced by the new tokens' */
+			replaced = !st && wr % l == 0 && wr < ns * l ? wr / l : -1;
+			for (int kv = 0; kv < 2; kv++)
+				for (int j = 0; j < ns; j++)
+					if (memcmp(hkeep + (size_t)b * 2 * kf * D + (size_t)kv * kf * D + (size_t)j * D,
+						   hmeans + ((size_t)b * nrow + kv * (ns + 1) + (j == replaced ? ns : j)) * D,
+						   (size_t)D * 4)) {
+						fprintf(stderr, "FAIL %s: slot %d kept %s mean of sink frame %d\n", what, b,
+							kv ? "V" : "K", j);
+						bad++;
+					}
+		}
+		printf("     %-50s picks:", what);
+		for (int b = 0; b < B; b++)
+			printf(" %d", rec[b].pick);
+		printf("\n");
+	}
+done:
+	if (bad)
+		failures++;
+	else
+		printf("ok   %-50s write, chunk sums bitwise; means, decision, kept means\n", what);
+out:
+	cudaFree(qkv); cudaFree(kc0); cudaFree(vc0); cudaFree(kca); cudaFree(vca); cudaFree(kcb); cudaFree(vcb);
+	cudaFree(qa); cudaFree(qb); cudaFree(kst); cudaFree(vst); cudaFree(gq); cudaFree(gk); cudaFree(rope);
+	cudaFree(pf); cudaFree(ps); cudaFree(sp); cudaFree(means); cudaFree(keep); cudaFree(dots);
+	cudaFree(dstart); cudaFree(dwr); cudaFree(dzero); cudaFree(dcount); cudaFree(drings); cudaFree(dparams);
+	cudaFree(drec);
+	free(hq); free(hk); free(hv); free(hst); free(hsv); free(hmeans); free(hkeep); free(hrope);
+}
+
 static const struct {
 	int steps;
 	const char *mode, *tag, *thr, *kv, *sink;
@@ -405,6 +710,10 @@ int main(int argc, char **argv)
 		printf("SKIP: no CUDA device\n");
 		return 77;
 	}
+	sink_kernels(2, 50, 10, 1536, 128, 3);
+	sink_kernels(3, 6, 3, 256, 128, 3);
+	sink_kernels(1, 40, 8, 5120, 128, 2);
+	sink_kernels(4, 33, 11, 1536, 128, 1);
 	if (argc > 1)
 		snprintf(fixdir, sizeof(fixdir), "%s", argv[1]);
 	else
@@ -455,6 +764,11 @@ int main(int argc, char **argv)
 	sink_on_device(&cfg, 2, true, true);
 	sink_on_device(&cfg, 2, false, true);
 	sink_on_device(&cfg, 2, true, false);
+	/* the unfused device path: new K/V staged, summed, copied */
+	printf("-- WAN_SINK_FUSED=0\n");
+	setenv("WAN_SINK_FUSED", "0", 1);
+	sink_on_device(&cfg, 2, true, true);
+	unsetenv("WAN_SINK_FUSED");
 	unlink(out);
 	unlink(weights);
 	rmdir(tmpdir);

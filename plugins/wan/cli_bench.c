@@ -187,6 +187,40 @@ static int time_calls(struct dit_cuda *m, const struct dit_cuda_call *c, int hoo
 	return 0;
 }
 
+/* Medians of ITERS plain calls and ITERS sink calls of C, taken in alternating runs of 4
+ * (each run after one untimed call: a plain call makes the next sink call re-read the sink
+ * frames), so that clock and temperature drift fall on both alike. */
+static int time_pair(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *sink,
+		     int iters, double *t, double *t2, double *plain_med, double *sink_med, char *err,
+		     size_t errlen)
+{
+	int np = 0, ns = 0;
+
+	while (np < iters || ns < iters) {
+		for (int k = -1; k < 4; k++) {
+			double t0 = now_ms();
+
+			if (dit_cuda_forward(m, c, NULL, NULL, NULL, err, errlen) || dit_cuda_sync(m, err, errlen))
+				return -1;
+			if (k >= 0 && np < iters)
+				t[np++] = now_ms() - t0;
+		}
+		for (int k = -1; k < 4; k++) {
+			double t0 = now_ms();
+
+			if (dit_cuda_forward_sink(m, c, sink, NULL, NULL, err, errlen) || dit_cuda_sync(m, err, errlen))
+				return -1;
+			if (k >= 0 && ns < iters)
+				t2[ns++] = now_ms() - t0;
+		}
+	}
+	qsort(t, (size_t)iters, sizeof(double), cmp_double);
+	qsort(t2, (size_t)iters, sizeof(double), cmp_double);
+	*plain_med = t[iters / 2];
+	*sink_med = t2[iters / 2];
+	return 0;
+}
+
 static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int width, int steps,
 		     int batch, int iters, int kv_frames, unsigned seed, int graphs, int cudnn)
 {
@@ -198,6 +232,8 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	struct cudaDeviceProp prop;
 	char err[512];
 	double *t = calloc((size_t)iters, sizeof(double)), first_ms, steady_ms, tput_ms, ms[DIT_C_COUNT];
+	double ms_sink[DIT_C_COUNT], *t2 = calloc((size_t)iters, sizeof(double)), alt_plain_ms = 0, alt_sink_ms = 0;
+	struct dit_cuda_counters cnt;
 	double f_first, f_call, up, ragged_ms = 0, hooked_ms = 0, sink_ms = 0;
 	struct wan_sink_ring *rings = calloc((size_t)d->num_layers * DIT_CUDA_MAX_SLOTS, sizeof(*rings));
 	struct wan_sink_rec *rec = calloc((size_t)d->num_layers * DIT_CUDA_MAX_SLOTS, sizeof(*rec));
@@ -205,8 +241,9 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	size_t free0 = 0, total = 0, free1 = 0;
 	int rc = 1, nslots = plan.slots, calls_per_chunk = batch ? 1 : steps;
 
-	if (!t || !rings || !rec) {
+	if (!t || !t2 || !rings || !rec) {
 		free(t);
+		free(t2);
 		free(rings);
 		free(rec);
 		return 1;
@@ -281,6 +318,7 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
 	bench_sink_fill(&sink, rings, rec, &c, d->num_layers, L, kv_frames, kv_frames > 3 ? 3 : kv_frames - 1, steps);
 	if (time_calls(m, &c, 0, 0, &sink, iters, t, &sink_ms, err, sizeof(err)) ||
+	    time_pair(m, &c, &sink, iters, t, t2, &alt_plain_ms, &alt_sink_ms, err, sizeof(err)) ||
 	    time_calls(m, &c, 1, kv_frames > 3 ? 3 : kv_frames - 1, NULL, iters, t, &hooked_ms, err, sizeof(err)))
 		goto fail;
 	/* a stream warm-up call: slot b has 2 + b frames cached (ragged key lengths) */
@@ -297,6 +335,10 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	}
 	fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
 	if (dit_cuda_profile(m, &c, ms, err, sizeof(err)))
+		goto fail;
+	/* the adaptive-sink call, eager: twice, so the second uses the kept sink means */
+	if (dit_cuda_profile_sink(m, &c, &sink, ms_sink, err, sizeof(err)) ||
+	    dit_cuda_profile_sink(m, &c, &sink, ms_sink, err, sizeof(err)))
 		goto fail;
 	cudaMemGetInfo(&free1, &total);
 
@@ -318,6 +360,8 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	printf("%-34s %10.2f %12s %10.1f\n", "  back-to-back (throughput)", tput_ms, "", f_call / tput_ms / 1e9);
 	printf("%-34s %10.2f\n", "  same call, adaptive sink (device)", sink_ms);
 	printf("%-34s %10.2f\n", "  same, host-decided sink (eager)", hooked_ms);
+	printf("%-34s %10.2f / %.2f (%+.2f)\n", "  plain / device sink, alternated", alt_plain_ms, alt_sink_ms,
+	       alt_sink_ms - alt_plain_ms);
 	if (ragged_ms > 0)
 		printf("%-34s %10.2f\n", "warm-up call (ragged, 2..S+1 fr)", ragged_ms);
 	printf("\nper-component (one eager profiled %s call, event-timed):\n", batch ? "S-slot" : "1-slot");
@@ -330,6 +374,20 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 			printf("  %-22s %8.3f ms  %5.1f%%\n", dit_cuda_comp_names[i], ms[i], sum > 0 ? 100 * ms[i] / sum : 0);
 		printf("  %-22s %8.3f ms\n", "total (eager)", sum);
 	}
+	printf("\nper-component, the same call with the adaptive sink (eager, device-decided, kept means;\n"
+	       "the sink statistics, decision and write count as norms/rope):\n");
+	{
+		double sum = 0;
+
+		for (int i = 0; i < DIT_C_COUNT; i++)
+			sum += ms_sink[i];
+		for (int i = 0; i < DIT_C_COUNT; i++)
+			printf("  %-22s %8.3f ms  %+7.3f\n", dit_cuda_comp_names[i], ms_sink[i], ms_sink[i] - ms[i]);
+		printf("  %-22s %8.3f ms\n", "total (eager)", sum);
+	}
+	dit_cuda_get_counters(m, &cnt);
+	printf("adaptive-sink calls %ld: %ld replayed from graphs, %ld on kept means\n", cnt.sink_forwards,
+	       cnt.sink_graph_replays, cnt.sink_kept_means);
 	printf("\nmemory: params %.2f GB, activations %.2f GB, KV+cross caches %.2f GB; device used %.2f GB of %.2f GB (peak, incl. workspaces and context)\n",
 	       dit_cuda_param_bytes(m) / 1e9, dit_cuda_act_bytes(m) / 1e9, dit_cuda_cache_bytes(m) / 1e9,
 	       (total - free1) / 1e9, total / 1e9);
@@ -339,9 +397,9 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 		printf("cuda graph: %s; self-attention: %s\n", dit_cuda_graphs_used(m) ? "yes" : "no",
 		       at == 2 ? "fa3 (wgmma+TMA kernel)" : at ? "cuDNN flash" : "fallback kernel");
 	}
-	printf("RESULT model=%s res=%dx%d S=%d mode=%s first_ms=%.2f call_ms=%.2f tput_ms=%.2f tflops=%.1f sink_ms=%.2f hooked_ms=%.2f ragged_ms=%.2f\n",
+	printf("RESULT model=%s res=%dx%d S=%d mode=%s first_ms=%.2f call_ms=%.2f tput_ms=%.2f tflops=%.1f sink_ms=%.2f hooked_ms=%.2f ragged_ms=%.2f alt_plain_ms=%.2f alt_sink_ms=%.2f\n",
 	       is14b ? "14b" : "1.3b", height, width, steps, batch ? "batch" : "nobatch", first_ms,
-	       steady_ms, tput_ms, f_call / steady_ms / 1e9, sink_ms, hooked_ms, ragged_ms);
+	       steady_ms, tput_ms, f_call / steady_ms / 1e9, sink_ms, hooked_ms, ragged_ms, alt_plain_ms, alt_sink_ms);
 	(void)free0;
 	rc = 0;
 	goto out;
@@ -350,6 +408,7 @@ fail:
 out:
 	dit_cuda_free(m);
 	free(t);
+	free(t2);
 	free(rings);
 	free(rec);
 	return rc;

@@ -6,6 +6,7 @@
 #include "plugins/wan/cuda/dit_cuda.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,8 @@ struct dit_cuda {
 	int *zero_rows;                   /* device zeros [DIT_CUDA_MAX_SLOTS] */
 	float *means, *h_means;           /* hooked path: [slots, 2·(kv_frames+1), D], pinned copy */
 	int *h_kvlen;                     /* pinned, [DIT_CUDA_MAX_SLOTS] */
+	struct wan_sink_ring *h_rings;    /* pinned staging of the sink path's upload [num_layers][slots] */
+	struct wan_sink_params *h_sink_params;
 	void *rope;                       /* float2 [1024][hd/2] */
 	int *call_i;                      /* device: t[M], start[B], write[B], kvlen[B] */
 	float *call_f;                    /* device: sigma[M] */
@@ -95,7 +98,9 @@ struct dit_cuda {
 	struct wan_sink_params *sink_params;
 	struct wan_sink_rec *sink_rec;    /* [num_layers][slots] */
 	float *smean;                     /* kept sink-frame means [num_layers][slots][2][kv_frames][D] */
-	float *fresh;                     /* the new tokens' means [slots][2][D] */
+	float *sink_part, *fresh_part;    /* chunk sums of the sink frames' and the new tokens' rows */
+	double *sink_dots;                /* decision scratch [slots][ceil(D/64)][2 + 4·(kv_frames-1)] */
+	int *sink_count;                  /* decision arrival counters [DIT_CUDA_MAX_SLOTS] */
 	int smean_ns, smean_slots;        /* smean holds ns sink frames of slots < smean_slots; 0: stale */
 	struct graph_entry graphs[GRAPH_CACHE_MAX];
 	int ngraphs;
@@ -199,7 +204,15 @@ static void layout_acts(struct dit_cuda *m, int *f, char *err, size_t errlen)
 	m->sink_params = aalloc(a, sizeof(struct wan_sink_params), f, err, errlen);
 	m->sink_rec = aalloc(a, (size_t)m->d.num_layers * m->p.slots * sizeof(struct wan_sink_rec), f, err, errlen);
 	m->smean = aalloc(a, (size_t)m->d.num_layers * m->p.slots * 2 * m->p.kv_frames * D * 4, f, err, errlen);
-	m->fresh = aalloc(a, (size_t)m->p.slots * 2 * D * 4, f, err, errlen);
+	{
+		/* chunk sums: every sink frame of every slot, and the new tokens of a call */
+		size_t C = (size_t)wan_sink_chunk(), kf1 = (size_t)m->p.kv_frames - 1;
+
+		m->sink_part = aalloc(a, (size_t)m->p.slots * 2 * kf1 * ((m->l + C - 1) / C) * D * 4, f, err, errlen);
+		m->fresh_part = aalloc(a, 2 * (T / C + m->p.slots + 1) * D * 4, f, err, errlen);
+		m->sink_dots = aalloc(a, (size_t)m->p.slots * ((D + 63) / 64) * (2 + 4 * kf1) * 8, f, err, errlen);
+		m->sink_count = aalloc(a, DIT_CUDA_MAX_SLOTS * sizeof(int), f, err, errlen);
+	}
 	m->rope = aalloc(a, (size_t)ROPE_POSITIONS * (m->hd / 2) * 8, f, err, errlen);
 	m->call_i = aalloc(a, (M + 3 * DIT_CUDA_MAX_SLOTS) * sizeof(int), f, err, errlen);
 	m->call_f = aalloc(a, M * sizeof(float), f, err, errlen);
@@ -355,6 +368,8 @@ struct dit_cuda *dit_cuda_new(const struct dit_cuda_dims *dims, const struct dit
 	CU_TRY(cudaMallocHost((void **)&m->h_call_f, m->max_frames_total * sizeof(float)));
 	CU_TRY(cudaMallocHost((void **)&m->h_means, (size_t)m->p.slots * 2 * (m->p.kv_frames + 1) * dims->dim * 4));
 	CU_TRY(cudaMallocHost((void **)&m->h_kvlen, DIT_CUDA_MAX_SLOTS * sizeof(int)));
+	CU_TRY(cudaMallocHost((void **)&m->h_rings, (size_t)dims->num_layers * m->p.slots * sizeof(*m->h_rings)));
+	CU_TRY(cudaMallocHost((void **)&m->h_sink_params, sizeof(*m->h_sink_params)));
 	if (build_rope(m, err, errlen)) {
 		rc = -1;
 		goto cleanup;
@@ -391,6 +406,10 @@ void dit_cuda_free(struct dit_cuda *m)
 		cudaFreeHost(m->h_means);
 	if (m->h_kvlen)
 		cudaFreeHost(m->h_kvlen);
+	if (m->h_rings)
+		cudaFreeHost(m->h_rings);
+	if (m->h_sink_params)
+		cudaFreeHost(m->h_sink_params);
 	if (m->st)
 		cudaStreamDestroy(m->st);
 	if (m->st2)
@@ -682,77 +701,84 @@ struct fwd_hook {
 	int cached;         /* device: the sink frames' means are in m->smean (no re-read) */
 };
 
-/* Adaptive-sink statistics of layer li: the new K/V go to the staging buffers (roped), and
- * the token means of the new K/V and of each slot's ns sink frames to m->means
- * ([B][2(ns+1)][D], as wan_k_sink_means lays them out). */
+/* The statistics of layer li (sink_kernels.h): chunk sums of the ns sink frames of each slot
+ * (a full read; none when ns is 0) into m->sink_part, and R set up for the reduction with
+ * the new tokens' sums in m->fresh_part (filled by the caller). */
+static int sink_frame_parts(struct dit_cuda *m, int li, int B, int n, int ns, int full,
+			    struct wan_sink_reduce *r, char *err, size_t errlen)
+{
+	struct layer_w *w = &m->layers[li];
+	int64_t D = m->d.dim;
+
+	*r = (struct wan_sink_reduce){
+		.ns = ns, .l = m->l, .n = n, .chunk = wan_sink_chunk(),
+		.sink_part = full && ns ? m->sink_part : NULL, .fresh_part = m->fresh_part,
+		.means = m->means, .dots = m->sink_dots, .count = m->sink_count,
+	};
+	if (full && ns)
+		TRY(wan_k_sink_row_parts(m->st, w->kc, w->vc, (int64_t)m->kv_rows * D, (int64_t)m->l * D, B,
+					 ns, m->l, (int)D, m->sink_part, err, errlen));
+	return 0;
+}
+
+/* Host-decided path: the new K/V go to the staging buffers (roped), and the token means of
+ * the new K/V and of each slot's ns sink frames to m->means ([B][2(ns+1)][D]), summed in the
+ * order the device path sums them. */
 static int sink_stats(struct dit_cuda *m, int li, int B, int n, int ns, const int *d_start,
 		      char *err, size_t errlen)
 {
 	struct layer_w *w = &m->layers[li];
-	int D = m->d.dim, L = m->l, rows = 2 * (ns + 1);
-	size_t sb = (size_t)m->kv_rows * D;
+	struct wan_sink_reduce r;
+	int D = m->d.dim;
 
 	TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, m->kst, m->vst, (int64_t)n * D, B * n, D,
-				 m->hd, n, L, m->w2, w->gq, w->gk, m->rope, d_start, m->zero_rows,
+				 m->hd, n, m->l, m->w2, w->gq, w->gk, m->rope, d_start, m->zero_rows,
 				 (float)m->d.eps, err, errlen));
-	if (D % 64 == 0)
-		return wan_k_sink_means(m->st, w->kc, w->vc, (int64_t)sb, m->kst, m->vst, B, L, n, ns, D,
-					m->means, err, errlen);
-	for (int b = 0; b < B; b++) {
-		float *mb = m->means + (size_t)b * rows * D;
-
-		for (int j = 0; j < ns; j++) {
-			TRY(wan_k_row_mean(m->st, (const char *)w->kc + b * sb * BF, (int64_t)j * L, L, D,
-					   mb + (size_t)j * D, err, errlen));
-			TRY(wan_k_row_mean(m->st, (const char *)w->vc + b * sb * BF, (int64_t)j * L, L, D,
-					   mb + (size_t)(ns + 1 + j) * D, err, errlen));
-		}
-		TRY(wan_k_row_mean(m->st, (const char *)m->kst + (size_t)b * n * D * BF, 0, n, D,
-				   mb + (size_t)ns * D, err, errlen));
-		TRY(wan_k_row_mean(m->st, (const char *)m->vst + (size_t)b * n * D * BF, 0, n, D,
-				   mb + (size_t)(2 * ns + 1) * D, err, errlen));
-	}
-	return 0;
+	TRY(sink_frame_parts(m, li, B, n, ns, 1, &r, err, errlen));
+	TRY(wan_k_sink_row_parts(m->st, m->kst, m->vst, (int64_t)n * D, 0, B, 1, n, D, m->fresh_part,
+				 err, errlen));
+	return wan_k_sink_reduce_means(m->st, &r, B, D, err, errlen);
 }
 
-/* The device-decided self-attention input stage of layer li (dit_cuda_forward_sink): the
- * statistics, the decision kernel (it writes each slot's row into the call block's write
- * rows, read by the copy), then the staged K/V into the cache. No host round trip.
- * The sink frames change only when a write lands on one, so their means are kept in m->smean
- * from call to call (D divisible by 64): a CACHED call reads only the new tokens and the
- * decision kernel replaces the kept mean of a frame it overwrites (same kernel, same row
- * order, so the kept means are bitwise what a re-read would give). A full call re-reads the
- * sink rows and refills m->smean. */
+/* The device-decided self-attention input stage of layer li (dit_cuda_forward_sink), no host
+ * round trip: the statistics, the decision kernel (it writes each slot's row into the call
+ * block's write rows), then the write. Fused (wan_sink_fused_ok, the usual case): the new
+ * keys' and values' sums come from a pass over qkv that rounds them as the write will, and
+ * the write kernel stores q and the new K/V straight to the decided rows; otherwise they are
+ * staged, summed and copied. The sink frames change only when a write lands on one, so their
+ * means are kept in m->smean from call to call: a CACHED call reads only the new tokens and
+ * the decision kernel replaces the kept mean of a frame it overwrites (the same chunk sums in
+ * the same order, so the kept means are bitwise what a re-read would give). A full call
+ * re-reads the sink rows and refills m->smean. */
 static int sink_kv_device(struct dit_cuda *m, int ns, int cached, int li, int B, int n,
 			  const int *d_start, int *d_write, char *err, size_t errlen)
 {
 	struct layer_w *w = &m->layers[li];
 	int64_t D = m->d.dim, kf = m->p.kv_frames;
-	float *keep = m->smean + (size_t)li * m->p.slots * 2 * kf * D;
-	struct wan_sink_means ms = {
-		.sink = m->means, .sink_slot = 2 * (ns + 1) * D, .sink_kv = (ns + 1) * D,
-		.fresh = m->means + ns * D, .fresh_slot = 2 * (ns + 1) * D, .fresh_kv = (ns + 1) * D,
-		.keep = D % 64 == 0 ? keep : NULL, .keep_slot = 2 * kf * D, .keep_kv = kf * D,
-	};
+	int fused = wan_sink_fused_ok((int)D, m->hd);
+	float eps = (float)m->d.eps;
+	struct wan_sink_reduce r;
 
-	if (cached) {
+	TRY(sink_frame_parts(m, li, B, n, ns, !cached, &r, err, errlen));
+	r.keep = m->smean + (size_t)li * m->p.slots * 2 * kf * D;
+	r.keep_slot = 2 * kf * D;
+	r.keep_kv = kf * D;
+	if (fused) {
+		TRY(wan_k_sink_fresh_parts(m->st, m->qkv, B, n, (int)D, m->hd, m->l, m->w2, w->gk, m->rope,
+					   d_start, eps, m->fresh_part, err, errlen));
+	} else {
 		TRY(wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, m->kst, m->vst, (int64_t)n * D, B * n, (int)D,
 					 m->hd, n, m->l, m->w2, w->gq, w->gk, m->rope, d_start, m->zero_rows,
-					 (float)m->d.eps, err, errlen));
-		/* no sink frames: rows [new K, new V] per slot, summed exactly as in a full call */
-		TRY(wan_k_sink_means(m->st, w->kc, w->vc, (int64_t)m->kv_rows * D, m->kst, m->vst, B, m->l, n, 0,
-				     (int)D, m->fresh, err, errlen));
-		ms.sink = keep;
-		ms.sink_slot = ms.keep_slot;
-		ms.sink_kv = ms.keep_kv;
-		ms.fresh = m->fresh;
-		ms.fresh_slot = 2 * D;
-		ms.fresh_kv = D;
-	} else {
-		TRY(sink_stats(m, li, B, n, ns, d_start, err, errlen));
+					 eps, err, errlen));
+		TRY(wan_k_sink_row_parts(m->st, m->kst, m->vst, (int64_t)n * D, 0, B, 1, n, (int)D,
+					 m->fresh_part, err, errlen));
 	}
-	TRY(wan_k_sink_decide(m->st, ms, B, ns, (int)D, m->sink_rings + (size_t)li * B, m->sink_params,
-			      m->l, m->kv_rows, n, d_write, m->sink_rec + (size_t)li * B, err, errlen));
+	TRY(wan_k_sink_decide(m->st, &r, B, (int)D, m->sink_rings + (size_t)li * B, m->sink_params,
+			      m->kv_rows, d_write, m->sink_rec + (size_t)li * B, err, errlen));
+	if (fused)
+		return wan_k_sink_qkv_write(m->st, m->qkv, m->qbuf, w->kc, w->vc, (int64_t)m->kv_rows * D, B * n,
+					    (int)D, m->hd, n, m->l, m->w2, w->gq, w->gk, m->rope, d_start,
+					    d_write, eps, err, errlen);
 	return wan_k_kv_write_rows(m->st, m->kst, m->vst, w->kc, w->vc, (int64_t)m->kv_rows * D, B, n, (int)D,
 				   d_write, err, errlen);
 }
@@ -1143,15 +1169,24 @@ static int upload_call(struct dit_cuda *m, const struct dit_cuda_call *c, char *
 	return 0;
 }
 
-/* The device sink path's per-call state: the rings before the call and the parameters
- * (queued on m->st after upload_call's sync; pageable sources are staged by the copy). */
+/* The device sink path's per-call state: the rings before the call and the parameters,
+ * through pinned staging (queued on m->st after upload_call's sync, so the staging is free);
+ * of each ring only the entries in use (the device never reads past them). */
 static int upload_sink(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,
 		       char *err, size_t errlen)
 {
-	size_t rb = (size_t)m->d.num_layers * c->slots * sizeof(struct wan_sink_ring);
+	size_t nr = (size_t)m->d.num_layers * c->slots, head = offsetof(struct wan_sink_ring, list);
 
-	CU_RET(cudaMemcpyAsync(m->sink_rings, s->rings, rb, cudaMemcpyHostToDevice, m->st));
-	CU_RET(cudaMemcpyAsync(m->sink_params, &s->params, sizeof(s->params), cudaMemcpyHostToDevice, m->st));
+	for (size_t i = 0; i < nr; i++) {
+		int n = s->rings[i].n < 0 ? 0 : s->rings[i].n > WAN_SINK_LIST_MAX ? WAN_SINK_LIST_MAX : s->rings[i].n;
+
+		memcpy(&m->h_rings[i], &s->rings[i], head + (size_t)n * sizeof(int));
+	}
+	*m->h_sink_params = s->params;
+	CU_RET(cudaMemcpyAsync(m->sink_rings, m->h_rings, nr * sizeof(*m->h_rings), cudaMemcpyHostToDevice, m->st));
+	CU_RET(cudaMemcpyAsync(m->sink_params, m->h_sink_params, sizeof(s->params), cudaMemcpyHostToDevice, m->st));
+	/* the decision kernels leave their counters at zero; an aborted call may not have */
+	CU_RET(cudaMemsetAsync(m->sink_count, 0, DIT_CUDA_MAX_SLOTS * sizeof(int), m->st));
 	return 0;
 }
 
@@ -1375,14 +1410,13 @@ static int sink_state_aligned(const struct dit_cuda *m, const struct dit_cuda_ca
 	return 1;
 }
 
-int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
-			  const struct dit_cuda_sink *s, const float *x, float *flow, char *err,
-			  size_t errlen)
+/* The checks of a device-sink call C: CC gets the call the forward runs (static rows),
+ * *ALIGNED whether every write covers whole frames, *CACHED whether the kept sink means can
+ * stand in for a re-read. */
+static int sink_prepare(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,
+			struct dit_cuda_call *cc, int *aligned, int *cached, char *err, size_t errlen)
 {
-	struct dit_cuda_call cc = *c;
-	size_t px = (size_t)c->slots * 16 * c->frames * m->p.lat_h * m->p.lat_w;
 	const struct wan_sink_params *sp = &s->params;
-	int aligned, cached;
 
 	if (c->slots < 1 || c->slots > m->p.slots || c->frames < 1 || c->slots * c->frames > m->max_frames_total) {
 		snprintf(err, errlen, "call of %d slots x %d frames exceeds the plan", c->slots, c->frames);
@@ -1396,24 +1430,44 @@ int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
 			 WAN_SINK_PENDING_MAX);
 		return -1;
 	}
+	*cc = *c;
 	for (int b = 0; b < c->slots; b++) {
 		/* the rows are decided per layer on the device; make the static checks pass */
-		cc.write_row[b] = 0;
+		cc->write_row[b] = 0;
 		m->h_kvlen[b] = c->kv_len[b];
 	}
 	/* kept sink means: only while every write is a whole aligned frame (then the decision
 	 * kernel follows each write that lands on a sink frame) */
-	aligned = m->d.dim % 64 == 0 && c->frames == 1 && sink_state_aligned(m, c, s);
-	cached = aligned && m->smean_ns == s->nsink && m->smean_slots >= c->slots;
+	*aligned = c->frames == 1 && sink_state_aligned(m, c, s);
+	*cached = *aligned && m->smean_ns == s->nsink && m->smean_slots >= c->slots;
+	return 0;
+}
+
+/* After a device-sink call of B slots: the kept means follow the cache (or are stale). */
+static void sink_kept(struct dit_cuda *m, const struct dit_cuda_sink *s, int B, int aligned, int cached)
+{
+	if (aligned) {
+		m->smean_ns = s->nsink;
+		m->smean_slots = cached && m->smean_slots > B ? m->smean_slots : B;
+	}
+}
+
+int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
+			  const struct dit_cuda_sink *s, const float *x, float *flow, char *err,
+			  size_t errlen)
+{
+	struct dit_cuda_call cc;
+	size_t px = (size_t)c->slots * 16 * c->frames * m->p.lat_h * m->p.lat_w;
+	int aligned, cached;
+
+	if (sink_prepare(m, c, s, &cc, &aligned, &cached, err, errlen))
+		return -1;
 	if (x)
 		CU_RET(cudaMemcpyAsync(m->x_in, x, px * 4, cudaMemcpyHostToDevice, m->st));
 	m->smean_ns = 0;
 	if (run_call(m, &cc, s, cached, err, errlen))
 		return -1;
-	if (aligned) {
-		m->smean_ns = s->nsink;
-		m->smean_slots = cached && m->smean_slots > c->slots ? m->smean_slots : c->slots;
-	}
+	sink_kept(m, s, c->slots, aligned, cached);
 	if (s->rec)
 		CU_RET(cudaMemcpyAsync(s->rec, m->sink_rec, (size_t)m->d.num_layers * c->slots * sizeof(*s->rec),
 				       cudaMemcpyDeviceToHost, m->st));
@@ -1430,8 +1484,10 @@ int dit_cuda_sync(struct dit_cuda *m, char *err, size_t errlen)
 	return 0;
 }
 
-int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double ms[DIT_C_COUNT],
-		     char *err, size_t errlen)
+/* An eager forward of C with an event between op groups (HOOK: the device sink path, whose
+ * state is uploaded); ms[] gets the time per component. */
+static int profile_call(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,
+			const struct fwd_hook *hook, double ms[DIT_C_COUNT], char *err, size_t errlen)
 {
 	int kvu, rc = 0;
 
@@ -1446,12 +1502,13 @@ int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double m
 		for (int i = 0; i < PROF_EVENTS; i++)
 			CU_RET(cudaEventCreate(&m->ev[i]));
 	}
-	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen))
+	if (check_call(m, c, &kvu, err, errlen) || upload_call(m, c, err, errlen) ||
+	    (s && upload_sink(m, c, s, err, errlen)))
 		return -1;
 	m->nev = 0;
 	m->smean_ns = 0;
 	m->profiling = 1;
-	rc = enqueue_forward(m, c->slots, c->frames, kvu, NULL, err, errlen);
+	rc = enqueue_forward(m, c->slots, c->frames, kvu, hook, err, errlen);
 	m->profiling = 0;
 	if (rc)
 		return -1;
@@ -1463,6 +1520,28 @@ int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double m
 		if (m->ev_cat[i] < DIT_C_COUNT)
 			ms[m->ev_cat[i]] += t;
 	}
+	return 0;
+}
+
+int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double ms[DIT_C_COUNT],
+		     char *err, size_t errlen)
+{
+	return profile_call(m, c, NULL, NULL, ms, err, errlen);
+}
+
+int dit_cuda_profile_sink(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,
+			  double ms[DIT_C_COUNT], char *err, size_t errlen)
+{
+	struct dit_cuda_call cc;
+	struct fwd_hook hk = {.fn = NULL, .ctx = NULL, .nsink = s->nsink};
+	int aligned, cached;
+
+	if (sink_prepare(m, c, s, &cc, &aligned, &cached, err, errlen))
+		return -1;
+	hk.cached = cached;
+	if (profile_call(m, &cc, s, &hk, ms, err, errlen))
+		return -1;
+	sink_kept(m, s, c->slots, aligned, cached);
 	return 0;
 }
 

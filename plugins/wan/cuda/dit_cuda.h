@@ -22,7 +22,9 @@
  * and is graphed the same way, keyed by its sink frame count too; the host uploads the ring
  * state before the call and reads the decisions back once after it. The sink frames' token
  * means are kept on the device between such calls (a write that lands on a sink frame
- * replaces its kept mean), so a steady call reads only its new keys/values; any other cache
+ * replaces its kept mean), so a steady call reads only its new keys/values, summed by a pass
+ * over the QKV output before the decision, which are then written straight to the decided
+ * rows (no staging copy); any other cache
  * write (plain forward, slot copy, clear) makes the next sink call re-read them. The
  * host-callback forward (forward_hooked) runs eagerly with one readback per layer.
  * Optional overlap (dit_cuda.c, enqueue_call; off by default: measured no faster on an H100,
@@ -158,6 +160,11 @@ float *dit_cuda_input(struct dit_cuda *m);
 /* Eager forward with an event between op groups; ms[] gets the time per component. */
 int dit_cuda_profile(struct dit_cuda *m, const struct dit_cuda_call *c, double ms[DIT_C_COUNT],
 		     char *err, size_t errlen);
+/* The same for a device-sink call (dit_cuda_forward_sink's arguments; the sink kernels count
+ * as norms/rope), kept means used when the last call left them. */
+int dit_cuda_profile_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
+			  const struct dit_cuda_sink *s, double ms[DIT_C_COUNT], char *err,
+			  size_t errlen);
 /* Copies cache rows [0, rows) of slot src to slot dst in every layer (stream-batch setup). */
 int dit_cuda_copy_slot(struct dit_cuda *m, int dst, int src, int rows, char *err, size_t errlen);
 /* Reads back rows [row0, row0+count) of layer `layer`, slot `slot`, K (which=0) or V (1) as

@@ -1,17 +1,34 @@
-/* sink_kernels.cu: the adaptive-sink decision and the cache write it steers (see
+/* sink_kernels.cu: the adaptive-sink statistics, decision and the cache write it steers (see
  * sink_kernels.h). The ring update is dit_kv.c's kv_plan + kv_commit, line for line, written
- * once for host and device (ring_advance); the host copy exists for tests. */
+ * once for host and device (ring_advance); the host copy exists for tests.
+ *
+ * DESIGN: a token mean is a sum over a frame's rows; every such sum here has one order, so the
+ * mean of the same bf16 rows is bitwise the same whichever kernel computes it (the new tokens
+ * before they are written, or the same rows re-read from the cache): chunks of
+ * wan_sink_chunk() rows, each summed sequentially from its first row (fp32), then the chunks
+ * of a column added by 4 lanes (lane q takes chunks q, q+4, ...) and the 4 lanes in order.
+ * The fused pass (k_sink_fresh_parts) computes the new keys exactly as the write kernel
+ * (k_sink_qkv_write8r) and kernels.cu's k_qkv_rope_cache8r do (same per-row code: RMS sum of
+ * 8 channels per thread, block_sum_rows, RMSNorm·g, RoPE, bf16 rounding), so its means are
+ * those of the rows the write kernel stores after the decision; gpu_dit_stream checks both
+ * bitwise against kernels.cu. The decision kernel spreads the sums and dot products over
+ * D/64 blocks per slot; the last block to finish (an arrival counter per slot, reset by it)
+ * adds the blocks' dot products in block order and runs the ring update: deterministic. */
 #include "plugins/wan/cuda/sink_kernels.h"
 #include "plugins/wan/cuda/cuda_check.h"
 
+#include <cuda_bf16.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define SINK_THREADS 256
+typedef __nv_bfloat16 bf16;
 
 #define LAUNCH_CHECK(name) do { cudaError_t e_ = cudaGetLastError(); if (e_ != cudaSuccess) \
 	return wan_cuda_fail(err, errlen, __FILE__, __LINE__, name, cudaGetErrorString(e_)); } while (0)
+
+/* ---- the ring update (host and device) ---- */
 
 /* dit_kv.c list_insert_front: the pending run is the front entries <= sink rows; past
  * pending_max the oldest pending refresh (the last of the run) is forgotten. The caller
@@ -95,28 +112,434 @@ extern "C" int wan_sink_ring_advance_host(struct wan_sink_ring *r, const struct 
 	return ring_advance(r, p, l, rows, nsink, c_start, n_new, pick, write_row, attn_len);
 }
 
-/* Four block-wide double sums in a fixed order (deterministic: each warp's butterfly as seen
- * by lane 0, then the warps in order); every thread gets them. */
-static __device__ void block_sum4(double v[4], double (*sh)[SINK_THREADS / 32])
+/* ---- settings ---- */
+
+static int chunk_rows;
+
+extern "C" int wan_sink_chunk(void)
 {
-	int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+	if (!chunk_rows) {
+		const char *e = getenv("WAN_SINK_CHUNK");
+		int v = e ? atoi(e) : 16;
 
-	for (int q = 0; q < 4; q++)
-		for (int o = 16; o > 0; o >>= 1)
-			v[q] += __shfl_xor_sync(0xffffffffu, v[q], o);
-	if (lane == 0)
-		for (int q = 0; q < 4; q++)
-			sh[q][w] = v[q];
+		chunk_rows = v == 8 || v == 32 || v == 64 ? v : 16;
+	}
+	return chunk_rows;
+}
+
+/* The environment and the shape allow the fused kernels (wan_sink_fused_ok also asks whether
+ * they launch). */
+static int fused_shape_ok(int d, int hd)
+{
+	const char *e = getenv("WAN_SINK_FUSED"), *v = getenv("WAN_K_VEC");
+
+	/* kernels.cu keeps its plain (differently rounded) kernel under WAN_K_VEC=0 */
+	if ((e && e[0] == '0') || (v && v[0] == '0'))
+		return 0;
+	return d % 256 == 0 && d / 8 <= 1024 && hd % 8 == 0 && d % hd == 0;
+}
+
+/* ---- per-row helpers: kernels.cu's, so the rounding is the same ---- */
+
+static __device__ __forceinline__ float warp_sum(float v)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+static __device__ __forceinline__ double warp_sum_d(double v)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+static __device__ __forceinline__ void bf16x8_to_f(uint4 raw, float *f)
+{
+	const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+
+#pragma unroll
+	for (int j = 0; j < 4; j++) {
+		float2 v = __bfloat1622float2(h[j]);
+
+		f[2 * j] = v.x;
+		f[2 * j + 1] = v.y;
+	}
+}
+
+static __device__ __forceinline__ uint4 f_to_bf16x8(const float *f)
+{
+	uint4 r;
+	__nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&r);
+
+#pragma unroll
+	for (int j = 0; j < 4; j++)
+		h[j] = __floats2bfloat162_rn(f[2 * j], f[2 * j + 1]);
+	return r;
+}
+
+/* kernels.cu block_sum_rows: per value a warp tree, then the warps' partials in a second tree. */
+template <int R>
+static __device__ __forceinline__ void block_sum_rows(float *s, float (*sh)[32])
+{
+	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+
+#pragma unroll
+	for (int r = 0; r < R; r++)
+		s[r] = warp_sum(s[r]);
 	__syncthreads();
-	for (int q = 0; q < 4; q++) {
-		double s = 0.0;
-
-		for (int i = 0; i < SINK_THREADS / 32; i++)
-			s += sh[q][i];
-		v[q] = s;
+	if (lane == 0) {
+#pragma unroll
+		for (int r = 0; r < R; r++)
+			sh[r][wid] = s[r];
 	}
 	__syncthreads();
+#pragma unroll
+	for (int r = 0; r < R; r++)
+		s[r] = warp_sum(lane < nw ? sh[r][lane] : 0.0f);
 }
+
+/* Sum of squares of 8 channels, as k_qkv_rope_cache8r accumulates it. */
+static __device__ __forceinline__ float sq8(uint4 raw)
+{
+	float f[8], s = 0.0f;
+
+	bf16x8_to_f(raw, f);
+#pragma unroll
+	for (int j = 0; j < 8; j++)
+		s += f[j] * f[j];
+	return s;
+}
+
+/* RMSNorm·g and RoPE of 8 channels (pairs pj0..pj0+3 of a head) of the row at token i of a
+ * slot starting at frame start; SUM its row's sum of squares. k_qkv_rope_cache8r's code. */
+static __device__ __forceinline__ uint4 norm_rope8(uint4 raw, float sum, const float *g, int d,
+						   float eps, int pj0, int half, int ct, int ch,
+						   const float2 *rope, int pos_t, int pos_y, int pos_x)
+{
+	float f[8], r = rsqrtf(sum / d + eps);
+
+	bf16x8_to_f(raw, f);
+#pragma unroll
+	for (int j = 0; j < 4; j++) {
+		int pj = pj0 + j, pos = pj < ct ? pos_t : (pj < ct + ch ? pos_y : pos_x);
+		float2 cs = rope[(size_t)pos * half + pj];
+		float k0 = f[2 * j] * r * g[2 * j], k1 = f[2 * j + 1] * r * g[2 * j + 1];
+
+		f[2 * j] = k0 * cs.x - k1 * cs.y;
+		f[2 * j + 1] = k0 * cs.y + k1 * cs.x;
+	}
+	return f_to_bf16x8(f);
+}
+
+static __device__ __forceinline__ void add8(float *acc, uint4 raw)
+{
+	float f[8];
+
+	bf16x8_to_f(raw, f);
+#pragma unroll
+	for (int j = 0; j < 8; j++)
+		acc[j] += f[j];
+}
+
+/* ---- partial sums of rows already in memory ---- */
+
+/* Block (chunk c, set): set = (b·2 + kv)·nsets + j. Thread i sums columns [8i, 8i+8) (VEC)
+ * or columns i, i + blockDim, ... of rows [c·chunk, ...) of its set, in row order. */
+template <bool VEC>
+__global__ void k_sink_row_parts(const bf16 *kc, const bf16 *vc, int64_t slot_stride,
+				 int64_t set_stride, int nsets, int count, int d, int chunk, int nch,
+				 float *part)
+{
+	int set = blockIdx.y, j = set % nsets, kv = (set / nsets) & 1, b = set / nsets / 2;
+	int r0 = blockIdx.x * chunk, nr = count - r0 < chunk ? count - r0 : chunk;
+	const bf16 *base = (kv ? vc : kc) + b * slot_stride + j * set_stride + (size_t)r0 * d;
+	float *out = part + ((size_t)set * nch + blockIdx.x) * d;
+
+	if (VEC) {
+		for (int c = threadIdx.x * 8; c < d; c += blockDim.x * 8) {
+			float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+			uint4 raw[8];
+
+			for (int r = 0; r < nr; r += 8) {
+				int m = nr - r < 8 ? nr - r : 8;
+
+#pragma unroll
+				for (int q = 0; q < 8; q++)
+					if (q < m)
+						raw[q] = *reinterpret_cast<const uint4 *>(base + (size_t)(r + q) * d + c);
+#pragma unroll
+				for (int q = 0; q < 8; q++)
+					if (q < m)
+						add8(acc, raw[q]);
+			}
+			*reinterpret_cast<float4 *>(out + c) = make_float4(acc[0], acc[1], acc[2], acc[3]);
+			*reinterpret_cast<float4 *>(out + c + 4) = make_float4(acc[4], acc[5], acc[6], acc[7]);
+		}
+	} else {
+		for (int c = threadIdx.x; c < d; c += blockDim.x) {
+			float acc = 0.0f;
+
+			for (int r = 0; r < nr; r++)
+				acc += __bfloat162float(base[(size_t)r * d + c]);
+			out[c] = acc;
+		}
+	}
+}
+
+static int row_threads(int d, int vec)
+{
+	int t = vec ? (d / 8 + 31) / 32 * 32 : (d + 31) / 32 * 32;
+
+	return t > 256 ? 256 : t;
+}
+
+extern "C" int wan_k_sink_row_parts(cudaStream_t st, const void *kc, const void *vc,
+				    int64_t slot_stride, int64_t set_stride, int b, int nsets, int count,
+				    int d, float *part, char *err, size_t errlen)
+{
+	int chunk = wan_sink_chunk(), nch = (count + chunk - 1) / chunk;
+	int vec = d % 8 == 0 && slot_stride % 8 == 0 && set_stride % 8 == 0 &&
+		  !(((uintptr_t)kc | (uintptr_t)vc) & 15);
+
+	if (b < 1 || b > 8 || nsets < 1 || count < 1 || d < 1) {
+		snprintf(err, errlen, "sink statistics: bad shape (%d slots, %d row sets of %d rows, width %d)",
+			 b, nsets, count, d);
+		return -1;
+	}
+	if (vec)
+		k_sink_row_parts<true><<<dim3(nch, b * 2 * nsets), row_threads(d, 1), 0, st>>>(
+			(const bf16 *)kc, (const bf16 *)vc, slot_stride, set_stride, nsets, count, d, chunk, nch, part);
+	else
+		k_sink_row_parts<false><<<dim3(nch, b * 2 * nsets), row_threads(d, 0), 0, st>>>(
+			(const bf16 *)kc, (const bf16 *)vc, slot_stride, set_stride, nsets, count, d, chunk, nch, part);
+	LAUNCH_CHECK("k_sink_row_parts");
+	return 0;
+}
+
+/* ---- the fused pass: partial sums of the new keys and values before they are written ---- */
+
+/* Block (chunk c, slot b), d/8 threads: the chunk's rows of the slot in rounds of R, each
+ * round's keys normalized, roped and rounded exactly as the write kernel stores them. */
+template <int R>
+__global__ void k_sink_fresh_parts(const bf16 *qkv, int n, int d, int hd, int l, int w2,
+				   const float *g_k, const float2 *rope, const int *start_frame,
+				   float eps, int chunk, int nch, float *part)
+{
+	__shared__ float sh[R][32];
+	int b = blockIdx.y, i0 = blockIdx.x * chunk, nr = n - i0 < chunk ? n - i0 : chunk;
+	int c = threadIdx.x * 8, half = hd / 2, ch = hd / 6, ct = half - 2 * ch, pj0 = (c % hd) / 2;
+	float acck[8] = {0, 0, 0, 0, 0, 0, 0, 0}, accv[8] = {0, 0, 0, 0, 0, 0, 0, 0}, gk[8];
+	float *ok = part + ((size_t)(b * 2) * nch + blockIdx.x) * d, *ov = ok + (size_t)nch * d;
+
+#pragma unroll
+	for (int j = 0; j < 8; j++)
+		gk[j] = g_k[c + j];
+	for (int r0 = 0; r0 < nr; r0 += R) {
+		uint4 rk[R], rv[R];
+		float s[R];
+
+#pragma unroll
+		for (int r = 0; r < R; r++) {
+			int i = i0 + r0 + (r0 + r < nr ? r : 0);
+			const bf16 *row = qkv + ((size_t)b * n + i) * 3 * d;
+
+			rk[r] = *reinterpret_cast<const uint4 *>(row + d + c);
+			rv[r] = *reinterpret_cast<const uint4 *>(row + 2 * d + c);
+			s[r] = sq8(rk[r]);
+		}
+		block_sum_rows<R>(s, sh);
+#pragma unroll
+		for (int r = 0; r < R; r++) {
+			int i = i0 + r0 + r, rem = i % l;
+
+			if (r0 + r >= nr)
+				break;
+			add8(acck, norm_rope8(rk[r], s[r], gk, d, eps, pj0, half, ct, ch, rope,
+					      start_frame[b] + i / l, rem / w2, rem % w2));
+			add8(accv, rv[r]);
+		}
+	}
+	*reinterpret_cast<float4 *>(ok + c) = make_float4(acck[0], acck[1], acck[2], acck[3]);
+	*reinterpret_cast<float4 *>(ok + c + 4) = make_float4(acck[4], acck[5], acck[6], acck[7]);
+	*reinterpret_cast<float4 *>(ov + c) = make_float4(accv[0], accv[1], accv[2], accv[3]);
+	*reinterpret_cast<float4 *>(ov + c + 4) = make_float4(accv[4], accv[5], accv[6], accv[7]);
+}
+
+/* The largest of 8, 4, 2, 1 rows per round whose instance launches THREADS threads (its
+ * registers); maxthr caches each instance's limit. */
+static int rounds_fit(const void *const kern[4], int maxthr[4], int threads)
+{
+	for (int i = 0; i < 4; i++) {
+		if (!maxthr[i]) {
+			cudaFuncAttributes a;
+
+			maxthr[i] = cudaFuncGetAttributes(&a, kern[i]) == cudaSuccess ? a.maxThreadsPerBlock : -1;
+			cudaGetLastError();
+		}
+		if (maxthr[i] >= threads)
+			return 8 >> i;
+	}
+	return 0;
+}
+
+static const void *const fresh_kern[4] = { (const void *)k_sink_fresh_parts<8>,
+					   (const void *)k_sink_fresh_parts<4>,
+					   (const void *)k_sink_fresh_parts<2>,
+					   (const void *)k_sink_fresh_parts<1> };
+static int fresh_maxthr[4];
+
+extern "C" int wan_k_sink_fresh_parts(cudaStream_t st, const void *qkv, int b, int n, int d, int hd,
+				      int l, int w2, const float *g_k, const void *rope,
+				      const int *start_frame, float eps, float *part, char *err,
+				      size_t errlen)
+{
+	int chunk = wan_sink_chunk(), nch = (n + chunk - 1) / chunk, r;
+	dim3 grid(nch, b);
+
+	if (!fused_shape_ok(d, hd) || b < 1 || b > 8 || n < 1 || l < 1 || w2 < 1) {
+		snprintf(err, errlen, "sink statistics: the fused pass does not take width %d, head %d", d, hd);
+		return -1;
+	}
+	r = rounds_fit(fresh_kern, fresh_maxthr, d / 8);
+	{
+		/* WAN_SINK_ROUNDS = 1, 2, 4 or 8 caps the rows per round (benchmark A/B; same sums) */
+		const char *e = getenv("WAN_SINK_ROUNDS");
+		int cap = e ? atoi(e) : 8;
+
+		while (r > 1 && r > cap)
+			r /= 2;
+	}
+	switch (r) {
+	case 8: k_sink_fresh_parts<8><<<grid, d / 8, 0, st>>>((const bf16 *)qkv, n, d, hd, l, w2, g_k,
+			(const float2 *)rope, start_frame, eps, chunk, nch, part); break;
+	case 4: k_sink_fresh_parts<4><<<grid, d / 8, 0, st>>>((const bf16 *)qkv, n, d, hd, l, w2, g_k,
+			(const float2 *)rope, start_frame, eps, chunk, nch, part); break;
+	case 2: k_sink_fresh_parts<2><<<grid, d / 8, 0, st>>>((const bf16 *)qkv, n, d, hd, l, w2, g_k,
+			(const float2 *)rope, start_frame, eps, chunk, nch, part); break;
+	case 1: k_sink_fresh_parts<1><<<grid, d / 8, 0, st>>>((const bf16 *)qkv, n, d, hd, l, w2, g_k,
+			(const float2 *)rope, start_frame, eps, chunk, nch, part); break;
+	default:
+		snprintf(err, errlen, "sink statistics: no fused kernel launches %d threads", d / 8);
+		return -1;
+	}
+	LAUNCH_CHECK("k_sink_fresh_parts");
+	return 0;
+}
+
+/* ---- the write after the decision ---- */
+
+/* k_qkv_rope_cache8r's contract and per-row code, R tokens per block; a slot whose write
+ * row is negative (the decision refused the write) gets its q only. */
+template <int R>
+__global__ void k_sink_qkv_write8r(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc,
+				   int64_t kv_bstride, int t, int d, int hd, int n_per_slot, int l,
+				   int w2, const float *g_q, const float *g_k, const float2 *rope,
+				   const int *start_frame, const int *write_row, float eps)
+{
+	__shared__ float sh[2 * R][32];
+	size_t tok0 = (size_t)blockIdx.x * R;
+	int c = threadIdx.x * 8, nr = t - (int)tok0 < R ? t - (int)tok0 : R;
+	int half = hd / 2, ch = hd / 6, ct = half - 2 * ch, pj0 = (c % hd) / 2;
+	uint4 rq[R], rk[R], rv[R];
+	float s[2 * R], gq[8], gk[8];
+
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		const bf16 *q = qkv + (tok0 + (r < nr ? r : 0)) * 3 * d;
+
+		rq[r] = *reinterpret_cast<const uint4 *>(q + c);
+		rk[r] = *reinterpret_cast<const uint4 *>(q + d + c);
+		rv[r] = *reinterpret_cast<const uint4 *>(q + 2 * d + c);
+	}
+#pragma unroll
+	for (int j = 0; j < 8; j++) {
+		gq[j] = g_q[c + j];
+		gk[j] = g_k[c + j];
+	}
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		s[2 * r] = sq8(rq[r]);
+		s[2 * r + 1] = sq8(rk[r]);
+	}
+	block_sum_rows<2 * R>(s, sh);
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		size_t tok = tok0 + r;
+		int b, i, rem, pt, py, px, wr;
+
+		if (r >= nr)
+			break;
+		b = (int)(tok / n_per_slot);
+		i = (int)(tok % n_per_slot);
+		rem = i % l;
+		pt = start_frame[b] + i / l;
+		py = rem / w2;
+		px = rem % w2;
+		wr = write_row[b];
+		*reinterpret_cast<uint4 *>(q_out + tok * d + c) =
+			norm_rope8(rq[r], s[2 * r], gq, d, eps, pj0, half, ct, ch, rope, pt, py, px);
+		if (wr >= 0) {
+			size_t row = (size_t)b * kv_bstride + (size_t)(wr + i) * d + c;
+
+			*reinterpret_cast<uint4 *>(kc + row) =
+				norm_rope8(rk[r], s[2 * r + 1], gk, d, eps, pj0, half, ct, ch, rope, pt, py, px);
+			*reinterpret_cast<uint4 *>(vc + row) = rv[r];
+		}
+	}
+}
+
+static const void *const write_kern[4] = { (const void *)k_sink_qkv_write8r<8>,
+					   (const void *)k_sink_qkv_write8r<4>,
+					   (const void *)k_sink_qkv_write8r<2>,
+					   (const void *)k_sink_qkv_write8r<1> };
+static int write_maxthr[4];
+
+extern "C" int wan_k_sink_qkv_write(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
+				    void *vcache, int64_t kv_bstride, int t, int d, int hd,
+				    int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
+				    const void *rope, const int *start_frame, const int *write_row,
+				    float eps, char *err, size_t errlen)
+{
+	int r, threads = d / 8;
+
+	if (!fused_shape_ok(d, hd) || kv_bstride % 8 || t < 1 || n_per_slot < 1 || l < 1 || w2 < 1) {
+		snprintf(err, errlen, "sink cache write: width %d, head %d not taken", d, hd);
+		return -1;
+	}
+	/* 4 tokens per block (the row kernels' default) when that instance launches */
+	r = rounds_fit(write_kern, write_maxthr, threads);
+	r = r > 4 ? 4 : r;
+#define SINK_WRITE(R) k_sink_qkv_write8r<R><<<(unsigned)((t + (R)-1) / (R)), threads, 0, st>>>( \
+		(const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd, \
+		n_per_slot, l, w2, g_q, g_k, (const float2 *)rope, start_frame, write_row, eps)
+	switch (r) {
+	case 4: SINK_WRITE(4); break;
+	case 2: SINK_WRITE(2); break;
+	case 1: SINK_WRITE(1); break;
+	default:
+		snprintf(err, errlen, "sink cache write: no kernel launches %d threads", threads);
+		return -1;
+	}
+#undef SINK_WRITE
+	LAUNCH_CHECK("k_sink_qkv_write8r");
+	return 0;
+}
+
+extern "C" int wan_sink_fused_ok(int d, int hd)
+{
+	return fused_shape_ok(d, hd) && rounds_fit(fresh_kern, fresh_maxthr, d / 8) > 0 &&
+	       rounds_fit(write_kern, write_maxthr, d / 8) > 0;
+}
+
+/* ---- means, cosines and the decision ---- */
+
+#define DEC_THREADS 256
+#define DEC_COLS 64
+#define DEC_LANES (DEC_THREADS / DEC_COLS)
+#define DEC_SETS 8                      /* row sets reduced per pass */
+#define DEC_VALS (2 + 4 * 64)           /* dot products per column block at 64 sink frames */
 
 /* ops_cosine's clamp and division. */
 static __device__ double cosine_of(double ab, double aa, double bb)
@@ -130,95 +553,210 @@ static __device__ double cosine_of(double ab, double aa, double bb)
 	return ab / (na * nb);
 }
 
-__global__ void __launch_bounds__(SINK_THREADS)
-k_sink_decide(struct wan_sink_means ms, int ns, int d, struct wan_sink_ring *rings,
-	      const struct wan_sink_params *p, int l, int rows, int n_new, int *write_row,
-	      struct wan_sink_rec *rec)
+/* The decision kernel's arguments. Means rows per slot: K sink 0..ns-1, K new, V sink
+ * 0..ns-1, V new. */
+struct dec_args {
+	struct wan_sink_reduce r;
+	int d, ncb;
+	struct wan_sink_ring *rings;
+	const struct wan_sink_params *params;
+	int rows;
+	int *write_row;
+	struct wan_sink_rec *rec;
+};
+
+/* Block (column block cb, slot b): sums the partials of its 64 columns into means (fixed
+ * order, see DESIGN), the dot products of those columns (double), and with rings set, the
+ * last block of the slot the decision. */
+__global__ void __launch_bounds__(DEC_THREADS) k_sink_decide(struct dec_args a)
 {
-	__shared__ double red[4][SINK_THREADS / 32];
-	__shared__ double a[64];
-	__shared__ struct wan_sink_ring r;
-	__shared__ int replaced;
-	int b = blockIdx.x, t = threadIdx.x;
-	const float *sk = ms.sink + b * ms.sink_slot, *sv = sk + ms.sink_kv;
-	const float *kn = ms.fresh + b * ms.fresh_slot, *vn = kn + ms.fresh_kv;
-	int *rs = (int *)&r, *rg = (int *)&rings[b], words = (int)(sizeof(r) / sizeof(int));
-	double v[4] = {0, 0, 0, 0}, bk, bv;
+	__shared__ float lanes[DEC_SETS][DEC_LANES][DEC_COLS];
+	__shared__ float mean[2 * 65][DEC_COLS];
+	__shared__ double wsum[DEC_VALS][2];
+	__shared__ double tot[DEC_VALS];
+	__shared__ struct wan_sink_ring ring;
+	__shared__ int last, replaced;
+	const struct wan_sink_reduce *r = &a.r;
+	int b = blockIdx.y, cb = blockIdx.x, t = threadIdx.x, col = t % DEC_COLS, q = t / DEC_COLS;
+	int ns = r->ns, d = a.d, c = cb * DEC_COLS + col, rows_per_slot = 2 * (ns + 1);
+	int nvals = 2 + 4 * ns, nsets = r->sink_part ? rows_per_slot : 2;
+	int nchs = (r->l + r->chunk - 1) / r->chunk, nchf = (r->n + r->chunk - 1) / r->chunk;
+	int *rs = (int *)&ring;
+	const int *rg = a.rings ? (const int *)&a.rings[b] : NULL;
 
-	for (int i = t; i < words; i += SINK_THREADS)
-		rs[i] = rg[i];
-	for (int c = t; c < d; c += SINK_THREADS) {
-		v[0] += (double)kn[c] * kn[c];
-		v[1] += (double)vn[c] * vn[c];
-	}
-	block_sum4(v, red);
-	bk = v[0];
-	bv = v[1];
-	for (int j = 0; j < ns; j++) {
-		const float *kj = sk + (size_t)j * d, *vj = sv + (size_t)j * d;
+	/* the ring, for the last block (loaded early, off the critical path) */
+	if (rg)
+		for (int i = t; i < (int)(sizeof(ring) / sizeof(int)); i += DEC_THREADS)
+			rs[i] = rg[i];
+	/* means of the sets this call sums: the new K and V, and in a full call every sink frame */
+	for (int s0 = 0; s0 < nsets; s0 += DEC_SETS) {
+		for (int k = 0; k < DEC_SETS && s0 + k < nsets; k++) {
+			int s = s0 + k, kv, j, nch;
+			const float *p;
+			float acc = 0.0f;
 
-		v[0] = v[1] = v[2] = v[3] = 0.0;
-		for (int c = t; c < d; c += SINK_THREADS) {
-			v[0] += (double)kj[c] * kn[c];
-			v[1] += (double)kj[c] * kj[c];
-			v[2] += (double)vj[c] * vn[c];
-			v[3] += (double)vj[c] * vj[c];
+			if (nsets == 2) {
+				kv = s;
+				j = ns;
+			} else {
+				kv = s / (ns + 1);
+				j = s % (ns + 1);
+			}
+			if (j < ns) {
+				nch = nchs;
+				p = r->sink_part + ((size_t)(b * 2 + kv) * ns + j) * nchs * d;
+			} else {
+				nch = nchf;
+				p = r->fresh_part + (size_t)(b * 2 + kv) * nchf * d;
+			}
+			if (c < d) {
+#pragma unroll 8
+				for (int ci = q; ci < nch; ci += DEC_LANES)
+					acc += p[(size_t)ci * d + c];
+			}
+			lanes[k][q][col] = acc;
 		}
-		block_sum4(v, red);
-		if (t == 0)
-			a[j] = (cosine_of(v[0], v[1], bk) + cosine_of(v[2], v[3], bv)) / 2.0;
+		__syncthreads();
+		for (int k = t / DEC_COLS; k < DEC_SETS && s0 + k < nsets; k += DEC_LANES) {
+			int s = s0 + k, kv = nsets == 2 ? s : s / (ns + 1), j = nsets == 2 ? ns : s % (ns + 1);
+			float v = lanes[k][0][col];
+
+			for (int i = 1; i < DEC_LANES; i++)
+				v += lanes[k][i][col];
+			v /= (float)(j < ns ? r->l : r->n);
+			mean[kv * (ns + 1) + j][col] = v;
+			if (c < d) {
+				r->means[((size_t)b * rows_per_slot + kv * (ns + 1) + j) * d + c] = v;
+				if (j < ns && r->keep)
+					r->keep[b * r->keep_slot + kv * r->keep_kv + (size_t)j * d + c] = v;
+			}
+		}
+		__syncthreads();
+	}
+	if (!rg)
+		return; /* means only */
+	if (nsets == 2) {
+		/* the sink frames' kept means */
+		for (int s = t / DEC_COLS; s < 2 * ns; s += DEC_LANES) {
+			int kv = s / ns, j = s % ns;
+
+			mean[kv * (ns + 1) + j][col] = c < d ? r->keep[b * r->keep_slot + kv * r->keep_kv +
+								 (size_t)j * d + c] : 0.0f;
+		}
+		__syncthreads();
+	}
+	/* dot products of this block's columns: value v, half h (32 columns) per warp task */
+	for (int task = t / 32; task < 2 * nvals; task += DEC_THREADS / 32) {
+		int v = task / 2, h = task % 2, cc = h * 32 + (t & 31), x, y;
+		double p;
+
+		if (v < 2) {
+			x = y = v * (ns + 1) + ns;
+		} else {
+			int j = (v - 2) / 4, w = (v - 2) % 4, kv = w / 2;
+
+			x = kv * (ns + 1) + j;
+			y = w % 2 ? x : kv * (ns + 1) + ns;
+		}
+		p = cb * DEC_COLS + cc < d ? (double)mean[x][cc] * (double)mean[y][cc] : 0.0;
+		p = warp_sum_d(p);
+		if ((t & 31) == 0)
+			wsum[v][h] = p;
+	}
+	__syncthreads();
+	for (int v = t; v < nvals; v += DEC_THREADS)
+		r->dots[((size_t)b * a.ncb + cb) * nvals + v] = wsum[v][0] + wsum[v][1];
+	__threadfence();
+	__syncthreads();
+	if (t == 0)
+		last = atomicAdd(&r->count[b], 1) == a.ncb - 1;
+	__syncthreads();
+	if (!last)
+		return;
+	__threadfence();
+	for (int v = t; v < nvals; v += DEC_THREADS) {
+		double s = 0.0;
+
+#pragma unroll 8
+		for (int k = 0; k < a.ncb; k++)
+			s += __ldcg(&r->dots[((size_t)b * a.ncb + k) * nvals + v]);
+		tot[v] = s;
 	}
 	__syncthreads();
 	if (t == 0) {
+		const struct wan_sink_params *p = a.params;
 		int best = 0, pick, wr = -1, al = 0, status;
+		double amin = 0.0;
 
-		/* dit_kv_sink_pick: first argmin, refreshed when below the threshold */
-		for (int j = 1; j < ns; j++)
-			if (a[j] < a[best])
+		/* a_j = (cos K + cos V) / 2; dit_kv_sink_pick: first argmin, refreshed below the threshold */
+		for (int j = 0; j < ns; j++) {
+			double aj = (cosine_of(tot[2 + 4 * j], tot[3 + 4 * j], tot[0]) +
+				     cosine_of(tot[4 + 4 * j], tot[5 + 4 * j], tot[1])) / 2.0;
+
+			if (j == 0 || aj < amin) {
+				amin = aj;
 				best = j;
-		pick = a[best] < p->threshold ? best : -1;
-		status = ring_advance(&r, p, l, rows, ns, p->c_start[b], n_new, pick, &wr, &al);
-		write_row[b] = status ? -1 : wr;
-		rec[b].pick = pick;
-		rec[b].write_row = status ? -1 : wr;
-		rec[b].attn_len = status ? 0 : al;
-		rec[b].status = status;
-		replaced = !status && n_new == l && wr % l == 0 && wr < ns * l ? wr / l : -1;
+			}
+		}
+		pick = amin < p->threshold ? best : -1;
+		status = ring_advance(&ring, p, r->l, a.rows, ns, p->c_start[b], r->n, pick, &wr, &al);
+		a.write_row[b] = status ? -1 : wr;
+		a.rec[b].pick = pick;
+		a.rec[b].write_row = status ? -1 : wr;
+		a.rec[b].attn_len = status ? 0 : al;
+		a.rec[b].status = status;
+		replaced = !status && r->n == r->l && wr % r->l == 0 && wr < ns * r->l ? wr / r->l : -1;
+		r->count[b] = 0;
 	}
 	__syncthreads();
-	for (int i = t; i < words; i += SINK_THREADS)
-		rg[i] = rs[i];
-	if (ms.keep) {
-		float *kk = ms.keep + b * ms.keep_slot, *kv = kk + ms.keep_kv;
+	for (int i = t; i < (int)(sizeof(ring) / sizeof(int)); i += DEC_THREADS)
+		((int *)&a.rings[b])[i] = rs[i];
+	/* a write that lands on a sink frame: its kept means become the new tokens' */
+	if (r->keep && replaced >= 0)
+		for (int i = t; i < 2 * d; i += DEC_THREADS) {
+			int kv = i / d, cc = i % d;
 
-		if (ms.keep != ms.sink)
-			for (int i = t; i < ns * d; i += SINK_THREADS) {
-				kk[i] = sk[i];
-				kv[i] = sv[i];
-			}
-		__syncthreads();
-		if (replaced >= 0)
-			for (int c = t; c < d; c += SINK_THREADS) {
-				kk[(size_t)replaced * d + c] = kn[c];
-				kv[(size_t)replaced * d + c] = vn[c];
-			}
-	}
+			r->keep[b * r->keep_slot + kv * r->keep_kv + (size_t)replaced * d + cc] =
+				__ldcg(&r->means[((size_t)b * rows_per_slot + kv * (ns + 1) + ns) * d + cc]);
+		}
 }
 
-extern "C" int wan_k_sink_decide(cudaStream_t st, struct wan_sink_means ms, int b, int ns, int d,
-				 struct wan_sink_ring *rings, const struct wan_sink_params *params,
-				 int l, int rows, int n_new, int *write_row, struct wan_sink_rec *rec,
-				 char *err, size_t errlen)
+static int decide_launch(cudaStream_t st, const struct wan_sink_reduce *r, int b, int d,
+			 struct wan_sink_ring *rings, const struct wan_sink_params *params, int rows,
+			 int *write_row, struct wan_sink_rec *rec, char *err, size_t errlen)
 {
-	if (b < 1 || b > 8 || ns < 1 || ns > 64 || d < 1 || l < 1 || rows < l || n_new < 1 || !ms.sink ||
-	    !ms.fresh) {
-		snprintf(err, errlen, "sink decision: bad shape (%d slots, %d sink frames, width %d)", b, ns, d);
+	struct dec_args a = {.r = *r, .d = d, .ncb = (d + DEC_COLS - 1) / DEC_COLS, .rings = rings,
+			     .params = params, .rows = rows, .write_row = write_row, .rec = rec};
+
+	if (b < 1 || b > 8 || r->ns < 0 || r->ns > 64 || d < 1 || r->l < 1 || r->n < 1 || !r->means ||
+	    !r->fresh_part || (r->ns && !r->sink_part && !(rings && r->keep)) || r->chunk != wan_sink_chunk()) {
+		snprintf(err, errlen, "sink decision: bad shape (%d slots, %d sink frames, width %d)", b, r->ns, d);
 		return -1;
 	}
-	k_sink_decide<<<b, SINK_THREADS, 0, st>>>(ms, ns, d, rings, params, l, rows, n_new, write_row, rec);
+	k_sink_decide<<<dim3(a.ncb, b), DEC_THREADS, 0, st>>>(a);
 	LAUNCH_CHECK("k_sink_decide");
 	return 0;
 }
+
+extern "C" int wan_k_sink_reduce_means(cudaStream_t st, const struct wan_sink_reduce *r, int b, int d,
+				char *err, size_t errlen)
+{
+	return decide_launch(st, r, b, d, NULL, NULL, 0, NULL, NULL, err, errlen);
+}
+
+extern "C" int wan_k_sink_decide(cudaStream_t st, const struct wan_sink_reduce *r, int b, int d,
+				 struct wan_sink_ring *rings, const struct wan_sink_params *params,
+				 int rows, int *write_row, struct wan_sink_rec *rec, char *err,
+				 size_t errlen)
+{
+	if (r->ns < 1 || !r->dots || !r->count || !rings || !params || !write_row || !rec || rows < r->n) {
+		snprintf(err, errlen, "sink decision: %d sink frames, %d cache rows for %d new", r->ns, rows, r->n);
+		return -1;
+	}
+	return decide_launch(st, r, b, d, rings, params, rows, write_row, rec, err, errlen);
+}
+
+/* ---- the staged copy (the unfused path) ---- */
 
 __global__ void k_kv_write_rows(const uint4 *kn, const uint4 *vn, uint4 *kc, uint4 *vc,
 				int64_t slot_stride8, int64_t count8, int d8, const int *write_row)
@@ -238,22 +776,43 @@ __global__ void k_kv_write_rows(const uint4 *kn, const uint4 *vn, uint4 *kc, uin
 	}
 }
 
+__global__ void k_kv_write_rows_1(const bf16 *kn, const bf16 *vn, bf16 *kc, bf16 *vc,
+				  int64_t slot_stride, int64_t count, int d, const int *write_row)
+{
+	int b = blockIdx.y, wr = write_row[b];
+
+	if (wr < 0)
+		return;
+	for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < count;
+	     i += (int64_t)gridDim.x * blockDim.x) {
+		kc[b * slot_stride + (int64_t)wr * d + i] = kn[b * count + i];
+		vc[b * slot_stride + (int64_t)wr * d + i] = vn[b * count + i];
+	}
+}
+
 extern "C" int wan_k_kv_write_rows(cudaStream_t st, const void *knew, const void *vnew, void *kc,
 				   void *vc, int64_t slot_stride, int b, int n, int d,
 				   const int *write_row, char *err, size_t errlen)
 {
-	int64_t count8 = (int64_t)n * d / 8, blocks = (count8 + 255) / 256;
+	int64_t count = (int64_t)n * d;
+	int vec = d % 8 == 0 && slot_stride % 8 == 0 &&
+		  !(((uintptr_t)knew | (uintptr_t)vnew | (uintptr_t)kc | (uintptr_t)vc) & 15);
+	int64_t blocks = ((vec ? count / 8 : count) + 255) / 256;
 
-	if (d % 8 || slot_stride % 8 || b < 1 || n < 1 ||
-	    (((uintptr_t)knew | (uintptr_t)vnew | (uintptr_t)kc | (uintptr_t)vc) & 15)) {
-		snprintf(err, errlen, "cache write: width %d and slot stride must be multiples of 8, buffers 16-byte aligned", d);
+	if (b < 1 || n < 1 || d < 1) {
+		snprintf(err, errlen, "cache write: bad shape (%d slots, %d rows of %d)", b, n, d);
 		return -1;
 	}
 	if (blocks > 1024)
 		blocks = 1024;
-	k_kv_write_rows<<<dim3((unsigned)blocks, b), 256, 0, st>>>((const uint4 *)knew, (const uint4 *)vnew,
-								  (uint4 *)kc, (uint4 *)vc, slot_stride / 8,
-								  count8, d / 8, write_row);
+	if (vec)
+		k_kv_write_rows<<<dim3((unsigned)blocks, b), 256, 0, st>>>((const uint4 *)knew, (const uint4 *)vnew,
+									  (uint4 *)kc, (uint4 *)vc, slot_stride / 8,
+									  count / 8, d / 8, write_row);
+	else
+		k_kv_write_rows_1<<<dim3((unsigned)blocks, b), 256, 0, st>>>((const bf16 *)knew, (const bf16 *)vnew,
+									    (bf16 *)kc, (bf16 *)vc, slot_stride,
+									    count, d, write_row);
 	LAUNCH_CHECK("k_kv_write_rows");
 	return 0;
 }

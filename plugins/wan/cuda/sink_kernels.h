@@ -1,6 +1,8 @@
-/* sink_kernels.h: the adaptive-sink decision on the GPU (spec §4.7) and the cache write it
- * steers, so that a stream call with the adaptive sink on is one CUDA graph with no host
- * round trip per layer (sink_kernels.cu). Launchers return 0 or -1 with err set. */
+/* sink_kernels.h: the adaptive-sink statistics and decision on the GPU (spec §4.7) and the
+ * cache write they steer, so that a stream call with the adaptive sink on is one CUDA graph
+ * with no host round trip per layer, at nearly the cost of a plain call: the new keys'
+ * statistics come from a pass over qkv, the decision follows, and the write goes straight to
+ * the decided rows (sink_kernels.cu). Launchers return 0 or -1 with err set. */
 #ifndef WAN_CUDA_SINK_KERNELS_H
 #define WAN_CUDA_SINK_KERNELS_H
 
@@ -13,35 +15,75 @@
 extern "C" {
 #endif
 
-/* Where the decision reads token means (f32 rows of D) and keeps the sink frames' means for
- * the next call: sink frame j of slot b, K (kv 0) or V (kv 1), is at
- * sink + b·sink_slot + kv·sink_kv + j·D; the new tokens' means at fresh + b·fresh_slot +
- * kv·fresh_kv. KEEP (may be NULL, may equal SINK with the same strides) gets every sink
- * frame's mean after the write: the ones read, with the frame this write replaced (a whole
- * aligned frame) set to the new means, so the next call need not re-read the sink rows. */
-struct wan_sink_means {
-	const float *sink;
-	int64_t sink_slot, sink_kv;
-	const float *fresh;
-	int64_t fresh_slot, fresh_kv;
-	float *keep;
+/* Rows per chunk of every sink token sum: WAN_SINK_CHUNK = 8, 16 (default), 32 or 64, read
+ * once. The sum of a frame's column is its chunks' sums (each sequential from the chunk's
+ * first row, fp32) added in one fixed order (sink_kernels.cu DESIGN), so the mean of the same
+ * bf16 rows is bitwise the same wherever it is computed. */
+int wan_sink_chunk(void);
+
+/* 1 when the fused pass and wan_k_sink_qkv_write stand in for wan_k_qkv_rope_cache bitwise:
+ * width divisible by 256 (at most 8192) and both kernels launch D/8 threads (registers),
+ * head dim divisible by 8, and neither WAN_SINK_FUSED=0 nor WAN_K_VEC=0 (kernels.cu's plain
+ * kernel rounds differently) in the environment. */
+int wan_sink_fused_ok(int d, int hd);
+
+/* Chunk sums of bf16 rows (D wide) for slots b < B, K (kc) and V (vc), row sets j < NSETS:
+ * set (b, kv, j) is COUNT rows at (kv ? vc : kc) + b·slot_stride + j·set_stride (elements),
+ * its chunk c goes to part[(((b·2 + kv)·nsets + j)·nch + c)·D], nch = ceil(count / chunk). */
+int wan_k_sink_row_parts(cudaStream_t st, const void *kc, const void *vc, int64_t slot_stride,
+			 int64_t set_stride, int b, int nsets, int count, int d, float *part,
+			 char *err, size_t errlen);
+
+/* The same chunk sums (nsets 1, count N) of the new keys and values of B slots, straight from
+ * qkv bf16 [B·N, 3D] before anything is written: the keys RMS-normalized, scaled by g_k,
+ * roped and rounded to bf16 exactly as wan_k_qkv_rope_cache / wan_k_sink_qkv_write store
+ * them (arguments as there). Needs wan_sink_fused_ok(d, hd). */
+int wan_k_sink_fresh_parts(cudaStream_t st, const void *qkv, int b, int n, int d, int hd, int l,
+			   int w2, const float *g_k, const void *rope, const int *start_frame,
+			   float eps, float *part, char *err, size_t errlen);
+
+/* wan_k_qkv_rope_cache's contract and results (needs wan_sink_fused_ok), except that a slot
+ * whose write_row is negative gets its q only (a refused write leaves its cache alone). */
+int wan_k_sink_qkv_write(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
+			 void *vcache, int64_t kv_bstride, int t, int d, int hd, int n_per_slot,
+			 int l, int w2, const float *g_q, const float *g_k, const void *rope,
+			 const int *start_frame, const int *write_row, float eps, char *err,
+			 size_t errlen);
+
+/* What the statistics of one layer are made of, and where they go. */
+struct wan_sink_reduce {
+	int ns, l, n, chunk;      /* sink frames (<= 64), tokens per frame, new tokens per slot, wan_sink_chunk() */
+	const float *sink_part;   /* the sink frames' chunk sums (row_parts: nsets ns, count l), or
+				   * NULL: their means are the kept ones in KEEP */
+	const float *fresh_part;  /* the new tokens' chunk sums (nsets 1, count n) */
+	float *means;             /* out [B][2(ns+1)][D]: K frames 0..ns-1, new K, V frames, new V
+				   * (the sink rows only when summed here) */
+	float *keep;              /* kept sink means, frame j of slot b, K (kv 0) or V at keep +
+				   * b·keep_slot + kv·keep_kv + j·D; may be NULL (means only) */
 	int64_t keep_slot, keep_kv;
+	double *dots;             /* scratch [B][ceil(D/64)][2 + 4·ns] */
+	int *count;               /* [B] arrival counters: zero before the launch, left zero */
 };
 
-/* One layer's decision for call slots b < B, one block each. With the means of MS it computes
- * a_j = (cos(K_j, K_new) + cos(V_j, V_new)) / 2 for the NS sink frames in double exactly as
- * ops_cosine does (norms clamped at 1e-8), picks the first argmin when min a < threshold,
- * then applies dit_kv_advance to RINGS[b] (ring of this layer and slot b): it writes the
- * first cache row of the slot's new tokens to WRITE_ROW[b] (-1 when refused) and the decision
- * to REC[b]. L tokens per frame, ROWS cache rows, N_NEW tokens per slot. */
-int wan_k_sink_decide(cudaStream_t st, struct wan_sink_means ms, int b, int ns, int d,
-		      struct wan_sink_ring *rings, const struct wan_sink_params *params, int l,
-		      int rows, int n_new, int *write_row, struct wan_sink_rec *rec, char *err,
-		      size_t errlen);
+/* The token means of R (every set it sums) into r->means, nothing else (host-decided path). */
+int wan_k_sink_reduce_means(cudaStream_t st, const struct wan_sink_reduce *r, int b, int d,
+			    char *err, size_t errlen);
+
+/* One layer's decision for call slots b < B, spread over ceil(D/64) blocks per slot: the means
+ * of R, a_j = (cos(K_j, K_new) + cos(V_j, V_new)) / 2 for the NS sink frames in double as
+ * ops_cosine computes it (norms clamped at 1e-8), the first argmin refreshed when below the
+ * threshold, then dit_kv_advance on RINGS[b] (this layer's ring of slot b): the first cache
+ * row of the slot's new tokens goes to WRITE_ROW[b] (-1 when refused), the decision to REC[b].
+ * With r->keep: a full call (sink_part) stores every sink frame's mean there, and a write of a
+ * whole aligned frame onto sink frame j replaces its kept means with the new tokens'. ROWS
+ * cache rows. */
+int wan_k_sink_decide(cudaStream_t st, const struct wan_sink_reduce *r, int b, int d,
+		      struct wan_sink_ring *rings, const struct wan_sink_params *params, int rows,
+		      int *write_row, struct wan_sink_rec *rec, char *err, size_t errlen);
 
 /* Copies slot b's N new K and V rows (KNEW/VNEW bf16 [B, n, D]) to cache rows
  * [write_row[b], write_row[b] + n) of the slot (slots SLOT_STRIDE elements apart); a slot
- * with write_row[b] < 0 is left alone. D divisible by 8. */
+ * with write_row[b] < 0 is left alone. */
 int wan_k_kv_write_rows(cudaStream_t st, const void *knew, const void *vnew, void *kc, void *vc,
 			int64_t slot_stride, int b, int n, int d, const int *write_row, char *err,
 			size_t errlen);

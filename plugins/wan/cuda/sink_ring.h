@@ -1,5 +1,5 @@
 /* sink_ring.h: the adaptive-sink KV bookkeeping as the GPU keeps it (spec §4.7), shared by
- * the decision kernel (kernels.cu), the DiT (dit_cuda.c) and the engine that fills it from
+ * the decision kernel (sink_kernels.cu), the DiT (dit_cuda.c) and the engine that fills it from
  * dit_kv (dit_cuda_engine.c). Plain C, fixed-size records, so one copy moves all of it.
  *
  * One ring per layer and cache slot holds exactly dit_kv.c's per-(layer, slot) state: the
