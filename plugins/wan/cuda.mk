@@ -20,7 +20,7 @@ EXTRA_DIST += plugins/wan/cuda/NOTES.md plugins/wan/cuda/run-gpu.sh plugins/wan/
 WANCUDA_HDRS = plugins/wan/cuda/cuda_check.h plugins/wan/cuda/arena.h \
 	plugins/wan/cuda/gemm_lt.h plugins/wan/cuda/attn_cudnn.h plugins/wan/cuda/kernels.h \
 	plugins/wan/cuda/dit_cuda.h plugins/wan/cuda/sink_ring.h plugins/wan/cuda/sink_kernels.h \
-	plugins/wan/cuda/attn_fa3.h
+	plugins/wan/cuda/attn_fa3.h plugins/wan/cuda/row8.cuh
 
 if HAVE_CUDA
 # The .cu objects live in their own convenience library without per-target flags, so automake

@@ -776,7 +776,7 @@ static int sink_kv_device(struct dit_cuda *m, int ns, int cached, int li, int B,
 	TRY(wan_k_sink_decide(m->st, &r, B, (int)D, m->sink_rings + (size_t)li * B, m->sink_params,
 			      m->kv_rows, d_write, m->sink_rec + (size_t)li * B, err, errlen));
 	if (fused)
-		return wan_k_sink_qkv_write(m->st, m->qkv, m->qbuf, w->kc, w->vc, (int64_t)m->kv_rows * D, B * n,
+		return wan_k_qkv_rope_cache(m->st, m->qkv, m->qbuf, w->kc, w->vc, (int64_t)m->kv_rows * D, B * n,
 					    (int)D, m->hd, n, m->l, m->w2, w->gq, w->gk, m->rope, d_start,
 					    d_write, eps, err, errlen);
 	return wan_k_kv_write_rows(m->st, m->kst, m->vst, w->kc, w->vc, (int64_t)m->kv_rows * D, B, n, (int)D,

@@ -2,6 +2,7 @@
  * fallback attention kernel (attn_cudnn.h). One kernel per op with its launcher beside it.
  * Statistics and accumulations are fp32; stored activations are bf16. */
 #include "plugins/wan/cuda/kernels.h"
+#include "plugins/wan/cuda/row8.cuh"
 #include "plugins/wan/cuda/attn_cudnn.h"
 #include "plugins/wan/cuda/cuda_check.h"
 
@@ -80,13 +81,6 @@ static void pdl_launch(void (*kern)(P...), dim3 grid, dim3 block, cudaStream_t s
 	cudaLaunchKernelEx(&cfg, kern, ((P)args)...);
 }
 
-static __device__ __forceinline__ float warp_sum(float v)
-{
-	for (int o = 16; o > 0; o >>= 1)
-		v += __shfl_xor_sync(0xffffffffu, v, o);
-	return v;
-}
-
 static __device__ __forceinline__ float warp_max(float v)
 {
 	for (int o = 16; o > 0; o >>= 1)
@@ -108,30 +102,6 @@ static __device__ float block_sum(float v, float *sh)
 	return warp_sum(v);
 }
 
-/* 8 bf16 (one 16-byte access) <-> 8 floats */
-static __device__ __forceinline__ void bf16x8_to_f(uint4 raw, float *f)
-{
-	const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
-
-#pragma unroll
-	for (int j = 0; j < 4; j++) {
-		float2 v = __bfloat1622float2(h[j]);
-
-		f[2 * j] = v.x;
-		f[2 * j + 1] = v.y;
-	}
-}
-
-static __device__ __forceinline__ uint4 f_to_bf16x8(const float *f)
-{
-	uint4 r;
-	__nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&r);
-
-#pragma unroll
-	for (int j = 0; j < 4; j++)
-		h[j] = __floats2bfloat162_rn(f[2 * j], f[2 * j + 1]);
-	return r;
-}
 
 /* The vectorized row kernels run one thread per 8 channels: d/8 threads, a multiple of 32.
  * WAN_K_VEC=0 in the environment keeps the plain kernels (benchmark A/B). */
@@ -225,29 +195,6 @@ static int rows_fit(const void *const kern[3], int maxthr[3], int threads)
 		default: pdl_launch(kern<4>, blocks_, threads, st, __VA_ARGS__); break;            \
 		}                                                                            \
 	} while (0)
-
-/* R sums per thread reduced over the block at once (blockDim.x a multiple of 32): per value
- * the same order as block_sum (a warp tree, then the warps' partials in a second tree), one
- * pair of barriers for all R. sh holds R x 32 floats. */
-template <int R>
-static __device__ __forceinline__ void block_sum_rows(float *s, float (*sh)[32])
-{
-	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-
-#pragma unroll
-	for (int r = 0; r < R; r++)
-		s[r] = warp_sum(s[r]);
-	__syncthreads();
-	if (lane == 0) {
-#pragma unroll
-		for (int r = 0; r < R; r++)
-			sh[r][wid] = s[r];
-	}
-	__syncthreads();
-#pragma unroll
-	for (int r = 0; r < R; r++)
-		s[r] = warp_sum(lane < nw ? sh[r][lane] : 0.0f);
-}
 
 /* ---- random fill ---- */
 
@@ -838,8 +785,9 @@ __global__ void k_qkv_rope_cache(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *v
 	int half = hd / 2, ch = hd / 6 > 0 ? (hd / 6) : 0, ct = half - 2 * ch;
 	int pos_t = start_frame[b] + i / l, rem = i % l, pos_y = rem / w2, pos_x = rem % w2;
 	float sq = 0.0f, sk = 0.0f, rq, rk;
-	bf16 *krow = kc + (size_t)b * kv_bstride + (size_t)(write_row[b] + i) * d;
-	bf16 *vrow = vc + (size_t)b * kv_bstride + (size_t)(write_row[b] + i) * d;
+	int wr = write_row[b]; /* < 0: a refused adaptive-sink write, q only */
+	bf16 *krow = kc + (size_t)b * kv_bstride + (size_t)(wr + i) * d;
+	bf16 *vrow = vc + (size_t)b * kv_bstride + (size_t)(wr + i) * d;
 
 	for (int p = threadIdx.x; p < d / 2; p += blockDim.x) {
 		float2 a = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162 *>(q)[p]);
@@ -862,6 +810,8 @@ __global__ void k_qkv_rope_cache(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *v
 		rope_pair(&q0, &q1, cs);
 		rope_pair(&k0, &k1, cs);
 		reinterpret_cast<__nv_bfloat162 *>(q_out + tok * d)[p] = __floats2bfloat162_rn(q0, q1);
+		if (wr < 0)
+			continue;
 		reinterpret_cast<__nv_bfloat162 *>(krow)[p] = __floats2bfloat162_rn(k0, k1);
 		reinterpret_cast<__nv_bfloat162 *>(vrow)[p] = reinterpret_cast<const __nv_bfloat162 *>(v)[p];
 	}
@@ -903,24 +853,14 @@ __global__ void k_qkv_rope_cache8r(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 
 	}
 #pragma unroll
 	for (int r = 0; r < R; r++) {
-		float qf[8], kf[8];
-
-		bf16x8_to_f(rq[r], qf);
-		bf16x8_to_f(rk[r], kf);
-		s[2 * r] = 0.0f;
-		s[2 * r + 1] = 0.0f;
-#pragma unroll
-		for (int j = 0; j < 8; j++) {
-			s[2 * r] += qf[j] * qf[j];
-			s[2 * r + 1] += kf[j] * kf[j];
-		}
+		s[2 * r] = sq8(rq[r]);
+		s[2 * r + 1] = sq8(rk[r]);
 	}
 	block_sum_rows<2 * R>(s, sh);
 #pragma unroll
 	for (int r = 0; r < R; r++) {
 		size_t tok = tok0 + r, row;
 		int b, i, pos_t, rem, pos_y, pos_x;
-		float qf[8], kf[8], sq, sk;
 
 		if (r >= nr)
 			break;
@@ -930,25 +870,14 @@ __global__ void k_qkv_rope_cache8r(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 
 		rem = i % l;
 		pos_y = rem / w2;
 		pos_x = rem % w2;
+		*reinterpret_cast<uint4 *>(q_out + tok * d + c) =
+			norm_rope8(rq[r], s[2 * r], gq, d, eps, pj0, half, ct, ch, rope, pos_t, pos_y, pos_x);
+		if (write_row[b] < 0)
+			continue; /* a refused adaptive-sink write: q only */
 		row = (size_t)b * kv_bstride + (size_t)(write_row[b] + i) * d + c;
-		sq = rsqrtf(s[2 * r] / d + eps);
-		sk = rsqrtf(s[2 * r + 1] / d + eps);
-		bf16x8_to_f(rq[r], qf);
-		bf16x8_to_f(rk[r], kf);
-#pragma unroll
-		for (int j = 0; j < 4; j++) {
-			int pj = pj0 + j, pos = pj < ct ? pos_t : (pj < ct + ch ? pos_y : pos_x);
-			float2 cs = rope[(size_t)pos * half + pj];
-			float q0 = qf[2 * j] * sq * gq[2 * j], q1 = qf[2 * j + 1] * sq * gq[2 * j + 1];
-			float k0 = kf[2 * j] * sk * gk[2 * j], k1 = kf[2 * j + 1] * sk * gk[2 * j + 1];
-
-			qf[2 * j] = q0 * cs.x - q1 * cs.y;
-			qf[2 * j + 1] = q0 * cs.y + q1 * cs.x;
-			kf[2 * j] = k0 * cs.x - k1 * cs.y;
-			kf[2 * j + 1] = k0 * cs.y + k1 * cs.x;
-		}
-		*reinterpret_cast<uint4 *>(q_out + tok * d + c) = f_to_bf16x8(qf);
-		*reinterpret_cast<uint4 *>(kc + row) = f_to_bf16x8(kf);
+		*reinterpret_cast<uint4 *>(kc + row) =
+			norm_rope8(rk[r], s[2 * r + 1], gk, d, eps, pj0, half, ct, ch, rope, pos_t, pos_y,
+				   pos_x);
 		*reinterpret_cast<uint4 *>(vc + row) = rv[r];
 	}
 }

@@ -77,7 +77,8 @@ int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void *y, const f
  * where slot b's token i goes to cache row write_row[b] + i (kcache/vcache base of slot b at
  * b·kv_bstride elements, rows of D). RoPE position: frame start_frame[b] + i / L, row and
  * column of i % L in a grid of width w2 (spec §2.6). rope: float2 (cos, sin) [1024][hd/2].
- * start_frame and write_row are device int arrays [B]. */
+ * start_frame and write_row are device int arrays [B]; a slot whose write_row is negative (a
+ * write the adaptive sink refused) gets its q only and its cache is left alone. */
 int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
 			 void *vcache, int64_t kv_bstride, int t, int d, int hd, int n_per_slot,
 			 int l, int w2, const float *g_q, const float *g_k, const void *rope,

@@ -7,15 +7,15 @@
  * before they are written, or the same rows re-read from the cache): chunks of
  * wan_sink_chunk() rows, each summed sequentially from its first row (fp32), then the chunks
  * of a column added by 4 lanes (lane q takes chunks q, q+4, ...) and the 4 lanes in order.
- * The fused pass (k_sink_fresh_parts) computes the new keys exactly as the write kernel
- * (k_sink_qkv_write8r) and kernels.cu's k_qkv_rope_cache8r do (same per-row code: RMS sum of
- * 8 channels per thread, block_sum_rows, RMSNorm·g, RoPE, bf16 rounding), so its means are
- * those of the rows the write kernel stores after the decision; gpu_dit_stream checks both
- * bitwise against kernels.cu. The decision kernel spreads the sums and dot products over
+ * The fused pass (k_sink_fresh_parts) computes the new keys exactly as kernels.cu's
+ * k_qkv_rope_cache8r stores them (the per-row code of row8.cuh: RMS sum of 8 channels per
+ * thread, block_sum_rows, RMSNorm·g, RoPE, bf16 rounding), so its means are those of the rows
+ * wan_k_qkv_rope_cache writes to the decided row afterwards; gpu_dit_stream checks it bitwise. The decision kernel spreads the sums and dot products over
  * D/64 blocks per slot; the last block to finish (an arrival counter per slot, reset by it)
  * adds the blocks' dot products in block order and runs the ring update: deterministic. */
 #include "plugins/wan/cuda/sink_kernels.h"
 #include "plugins/wan/cuda/cuda_check.h"
+#include "plugins/wan/cuda/row8.cuh"
 
 #include <cuda_bf16.h>
 #include <math.h>
@@ -139,98 +139,13 @@ static int fused_shape_ok(int d, int hd)
 	return d % 256 == 0 && d / 8 <= 1024 && hd % 8 == 0 && d % hd == 0;
 }
 
-/* ---- per-row helpers: kernels.cu's, so the rounding is the same ---- */
-
-static __device__ __forceinline__ float warp_sum(float v)
-{
-	for (int o = 16; o > 0; o >>= 1)
-		v += __shfl_xor_sync(0xffffffffu, v, o);
-	return v;
-}
+/* ---- per-row helpers (the shared ones are in row8.cuh) ---- */
 
 static __device__ __forceinline__ double warp_sum_d(double v)
 {
 	for (int o = 16; o > 0; o >>= 1)
 		v += __shfl_xor_sync(0xffffffffu, v, o);
 	return v;
-}
-
-static __device__ __forceinline__ void bf16x8_to_f(uint4 raw, float *f)
-{
-	const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
-
-#pragma unroll
-	for (int j = 0; j < 4; j++) {
-		float2 v = __bfloat1622float2(h[j]);
-
-		f[2 * j] = v.x;
-		f[2 * j + 1] = v.y;
-	}
-}
-
-static __device__ __forceinline__ uint4 f_to_bf16x8(const float *f)
-{
-	uint4 r;
-	__nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&r);
-
-#pragma unroll
-	for (int j = 0; j < 4; j++)
-		h[j] = __floats2bfloat162_rn(f[2 * j], f[2 * j + 1]);
-	return r;
-}
-
-/* kernels.cu block_sum_rows: per value a warp tree, then the warps' partials in a second tree. */
-template <int R>
-static __device__ __forceinline__ void block_sum_rows(float *s, float (*sh)[32])
-{
-	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-
-#pragma unroll
-	for (int r = 0; r < R; r++)
-		s[r] = warp_sum(s[r]);
-	__syncthreads();
-	if (lane == 0) {
-#pragma unroll
-		for (int r = 0; r < R; r++)
-			sh[r][wid] = s[r];
-	}
-	__syncthreads();
-#pragma unroll
-	for (int r = 0; r < R; r++)
-		s[r] = warp_sum(lane < nw ? sh[r][lane] : 0.0f);
-}
-
-/* Sum of squares of 8 channels, as k_qkv_rope_cache8r accumulates it. */
-static __device__ __forceinline__ float sq8(uint4 raw)
-{
-	float f[8], s = 0.0f;
-
-	bf16x8_to_f(raw, f);
-#pragma unroll
-	for (int j = 0; j < 8; j++)
-		s += f[j] * f[j];
-	return s;
-}
-
-/* RMSNorm·g and RoPE of 8 channels (pairs pj0..pj0+3 of a head) of the row at token i of a
- * slot starting at frame start; SUM its row's sum of squares. k_qkv_rope_cache8r's code. */
-static __device__ __forceinline__ uint4 norm_rope8(uint4 raw, float sum, const float *g, int d,
-						   float eps, int pj0, int half, int ct, int ch,
-						   const float2 *rope, int pos_t, int pos_y, int pos_x)
-{
-	float f[8], r = rsqrtf(sum / d + eps);
-
-	bf16x8_to_f(raw, f);
-#pragma unroll
-	for (int j = 0; j < 4; j++) {
-		int pj = pj0 + j, pos = pj < ct ? pos_t : (pj < ct + ch ? pos_y : pos_x);
-		float2 cs = rope[(size_t)pos * half + pj];
-		float k0 = f[2 * j] * r * g[2 * j], k1 = f[2 * j + 1] * r * g[2 * j + 1];
-
-		f[2 * j] = k0 * cs.x - k1 * cs.y;
-		f[2 * j + 1] = k0 * cs.y + k1 * cs.x;
-	}
-	return f_to_bf16x8(f);
 }
 
 static __device__ __forceinline__ void add8(float *acc, uint4 raw)
@@ -430,107 +345,9 @@ extern "C" int wan_k_sink_fresh_parts(cudaStream_t st, const void *qkv, int b, i
 
 /* ---- the write after the decision ---- */
 
-/* k_qkv_rope_cache8r's contract and per-row code, R tokens per block; a slot whose write
- * row is negative (the decision refused the write) gets its q only. */
-template <int R>
-__global__ void k_sink_qkv_write8r(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc,
-				   int64_t kv_bstride, int t, int d, int hd, int n_per_slot, int l,
-				   int w2, const float *g_q, const float *g_k, const float2 *rope,
-				   const int *start_frame, const int *write_row, float eps)
-{
-	__shared__ float sh[2 * R][32];
-	size_t tok0 = (size_t)blockIdx.x * R;
-	int c = threadIdx.x * 8, nr = t - (int)tok0 < R ? t - (int)tok0 : R;
-	int half = hd / 2, ch = hd / 6, ct = half - 2 * ch, pj0 = (c % hd) / 2;
-	uint4 rq[R], rk[R], rv[R];
-	float s[2 * R], gq[8], gk[8];
-
-#pragma unroll
-	for (int r = 0; r < R; r++) {
-		const bf16 *q = qkv + (tok0 + (r < nr ? r : 0)) * 3 * d;
-
-		rq[r] = *reinterpret_cast<const uint4 *>(q + c);
-		rk[r] = *reinterpret_cast<const uint4 *>(q + d + c);
-		rv[r] = *reinterpret_cast<const uint4 *>(q + 2 * d + c);
-	}
-#pragma unroll
-	for (int j = 0; j < 8; j++) {
-		gq[j] = g_q[c + j];
-		gk[j] = g_k[c + j];
-	}
-#pragma unroll
-	for (int r = 0; r < R; r++) {
-		s[2 * r] = sq8(rq[r]);
-		s[2 * r + 1] = sq8(rk[r]);
-	}
-	block_sum_rows<2 * R>(s, sh);
-#pragma unroll
-	for (int r = 0; r < R; r++) {
-		size_t tok = tok0 + r;
-		int b, i, rem, pt, py, px, wr;
-
-		if (r >= nr)
-			break;
-		b = (int)(tok / n_per_slot);
-		i = (int)(tok % n_per_slot);
-		rem = i % l;
-		pt = start_frame[b] + i / l;
-		py = rem / w2;
-		px = rem % w2;
-		wr = write_row[b];
-		*reinterpret_cast<uint4 *>(q_out + tok * d + c) =
-			norm_rope8(rq[r], s[2 * r], gq, d, eps, pj0, half, ct, ch, rope, pt, py, px);
-		if (wr >= 0) {
-			size_t row = (size_t)b * kv_bstride + (size_t)(wr + i) * d + c;
-
-			*reinterpret_cast<uint4 *>(kc + row) =
-				norm_rope8(rk[r], s[2 * r + 1], gk, d, eps, pj0, half, ct, ch, rope, pt, py, px);
-			*reinterpret_cast<uint4 *>(vc + row) = rv[r];
-		}
-	}
-}
-
-static const void *const write_kern[4] = { (const void *)k_sink_qkv_write8r<8>,
-					   (const void *)k_sink_qkv_write8r<4>,
-					   (const void *)k_sink_qkv_write8r<2>,
-					   (const void *)k_sink_qkv_write8r<1> };
-static int write_maxthr[4];
-
-extern "C" int wan_k_sink_qkv_write(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
-				    void *vcache, int64_t kv_bstride, int t, int d, int hd,
-				    int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
-				    const void *rope, const int *start_frame, const int *write_row,
-				    float eps, char *err, size_t errlen)
-{
-	int r, threads = d / 8;
-
-	if (!fused_shape_ok(d, hd) || kv_bstride % 8 || t < 1 || n_per_slot < 1 || l < 1 || w2 < 1) {
-		snprintf(err, errlen, "sink cache write: width %d, head %d not taken", d, hd);
-		return -1;
-	}
-	/* 4 tokens per block (the row kernels' default) when that instance launches */
-	r = rounds_fit(write_kern, write_maxthr, threads);
-	r = r > 4 ? 4 : r;
-#define SINK_WRITE(R) k_sink_qkv_write8r<R><<<(unsigned)((t + (R)-1) / (R)), threads, 0, st>>>( \
-		(const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd, \
-		n_per_slot, l, w2, g_q, g_k, (const float2 *)rope, start_frame, write_row, eps)
-	switch (r) {
-	case 4: SINK_WRITE(4); break;
-	case 2: SINK_WRITE(2); break;
-	case 1: SINK_WRITE(1); break;
-	default:
-		snprintf(err, errlen, "sink cache write: no kernel launches %d threads", threads);
-		return -1;
-	}
-#undef SINK_WRITE
-	LAUNCH_CHECK("k_sink_qkv_write8r");
-	return 0;
-}
-
 extern "C" int wan_sink_fused_ok(int d, int hd)
 {
-	return fused_shape_ok(d, hd) && rounds_fit(fresh_kern, fresh_maxthr, d / 8) > 0 &&
-	       rounds_fit(write_kern, write_maxthr, d / 8) > 0;
+	return fused_shape_ok(d, hd) && rounds_fit(fresh_kern, fresh_maxthr, d / 8) > 0;
 }
 
 /* ---- means, cosines and the decision ---- */

@@ -21,8 +21,8 @@ extern "C" {
  * bf16 rows is bitwise the same wherever it is computed. */
 int wan_sink_chunk(void);
 
-/* 1 when the fused pass and wan_k_sink_qkv_write stand in for wan_k_qkv_rope_cache bitwise:
- * width divisible by 256 (at most 8192) and both kernels launch D/8 threads (registers),
+/* 1 when the fused pass computes the new keys bitwise as wan_k_qkv_rope_cache stores them:
+ * width divisible by 256 (at most 8192) and the pass launches D/8 threads (registers),
  * head dim divisible by 8, and neither WAN_SINK_FUSED=0 nor WAN_K_VEC=0 (kernels.cu's plain
  * kernel rounds differently) in the environment. */
 int wan_sink_fused_ok(int d, int hd);
@@ -36,19 +36,11 @@ int wan_k_sink_row_parts(cudaStream_t st, const void *kc, const void *vc, int64_
 
 /* The same chunk sums (nsets 1, count N) of the new keys and values of B slots, straight from
  * qkv bf16 [B·N, 3D] before anything is written: the keys RMS-normalized, scaled by g_k,
- * roped and rounded to bf16 exactly as wan_k_qkv_rope_cache / wan_k_sink_qkv_write store
+ * roped and rounded to bf16 exactly as wan_k_qkv_rope_cache stores
  * them (arguments as there). Needs wan_sink_fused_ok(d, hd). */
 int wan_k_sink_fresh_parts(cudaStream_t st, const void *qkv, int b, int n, int d, int hd, int l,
 			   int w2, const float *g_k, const void *rope, const int *start_frame,
 			   float eps, float *part, char *err, size_t errlen);
-
-/* wan_k_qkv_rope_cache's contract and results (needs wan_sink_fused_ok), except that a slot
- * whose write_row is negative gets its q only (a refused write leaves its cache alone). */
-int wan_k_sink_qkv_write(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
-			 void *vcache, int64_t kv_bstride, int t, int d, int hd, int n_per_slot,
-			 int l, int w2, const float *g_q, const float *g_k, const void *rope,
-			 const int *start_frame, const int *write_row, float eps, char *err,
-			 size_t errlen);
 
 /* What the statistics of one layer are made of, and where they go. */
 struct wan_sink_reduce {

@@ -1,0 +1,102 @@
+/* row8.cuh: the per-row device helpers of the DiT's row kernels, shared by kernels.cu and
+ * sink_kernels.cu so that both round exactly alike (the adaptive-sink write kernel must store
+ * bitwise the K rows that k_qkv_rope_cache8r stores).
+ *
+ * A thread owns 8 consecutive channels of a row (one 16-byte access); sums over a row are a
+ * warp tree, then the warps' partials in a second tree. */
+#ifndef WAN_CUDA_ROW8_CUH
+#define WAN_CUDA_ROW8_CUH
+
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+static __device__ __forceinline__ float warp_sum(float v)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+/* 8 bf16 (one 16-byte access) <-> 8 floats */
+static __device__ __forceinline__ void bf16x8_to_f(uint4 raw, float *f)
+{
+	const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+
+#pragma unroll
+	for (int j = 0; j < 4; j++) {
+		float2 v = __bfloat1622float2(h[j]);
+
+		f[2 * j] = v.x;
+		f[2 * j + 1] = v.y;
+	}
+}
+
+static __device__ __forceinline__ uint4 f_to_bf16x8(const float *f)
+{
+	uint4 r;
+	__nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&r);
+
+#pragma unroll
+	for (int j = 0; j < 4; j++)
+		h[j] = __floats2bfloat162_rn(f[2 * j], f[2 * j + 1]);
+	return r;
+}
+
+/* R sums per thread reduced over the block at once (blockDim.x a multiple of 32): per value
+ * a warp tree, then the warps' partials in a second tree, one pair of barriers for all R.
+ * sh holds R x 32 floats. */
+template <int R>
+static __device__ __forceinline__ void block_sum_rows(float *s, float (*sh)[32])
+{
+	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+
+#pragma unroll
+	for (int r = 0; r < R; r++)
+		s[r] = warp_sum(s[r]);
+	__syncthreads();
+	if (lane == 0) {
+#pragma unroll
+		for (int r = 0; r < R; r++)
+			sh[r][wid] = s[r];
+	}
+	__syncthreads();
+#pragma unroll
+	for (int r = 0; r < R; r++)
+		s[r] = warp_sum(lane < nw ? sh[r][lane] : 0.0f);
+}
+
+/* Sum of squares of 8 channels (a thread's share of a q or k row's RMS). */
+static __device__ __forceinline__ float sq8(uint4 raw)
+{
+	float f[8], s = 0.0f;
+
+	bf16x8_to_f(raw, f);
+#pragma unroll
+	for (int j = 0; j < 8; j++)
+		s += f[j] * f[j];
+	return s;
+}
+
+/* RMSNorm·g and 3-D RoPE of 8 channels (pairs pj0..pj0+3 of a head; half = head dim / 2, the
+ * first ct pairs rotate by the frame position, the next ch by the row, the rest by the
+ * column) of a row whose sum of squares over its d channels is sum; rounded to bf16. */
+static __device__ __forceinline__ uint4 norm_rope8(uint4 raw, float sum, const float *g, int d,
+						   float eps, int pj0, int half, int ct, int ch,
+						   const float2 *rope, int pos_t, int pos_y, int pos_x)
+{
+	float f[8], r = rsqrtf(sum / d + eps);
+
+	bf16x8_to_f(raw, f);
+#pragma unroll
+	for (int j = 0; j < 4; j++) {
+		int pj = pj0 + j, pos = pj < ct ? pos_t : (pj < ct + ch ? pos_y : pos_x);
+		float2 cs = rope[(size_t)pos * half + pj];
+		float k0 = f[2 * j] * r * g[2 * j], k1 = f[2 * j + 1] * r * g[2 * j + 1];
+
+		f[2 * j] = k0 * cs.x - k1 * cs.y;
+		f[2 * j + 1] = k0 * cs.y + k1 * cs.x;
+	}
+	return f_to_bf16x8(f);
+}
+
+#endif
