@@ -392,10 +392,11 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	       dit_cuda_param_bytes(m) / 1e9, dit_cuda_act_bytes(m) / 1e9, dit_cuda_cache_bytes(m) / 1e9,
 	       (total - free1) / 1e9, total / 1e9);
 	{
-		int at = dit_cuda_self_attn_on_cudnn(m, nslots, 1, kv_frames * L);
+		char self_what[96], cross_what[96];
 
-		printf("cuda graph: %s; self-attention: %s\n", dit_cuda_graphs_used(m) ? "yes" : "no",
-		       at == 2 ? "fa3 (wgmma+TMA kernel)" : at ? "cuDNN flash" : "fallback kernel");
+		dit_cuda_attn_variants(m, nslots, 1, kv_frames * L, self_what, cross_what, sizeof(self_what));
+		printf("cuda graph: %s; self-attention: %s; cross-attention: %s\n",
+		       dit_cuda_graphs_used(m) ? "yes" : "no", self_what, cross_what);
 	}
 	printf("RESULT model=%s res=%dx%d S=%d mode=%s first_ms=%.2f call_ms=%.2f tput_ms=%.2f tflops=%.1f sink_ms=%.2f hooked_ms=%.2f ragged_ms=%.2f alt_plain_ms=%.2f alt_sink_ms=%.2f\n",
 	       is14b ? "14b" : "1.3b", height, width, steps, batch ? "batch" : "nobatch", first_ms,

@@ -487,6 +487,27 @@ int wan_attn_uses_cudnn(struct wan_attn *a, const struct wan_attn_shape *s)
 	return !p ? 0 : p->fa3 == 1 || (p->fa3 == 2 && p->fa3_forced) ? 2 : p->on_cudnn;
 }
 
+const char *wan_attn_variant(struct wan_attn *a, const struct wan_attn_shape *s, char *buf, size_t len)
+{
+	char err[128];
+	struct attn_plan *p = plan_get(a, s, err, sizeof(err));
+	int at = p ? wan_attn_uses_cudnn(a, s) : -1;
+
+	if (at < 0)
+		snprintf(buf, len, "not planned (%s)", err);
+	else if (at == 2 && p->fa3_split < 0)
+		snprintf(buf, len, "fa3 tile %d, last wave in %d key parts", p->fa3_bn, -p->fa3_split);
+	else if (at == 2 && p->fa3_split > 1)
+		snprintf(buf, len, "fa3 tile %d, keys in %d parts", p->fa3_bn, p->fa3_split);
+	else if (at == 2)
+		snprintf(buf, len, "fa3 tile %d", p->fa3_bn);
+	else if (at == 1 && p->split > 1)
+		snprintf(buf, len, "cuDNN flash, keys in %d parts", p->split);
+	else
+		snprintf(buf, len, "%s", at ? "cuDNN flash" : "fallback kernel");
+	return buf;
+}
+
 void wan_attn_set_fa3(struct wan_attn *a, int mode)
 {
 	a->fa3_mode = a->use_cudnn ? mode : -1;

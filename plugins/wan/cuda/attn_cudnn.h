@@ -56,6 +56,10 @@ int wan_attn_run_ragged(struct wan_attn *a, cudaStream_t st, const struct wan_at
  * first eager run has timed both and found fa3 faster. */
 int wan_attn_uses_cudnn(struct wan_attn *a, const struct wan_attn_shape *s);
 
+/* What runs shape s (planning it if new), in a few words into buf (returned): "cuDNN flash",
+ * "fa3 tile 192", "fa3 tile 192, last wave in 4 key parts", "fallback kernel", ... */
+const char *wan_attn_variant(struct wan_attn *a, const struct wan_attn_shape *s, char *buf, size_t len);
+
 /* Which shapes may run on the fa3 kernel (head dim 128 on a Hopper GPU): -1 none, 0 those
  * where it beats the cuDNN plan (timed on first use; the default), 1 all (WAN_ATTN=fa3). The
  * environment sets the initial mode: WAN_ATTN=cudnn gives -1. Affects shapes planned later;

@@ -1604,3 +1604,25 @@ int dit_cuda_self_attn_on_cudnn(struct dit_cuda *m, int slots, int frames, int k
 
 	return wan_attn_uses_cudnn(m->attn, &self);
 }
+
+void dit_cuda_attn_variants(struct dit_cuda *m, int slots, int frames, int kv_len, char *self_what,
+			    char *cross_what, size_t len)
+{
+	int D = m->d.dim, n = frames * m->l, per_slot = m->nctx_set > 1, T = slots * n;
+	struct wan_attn_shape self = {
+		.b = slots, .h = m->d.num_heads, .d = m->hd, .sq = n, .skv = kv_len,
+		.q_bstride = (int64_t)n * D, .q_sstride = D,
+		.kv_bstride = (int64_t)m->kv_rows * D, .kv_sstride = D,
+		.o_bstride = (int64_t)n * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
+	};
+	struct wan_attn_shape cross = {
+		.b = per_slot ? slots : 1, .h = m->d.num_heads, .d = m->hd, .sq = per_slot ? n : T,
+		.skv = m->d.text_len, .q_bstride = (int64_t)(per_slot ? n : T) * D, .q_sstride = D,
+		.kv_bstride = (int64_t)m->d.text_len * D, .kv_sstride = D,
+		.o_bstride = (int64_t)(per_slot ? n : T) * D, .o_sstride = D,
+		.scale = 1.0f / sqrtf((float)m->hd),
+	};
+
+	wan_attn_variant(m->attn, &self, self_what, len);
+	wan_attn_variant(m->attn, &cross, cross_what, len);
+}

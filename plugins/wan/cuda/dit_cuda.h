@@ -181,6 +181,9 @@ size_t dit_cuda_cache_bytes(const struct dit_cuda *m);
 int dit_cuda_graphs_used(const struct dit_cuda *m);
 /* 1 when self-attention of a uniform call with these sizes runs on cuDNN, 2 on the fa3 kernel. */
 int dit_cuda_self_attn_on_cudnn(struct dit_cuda *m, int slots, int frames, int kv_len);
+/* What runs that call's self- and cross-attention, in a few words each (wan_attn_variant). */
+void dit_cuda_attn_variants(struct dit_cuda *m, int slots, int frames, int kv_len, char *self_what,
+			    char *cross_what, size_t len);
 /* Disables CUDA graphs (1) or cuDNN (set before the first forward; tests). */
 void dit_cuda_set_options(struct dit_cuda *m, int use_graphs, int use_cudnn);
 
