@@ -878,6 +878,27 @@ static int enqueue_embed(struct dit_cuda *m, int B, int Fr, char *err, size_t er
  * its own rows of the call block; the modulation vectors keep the whole call's layout.
  * kv_uniform > 0: every slot attends kv_uniform rows; 0: ragged lengths from the device call
  * block (one-slot cuDNN calls or the fallback kernel; only unsplit, b0 = 0 and nb = B). */
+/* The self- and cross-attention shapes of nb slots x n tokens attending kv keys each (the
+ * cross keys: one prompt, batch 1 over all nb·n tokens; one prompt per slot, batch nb). */
+static void attn_shapes(const struct dit_cuda *m, int nb, int n, int kv, struct wan_attn_shape *self,
+			struct wan_attn_shape *cross)
+{
+	int D = m->d.dim, per_slot = m->nctx_set > 1, cq = per_slot ? n : nb * n;
+
+	*self = (struct wan_attn_shape){
+		.b = nb, .h = m->d.num_heads, .d = m->hd, .sq = n, .skv = kv,
+		.q_bstride = (int64_t)n * D, .q_sstride = D,
+		.kv_bstride = (int64_t)m->kv_rows * D, .kv_sstride = D,
+		.o_bstride = (int64_t)n * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
+	};
+	*cross = (struct wan_attn_shape){
+		.b = per_slot ? nb : 1, .h = m->d.num_heads, .d = m->hd, .sq = cq,
+		.skv = m->d.text_len, .q_bstride = (int64_t)cq * D, .q_sstride = D,
+		.kv_bstride = (int64_t)m->d.text_len * D, .kv_sstride = D,
+		.o_bstride = (int64_t)cq * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
+	};
+}
+
 /* Steps of a body, for enqueue_range: 0 the patch embedding, then per layer li three:
  * 1 + 3·li its QKV GEMM and RoPE/cache write, 2 + 3·li its self-attention, 3 + 3·li the rest
  * of the layer (through the next LayerNorm); 1 + 3·layers the head. */
@@ -902,24 +923,13 @@ static int enqueue_range(struct dit_cuda *m, cudaStream_t st, int b0, int nb, in
 	char *qkv = (char *)m->qkv + r0 * 3 * D * BF, *qbuf = (char *)m->qbuf + r0 * D * BF;
 	char *abuf = (char *)m->abuf + r0 * D * BF, *ybuf = (char *)m->ybuf + r0 * D * BF;
 	char *fbuf = (char *)m->fbuf + r0 * FF * BF, *obuf = (char *)m->obuf + r0 * 64 * BF;
-	struct wan_attn_shape self = {
-		.b = nb, .h = m->d.num_heads, .d = m->hd, .sq = n, .skv = kv_uniform,
-		.q_bstride = (int64_t)n * D, .q_sstride = D,
-		.kv_bstride = (int64_t)m->kv_rows * D, .kv_sstride = D,
-		.o_bstride = (int64_t)n * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
-	};
+	struct wan_attn_shape self, cross;
 	/* one prompt: every token of the call attends the same 512 keys (batch 1); one prompt
 	 * per slot: batch B */
 	int per_slot = m->nctx_set > 1;
 	size_t xo = per_slot ? (size_t)b0 * m->d.text_len * D * BF : 0;
-	struct wan_attn_shape cross = {
-		.b = per_slot ? nb : 1, .h = m->d.num_heads, .d = m->hd, .sq = per_slot ? n : T,
-		.skv = m->d.text_len, .q_bstride = (int64_t)(per_slot ? n : T) * D, .q_sstride = D,
-		.kv_bstride = (int64_t)m->d.text_len * D, .kv_sstride = D,
-		.o_bstride = (int64_t)(per_slot ? n : T) * D, .o_sstride = D,
-		.scale = 1.0f / sqrtf((float)m->hd),
-	};
 
+	attn_shapes(m, nb, n, kv_uniform, &self, &cross);
 	if (hook && (b0 || nb != B || st != m->st)) {
 		snprintf(err, errlen, "the adaptive-sink forward cannot be split");
 		return -1;
@@ -1594,35 +1604,18 @@ cleanup:
 
 int dit_cuda_self_attn_on_cudnn(struct dit_cuda *m, int slots, int frames, int kv_len)
 {
-	int D = m->d.dim, n = frames * m->l;
-	struct wan_attn_shape self = {
-		.b = slots, .h = m->d.num_heads, .d = m->hd, .sq = n, .skv = kv_len,
-		.q_bstride = (int64_t)n * D, .q_sstride = D,
-		.kv_bstride = (int64_t)m->kv_rows * D, .kv_sstride = D,
-		.o_bstride = (int64_t)n * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
-	};
+	struct wan_attn_shape self, cross;
 
+	attn_shapes(m, slots, frames * m->l, kv_len, &self, &cross);
 	return wan_attn_uses_cudnn(m->attn, &self);
 }
 
 void dit_cuda_attn_variants(struct dit_cuda *m, int slots, int frames, int kv_len, char *self_what,
 			    char *cross_what, size_t len)
 {
-	int D = m->d.dim, n = frames * m->l, per_slot = m->nctx_set > 1, T = slots * n;
-	struct wan_attn_shape self = {
-		.b = slots, .h = m->d.num_heads, .d = m->hd, .sq = n, .skv = kv_len,
-		.q_bstride = (int64_t)n * D, .q_sstride = D,
-		.kv_bstride = (int64_t)m->kv_rows * D, .kv_sstride = D,
-		.o_bstride = (int64_t)n * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
-	};
-	struct wan_attn_shape cross = {
-		.b = per_slot ? slots : 1, .h = m->d.num_heads, .d = m->hd, .sq = per_slot ? n : T,
-		.skv = m->d.text_len, .q_bstride = (int64_t)(per_slot ? n : T) * D, .q_sstride = D,
-		.kv_bstride = (int64_t)m->d.text_len * D, .kv_sstride = D,
-		.o_bstride = (int64_t)(per_slot ? n : T) * D, .o_sstride = D,
-		.scale = 1.0f / sqrtf((float)m->hd),
-	};
+	struct wan_attn_shape self, cross;
 
+	attn_shapes(m, slots, frames * m->l, kv_len, &self, &cross);
 	wan_attn_variant(m->attn, &self, self_what, len);
 	wan_attn_variant(m->attn, &cross, cross_what, len);
 }
