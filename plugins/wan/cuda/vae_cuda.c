@@ -1480,9 +1480,13 @@ struct taehv_cuda *taehv_cuda_new(const struct taehv_model *m, int incremental, 
 				  err, errlen)) ||
 	    !(t->ctx = malloc(sizeof(float) * lsz * TAEHV_CONTEXT_LATENTS)))
 		goto fail;
-	/* the plan for 1 latent now (the steady incremental call); others on first use */
-	if (build_taehv(t, &t->plans[1], 1, err, errlen) || cudaDeviceSynchronize() != cudaSuccess ||
-	    taehv_cuda_reset(t, err, errlen))
+	/* every plan the mode's calls run, now, so that no stream pays a plan's build (cuDNN's
+	 * algorithm search, seconds at 512x512) between its frames: incremental mode runs 1 latent
+	 * (2 in a first chunk); context mode windows of up to TAEHV_CONTEXT_LATENTS + 1 */
+	for (int n = 1; n <= (incremental ? 2 : TAEHV_CUDA_MAXF); n++)
+		if (build_taehv(t, &t->plans[n], n, err, errlen))
+			goto fail;
+	if (cudaDeviceSynchronize() != cudaSuccess || taehv_cuda_reset(t, err, errlen))
 		goto fail;
 	return t;
 fail:
