@@ -14,7 +14,7 @@
 bin=${1:?bin dir}; out=${2:?out dir}; iters=${3:-20}; ab=${4:-}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" 2>&1
-WAN_ATTN_DEBUG=1 timeout 120 "$bin/gpu_kernels" > "$out/gpu_kernels.log" 2>&1
+WAN_ATTN_DEBUG=1 timeout 300 "$bin/gpu_kernels" > "$out/gpu_kernels.log" 2>&1
 echo "gpu_kernels rc=$?" >> "$out/summary.txt"
 timeout 120 "$bin/gpu_dit" > "$out/gpu_dit.log" 2>&1; echo "gpu_dit rc=$?" >> "$out/summary.txt"
 if [ -x "$bin/gpu_dit_stream" ]; then
