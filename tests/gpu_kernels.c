@@ -944,56 +944,6 @@ static void test_res_ln2(int b, int fr, int l, int d)
 	free(x); free(y); free(mv); free(gb); free(ra); free(rb);
 }
 
-/* Adaptive-sink statistics of one layer (every slot, K and V, sink frames and new rows) in one
- * launch, against plain means. */
-static void test_sink_means(int b, int l, int n, int ns, int d, int cache_rows)
-{
-	size_t nc = (size_t)b * cache_rows * d, nn = (size_t)b * n * d, rows = 2 * (size_t)(ns + 1);
-	size_t no = (size_t)b * rows * d;
-	float *kc = malloc(nc * 4), *vc = malloc(nc * 4), *kn = malloc(nn * 4), *vn = malloc(nn * 4);
-	float *o = malloc(no * 4), *r = malloc(no * 4), *dout;
-	void *dkc, *dvc, *dkn, *dvn;
-	char err[256], what[96];
-
-	fill_uniform(kc, nc, &seed, 1.0f);
-	fill_uniform(vc, nc, &seed, 1.0f);
-	fill_uniform(kn, nn, &seed, 1.0f);
-	fill_uniform(vn, nn, &seed, 1.0f);
-	for (size_t i = 0; i < nc; i++)
-		kc[i] += 0.25f;  /* nonzero means */
-	dkc = to_dev_bf16(kc, nc);
-	dvc = to_dev_bf16(vc, nc);
-	dkn = to_dev_bf16(kn, nn);
-	dvn = to_dev_bf16(vn, nn);
-	cudaMalloc((void **)&dout, no * 4);
-	cudaMemset(dout, 0xff, no * 4);
-	snprintf(what, sizeof(what), "sink statistics (%d slots, %d sink frames, D=%d)", b, ns, d);
-	if (wan_k_sink_means(0, dkc, dvc, (int64_t)cache_rows * d, dkn, dvn, b, l, n, ns, d, dout, err,
-			     sizeof(err)) || cudaDeviceSynchronize() != cudaSuccess) {
-		fprintf(stderr, "FAIL %s: %s\n", what, err);
-		failures++;
-	} else {
-		for (int bb = 0; bb < b; bb++)
-			for (size_t s = 0; s < rows; s++) {
-				int v = s > (size_t)ns, j = v ? (int)s - ns - 1 : (int)s, cnt = j < ns ? l : n;
-				const float *base = j < ns ? (v ? vc : kc) + ((size_t)bb * cache_rows + (size_t)j * l) * d
-							   : (v ? vn : kn) + (size_t)bb * n * d;
-
-				for (int c = 0; c < d; c++) {
-					double acc = 0;
-
-					for (int i = 0; i < cnt; i++)
-						acc += base[(size_t)i * d + c];
-					r[((size_t)bb * rows + s) * d + c] = (float)(acc / cnt);
-				}
-			}
-		cudaMemcpy(o, dout, no * 4, cudaMemcpyDeviceToHost);
-		check(what, o, r, no, 1e-5);
-	}
-	cudaFree(dkc); cudaFree(dvc); cudaFree(dkn); cudaFree(dvn); cudaFree(dout);
-	free(kc); free(vc); free(kn); free(vn); free(o); free(r);
-}
-
 int main(int argc, char **argv)
 {
 	int ndev = 0;
@@ -1077,8 +1027,6 @@ int main(int argc, char **argv)
 	test_res_ln2(1, 2, 5, 5120);
 	test_pdl(g, 6240, 1536, 6);
 	test_pdl(g, 77, 1536, 3);
-	test_sink_means(2, 50, 50, 3, 1536, 300);
-	test_sink_means(3, 40, 80, 1, 128, 200);
 done:
 	wan_gemm_free(g);
 	wan_attn_free(a);

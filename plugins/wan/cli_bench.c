@@ -194,25 +194,21 @@ static int time_pair(struct dit_cuda *m, const struct dit_cuda_call *c, const st
 		     int iters, double *t, double *t2, double *plain_med, double *sink_med, char *err,
 		     size_t errlen)
 {
-	int np = 0, ns = 0;
+	double *ts[2] = { t, t2 };
+	int n[2] = { 0, 0 };
 
-	while (np < iters || ns < iters) {
-		for (int k = -1; k < 4; k++) {
-			double t0 = now_ms();
+	while (n[0] < iters || n[1] < iters) {
+		for (int sk = 0; sk < 2; sk++) /* a run of plain calls, then one of sink calls */
+			for (int k = -1; k < 4; k++) {
+				double t0 = now_ms();
 
-			if (dit_cuda_forward(m, c, NULL, NULL, NULL, err, errlen) || dit_cuda_sync(m, err, errlen))
-				return -1;
-			if (k >= 0 && np < iters)
-				t[np++] = now_ms() - t0;
-		}
-		for (int k = -1; k < 4; k++) {
-			double t0 = now_ms();
-
-			if (dit_cuda_forward_sink(m, c, sink, NULL, NULL, err, errlen) || dit_cuda_sync(m, err, errlen))
-				return -1;
-			if (k >= 0 && ns < iters)
-				t2[ns++] = now_ms() - t0;
-		}
+				if ((sk ? dit_cuda_forward_sink(m, c, sink, NULL, NULL, err, errlen)
+					: dit_cuda_forward(m, c, NULL, NULL, NULL, err, errlen)) ||
+				    dit_cuda_sync(m, err, errlen))
+					return -1;
+				if (k >= 0 && n[sk] < iters)
+					ts[sk][n[sk]++] = now_ms() - t0;
+			}
 	}
 	qsort(t, (size_t)iters, sizeof(double), cmp_double);
 	qsort(t2, (size_t)iters, sizeof(double), cmp_double);

@@ -47,6 +47,7 @@ WANCUDA_LIBADD = libwancuda.la
 	  "$(@F)" "$(*F)" > $@
 
 plugins/wan/cuda/kernels.lo plugins/wan/cuda/sink_kernels.lo plugins/wan/cuda/attn_fa3.lo: $(WANCUDA_HDRS)
+plugins/wan/cuda/sink_kernels.lo: plugins/wan/ops_ref.h
 
 # GPU tests (make check-gpu; each exits 77 without a GPU) and the benchmark.
 GPU_TESTS += tests/gpu_kernels tests/gpu_dit tests/gpu_dit_stream

@@ -361,10 +361,5 @@ double ops_cosine(const float *a, const float *b, int d)
 		aa += (double)a[j] * a[j];
 		bb += (double)b[j] * b[j];
 	}
-	double na = sqrt(aa), nb = sqrt(bb);
-	if (na < 1e-8)
-		na = 1e-8;
-	if (nb < 1e-8)
-		nb = 1e-8;
-	return ab / (na * nb);
+	return ops_cosine_of(ab, aa, bb);
 }

@@ -15,6 +15,7 @@
 #ifndef HERU_WAN_OPS_REF_H
 #define HERU_WAN_OPS_REF_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,6 +104,22 @@ void ops_row_mean(float *out, const float *x, int rows, int d, size_t row_stride
 /* Cosine similarity of two d-vectors as torch.nn.functional.cosine_similarity (torch >= 2)
  * computes it: a·b / (max(|a|, 1e-8) · max(|b|, 1e-8)), float64 inside. A zero vector gives 0. */
 double ops_cosine(const float *a, const float *b, int d);
+
+/* ops_cosine's last step from the sums a·b, a·a and b·b; also the adaptive-sink decision
+ * kernel's (sink_kernels.cu), so both clamp and divide alike. */
+#ifdef __CUDACC__
+__host__ __device__
+#endif
+static inline double ops_cosine_of(double ab, double aa, double bb)
+{
+	double na = sqrt(aa), nb = sqrt(bb);
+
+	if (na < 1e-8)
+		na = 1e-8;
+	if (nb < 1e-8)
+		nb = 1e-8;
+	return ab / (na * nb);
+}
 
 #ifdef __cplusplus
 }

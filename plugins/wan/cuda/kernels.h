@@ -122,19 +122,6 @@ int wan_k_residual(cudaStream_t st, float *x, const void *y, int t, int d, int n
 int wan_k_unpatchify_x0(cudaStream_t st, const void *o, const float *x_in, const float *sigma,
 			float *flow, float *x0, int b, int f, int h, int w, char *err, size_t errlen);
 
-/* Mean over tokens of rows [row0, row0+count) of a [rows, D] bf16 matrix -> out f32 [D]
- * (the adaptive-sink statistics of spec §4.7). */
-int wan_k_row_mean(cudaStream_t st, const void *x, int64_t row0, int count, int d, float *out,
-		   char *err, size_t errlen);
-
-/* Every sink statistic of one layer in one launch: for slot b < B, into
- * out[(b·2(ns+1) + s)·D ..]: s < ns the mean of K cache frame s (rows [s·L, s·L+L) of the slot,
- * slots slot_stride elements apart), s == ns the mean of the slot's n new K rows (knew, slots
- * n·D apart), then the same for V. D divisible by 64. */
-int wan_k_sink_means(cudaStream_t st, const void *kc, const void *vc, int64_t slot_stride,
-		     const void *knew, const void *vnew, int b, int l, int n, int ns, int d,
-		     float *out, char *err, size_t errlen);
-
 #ifdef __cplusplus
 }
 #endif

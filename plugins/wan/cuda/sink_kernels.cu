@@ -16,6 +16,7 @@
 #include "plugins/wan/cuda/sink_kernels.h"
 #include "plugins/wan/cuda/cuda_check.h"
 #include "plugins/wan/cuda/row8.cuh"
+#include "plugins/wan/ops_ref.h"
 
 #include <cuda_bf16.h>
 #include <math.h>
@@ -358,18 +359,6 @@ extern "C" int wan_sink_fused_ok(int d, int hd)
 #define DEC_SETS 8                      /* row sets reduced per pass */
 #define DEC_VALS (2 + 4 * 64)           /* dot products per column block at 64 sink frames */
 
-/* ops_cosine's clamp and division. */
-static __device__ double cosine_of(double ab, double aa, double bb)
-{
-	double na = sqrt(aa), nb = sqrt(bb);
-
-	if (na < 1e-8)
-		na = 1e-8;
-	if (nb < 1e-8)
-		nb = 1e-8;
-	return ab / (na * nb);
-}
-
 /* The decision kernel's arguments. Means rows per slot: K sink 0..ns-1, K new, V sink
  * 0..ns-1, V new. */
 struct dec_args {
@@ -507,8 +496,8 @@ __global__ void __launch_bounds__(DEC_THREADS) k_sink_decide(struct dec_args a)
 
 		/* a_j = (cos K + cos V) / 2; dit_kv_sink_pick: first argmin, refreshed below the threshold */
 		for (int j = 0; j < ns; j++) {
-			double aj = (cosine_of(tot[2 + 4 * j], tot[3 + 4 * j], tot[0]) +
-				     cosine_of(tot[4 + 4 * j], tot[5 + 4 * j], tot[1])) / 2.0;
+			double aj = (ops_cosine_of(tot[2 + 4 * j], tot[3 + 4 * j], tot[0]) +
+				     ops_cosine_of(tot[4 + 4 * j], tot[5 + 4 * j], tot[1])) / 2.0;
 
 			if (j == 0 || aj < amin) {
 				amin = aj;
