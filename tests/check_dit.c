@@ -303,6 +303,171 @@ START_TEST(test_stream_events)
 }
 END_TEST
 
+/* ---- dit_stream_prepare: the calls it runs are exactly the stream's, and it leaves nothing
+ * behind ---- */
+
+/* A pass-through engine that records each forward's shape: slots, frames, whether the
+ * adaptive sink decides it, and the rows each slot attends (what a device plans for). */
+struct call_shape {
+	int slots, frames, sink, kv[8];
+};
+
+struct rec_eng {
+	struct dit_engine in;
+	struct call_shape seen[64];
+	int nseen, calls;
+};
+
+static int rec_forward(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
+		       const int64_t *t, const int64_t *c_start, float *flow, char *err,
+		       size_t errlen)
+{
+	struct rec_eng *r = impl;
+	struct call_shape c = { .slots = nslots, .frames = frames };
+	int n = frames * dit_kv_config(kv)->tokens_per_frame, i;
+
+	c.sink = dit_kv_sink_check_needed(kv, n);
+	for (int b = 0; b < nslots && b < 8; b++)
+		c.kv[b] = dit_kv_attn_len(kv, 0, b, c_start[b], n);
+	for (i = 0; i < r->nseen && memcmp(&r->seen[i], &c, sizeof(c)); i++)
+		;
+	if (i == r->nseen && r->nseen < 64)
+		r->seen[r->nseen++] = c;
+	r->calls++;
+	return r->in.forward(r->in.impl, kv, nslots, frames, x, t, c_start, flow, err, errlen);
+}
+
+static int rec_expand(void *impl, int slots, char *err, size_t errlen)
+{
+	struct rec_eng *r = impl;
+	return r->in.expand(r->in.impl, slots, err, errlen);
+}
+
+static void rec_reset(void *impl)
+{
+	struct rec_eng *r = impl;
+	r->in.reset(r->in.impl);
+}
+
+static int rec_set_context(void *impl, const float *ctx, char *err, size_t errlen)
+{
+	struct rec_eng *r = impl;
+	return r->in.set_context(r->in.impl, ctx, err, errlen);
+}
+
+/* 1 when every shape of A is in B and back. */
+static int same_shapes(const struct rec_eng *a, const struct rec_eng *b)
+{
+	for (int i = 0; i < a->nseen; i++) {
+		int j = 0;
+		while (j < b->nseen && memcmp(&a->seen[i], &b->seen[j], sizeof(a->seen[i])))
+			j++;
+		if (j == b->nseen)
+			return 0;
+	}
+	return a->nseen == b->nseen;
+}
+
+static const struct {
+	int steps;
+	bool batch;
+	double thr;
+} prep_cases[] = { { 2, true, 0.2 }, { 2, false, 0.2 }, { 1, true, -1 }, { 3, true, 0.2 } };
+
+/* Runs chunk 0 and CHUNKS-1 later chunks of the fixture input; X0 gets every result. */
+static void run_chunks(struct dit_stream *st, const float *lat, const float *scale,
+		       struct dit_noise_array *mn, int chunks, float *x0)
+{
+	char err[256];
+	float chunk[2 * 384];
+	bool emitted;
+
+	mn->used = 0;
+	for (int c = 0; c < 16; c++)
+		for (int f = 0; f < 2; f++)
+			memcpy(chunk + (c * 2 + f) * 24, lat + f * 384 + c * 24, 24 * sizeof(float));
+	ck_assert_msg(dit_stream_first(st, chunk, scale[0], dit_noise_array_next, mn, x0, err,
+				       sizeof(err)) == 0, "%s", err);
+	for (int k = 1; k < chunks; k++)
+		ck_assert_msg(dit_stream_next(st, lat + (k + 1) * 384, scale[k], dit_noise_array_next,
+					      mn, x0 + (k + 1) * 384, &emitted, err, sizeof(err)) == 0,
+			      "chunk %d: %s", k, err);
+}
+
+START_TEST(test_stream_prepare)
+{
+	char err[256];
+	struct wan_dit_config cfg;
+	const int S = prep_cases[_i].steps, chunks = 14, kvf = 6;
+	const bool batch = prep_cases[_i].batch;
+	ck_assert_msg(wan_dit_config_load(cfgpath, &cfg, err, sizeof(err)) == 0, "%s", err);
+	struct wan_dit_model *m = wan_dit_model_open(weights, &cfg, err, sizeof(err));
+	ck_assert_msg(m != NULL, "%s", err);
+	struct dit_engine_params ep = { .max_slots = batch ? S : 1, .kv_rows = kvf * 6, .h = 4,
+					.w = 6, .nctx = 1 };
+	struct rec_eng r = { 0 }, plain, prep;
+	ck_assert_msg(dit_cpu_engine_open(m, &ep, &r.in, err, sizeof(err)) == 0, "%s", err);
+	struct dit_engine eng = { &r, rec_forward, rec_expand, rec_reset, rec_set_context, NULL };
+	int64_t n, nn;
+	float *lat = load(fix_path("stream_in_s2.safetensors"), "latents", &n);
+	float *ctx = load(fix_path("stream_in_s2.safetensors"), "context", &n);
+	float *scale = load(fix_path("stream_in_s2.safetensors"), "noise_scale", &n);
+	float *noise = load(fix_path("stream_in_s2.safetensors"), "noise", &nn);
+	struct dit_noise_array mn = { noise, (size_t)nn, 0 };
+	float *x0a = calloc((size_t)(chunks + 1) * 384, sizeof(float));
+	float *x0b = calloc((size_t)(chunks + 1) * 384, sizeof(float));
+	ck_assert_ptr_nonnull(x0a);
+	ck_assert_ptr_nonnull(x0b);
+	ck_assert_int_eq(eng.set_context(eng.impl, ctx, err, sizeof(err)), 0);
+	struct dit_stream_config sc = { .steps = S, .batch = batch, .kv_frames = kvf,
+					.sink_frames = 3, .sink_threshold = prep_cases[_i].thr,
+					.channels = 16, .h = 4, .w = 6, .layers = cfg.num_layers };
+	struct dit_stream *st = dit_stream_new(&sc, &eng, err, sizeof(err));
+	ck_assert_msg(st != NULL, "%s", err);
+
+	/* a stream without prepare: its call shapes */
+	run_chunks(st, lat, scale, &mn, chunks, x0a);
+	plain = r;
+	/* prepare runs those shapes and no others: the first chunk's S calls, then the later
+	 * chunks dit_stream_prepare_chunks says (S calls each without the stream batch) */
+	int later = dit_stream_prepare_chunks(&sc);
+	ck_assert_int_eq(later, batch ? S + kvf - 3 + 1 : kvf - 2 + 1);
+	r.nseen = r.calls = 0;
+	ck_assert_msg(dit_stream_prepare(st, err, sizeof(err)) == 0, "%s", err);
+	prep = r;
+	ck_assert_int_eq(prep.calls, S + (batch ? 1 : S) * later);
+	ck_assert_msg(same_shapes(&plain, &prep), "prepare ran %d call shapes, the stream %d",
+		      prep.nseen, plain.nseen);
+	/* the documented count (dit_stream.h): the first chunk, then batch S + kv_frames - 3
+	 * later shapes (3 frames everywhere, the ragged warm-up, the full cache), no-batch
+	 * kv_frames - 2 (3 .. kv_frames frames) */
+	ck_assert_int_eq(plain.nseen, 1 + (batch ? S + kvf - 3 : kvf - 2));
+	for (int i = 0; i < plain.nseen; i++)
+		ck_assert_int_eq(plain.seen[i].sink, plain.seen[i].frames == 1 && prep_cases[_i].thr > -1);
+	/* afterwards the stream is new: not started, one cache slot, empty ring */
+	bool emitted;
+	ck_assert_int_eq(dit_stream_next(st, lat, 0.5, dit_noise_array_next, &mn, x0b, &emitted,
+					 err, sizeof(err)), -1);
+	ck_assert_int_eq(dit_kv_slots(dit_stream_kv(st)), 1);
+	ck_assert_int_eq(dit_kv_local_end(dit_stream_kv(st), 0, 0), 0);
+	ck_assert_int_eq(dit_kv_sink_refreshes(dit_stream_kv(st)), 0);
+	ck_assert_int_eq(dit_stream_next_frame(st), 0);
+	/* and gives bitwise the same results as the stream without prepare */
+	run_chunks(st, lat, scale, &mn, chunks, x0b);
+	ck_assert_msg(memcmp(x0a, x0b, (size_t)(chunks + 1) * 384 * sizeof(float)) == 0,
+		      "the stream after prepare differs");
+	dit_stream_free(st);
+	r.in.destroy(r.in.impl);
+	wan_dit_model_free(m);
+	free(lat);
+	free(ctx);
+	free(scale);
+	free(noise);
+	free(x0a);
+	free(x0b);
+}
+END_TEST
+
 int main(void)
 {
 	const char *src = getenv("top_srcdir");
@@ -331,6 +496,7 @@ int main(void)
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_prefixed_weights);
 	tcase_add_test(tc, test_stream_events);
+	tcase_add_loop_test(tc, test_stream_prepare, 0, (int)(sizeof(prep_cases) / sizeof(prep_cases[0])));
 	tcase_add_test(tc, test_model_foreach);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

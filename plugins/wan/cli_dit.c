@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "dit_model.h"
@@ -19,10 +20,11 @@ struct dit_args {
 	const char *weights, *model, *input, *output, *device, *mode;
 	int steps, kv_frames, sink_frames;
 	double sink_threshold;
+	bool per_call, no_prepare;
 };
 
 enum { OPT_WEIGHTS = 1000, OPT_MODEL, OPT_INPUT, OPT_OUTPUT, OPT_DEVICE, OPT_STEPS, OPT_MODE,
-       OPT_KV, OPT_SINK, OPT_THR, OPT_HELP };
+       OPT_KV, OPT_SINK, OPT_THR, OPT_PER_CALL, OPT_NO_PREPARE, OPT_HELP };
 
 static const struct option dit_opts[] = {
 	{ "weights", required_argument, NULL, OPT_WEIGHTS },
@@ -35,6 +37,8 @@ static const struct option dit_opts[] = {
 	{ "kv-frames", required_argument, NULL, OPT_KV },
 	{ "sink-frames", required_argument, NULL, OPT_SINK },
 	{ "sink-threshold", required_argument, NULL, OPT_THR },
+	{ "per-call", no_argument, NULL, OPT_PER_CALL },
+	{ "no-prepare", no_argument, NULL, OPT_NO_PREPARE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -61,6 +65,15 @@ static int parse_args(int argc, char **argv, bool stream, struct dit_args *a, co
 		case OPT_OUTPUT: a->output = optarg; break;
 		case OPT_DEVICE: a->device = optarg; break;
 		case OPT_HELP: return 1;
+		case OPT_PER_CALL:
+		case OPT_NO_PREPARE:
+			if (!stream)
+				goto unknown;
+			if (o == OPT_PER_CALL)
+				a->per_call = true;
+			else
+				a->no_prepare = true;
+			break;
 		case OPT_STEPS:
 		case OPT_MODE:
 		case OPT_KV:
@@ -320,18 +333,30 @@ done:
 
 /* ---- stream ---- */
 
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static void stream_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: heru-wan stream --weights W --model 1.3b|14b|CONFIG.json --input IN --output OUT\n"
 		"                       --steps S --mode batch|nobatch [--kv-frames 6] [--sink-frames 3]\n"
-		"                       [--sink-threshold 0.2] [--device cpu|cuda]\n"
+		"                       [--sink-threshold 0.2] [--device cpu|cuda] [--per-call]\n"
+		"                       [--no-prepare]\n"
 		"  IN   latents f32 [C+1,16,h,w] (chunk 0 = 2 frames, then 1 per chunk),\n"
 		"       context f32 [1,512,text_dim], noise_scale f32 [C] (strength per chunk),\n"
 		"       noise f32 [S*(C+1),16,h,w] (every Gaussian draw, one latent frame at a time)\n"
 		"  OUT  x0 f32 [N',16,h,w]: chunk 0's 2 frames, then one per emitted chunk\n"
 		"       (N' = C+1 in nobatch mode, C-S+2 in batch mode)\n"
-		"  --sink-threshold -1 turns the adaptive sink refresh off\n");
+		"  --sink-threshold -1 turns the adaptive sink refresh off\n"
+		"  --device cuda first runs every call shape of the mode once (dit_stream_prepare:\n"
+		"       plans, tunes and graph-captures them), untimed; --no-prepare skips that\n"
+		"  --per-call prints each chunk's wall time (ms) and the prepare time on stderr\n");
 }
 
 /* Checks the shapes of the stream inputs against each other, the config and --steps. */
@@ -419,6 +444,16 @@ int cli_stream(int argc, char **argv)
 	st = dit_stream_new(&sc, &eng, err, sizeof(err));
 	if (!st)
 		goto fail;
+	/* on the GPU: every call shape of the mode planned, tuned and captured before chunk 0 */
+	if (!strcmp(a.device, "cuda") && !a.no_prepare) {
+		double t0 = now_ms();
+
+		if (dit_stream_prepare(st, err, sizeof(err)))
+			goto fail;
+		if (a.per_call)
+			fprintf(stderr, "prepare: %.1f ms (%d later chunks)\n", now_ms() - t0,
+				dit_stream_prepare_chunks(&sc));
+	}
 	size_t fe = (size_t)cfg.in_dim * h * w, hw = (size_t)h * w;
 	int nout = batch ? 2 + (C > S ? C - S : 0) : C + 1;
 	out = calloc((size_t)nout * fe, sizeof(float));
@@ -434,8 +469,11 @@ int cli_stream(int argc, char **argv)
 		for (int f = 0; f < 2; f++)
 			memcpy(chunk + ((size_t)c * 2 + f) * hw, lat + f * fe + c * hw,
 			       hw * sizeof(float));
+	double t0 = now_ms();
 	if (dit_stream_first(st, chunk, scale[0], dit_noise_array_next, &src, res, err, sizeof(err)))
 		goto fail;
+	if (a.per_call)
+		fprintf(stderr, "chunk 0: %.2f ms\n", now_ms() - t0);
 	for (int c = 0; c < cfg.in_dim; c++)
 		for (int f = 0; f < 2; f++)
 			memcpy(out + f * fe + c * hw, res + ((size_t)c * 2 + f) * hw,
@@ -443,9 +481,12 @@ int cli_stream(int argc, char **argv)
 	int nemit = 2;
 	for (int k = 1; k < C; k++) {
 		bool emitted;
+		t0 = now_ms();
 		if (dit_stream_next(st, lat + (size_t)(k + 1) * fe, scale[k], dit_noise_array_next,
 				    &src, res, &emitted, err, sizeof(err)))
 			goto fail;
+		if (a.per_call)
+			fprintf(stderr, "chunk %d: %.2f ms\n", k, now_ms() - t0);
 		if (emitted) {
 			if (nemit >= nout) {
 				snprintf(err, sizeof(err), "internal: more outputs than expected");

@@ -50,8 +50,8 @@ plugins/wan/cuda/kernels.lo plugins/wan/cuda/sink_kernels.lo plugins/wan/cuda/at
 plugins/wan/cuda/sink_kernels.lo: plugins/wan/ops_ref.h
 
 # GPU tests (make check-gpu; each exits 77 without a GPU) and the benchmark.
-GPU_TESTS += tests/gpu_kernels tests/gpu_dit tests/gpu_dit_stream
-check_PROGRAMS += tests/gpu_kernels tests/gpu_dit tests/gpu_dit_stream
+GPU_TESTS += tests/gpu_kernels tests/gpu_dit tests/gpu_dit_stream tests/gpu_dit_prepare
+check_PROGRAMS += tests/gpu_kernels tests/gpu_dit tests/gpu_dit_stream tests/gpu_dit_prepare
 tests_gpu_kernels_SOURCES = tests/gpu_kernels.c tests/gpu_ref.c tests/gpu_ref.h
 tests_gpu_kernels_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) $(CUDA_CFLAGS)
 tests_gpu_kernels_CFLAGS = $(WANCUDA_CFLAGS)
@@ -67,12 +67,18 @@ tests_gpu_dit_stream_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) -I$(top_srcdir)/p
 	$(CUDA_CFLAGS) -DHERU_DIT_CUDA_ENGINE -DHERU_ABS_SRCDIR='"$(abs_top_srcdir)"'
 tests_gpu_dit_stream_CFLAGS = $(WANCUDA_CFLAGS) $(JANSSON_CFLAGS)
 tests_gpu_dit_stream_LDADD = libwancuda.la libwan.la $(JANSSON_LIBS) $(PTHREAD_LIBS) -lm
+# dit_stream_prepare on the CUDA engine (and its benchmark: gpu_dit_prepare --bench)
+tests_gpu_dit_prepare_SOURCES = tests/gpu_dit_prepare.c plugins/wan/cuda/dit_cuda_engine.c
+tests_gpu_dit_prepare_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) -I$(top_srcdir)/plugins/wan \
+	$(CUDA_CFLAGS) -DHERU_DIT_CUDA_ENGINE
+tests_gpu_dit_prepare_CFLAGS = $(WANCUDA_CFLAGS)
+tests_gpu_dit_prepare_LDADD = libwancuda.la libwan.la $(JANSSON_LIBS) $(PTHREAD_LIBS) -lm
 else
 EXTRA_DIST += $(WANCUDA_HDRS) plugins/wan/cuda/cuda_check.c plugins/wan/cuda/arena.c \
 	plugins/wan/cuda/gemm_lt.c plugins/wan/cuda/attn_cudnn.c plugins/wan/cuda/kernels.cu \
 	plugins/wan/cuda/sink_kernels.cu plugins/wan/cuda/attn_fa3.cu \
 	plugins/wan/cuda/dit_cuda.c plugins/wan/cuda/dit_cuda_engine.c tests/gpu_kernels.c \
-	tests/gpu_dit.c tests/gpu_ref.c tests/gpu_ref.h tests/gpu_dit_stream.c
+	tests/gpu_dit.c tests/gpu_ref.c tests/gpu_ref.h tests/gpu_dit_stream.c tests/gpu_dit_prepare.c
 EXTRA_DIST += plugins/wan/cuda/cudnn_be.c plugins/wan/cuda/cudnn_be.h
 WANCUDA_LIBADD =
 endif

@@ -266,3 +266,76 @@ int dit_stream_next(struct dit_stream *st, const float *latent, double s, dit_no
 		st->started = false; /* the caches are in an unknown state: start again */
 	return rc;
 }
+
+/* ---- prepare (see dit_stream.h) ---- */
+
+int dit_stream_prepare_chunks(const struct dit_stream_config *c)
+{
+	/* batch: at later call k slot i holds the chunk of frame k + 1 - i (or a warm-up
+	 * placeholder at frame 2) and attends max(3, min(kv_frames, k + 2 - i)) frames, so call
+	 * S + kv_frames - 3 is the first with every slot's cache full; no-batch: chunk k attends
+	 * min(kv_frames, k + 2), full at k = kv_frames - 2. One more call runs at the full cache
+	 * (the first write into the full ring). */
+	int full = c->batch ? c->steps + c->kv_frames - 3 : c->kv_frames - 2;
+	return (full < 1 ? 1 : full) + 1;
+}
+
+/* Scratch draws for prepare: uniform in [-1.7, 1.7] (variance ~1) from a fixed xorshift. */
+static int prep_noise(void *ctx, float *dst, size_t n, char *err, size_t errlen)
+{
+	uint64_t *s = ctx;
+
+	(void)err;
+	(void)errlen;
+	for (size_t i = 0; i < n; i++) {
+		*s ^= *s << 13;
+		*s ^= *s >> 7;
+		*s ^= *s << 17;
+		dst[i] = (float)((double)(*s >> 11) / (double)(1ull << 53) * 3.4 - 1.7);
+	}
+	return 0;
+}
+
+/* Back to the state dit_stream_new left: nothing of a run survives. */
+static void stream_reset(struct dit_stream *st)
+{
+	char err[64];
+
+	dit_kv_reset(st->kv);
+	st->eng.reset(st->eng.impl);
+	wan_step_list(st->c.steps, st->list, err, sizeof(err));
+	memset(st->hidden, 0, (size_t)st->c.steps * st->fe * sizeof(float));
+	memset(st->starts, 0, sizeof(st->starts));
+	memset(st->ts, 0, sizeof(st->ts));
+	st->next_frame = 0;
+	st->calls = 0;
+	st->started = false;
+}
+
+int dit_stream_prepare(struct dit_stream *st, char *err, size_t errlen)
+{
+	const double s = 0.7; /* any valid strength: it sets timesteps, not call shapes */
+	float *lat = malloc(2 * st->fe * sizeof(float)), *x0 = malloc(2 * st->fe * sizeof(float));
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	int rc = -1, n = dit_stream_prepare_chunks(&st->c);
+
+	if (!lat || !x0) {
+		snprintf(err, errlen, "out of memory for the stream's scratch chunk");
+		goto cleanup;
+	}
+	prep_noise(&seed, lat, 2 * st->fe, err, errlen);
+	if (dit_stream_first(st, lat, s, prep_noise, &seed, x0, err, errlen))
+		goto cleanup;
+	for (int k = 0; k < n; k++) {
+		bool emitted;
+
+		if (dit_stream_next(st, lat, s, prep_noise, &seed, x0, &emitted, err, errlen))
+			goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	stream_reset(st);
+	free(lat);
+	free(x0);
+	return rc;
+}

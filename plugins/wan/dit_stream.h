@@ -115,6 +115,27 @@ int dit_stream_first(struct dit_stream *st, const float *latent, double s, dit_n
 int dit_stream_next(struct dit_stream *st, const float *latent, double s, dit_noise_fn noise,
 		    void *noise_ctx, float *x0, bool *emitted, char *err, size_t errlen);
 
+/* Runs, at load, every call the stream's mode will make, so a device engine plans, tunes and
+ * captures them all before the first real chunk (the CUDA engine plans each new call shape on
+ * its first use otherwise, which costs a live stream its first seconds). The call shapes of a
+ * mode follow from this file and dit_kv alone, and this runs exactly that code on scratch
+ * latents and noise: the first chunk (S calls of 1 slot x 2 frames attending 2 frames), then
+ * later chunks until every slot's cache is full (batch: S + kv_frames - 3 calls, the first
+ * with every slot attending 3 frames, then the ragged warm-up calls where slot i attends
+ * max(3, min(kv_frames, k + 2 - i)) frames at call k, then the full cache; no-batch: kv_frames - 2
+ * chunks of S calls attending 3, 4, ... kv_frames frames), and one more at the full cache,
+ * with the adaptive sink as configured (each later call then takes the sink path; its
+ * first one re-reads the sink frames, the rest keep their means). Sink refreshes and the
+ * RoPE refresh change rows and positions, not call shapes, so they need no calls of their
+ * own; neither does a prompt (its cross-attention cache is refilled at the next start).
+ * Afterwards the stream and the engine are as if new: not started, KV bookkeeping reset,
+ * caches cleared (a stream run after this gives bitwise the x0 it gives without it). Call it
+ * on a device engine only: on the C reference it is just slow. 0, or -1 with ERR (then the
+ * stream is also reset). */
+int dit_stream_prepare(struct dit_stream *st, char *err, size_t errlen);
+/* The number of later chunks dit_stream_prepare runs after the first for config C. */
+int dit_stream_prepare_chunks(const struct dit_stream_config *c);
+
 /* Inspection: the KV bookkeeping, and the temporal position (latent frame) the next chunk
  * will use. */
 const struct dit_kv *dit_stream_kv(const struct dit_stream *st);

@@ -436,6 +436,10 @@ struct wan_pipeline *wan_pipeline_open(const struct wan_pipeline_options *o, cha
 		p->cuda = p->cu->create(p->vae, p->tae, &p->t5w, p->W, p->H, err, errlen);
 		if (!p->cuda)
 			goto fail;
+		/* like TAEHV's plans above: every DiT call shape of the stream is planned, tuned
+		 * and captured now, in the load phase, not in a live stream's first chunks */
+		if (dit_stream_prepare(p->stream, err, errlen))
+			goto fail;
 	}
 #endif
 	p->st.width = p->W;

@@ -508,6 +508,14 @@ const char *wan_attn_variant(struct wan_attn *a, const struct wan_attn_shape *s,
 	return buf;
 }
 
+void wan_attn_counts(const struct wan_attn *a, int *plans, int *untimed)
+{
+	*plans = a ? a->nplans : 0;
+	*untimed = 0;
+	for (int i = 0; a && i < a->nplans; i++)
+		*untimed += a->plans[i].fa3 == 2 || a->plans[i].nalt > 0;
+}
+
 void wan_attn_set_fa3(struct wan_attn *a, int mode)
 {
 	a->fa3_mode = a->use_cudnn ? mode : -1;

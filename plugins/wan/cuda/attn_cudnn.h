@@ -66,6 +66,11 @@ const char *wan_attn_variant(struct wan_attn *a, const struct wan_attn_shape *s,
  * without cuDNN (use_cudnn = 0) it stays -1. */
 void wan_attn_set_fa3(struct wan_attn *a, int mode);
 
+/* Shapes planned so far (*plans) and, of those, how many still wait for the timing of their
+ * first eager run (*untimed: cuDNN engine configs or fa3 against cuDNN); tests use them to
+ * see that nothing new is planned or timed after a stream's shapes were prepared. */
+void wan_attn_counts(const struct wan_attn *a, int *plans, int *untimed);
+
 /* Key split of a planned cuDNN shape (1: none; 0: not on cuDNN). */
 int wan_attn_split(struct wan_attn *a, const struct wan_attn_shape *s);
 

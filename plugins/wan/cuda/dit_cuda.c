@@ -19,7 +19,11 @@
 #include "plugins/wan/cuda/sink_kernels.h"
 
 #define ROPE_POSITIONS 1024
-#define GRAPH_CACHE_MAX 8
+/* a stream of S slots with a K-frame cache runs S + K - 2 call shapes (batch mode, adaptive
+ * sink on: the first chunk, the first steady call, S + K - 5 ragged warm-up calls, the full
+ * cache; dit_stream_prepare builds them all at load) */
+#define GRAPH_CACHE_MAX 24
+#define GRAPH_RAGGED_RESERVE 4 /* entries only uniform shapes may take */
 #define PROF_EVENTS 4096
 #define BF 2 /* bytes per bf16 */
 /* Calls of at least this many slots (uniform key lengths) run as two half-batches on two
@@ -452,7 +456,16 @@ size_t dit_cuda_cache_bytes(const struct dit_cuda *m)
 					      (size_t)m->ncontexts * m->d.text_len * D * BF);
 }
 int dit_cuda_graphs_used(const struct dit_cuda *m) { return m->ngraphs > 0; }
-void dit_cuda_get_counters(const struct dit_cuda *m, struct dit_cuda_counters *out) { *out = m->counters; }
+void dit_cuda_get_counters(const struct dit_cuda *m, struct dit_cuda_counters *out)
+{
+	int plans, untimed;
+
+	*out = m->counters;
+	wan_attn_counts(m->attn, &plans, &untimed);
+	out->gemm_shapes = wan_gemm_cached_shapes(m->gemm);
+	out->attn_plans = plans;
+	out->attn_untimed = untimed;
+}
 int dit_cuda_kv_rows(const struct dit_cuda *m) { return m->kv_rows; }
 float *dit_cuda_input(struct dit_cuda *m) { return m->x_in; }
 
@@ -672,6 +685,7 @@ int dit_cuda_clear_caches(struct dit_cuda *m, char *err, size_t errlen)
 	size_t bytes = (size_t)m->p.slots * m->kv_rows * m->d.dim * BF;
 
 	m->smean_ns = 0;
+	m->emb_ok = 0; /* a new stream starts from a fresh time-embedding cache too */
 	for (int i = 0; i < m->d.num_layers; i++) {
 		CU_RET(cudaMemsetAsync(m->layers[i].kc, 0, bytes, m->st));
 		CU_RET(cudaMemsetAsync(m->layers[i].vc, 0, bytes, m->st));
@@ -1303,8 +1317,8 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, const str
 	 * calls (a split call with its halves on two streams). */
 	if (enqueue_call(m, B, Fr, kvu, hook, emb, 0, err, errlen))
 		return -1;
-	/* ragged shapes (a stream's first S-1 calls) leave room for the uniform ones */
-	if (m->ngraphs == GRAPH_CACHE_MAX || (!kvu && m->ngraphs >= GRAPH_CACHE_MAX - 2))
+	/* ragged shapes (a stream's warm-up calls) leave room for the uniform ones */
+	if (m->ngraphs == GRAPH_CACHE_MAX || (!kvu && m->ngraphs >= GRAPH_CACHE_MAX - GRAPH_RAGGED_RESERVE))
 		return 0;
 	CU_RET(cudaStreamSynchronize(m->st));
 	CU_RET(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
@@ -1343,6 +1357,7 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, const str
 	memset(g->kv, 0, sizeof(g->kv));
 	memcpy(g->kv, c->kv_len, (size_t)B * sizeof(int));
 	m->ngraphs++;
+	m->counters.graph_captures++;
 	return 0;
 }
 

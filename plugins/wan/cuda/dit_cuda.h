@@ -14,8 +14,10 @@
  * cuDNN flash attention: one batched call when every slot attends the same number of rows,
  * one call per slot when the lengths differ (the stream's warm-up calls, adaptive-sink
  * calls); the fallback kernel only when cuDNN refuses a shape. Each call shape (slots, frames,
- * per-slot kv_len) is captured into a CUDA graph on first use (up to 8 graphs, ragged shapes
- * up to 6); later calls copy the per-call integers into device memory and replay the graph.
+ * per-slot kv_len) is captured into a CUDA graph on first use (up to 24 graphs, ragged shapes
+ * up to 20); later calls copy the per-call integers into device memory and replay the graph.
+ * dit_stream_prepare (dit_stream.h) runs every call shape of a stream mode once at load, so
+ * a stream's own calls all replay graphs from the first one.
  * The first call of a shape also times the cuBLASLt and cuDNN candidates and keeps the
  * fastest. A call with the adaptive sink on (dit_cuda_forward_sink) decides each layer's
  * sink refresh on the device (sink_kernels.cu: the statistic, dit_kv's pick and ring update)
@@ -142,10 +144,15 @@ struct dit_cuda_counters {
 	long sink_forwards;       /* dit_cuda_forward_sink calls */
 	long sink_graph_replays;  /* of those, replayed from a captured graph */
 	long sink_kept_means;     /* of those, using the kept sink-frame means */
+	long graph_captures;      /* call shapes captured into a graph */
+	/* the state of the handles when read (not counts of events): what was planned so far */
+	long gemm_shapes;         /* GEMM shapes planned (each tuned on its first eager call) */
+	long attn_plans;          /* attention shapes planned */
+	long attn_untimed;        /* of those, waiting for their first eager run's timing */
 };
 void dit_cuda_get_counters(const struct dit_cuda *m, struct dit_cuda_counters *out);
 
-/* Zeroes every self-attention cache. */
+/* Zeroes every self-attention cache, forgets the kept sink means and the time embedding. */
 int dit_cuda_clear_caches(struct dit_cuda *m, char *err, size_t errlen);
 
 /* One forward. x: host f32 [B,16,F,h,w] (NULL: use the device input buffer as it is).
@@ -188,9 +195,15 @@ void dit_cuda_attn_variants(struct dit_cuda *m, int slots, int frames, int kv_le
 void dit_cuda_set_options(struct dit_cuda *m, int use_graphs, int use_cudnn);
 
 struct dit_engine;
+struct dit_engine_params;
+struct wan_dit_config;
 /* The dit_cuda behind an engine opened by dit_cuda_engine_open (dit_cuda_engine.c, linked
  * only with it; tests). borrowed. */
 struct dit_cuda *dit_cuda_engine_dit(const struct dit_engine *eng);
+/* dit_cuda_engine_open for config CFG with dit_cuda_random_weights(SEED) instead of a
+ * checkpoint (benchmarks and tests of whole streams at the real shapes; dit_cuda_engine.c). */
+int dit_cuda_engine_open_random(const struct wan_dit_config *cfg, const struct dit_engine_params *p,
+				uint64_t seed, struct dit_engine *out, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

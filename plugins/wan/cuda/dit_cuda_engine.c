@@ -272,10 +272,11 @@ static void eng_destroy(void *impl)
 	free(e);
 }
 
-int dit_cuda_engine_open(const struct wan_dit_model *model, const struct dit_engine_params *p,
-			 struct dit_engine *out, char *err, size_t errlen)
+/* The engine for config CF with MODEL's weights, or random ones from SEED when MODEL is NULL. */
+static int engine_open(const struct wan_dit_config *cf, const struct wan_dit_model *model,
+		       uint64_t seed, const struct dit_engine_params *p, struct dit_engine *out,
+		       char *err, size_t errlen)
 {
-	const struct wan_dit_config *cf = &model->cfg;
 	struct dit_cuda_dims dims = {
 		.dim = cf->dim, .ffn_dim = cf->ffn_dim, .num_heads = cf->num_heads,
 		.num_layers = cf->num_layers, .text_len = cf->text_len, .text_dim = cf->text_dim,
@@ -330,13 +331,26 @@ int dit_cuda_engine_open(const struct wan_dit_model *model, const struct dit_eng
 		return -1;
 	}
 	u = (struct upload_ctx){.m = e->m, .err = err, .errlen = errlen};
-	if (wan_dit_model_foreach(model, upload_one, &u)) {
+	if (model ? wan_dit_model_foreach(model, upload_one, &u)
+		  : dit_cuda_random_weights(e->m, seed, err, errlen)) {
 		eng_destroy(e);
 		return -1;
 	}
 	e->ctx_pending = 1;
 	*out = (struct dit_engine){e, eng_forward, eng_expand, eng_reset, eng_set_context, eng_destroy};
 	return 0;
+}
+
+int dit_cuda_engine_open(const struct wan_dit_model *model, const struct dit_engine_params *p,
+			 struct dit_engine *out, char *err, size_t errlen)
+{
+	return engine_open(&model->cfg, model, 0, p, out, err, errlen);
+}
+
+int dit_cuda_engine_open_random(const struct wan_dit_config *cfg, const struct dit_engine_params *p,
+				uint64_t seed, struct dit_engine *out, char *err, size_t errlen)
+{
+	return engine_open(cfg, NULL, seed, p, out, err, errlen);
 }
 
 struct dit_cuda *dit_cuda_engine_dit(const struct dit_engine *eng)
