@@ -1,7 +1,8 @@
 #!/bin/sh
 # run-gpu.sh: the GPU tests and benchmarks of the CUDA DiT in one go (for a lent GPU machine).
 # Usage: run-gpu.sh BINDIR OUTDIR [ITERS] [ab|ab5]. BINDIR holds gpu_kernels, gpu_dit,
-# gpu_dit_stream, heru-wan (or bench-dit) and optionally fix/ (tests/fixtures/wan/dit). Writes
+# gpu_dit_stream, optionally gpu_dit_prepare, heru-wan (or bench-dit) and optionally fix/
+# (tests/fixtures/wan/dit). Writes
 # one log per step into OUTDIR and prints a summary last. The benchmarks run only when the
 # kernel test shows cuDNN attention (without it the fallback kernel is too slow to time).
 # "ab5" adds 1.3B 480x832 S=4 runs with each optimisation of v5 switched off in turn
@@ -27,6 +28,10 @@ if [ -x "$bin/gpu_dit_stream" ]; then
 		WAN_SPLIT=2 WAN_SPLIT_ATTN=joint timeout 120 "$bin/gpu_dit_stream" $fix > "$out/gpu_dit_stream-joint2.log" 2>&1
 		echo "gpu_dit_stream WAN_SPLIT=2 WAN_SPLIT_ATTN=joint rc=$?" >> "$out/summary.txt"
 	fi
+fi
+if [ -x "$bin/gpu_dit_prepare" ]; then
+	timeout 120 "$bin/gpu_dit_prepare" > "$out/gpu_dit_prepare.log" 2>&1
+	echo "gpu_dit_prepare rc=$?" >> "$out/summary.txt"
 fi
 if [ "$ab" = ab ]; then
 	WAN_SPLIT=2 timeout 120 "$bin/gpu_dit" > "$out/gpu_dit-split2.log" 2>&1
