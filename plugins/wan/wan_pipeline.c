@@ -438,8 +438,10 @@ struct wan_pipeline *wan_pipeline_open(const struct wan_pipeline_options *o, cha
 			goto fail;
 		/* like TAEHV's plans above: every DiT call shape of the stream is planned, tuned
 		 * and captured now, in the load phase, not in a live stream's first chunks */
+		double t0 = now_ms();
 		if (dit_stream_prepare(p->stream, err, errlen))
 			goto fail;
+		p->st.dit_prepare_ms = now_ms() - t0;
 	}
 #endif
 	p->st.width = p->W;

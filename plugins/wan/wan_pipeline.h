@@ -123,6 +123,7 @@ struct wan_pipeline_stats {
 	int steps;
 	bool taehv;
 	const char *device;     /* "cpu" or "cuda" */
+	double dit_prepare_ms;  /* the DiT's dit_stream_prepare at open (CUDA; 0 on the CPU) */
 };
 
 struct wan_pipeline;

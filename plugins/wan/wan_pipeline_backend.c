@@ -304,6 +304,7 @@ int wan_backend_stats(void *instance, char *buf, size_t buflen)
 	json_object_set_new(o, "restarts", json_integer((json_int_t)s.restarts));
 	json_object_set_new(o, "noise_scale", json_real(s.noise_scale));
 	json_object_set_new(o, "first_step", json_integer(s.first_step));
+	json_object_set_new(o, "dit_prepare_ms", json_real(s.dit_prepare_ms));
 	json_object_set_new(o, "stage_last_ms", ms);
 	json_object_set_new(o, "stage_mean_ms", mean);
 	ms = mean = NULL;
