@@ -61,16 +61,18 @@ static __device__ __forceinline__ void pdl_trigger(void)
 #endif
 }
 
-/* KERN<<<GRID, BLOCK, 0, ST>>>(ARGS...), with the PDL attribute when it is on. A launch error
- * is left for cudaGetLastError (LAUNCH_CHECK), as with <<<>>>. */
+/* KERN<<<GRID, BLOCK, SMEM, ST>>>(ARGS...), with the PDL attribute when it is on. A launch
+ * error is left for cudaGetLastError (LAUNCH_CHECK), as with <<<>>>. */
 template <typename... P, typename... A>
-static void pdl_launch(void (*kern)(P...), dim3 grid, dim3 block, cudaStream_t st, A... args)
+static void pdl_launch_smem(void (*kern)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
+			    A... args)
 {
 	cudaLaunchConfig_t cfg = {};
 	cudaLaunchAttribute at[1];
 
 	cfg.gridDim = grid;
 	cfg.blockDim = block;
+	cfg.dynamicSmemBytes = smem;
 	cfg.stream = st;
 	if (pdl_enabled()) {
 		at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -79,6 +81,12 @@ static void pdl_launch(void (*kern)(P...), dim3 grid, dim3 block, cudaStream_t s
 		cfg.numAttrs = 1;
 	}
 	cudaLaunchKernelEx(&cfg, kern, ((P)args)...);
+}
+
+template <typename... P, typename... A>
+static void pdl_launch(void (*kern)(P...), dim3 grid, dim3 block, cudaStream_t st, A... args)
+{
+	pdl_launch_smem(kern, grid, block, 0, st, args...);
 }
 
 static __device__ __forceinline__ float warp_max(float v)
@@ -160,12 +168,11 @@ extern "C" int wan_k_rows_per_block(int rows)
 }
 
 /* One warp per row (row8.cuh) for the vectorized row kernels at widths of at most
- * WR_MAXNC·256 channels: WAN_K_WARP=0 keeps the block kernels (benchmark A/B);
- * wan_k_warp_rows overrides it. */
+ * WR_MAXNC·256 channels: WAN_K_WARP=0 keeps the block kernels (benchmark A/B), 2 (experiment)
+ * runs the residual+LN and q/k RMSNorm+RoPE rows through the cp.async pipeline (k_res_ln_p,
+ * k_qkv_rope_cache_p); wan_k_warp_rows overrides it. */
 #define WR_MAXNC 6
 #define WR_WARPS 2 /* rows (warps) per block */
-/* WAN_K_WARP=2 (experiment): the 1536-wide instances with registers capped for 16 warps/SM */
-#define WR_TIGHT (16 / WR_WARPS)
 static int k_warp = -1;
 
 static int warp_rows(void)
@@ -192,25 +199,109 @@ static int warp_ok(int d, uintptr_t vectors)
 	return warp_rows() && d <= WR_MAXNC * 256 && !(vectors & 15);
 }
 
-/* Launches KERN<d/256> (one warp per row, WR_WARPS rows per block) over T rows on stream ST;
- * the rest are the kernel's arguments. */
-#define LAUNCH_WARP(nc, t, st, kern, ...)                                                   \
+/* Launches KERN<d/256, V> (one warp per row, WR_WARPS rows per block) over T rows on stream
+ * ST; V is the kernel's compile-time variant; the rest are the kernel's arguments. */
+#define LAUNCH_WARP(nc, V, t, st, kern, ...)                                                \
 	do {                                                                                 \
 		unsigned blocks_ = (unsigned)(((t) + WR_WARPS - 1) / WR_WARPS);                \
 		switch (nc) {                                                                \
-		case 1: pdl_launch(kern<1, 1>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
-		case 2: pdl_launch(kern<2, 1>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
-		case 3: pdl_launch(kern<3, 1>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
-		case 4: pdl_launch(kern<4, 1>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
-		case 5: pdl_launch(kern<5, 1>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
-		default:                                                                     \
-			if (warp_rows() == 2)                                                \
-				pdl_launch(kern<6, WR_TIGHT>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); \
-			else                                                                 \
-				pdl_launch(kern<6, 1>, blocks_, WR_WARPS * 32, st, __VA_ARGS__);   \
-			break;                                                               \
+		case 1: pdl_launch(kern<1, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
+		case 2: pdl_launch(kern<2, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
+		case 3: pdl_launch(kern<3, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
+		case 4: pdl_launch(kern<4, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
+		case 5: pdl_launch(kern<5, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
+		default: pdl_launch(kern<6, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;   \
 		}                                                                            \
 	} while (0)
+
+/* ---- the cp.async row pipeline (WAN_K_WARP=2) ----
+ * A persistent grid of WP_WARPS-warp blocks; warp w of the grid takes rows w, w + W, ... (W
+ * warps in all). Each lane copies its own 16-byte pieces of the next ST - 1 rows into its
+ * warp's shared-memory ring (cp.async, one commit group per row, L2 evict-first when hinted)
+ * while it works on the current one, so every warp keeps rows in flight while it reduces and
+ * stores, and the bytes in flight do not cost registers. A lane reads only what it copied
+ * itself (visible after cp.async.wait_group), so no barrier is needed; a stage is refilled only
+ * after its previous row was read and used. The arithmetic is the warp kernels'. */
+#define WP_WARPS 2
+static int k_stages; /* ring stages per warp: WAN_K_STAGES = 2, 3 (default) or 4 */
+
+static int pipe_stages(void)
+{
+	if (!k_stages) {
+		const char *e = getenv("WAN_K_STAGES");
+		int v = e ? atoi(e) : 3;
+
+		k_stages = v == 2 || v == 4 ? v : 3;
+	}
+	return k_stages;
+}
+
+extern "C" int wan_k_pipe_stages(int st)
+{
+	if (st >= 2 && st <= 4)
+		k_stages = st;
+	return pipe_stages();
+}
+
+static __device__ __forceinline__ uint64_t l2_evict_first(void)
+{
+	uint64_t pol = 0;
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+	asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+#endif
+	return pol;
+}
+
+/* 16 bytes global -> shared (this thread's), evict-first in L2 when ef */
+static __device__ __forceinline__ void cp_async16(uint4 *dst, const void *src, int ef, uint64_t pol)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+	unsigned sa = (unsigned)__cvta_generic_to_shared(dst);
+
+	if (ef)
+		asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(sa), "l"(src),
+			     "l"(pol) : "memory");
+	else
+		asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(sa), "l"(src) : "memory");
+#endif
+}
+
+static __device__ __forceinline__ void cp_async_commit(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+	asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+/* waits until at most N of this thread's commit groups are pending */
+template <int N>
+static __device__ __forceinline__ void cp_async_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+	asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
+
+/* Blocks of a pipelined kernel instance (dynamic shared memory smem bytes per block): as many
+ * as fit on every SM at once, at most one per WP_WARPS rows. Sets the instance's shared-memory
+ * limit on first use. */
+static unsigned pipe_blocks(const void *kern, size_t smem, int t)
+{
+	int dev = 0, sms = 0, per = 0;
+
+	cudaGetDevice(&dev);
+	cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+	cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+	if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, kern, WP_WARPS * 32, smem) != cudaSuccess || per < 1)
+		per = 1;
+	cudaGetLastError();
+	{
+		size_t want = ((size_t)t + WP_WARPS - 1) / WP_WARPS, most = (size_t)sms * per;
+
+		return (unsigned)(want < most ? want : most);
+	}
+}
 
 /* Tokens per block for a row kernel whose instances for 2, 4 and 8 tokens are kern[0..2],
  * launched with `threads` threads: the setting, lowered while an instance cannot launch that
@@ -774,52 +865,25 @@ __global__ void k_res_ln8r(float *x, int store_x, const bf16 *y, const float *gv
 	}
 }
 
-/* Same contract, one warp per row (row8.cuh's layout: lane L owns the chunks L + 32·j of 8
- * channels, j < NC = d/256), WR_WARPS rows per block, no shared memory and no barriers: each
- * warp loads its row, reduces with shuffles and stores, independent of the others, so the
- * warps of an SM keep loads in flight while others reduce. The arithmetic per channel and the
- * order of every sum are k_res_ln8r's: bitwise the same results. */
-template <int NC, int MB>
-__global__ void __launch_bounds__(WR_WARPS * 32, MB)
-k_res_ln_w(float *x, int store_x, const bf16 *y, const float *gv, int gidx, const bf16 *y2,
-	   bf16 *out, const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma,
-	   const float *beta, int t, int d, int n_per_slot, int l, float eps)
+/* The fused residual+LN of one row after its loads, for one warp (row8.cuh's layout: lane L
+ * owns the chunks L + 32·j of 8 channels, j < NC = d/256): v holds x, yr and zr the raw y and
+ * y2 (Y2 = 0: no y2) of the lane's chunks. The arithmetic per channel and the order of every
+ * sum are k_res_ln8r's: bitwise the same results. */
+template <int NC, int Y2>
+static __device__ __forceinline__ void res_ln_row(float (*v)[8], const uint4 *yr, const uint4 *zr, float *x,
+						  size_t ro, int store_x, int cs, int has_y, const float *gv,
+						  int gidx, bf16 *out, const float *mv, int nj, int sh_idx,
+						  int sc_idx, const float *gamma, const float *beta, int d,
+						  int mi, float eps)
 {
-	pdl_wait();
-	int lane = threadIdx.x & 31, tok = blockIdx.x * WR_WARPS + (threadIdx.x >> 5);
-	/* store_x bit 1 (WAN_K_HINT=1): x, y and y2 loaded and x stored evict-first (streaming) */
-	int cs = store_x & 2, b, mi;
-	float v[NC][8], s[NC], mean, rstd;
-	uint4 yr[NC], zr[NC];
-	size_t ro;
+	int lane = threadIdx.x & 31;
+	float s[NC], mean, rstd;
 
-	store_x &= 1;
-	if (tok >= t)
-		return;
-	ro = (size_t)tok * d;
-	b = tok / n_per_slot;
-	mi = b * (n_per_slot / l) + (tok - b * n_per_slot) / l;
-#pragma unroll
-	for (int j = 0; j < NC; j++) {
-		int c = 8 * (lane + 32 * j);
-		const float4 *xr = reinterpret_cast<const float4 *>(x + ro + c);
-		float4 a0 = cs ? __ldcs(xr) : xr[0], a1 = cs ? __ldcs(xr + 1) : xr[1];
-		const uint4 *yp = reinterpret_cast<const uint4 *>(y + ro + c);
-		const uint4 *zp = reinterpret_cast<const uint4 *>(y2 + ro + c);
-
-		v[j][0] = a0.x; v[j][1] = a0.y; v[j][2] = a0.z; v[j][3] = a0.w;
-		v[j][4] = a1.x; v[j][5] = a1.y; v[j][6] = a1.z; v[j][7] = a1.w;
-		if (y)
-			yr[j] = cs ? __ldcs(yp) : *yp;
-		if (y2)
-			zr[j] = cs ? __ldcs(zp) : *zp;
-	}
-	pdl_trigger();
 #pragma unroll
 	for (int j = 0; j < NC; j++) {
 		int c = 8 * (lane + 32 * j);
 
-		if (y) {
+		if (has_y) {
 			float yy[8];
 
 			bf16x8_to_f(yr[j], yy);
@@ -836,7 +900,7 @@ k_res_ln_w(float *x, int store_x, const bf16 *y, const float *gv, int gidx, cons
 			for (int k = 0; k < 8; k++)
 				v[j][k] += yy[k];
 		}
-		if (y2) {
+		if (Y2) {
 			float zz[8];
 
 			bf16x8_to_f(zr[j], zz);
@@ -844,7 +908,7 @@ k_res_ln_w(float *x, int store_x, const bf16 *y, const float *gv, int gidx, cons
 			for (int k = 0; k < 8; k++)
 				v[j][k] += zz[k];
 		}
-		if ((y || y2) && store_x) {
+		if ((has_y || Y2) && store_x) {
 			float4 *xr = reinterpret_cast<float4 *>(x + ro + c);
 			float4 w0 = make_float4(v[j][0], v[j][1], v[j][2], v[j][3]);
 			float4 w1 = make_float4(v[j][4], v[j][5], v[j][6], v[j][7]);
@@ -907,6 +971,127 @@ k_res_ln_w(float *x, int store_x, const bf16 *y, const float *gv, int gidx, cons
 	}
 }
 
+/* Token -> its modulation row b·F + f (32-bit: T < 2^31). */
+static __device__ __forceinline__ int tok_frame(int tok, int n_per_slot, int l)
+{
+	int b = tok / n_per_slot;
+
+	return b * (n_per_slot / l) + (tok - b * n_per_slot) / l;
+}
+
+/* Same contract as k_res_ln8r, one warp per row (res_ln_row), WR_WARPS rows per block, no
+ * shared memory and no barriers: each warp loads its row, reduces with shuffles and stores,
+ * independent of the others. Y2: y2 is read (the launcher picks the instance, so the others
+ * need fewer registers). */
+template <int NC, int Y2>
+__global__ void __launch_bounds__(WR_WARPS * 32)
+k_res_ln_w(float *x, int store_x, const bf16 *y, const float *gv, int gidx, const bf16 *y2,
+	   bf16 *out, const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma,
+	   const float *beta, int t, int d, int n_per_slot, int l, float eps)
+{
+	pdl_wait();
+	int lane = threadIdx.x & 31, tok = blockIdx.x * WR_WARPS + (threadIdx.x >> 5);
+	/* store_x bit 1 (WAN_K_HINT=1): x, y and y2 loaded and x stored evict-first (streaming) */
+	int cs = store_x & 2;
+	float v[NC][8];
+	uint4 yr[NC], zr[NC];
+	size_t ro;
+
+	store_x &= 1;
+	if (tok >= t)
+		return;
+	ro = (size_t)tok * d;
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		int c = 8 * (lane + 32 * j);
+		const float4 *xr = reinterpret_cast<const float4 *>(x + ro + c);
+		float4 a0 = cs ? __ldcs(xr) : xr[0], a1 = cs ? __ldcs(xr + 1) : xr[1];
+		const uint4 *yp = reinterpret_cast<const uint4 *>(y + ro + c);
+		const uint4 *zp = reinterpret_cast<const uint4 *>(y2 + ro + c);
+
+		v[j][0] = a0.x; v[j][1] = a0.y; v[j][2] = a0.z; v[j][3] = a0.w;
+		v[j][4] = a1.x; v[j][5] = a1.y; v[j][6] = a1.z; v[j][7] = a1.w;
+		if (y)
+			yr[j] = cs ? __ldcs(yp) : *yp;
+		if (Y2)
+			zr[j] = cs ? __ldcs(zp) : *zp;
+	}
+	pdl_trigger();
+	res_ln_row<NC, Y2>(v, yr, zr, x, ro, store_x, cs, y != NULL, gv, gidx, out, mv, nj, sh_idx, sc_idx,
+			   gamma, beta, d, tok_frame(tok, n_per_slot, l), eps);
+}
+
+/* Same contract, through the cp.async row pipeline (WP_WARPS warps per block, a persistent
+ * grid, dynamic shared memory ST x NC x (3 + Y2) x 512 bytes per warp). */
+template <int NC, int Y2, int ST>
+__global__ void __launch_bounds__(WP_WARPS * 32)
+k_res_ln_p(float *x, int store_x, const bf16 *y, const float *gv, int gidx, const bf16 *y2,
+	   bf16 *out, const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma,
+	   const float *beta, int t, int d, int n_per_slot, int l, float eps)
+{
+	constexpr int PER = NC * (3 + Y2); /* 16-byte pieces per lane and row */
+	extern __shared__ uint4 wp_smem[];
+	pdl_wait();
+	int lane = threadIdx.x & 31, gw = blockIdx.x * WP_WARPS + (threadIdx.x >> 5), nw = gridDim.x * WP_WARPS;
+	int cs = store_x & 2, has_y = y != NULL;
+	uint4 *ring = wp_smem + (size_t)(threadIdx.x >> 5) * ST * PER * 32 + lane; /* [stage][piece][lane] */
+	uint64_t pol = l2_evict_first();
+
+	store_x &= 1;
+	/* row k of this warp into stage k % ST (one commit group per row, empty past the end) */
+#define RES_LN_ISSUE(k)                                                                              \
+	do {                                                                                         \
+		int tk_ = gw + (k) * nw;                                                             \
+		if (tk_ < t) {                                                                       \
+			uint4 *sb_ = ring + ((k) % ST) * PER * 32;                                \
+			size_t r_ = (size_t)tk_ * d;                                                 \
+			for (int j = 0; j < NC; j++) {                                               \
+				int c = 8 * (lane + 32 * j);                                         \
+				cp_async16(sb_ + (j * (3 + Y2)) * 32, x + r_ + c, cs, pol);           \
+				cp_async16(sb_ + (j * (3 + Y2) + 1) * 32, x + r_ + c + 4, cs, pol);   \
+				if (has_y)                                                           \
+					cp_async16(sb_ + (j * (3 + Y2) + 2) * 32, y + r_ + c, cs, pol); \
+				if (Y2)                                                              \
+					cp_async16(sb_ + (j * (3 + Y2) + 3) * 32, y2 + r_ + c, cs, pol); \
+			}                                                                            \
+		}                                                                                    \
+		cp_async_commit();                                                                   \
+	} while (0)
+#pragma unroll
+	for (int k = 0; k < ST - 1; k++)
+		RES_LN_ISSUE(k);
+	pdl_trigger();
+	for (int k = 0;; k++) {
+		int tok = gw + k * nw;
+		const uint4 *sb = ring + (k % ST) * PER * 32;
+		float v[NC][8];
+		uint4 yr[NC], zr[NC];
+
+		if (tok >= t)
+			break;
+		RES_LN_ISSUE(k + ST - 1);
+		cp_async_wait<ST - 1>();
+#pragma unroll
+		for (int j = 0; j < NC; j++) {
+			uint4 a = sb[(j * (3 + Y2)) * 32], b = sb[(j * (3 + Y2) + 1) * 32];
+			const float *fa = reinterpret_cast<const float *>(&a), *fb = reinterpret_cast<const float *>(&b);
+
+#pragma unroll
+			for (int q = 0; q < 4; q++) {
+				v[j][q] = fa[q];
+				v[j][4 + q] = fb[q];
+			}
+			if (has_y)
+				yr[j] = sb[(j * (3 + Y2) + 2) * 32];
+			if (Y2)
+				zr[j] = sb[(j * (3 + Y2) + 3) * 32];
+		}
+		res_ln_row<NC, Y2>(v, yr, zr, x, (size_t)tok * d, store_x, cs, has_y, gv, gidx, out, mv, nj, sh_idx,
+				   sc_idx, gamma, beta, d, tok_frame(tok, n_per_slot, l), eps);
+	}
+#undef RES_LN_ISSUE
+}
+
 extern "C" int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void *y,
 			     const float *gv, int gidx, const void *y2, void *out, const float *mv,
 			     int nj, int sh_idx, int sc_idx, const float *gamma, const float *beta,
@@ -923,9 +1108,40 @@ extern "C" int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void 
 		return -1;
 	}
 	if (vec8_ok(d) && warp_ok(d, (uintptr_t)mv | (uintptr_t)gv | (uintptr_t)gamma | (uintptr_t)beta)) {
-		LAUNCH_WARP(d / 256, t, st, k_res_ln_w, x, (store_x ? 1 : 0) | (k_hint() & 1 ? 2 : 0), yb, gv,
-			    gidx, zb, (bf16 *)out, mv, nj, sh_idx, sc_idx, gamma, beta, t, d, n_per_slot, l,
-			    eps);
+		int sx = (store_x ? 1 : 0) | (k_hint() & 1 ? 2 : 0), nc = d / 256;
+
+		if (warp_rows() == 2 && nc == WR_MAXNC) {
+			/* the cp.async pipeline (experiment), at the DiT's width only */
+			static const void *const kern[2][3] = {
+				{ (const void *)k_res_ln_p<WR_MAXNC, 0, 2>, (const void *)k_res_ln_p<WR_MAXNC, 0, 3>,
+				  (const void *)k_res_ln_p<WR_MAXNC, 0, 4> },
+				{ (const void *)k_res_ln_p<WR_MAXNC, 1, 2>, (const void *)k_res_ln_p<WR_MAXNC, 1, 3>,
+				  (const void *)k_res_ln_p<WR_MAXNC, 1, 4> } };
+			static unsigned grid[2][3];
+			int y2i = zb != NULL, sti = pipe_stages() - 2;
+			size_t smem = (size_t)WP_WARPS * pipe_stages() * WR_MAXNC * (3 + y2i) * 512;
+
+			if (!grid[y2i][sti])
+				grid[y2i][sti] = pipe_blocks(kern[y2i][sti], smem, 1 << 30);
+#define RES_LN_P(Y2, ST) pdl_launch_smem(k_res_ln_p<WR_MAXNC, Y2, ST>, grid[y2i][sti], WP_WARPS * 32, smem, st, \
+					 x, sx, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx, sc_idx, gamma, \
+					 beta, t, d, n_per_slot, l, eps)
+			switch (y2i * 3 + sti) {
+			case 0: RES_LN_P(0, 2); break;
+			case 1: RES_LN_P(0, 3); break;
+			case 2: RES_LN_P(0, 4); break;
+			case 3: RES_LN_P(1, 2); break;
+			case 4: RES_LN_P(1, 3); break;
+			default: RES_LN_P(1, 4); break;
+			}
+#undef RES_LN_P
+		} else if (zb) {
+			LAUNCH_WARP(nc, 1, t, st, k_res_ln_w, x, sx, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
+				    sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
+		} else {
+			LAUNCH_WARP(nc, 0, t, st, k_res_ln_w, x, sx, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
+				    sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
+		}
 	} else if (vec8_ok(d)) {
 		int r = rows_fit(kern, maxthr, d / 8);
 
@@ -1072,42 +1288,24 @@ __global__ void k_qkv_rope_cache8r(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 
 	}
 }
 
-/* Same contract, one warp per row (row8.cuh's layout, NC = d/256 chunks of 8 channels per
- * lane), WR_WARPS rows per block, no barriers: v goes to the cache as soon as it arrives, the
- * RoPE table entries of a chunk are looked up once for q and k. Bitwise k_qkv_rope_cache8r's
- * results. */
-template <int NC, int MB>
-__global__ void __launch_bounds__(WR_WARPS * 32, MB)
-k_qkv_rope_cache_w(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc, int64_t kv_bstride, int t,
-		   int d, int hd, int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
-		   const float2 *rope, const int *start_frame, const int *write_row, float eps, int ef)
+/* q/k RMSNorm + RoPE + cache write of one row after its loads, for one warp (row8.cuh's
+ * layout, NC = d/256 chunks of 8 channels per lane; rq, rk, rv the lane's raw q, k, v): v goes
+ * to the cache first, the RoPE table entries of a chunk are looked up once for q and k.
+ * Bitwise k_qkv_rope_cache8r's results. */
+template <int NC>
+static __device__ __forceinline__ void qkv_row(const uint4 *rq, const uint4 *rk, const uint4 *rv, int tok,
+					       bf16 *q_out, bf16 *kc, bf16 *vc, int64_t kv_bstride, int d,
+					       int hd, int n_per_slot, int l, int w2, const float *g_q,
+					       const float *g_k, const float2 *rope, const int *start_frame,
+					       const int *write_row, float eps)
 {
-	pdl_wait();
-	int lane = threadIdx.x & 31, tok = blockIdx.x * WR_WARPS + (threadIdx.x >> 5);
-	int half = hd / 2, ch = hd / 6, ct = half - 2 * ch, b, i, rem, pos_t, pos_y, pos_x, wr;
-	uint4 rq[NC], rk[NC], rv[NC];
+	int lane = threadIdx.x & 31, half = hd / 2, ch = hd / 6, ct = half - 2 * ch;
+	int b = tok / n_per_slot, i = tok - b * n_per_slot, rem = i % l;
+	int pos_t = start_frame[b] + i / l, pos_y = rem / w2, pos_x = rem % w2;
+	int wr = write_row[b]; /* < 0: a refused adaptive-sink write, q only */
 	float sq[NC], sk[NC], sumq, sumk;
 	size_t row = 0;
 
-	if (tok >= t)
-		return;
-#pragma unroll
-	for (int j = 0; j < NC; j++) {
-		const uint4 *q = reinterpret_cast<const uint4 *>(qkv + (size_t)tok * 3 * d + 8 * (lane + 32 * j));
-
-		/* ef (WAN_K_HINT bit 1): qkv is read once, evict-first */
-		rq[j] = ef ? __ldcs(q) : q[0];
-		rk[j] = ef ? __ldcs(q + d / 8) : q[d / 8];
-		rv[j] = ef ? __ldcs(q + d / 4) : q[d / 4];
-	}
-	pdl_trigger();
-	b = tok / n_per_slot;
-	i = tok - b * n_per_slot;
-	rem = i % l;
-	pos_t = start_frame[b] + i / l;
-	pos_y = rem / w2;
-	pos_x = rem % w2;
-	wr = write_row[b]; /* < 0: a refused adaptive-sink write, q only */
 	if (wr >= 0) {
 		row = (size_t)b * kv_bstride + (size_t)(wr + i) * d;
 #pragma unroll
@@ -1144,6 +1342,89 @@ k_qkv_rope_cache_w(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc, int64_t kv_
 	}
 }
 
+/* Same contract as k_qkv_rope_cache8r, one warp per row (qkv_row), WR_WARPS rows per block, no
+ * barriers. */
+template <int NC, int V>
+__global__ void __launch_bounds__(WR_WARPS * 32)
+k_qkv_rope_cache_w(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc, int64_t kv_bstride, int t,
+		   int d, int hd, int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
+		   const float2 *rope, const int *start_frame, const int *write_row, float eps, int ef)
+{
+	pdl_wait();
+	int lane = threadIdx.x & 31, tok = blockIdx.x * WR_WARPS + (threadIdx.x >> 5);
+	uint4 rq[NC], rk[NC], rv[NC];
+
+	if (tok >= t)
+		return;
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		const uint4 *q = reinterpret_cast<const uint4 *>(qkv + (size_t)tok * 3 * d + 8 * (lane + 32 * j));
+
+		/* ef (WAN_K_HINT bit 1): qkv is read once, evict-first */
+		rq[j] = ef ? __ldcs(q) : q[0];
+		rk[j] = ef ? __ldcs(q + d / 8) : q[d / 8];
+		rv[j] = ef ? __ldcs(q + d / 4) : q[d / 4];
+	}
+	pdl_trigger();
+	qkv_row<NC>(rq, rk, rv, tok, q_out, kc, vc, kv_bstride, d, hd, n_per_slot, l, w2, g_q, g_k, rope,
+		    start_frame, write_row, eps);
+}
+
+/* Same contract, through the cp.async row pipeline (WP_WARPS warps per block, a persistent
+ * grid, dynamic shared memory ST x NC x 3 x 512 bytes per warp). */
+template <int NC, int ST>
+__global__ void __launch_bounds__(WP_WARPS * 32)
+k_qkv_rope_cache_p(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc, int64_t kv_bstride, int t,
+		   int d, int hd, int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
+		   const float2 *rope, const int *start_frame, const int *write_row, float eps, int ef)
+{
+	constexpr int PER = NC * 3;
+	extern __shared__ uint4 wp_smem[];
+	pdl_wait();
+	int lane = threadIdx.x & 31, gw = blockIdx.x * WP_WARPS + (threadIdx.x >> 5), nw = gridDim.x * WP_WARPS;
+	uint4 *ring = wp_smem + (size_t)(threadIdx.x >> 5) * ST * PER * 32 + lane; /* [stage][piece][lane] */
+	uint64_t pol = l2_evict_first();
+
+#define QKV_ISSUE(k)                                                                                 \
+	do {                                                                                         \
+		int tk_ = gw + (k) * nw;                                                             \
+		if (tk_ < t) {                                                                       \
+			uint4 *sb_ = ring + ((k) % ST) * PER * 32;                                \
+			const bf16 *r_ = qkv + (size_t)tk_ * 3 * d;                                  \
+			for (int j = 0; j < NC; j++) {                                               \
+				int c = 8 * (lane + 32 * j);                                         \
+				cp_async16(sb_ + (3 * j) * 32, r_ + c, ef, pol);                     \
+				cp_async16(sb_ + (3 * j + 1) * 32, r_ + d + c, ef, pol);             \
+				cp_async16(sb_ + (3 * j + 2) * 32, r_ + 2 * d + c, ef, pol);         \
+			}                                                                            \
+		}                                                                                    \
+		cp_async_commit();                                                                   \
+	} while (0)
+#pragma unroll
+	for (int k = 0; k < ST - 1; k++)
+		QKV_ISSUE(k);
+	pdl_trigger();
+	for (int k = 0;; k++) {
+		int tok = gw + k * nw;
+		const uint4 *sb = ring + (k % ST) * PER * 32;
+		uint4 rq[NC], rk[NC], rv[NC];
+
+		if (tok >= t)
+			break;
+		QKV_ISSUE(k + ST - 1);
+		cp_async_wait<ST - 1>();
+#pragma unroll
+		for (int j = 0; j < NC; j++) {
+			rq[j] = sb[(3 * j) * 32];
+			rk[j] = sb[(3 * j + 1) * 32];
+			rv[j] = sb[(3 * j + 2) * 32];
+		}
+		qkv_row<NC>(rq, rk, rv, tok, q_out, kc, vc, kv_bstride, d, hd, n_per_slot, l, w2, g_q, g_k, rope,
+			    start_frame, write_row, eps);
+	}
+#undef QKV_ISSUE
+}
+
 extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
 				    void *vcache, int64_t kv_bstride, int t, int d, int hd,
 				    int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
@@ -1160,8 +1441,32 @@ extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_ou
 		snprintf(err, errlen, "head dim %d does not divide width %d evenly", hd, d);
 		return -1;
 	}
+	if (vec && warp_ok(d, (uintptr_t)g_q | (uintptr_t)g_k) && warp_rows() == 2 && d == WR_MAXNC * 256) {
+		/* the cp.async pipeline (experiment), at the DiT's width only */
+		static const void *const kern[3] = { (const void *)k_qkv_rope_cache_p<WR_MAXNC, 2>,
+						      (const void *)k_qkv_rope_cache_p<WR_MAXNC, 3>,
+						      (const void *)k_qkv_rope_cache_p<WR_MAXNC, 4> };
+		static unsigned grid[3];
+		int sti = pipe_stages() - 2;
+		size_t smem = (size_t)WP_WARPS * pipe_stages() * WR_MAXNC * 3 * 512;
+
+		if (!grid[sti])
+			grid[sti] = pipe_blocks(kern[sti], smem, 1 << 30);
+#define QKV_P(ST) pdl_launch_smem(k_qkv_rope_cache_p<WR_MAXNC, ST>, grid[sti], WP_WARPS * 32, smem, st,       \
+				  (const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, \
+				  d, hd, n_per_slot, l, w2, g_q, g_k, (const float2 *)rope, start_frame,        \
+				  write_row, eps, (k_hint() & 2) != 0)
+		switch (sti) {
+		case 0: QKV_P(2); break;
+		case 1: QKV_P(3); break;
+		default: QKV_P(4); break;
+		}
+#undef QKV_P
+		LAUNCH_CHECK("k_qkv_rope_cache_p");
+		return 0;
+	}
 	if (vec && warp_ok(d, (uintptr_t)g_q | (uintptr_t)g_k)) {
-		LAUNCH_WARP(d / 256, t, st, k_qkv_rope_cache_w, (const bf16 *)qkv, (bf16 *)q_out,
+		LAUNCH_WARP(d / 256, 0, t, st, k_qkv_rope_cache_w, (const bf16 *)qkv, (bf16 *)q_out,
 			    (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd, n_per_slot, l, w2, g_q,
 			    g_k, (const float2 *)rope, start_frame, write_row, eps, (k_hint() & 2) != 0);
 		LAUNCH_CHECK("k_qkv_rope_cache_w");
@@ -1251,8 +1556,8 @@ __global__ void k_rmsnorm8r(const bf16 *x, int ldx, bf16 *out, int t, int d, con
 
 /* Same contract, one warp per row (row8.cuh's layout), WR_WARPS rows per block, no barriers;
  * bitwise k_rmsnorm8r's results. */
-template <int NC, int MB>
-__global__ void __launch_bounds__(WR_WARPS * 32, MB)
+template <int NC, int V>
+__global__ void __launch_bounds__(WR_WARPS * 32)
 k_rmsnorm_w(const bf16 *x, int ldx, bf16 *out, int t, int d, const float *g, float eps, int cs)
 {
 	pdl_wait();
@@ -1303,7 +1608,7 @@ extern "C" int wan_k_rmsnorm(cudaStream_t st, const void *x, int ldx, void *out,
 					      (const void *)k_rmsnorm8r<8> };
 	static int maxthr[3];
 	if (vec8_ok(d) && ldx % 8 == 0 && warp_ok(d, (uintptr_t)g)) {
-		LAUNCH_WARP(d / 256, t, st, k_rmsnorm_w, (const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps,
+		LAUNCH_WARP(d / 256, 0, t, st, k_rmsnorm_w, (const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps,
 			    (k_hint() & 2) != 0);
 	} else if (vec8_ok(d) && ldx % 8 == 0) {
 		int r = rows_fit(kern, maxthr, d / 8);
