@@ -71,7 +71,7 @@ static const char *row_mode(void)
 	static char buf[32];
 
 	if (wan_k_warp_rows(-1))
-		return wan_k_warp_rows(-1) == 2 ? "warp/row, cp.async pipeline" : "warp/row";
+		return "warp/row";
 	snprintf(buf, sizeof(buf), "%d rows/block", wan_k_rows_per_block(0));
 	return buf;
 }
@@ -436,7 +436,7 @@ static void bench_rows(int prof)
 	float *x[NSETS], *mv, *gb, *rope;
 	void *y[NSETS], *y2[NSETS], *out[NSETS], *qkv[NSETS], *kc[NSETS], *vc[NSETS];
 	int *sf, *wr, h_sf[4] = { 5, 5, 5, 5 }, h_wr[4] = { 5 * L, 5 * L, 5 * L, 5 * L }, reps = prof ? 1 : 20;
-	int saved_warp = wan_k_warp_rows(-1), saved_stages = wan_k_pipe_stages(0);
+	int saved_warp = wan_k_warp_rows(-1);
 	char err[256];
 	cudaEvent_t e0, e1;
 	static const char *names[5] = { "res+LN after cross-attn (14·D)", "res+LN after FFN (12·D)",
@@ -472,14 +472,12 @@ static void bench_rows(int prof)
 	printf("rowbench: 1.3B 480x832 S=4 layer, %d tokens x %d, %d buffer sets in turn, hints %d\n", T, D,
 	       NSETS, wan_k_hints(-1));
 	for (int k = 0; k < 5; k++) {
-		float ms[5] = { -1.0f, -1.0f, -1.0f, -1.0f, -1.0f };
+		float ms[2] = { -1.0f, -1.0f };
 
-		/* block, warp, then the pipeline with 2, 3, 4 stages */
-		for (int mode = 0; mode < 5; mode++) {
+		for (int mode = 0; mode < 2; mode++) { /* block, warp */
 			int ok = 1;
 
-			wan_k_warp_rows(mode < 2 ? mode : 2);
-			wan_k_pipe_stages(mode < 2 ? 3 : mode);
+			wan_k_warp_rows(mode);
 			for (int r = prof ? 0 : -3; r < (prof ? 1 : reps * NSETS) && ok; r++) {
 				int i = (r + 3) % NSETS;
 
@@ -514,16 +512,11 @@ static void bench_rows(int prof)
 			else
 				printf("rowbench %s: %s\n", names[k], ok ? "timing failed" : err);
 		}
-		printf("rowbench %-34s us (TB/s): block (%d rows) %6.2f (%4.2f)  warp/row %6.2f (%4.2f)  "
-		       "pipelined, 2/3/4 stages %6.2f (%4.2f) %6.2f (%4.2f) %6.2f (%4.2f)\n", names[k],
-		       wan_k_rows_per_block(0), ms[0] * 1e3, ms[0] > 0 ? bytes[k] * (double)nx / ms[0] / 1e9 : 0.0,
-		       ms[1] * 1e3, ms[1] > 0 ? bytes[k] * (double)nx / ms[1] / 1e9 : 0.0, ms[2] * 1e3,
-		       ms[2] > 0 ? bytes[k] * (double)nx / ms[2] / 1e9 : 0.0, ms[3] * 1e3,
-		       ms[3] > 0 ? bytes[k] * (double)nx / ms[3] / 1e9 : 0.0, ms[4] * 1e3,
-		       ms[4] > 0 ? bytes[k] * (double)nx / ms[4] / 1e9 : 0.0);
+		printf("rowbench %-34s block (%d rows) %7.2f us %5.2f TB/s   warp/row %7.2f us %5.2f TB/s\n",
+		       names[k], wan_k_rows_per_block(0), ms[0] * 1e3, ms[0] > 0 ? bytes[k] * (double)nx / ms[0] / 1e9 : 0.0,
+		       ms[1] * 1e3, ms[1] > 0 ? bytes[k] * (double)nx / ms[1] / 1e9 : 0.0);
 	}
 	wan_k_warp_rows(saved_warp);
-	wan_k_pipe_stages(saved_stages);
 	for (int i = 0; i < NSETS; i++) {
 		cudaFree(x[i]); cudaFree(y[i]); cudaFree(y2[i]); cudaFree(out[i]); cudaFree(qkv[i]);
 		cudaFree(kc[i]); cudaFree(vc[i]);
@@ -792,7 +785,7 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 	float *g = malloc((size_t)2 * d * 4), *rope = malloc((size_t)npos * hd * 4);
 	unsigned char *ref = malloc(outb), *got = malloc(outb);
 	int zero[8] = { 0 }, *dzero, saved = wan_k_rows_per_block(0), saved_hints = wan_k_hints(-1), bad = 0;
-	int saved_warp = wan_k_warp_rows(-1), saved_stages = wan_k_pipe_stages(0);
+	int saved_warp = wan_k_warp_rows(-1);
 	float *dx, *dmv, *dg, *drope;
 	void *dy, *dqkv, *dout, *dkc, *dvc;
 	char err[256];
@@ -818,16 +811,14 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 	cudaMemcpy(drope, rope, (size_t)npos * hd * 4, cudaMemcpyHostToDevice);
 	cudaMemcpy(dzero, zero, sizeof(zero), cudaMemcpyHostToDevice);
 	/* 1, 2, 4, 8 tokens per block, then 4 with each set of cache hints, then one warp per
-	 * token with each set, each set again through the cp.async pipeline (3 stages), and the
-	 * pipeline with 2 and 4 stages */
-	for (int ri = 0; ri < 18; ri++) {
+	 * token with each set */
+	for (int ri = 0; ri < 12; ri++) {
 		int rows = ri < 4 ? 1 << ri : 4;
 		char *o = dout;
 
 		wan_k_rows_per_block(rows);
-		wan_k_hints(ri < 4 ? 0 : ri < 16 ? ri % 4 : 3);
-		wan_k_warp_rows(ri >= 12 ? 2 : ri >= 8);
-		wan_k_pipe_stages(ri < 16 ? 3 : ri == 16 ? 2 : 4);
+		wan_k_hints(ri < 4 ? 0 : ri % 4);
+		wan_k_warp_rows(ri >= 8);
 		cudaMemcpy(dx, x, nx * 4, cudaMemcpyHostToDevice);
 		cudaMemset(dout, 0xff, nx * 2 * 5);
 		cudaMemset(dkc, 0x7f, nc * 2);
@@ -851,9 +842,8 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 		if (rows == 1) {
 			memcpy(ref, got, nx * 12 + nc * 4);
 		} else if (memcmp(ref, got, nx * 12 + nc * 4)) {
-			fprintf(stderr, "FAIL row kernels at %s (cache hints %d, %d stages) differ from one "
-				"row per block (%d tokens, D=%d)\n", row_mode(), wan_k_hints(-1),
-				wan_k_pipe_stages(0), t, d);
+			fprintf(stderr, "FAIL row kernels at %s (cache hints %d) differ from one "
+				"row per block (%d tokens, D=%d)\n", row_mode(), wan_k_hints(-1), t, d);
 			failures++;
 			bad = 1;
 		}
@@ -861,14 +851,13 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 	if (!bad) {
 		char what[96];
 
-		snprintf(what, sizeof(what), "row kernels, 1/2/4/8 tokens per block, warp/token, pipelined, "
-			 "hints 0-3, D=%d, %d tokens", d, t);
+		snprintf(what, sizeof(what), "row kernels, 1/2/4/8 tokens per block and warp/token, hints 0-3, "
+			 "D=%d, %d tokens", d, t);
 		printf("ok   %-50s bitwise\n", what);
 	}
 	wan_k_rows_per_block(saved);
 	wan_k_hints(saved_hints);
 	wan_k_warp_rows(saved_warp);
-	wan_k_pipe_stages(saved_stages);
 	cudaFree(dx); cudaFree(dmv); cudaFree(dg); cudaFree(drope); cudaFree(dzero); cudaFree(dy);
 	cudaFree(dqkv); cudaFree(dout); cudaFree(dkc); cudaFree(dvc);
 	free(x); free(y); free(mv); free(qkv); free(g); free(rope); free(ref); free(got);
@@ -1103,10 +1092,10 @@ static void row_tests(void)
 	test_rows_bitwise(2, 2, 3, 5, 1280, 128); /* 5 chunks per lane */
 	test_rows_bitwise(2, 1, 4, 5, 512, 64); /* 2 chunks per lane, head dim 64 */
 	test_rows_bitwise(1, 1, 3, 3, 256, 32); /* 1 chunk per lane */
-	test_rows_bitwise(4, 1, 30, 52, 1536, 128); /* the S=4 layer: several rows per pipelined warp */
+	test_rows_bitwise(4, 1, 30, 52, 1536, 128); /* the S=4 layer */
 	/* 1, 2, 4, 8 tokens per block, then one warp per token */
-	for (int ri = 0; ri < 6; ri++) {
-		wan_k_warp_rows(ri < 4 ? 0 : ri - 3);
+	for (int ri = 0; ri < 5; ri++) {
+		wan_k_warp_rows(ri == 4);
 		if (ri < 4)
 			wan_k_rows_per_block(1 << ri);
 		printf("-- %s\n", row_mode());

@@ -61,18 +61,16 @@ static __device__ __forceinline__ void pdl_trigger(void)
 #endif
 }
 
-/* KERN<<<GRID, BLOCK, SMEM, ST>>>(ARGS...), with the PDL attribute when it is on. A launch
- * error is left for cudaGetLastError (LAUNCH_CHECK), as with <<<>>>. */
+/* KERN<<<GRID, BLOCK, 0, ST>>>(ARGS...), with the PDL attribute when it is on. A launch error
+ * is left for cudaGetLastError (LAUNCH_CHECK), as with <<<>>>. */
 template <typename... P, typename... A>
-static void pdl_launch_smem(void (*kern)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
-			    A... args)
+static void pdl_launch(void (*kern)(P...), dim3 grid, dim3 block, cudaStream_t st, A... args)
 {
 	cudaLaunchConfig_t cfg = {};
 	cudaLaunchAttribute at[1];
 
 	cfg.gridDim = grid;
 	cfg.blockDim = block;
-	cfg.dynamicSmemBytes = smem;
 	cfg.stream = st;
 	if (pdl_enabled()) {
 		at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -81,12 +79,6 @@ static void pdl_launch_smem(void (*kern)(P...), dim3 grid, dim3 block, size_t sm
 		cfg.numAttrs = 1;
 	}
 	cudaLaunchKernelEx(&cfg, kern, ((P)args)...);
-}
-
-template <typename... P, typename... A>
-static void pdl_launch(void (*kern)(P...), dim3 grid, dim3 block, cudaStream_t st, A... args)
-{
-	pdl_launch_smem(kern, grid, block, 0, st, args...);
 }
 
 static __device__ __forceinline__ float warp_max(float v)
@@ -168,9 +160,8 @@ extern "C" int wan_k_rows_per_block(int rows)
 }
 
 /* One warp per row (row8.cuh) for the vectorized row kernels at widths of at most
- * WR_MAXNC·256 channels: WAN_K_WARP=0 keeps the block kernels (benchmark A/B), 2 (experiment)
- * runs the residual+LN and q/k RMSNorm+RoPE rows through the cp.async pipeline (k_res_ln_p,
- * k_qkv_rope_cache_p); wan_k_warp_rows overrides it. */
+ * WR_MAXNC·256 channels: WAN_K_WARP=0 keeps the block kernels (benchmark A/B);
+ * wan_k_warp_rows overrides it. */
 #define WR_MAXNC 6
 #define WR_WARPS 2 /* rows (warps) per block */
 static int k_warp = -1;
@@ -180,14 +171,14 @@ static int warp_rows(void)
 	if (k_warp < 0) {
 		const char *e = getenv("WAN_K_WARP");
 
-		k_warp = e && e[0] == '0' ? 0 : e && e[0] == '2' ? 2 : 1;
+		k_warp = !(e && e[0] == '0');
 	}
 	return k_warp;
 }
 
 extern "C" int wan_k_warp_rows(int on)
 {
-	if (on >= 0 && on <= 2)
+	if (on == 0 || on == 1)
 		k_warp = on;
 	return warp_rows();
 }
@@ -213,95 +204,6 @@ static int warp_ok(int d, uintptr_t vectors)
 		default: pdl_launch(kern<6, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;   \
 		}                                                                            \
 	} while (0)
-
-/* ---- the cp.async row pipeline (WAN_K_WARP=2) ----
- * A persistent grid of WP_WARPS-warp blocks; warp w of the grid takes rows w, w + W, ... (W
- * warps in all). Each lane copies its own 16-byte pieces of the next ST - 1 rows into its
- * warp's shared-memory ring (cp.async, one commit group per row, L2 evict-first when hinted)
- * while it works on the current one, so every warp keeps rows in flight while it reduces and
- * stores, and the bytes in flight do not cost registers. A lane reads only what it copied
- * itself (visible after cp.async.wait_group), so no barrier is needed; a stage is refilled only
- * after its previous row was read and used. The arithmetic is the warp kernels'. */
-#define WP_WARPS 2
-static int k_stages; /* ring stages per warp: WAN_K_STAGES = 2, 3 (default) or 4 */
-
-static int pipe_stages(void)
-{
-	if (!k_stages) {
-		const char *e = getenv("WAN_K_STAGES");
-		int v = e ? atoi(e) : 3;
-
-		k_stages = v == 2 || v == 4 ? v : 3;
-	}
-	return k_stages;
-}
-
-extern "C" int wan_k_pipe_stages(int st)
-{
-	if (st >= 2 && st <= 4)
-		k_stages = st;
-	return pipe_stages();
-}
-
-static __device__ __forceinline__ uint64_t l2_evict_first(void)
-{
-	uint64_t pol = 0;
-
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-	asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
-#endif
-	return pol;
-}
-
-/* 16 bytes global -> shared (this thread's), evict-first in L2 when ef */
-static __device__ __forceinline__ void cp_async16(uint4 *dst, const void *src, int ef, uint64_t pol)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-	unsigned sa = (unsigned)__cvta_generic_to_shared(dst);
-
-	if (ef)
-		asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(sa), "l"(src),
-			     "l"(pol) : "memory");
-	else
-		asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(sa), "l"(src) : "memory");
-#endif
-}
-
-static __device__ __forceinline__ void cp_async_commit(void)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-	asm volatile("cp.async.commit_group;" ::: "memory");
-#endif
-}
-
-/* waits until at most N of this thread's commit groups are pending */
-template <int N>
-static __device__ __forceinline__ void cp_async_wait(void)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-	asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-#endif
-}
-
-/* Blocks of a pipelined kernel instance (dynamic shared memory smem bytes per block): as many
- * as fit on every SM at once, at most one per WP_WARPS rows. Sets the instance's shared-memory
- * limit on first use. */
-static unsigned pipe_blocks(const void *kern, size_t smem, int t)
-{
-	int dev = 0, sms = 0, per = 0;
-
-	cudaGetDevice(&dev);
-	cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-	cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-	if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, kern, WP_WARPS * 32, smem) != cudaSuccess || per < 1)
-		per = 1;
-	cudaGetLastError();
-	{
-		size_t want = ((size_t)t + WP_WARPS - 1) / WP_WARPS, most = (size_t)sms * per;
-
-		return (unsigned)(want < most ? want : most);
-	}
-}
 
 /* Tokens per block for a row kernel whose instances for 2, 4 and 8 tokens are kern[0..2],
  * launched with `threads` threads: the setting, lowered while an instance cannot launch that
@@ -1021,77 +923,6 @@ k_res_ln_w(float *x, int store_x, const bf16 *y, const float *gv, int gidx, cons
 			   gamma, beta, d, tok_frame(tok, n_per_slot, l), eps);
 }
 
-/* Same contract, through the cp.async row pipeline (WP_WARPS warps per block, a persistent
- * grid, dynamic shared memory ST x NC x (3 + Y2) x 512 bytes per warp). */
-template <int NC, int Y2, int ST>
-__global__ void __launch_bounds__(WP_WARPS * 32)
-k_res_ln_p(float *x, int store_x, const bf16 *y, const float *gv, int gidx, const bf16 *y2,
-	   bf16 *out, const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma,
-	   const float *beta, int t, int d, int n_per_slot, int l, float eps)
-{
-	constexpr int PER = NC * (3 + Y2); /* 16-byte pieces per lane and row */
-	extern __shared__ uint4 wp_smem[];
-	pdl_wait();
-	int lane = threadIdx.x & 31, gw = blockIdx.x * WP_WARPS + (threadIdx.x >> 5), nw = gridDim.x * WP_WARPS;
-	int cs = store_x & 2, has_y = y != NULL;
-	uint4 *ring = wp_smem + (size_t)(threadIdx.x >> 5) * ST * PER * 32 + lane; /* [stage][piece][lane] */
-	uint64_t pol = l2_evict_first();
-
-	store_x &= 1;
-	/* row k of this warp into stage k % ST (one commit group per row, empty past the end) */
-#define RES_LN_ISSUE(k)                                                                              \
-	do {                                                                                         \
-		int tk_ = gw + (k) * nw;                                                             \
-		if (tk_ < t) {                                                                       \
-			uint4 *sb_ = ring + ((k) % ST) * PER * 32;                                \
-			size_t r_ = (size_t)tk_ * d;                                                 \
-			for (int j = 0; j < NC; j++) {                                               \
-				int c = 8 * (lane + 32 * j);                                         \
-				cp_async16(sb_ + (j * (3 + Y2)) * 32, x + r_ + c, cs, pol);           \
-				cp_async16(sb_ + (j * (3 + Y2) + 1) * 32, x + r_ + c + 4, cs, pol);   \
-				if (has_y)                                                           \
-					cp_async16(sb_ + (j * (3 + Y2) + 2) * 32, y + r_ + c, cs, pol); \
-				if (Y2)                                                              \
-					cp_async16(sb_ + (j * (3 + Y2) + 3) * 32, y2 + r_ + c, cs, pol); \
-			}                                                                            \
-		}                                                                                    \
-		cp_async_commit();                                                                   \
-	} while (0)
-#pragma unroll
-	for (int k = 0; k < ST - 1; k++)
-		RES_LN_ISSUE(k);
-	pdl_trigger();
-	for (int k = 0;; k++) {
-		int tok = gw + k * nw;
-		const uint4 *sb = ring + (k % ST) * PER * 32;
-		float v[NC][8];
-		uint4 yr[NC], zr[NC];
-
-		if (tok >= t)
-			break;
-		RES_LN_ISSUE(k + ST - 1);
-		cp_async_wait<ST - 1>();
-#pragma unroll
-		for (int j = 0; j < NC; j++) {
-			uint4 a = sb[(j * (3 + Y2)) * 32], b = sb[(j * (3 + Y2) + 1) * 32];
-			const float *fa = reinterpret_cast<const float *>(&a), *fb = reinterpret_cast<const float *>(&b);
-
-#pragma unroll
-			for (int q = 0; q < 4; q++) {
-				v[j][q] = fa[q];
-				v[j][4 + q] = fb[q];
-			}
-			if (has_y)
-				yr[j] = sb[(j * (3 + Y2) + 2) * 32];
-			if (Y2)
-				zr[j] = sb[(j * (3 + Y2) + 3) * 32];
-		}
-		res_ln_row<NC, Y2>(v, yr, zr, x, (size_t)tok * d, store_x, cs, has_y, gv, gidx, out, mv, nj, sh_idx,
-				   sc_idx, gamma, beta, d, tok_frame(tok, n_per_slot, l), eps);
-	}
-#undef RES_LN_ISSUE
-}
-
 extern "C" int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void *y,
 			     const float *gv, int gidx, const void *y2, void *out, const float *mv,
 			     int nj, int sh_idx, int sc_idx, const float *gamma, const float *beta,
@@ -1110,32 +941,7 @@ extern "C" int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void 
 	if (vec8_ok(d) && warp_ok(d, (uintptr_t)mv | (uintptr_t)gv | (uintptr_t)gamma | (uintptr_t)beta)) {
 		int sx = (store_x ? 1 : 0) | (k_hint() & 1 ? 2 : 0), nc = d / 256;
 
-		if (warp_rows() == 2 && nc == WR_MAXNC) {
-			/* the cp.async pipeline (experiment), at the DiT's width only */
-			static const void *const kern[2][3] = {
-				{ (const void *)k_res_ln_p<WR_MAXNC, 0, 2>, (const void *)k_res_ln_p<WR_MAXNC, 0, 3>,
-				  (const void *)k_res_ln_p<WR_MAXNC, 0, 4> },
-				{ (const void *)k_res_ln_p<WR_MAXNC, 1, 2>, (const void *)k_res_ln_p<WR_MAXNC, 1, 3>,
-				  (const void *)k_res_ln_p<WR_MAXNC, 1, 4> } };
-			static unsigned grid[2][3];
-			int y2i = zb != NULL, sti = pipe_stages() - 2;
-			size_t smem = (size_t)WP_WARPS * pipe_stages() * WR_MAXNC * (3 + y2i) * 512;
-
-			if (!grid[y2i][sti])
-				grid[y2i][sti] = pipe_blocks(kern[y2i][sti], smem, 1 << 30);
-#define RES_LN_P(Y2, ST) pdl_launch_smem(k_res_ln_p<WR_MAXNC, Y2, ST>, grid[y2i][sti], WP_WARPS * 32, smem, st, \
-					 x, sx, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx, sc_idx, gamma, \
-					 beta, t, d, n_per_slot, l, eps)
-			switch (y2i * 3 + sti) {
-			case 0: RES_LN_P(0, 2); break;
-			case 1: RES_LN_P(0, 3); break;
-			case 2: RES_LN_P(0, 4); break;
-			case 3: RES_LN_P(1, 2); break;
-			case 4: RES_LN_P(1, 3); break;
-			default: RES_LN_P(1, 4); break;
-			}
-#undef RES_LN_P
-		} else if (zb) {
+		if (zb) {
 			LAUNCH_WARP(nc, 1, t, st, k_res_ln_w, x, sx, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
 				    sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
 		} else {
@@ -1370,61 +1176,6 @@ k_qkv_rope_cache_w(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc, int64_t kv_
 		    start_frame, write_row, eps);
 }
 
-/* Same contract, through the cp.async row pipeline (WP_WARPS warps per block, a persistent
- * grid, dynamic shared memory ST x NC x 3 x 512 bytes per warp). */
-template <int NC, int ST>
-__global__ void __launch_bounds__(WP_WARPS * 32)
-k_qkv_rope_cache_p(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc, int64_t kv_bstride, int t,
-		   int d, int hd, int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
-		   const float2 *rope, const int *start_frame, const int *write_row, float eps, int ef)
-{
-	constexpr int PER = NC * 3;
-	extern __shared__ uint4 wp_smem[];
-	pdl_wait();
-	int lane = threadIdx.x & 31, gw = blockIdx.x * WP_WARPS + (threadIdx.x >> 5), nw = gridDim.x * WP_WARPS;
-	uint4 *ring = wp_smem + (size_t)(threadIdx.x >> 5) * ST * PER * 32 + lane; /* [stage][piece][lane] */
-	uint64_t pol = l2_evict_first();
-
-#define QKV_ISSUE(k)                                                                                 \
-	do {                                                                                         \
-		int tk_ = gw + (k) * nw;                                                             \
-		if (tk_ < t) {                                                                       \
-			uint4 *sb_ = ring + ((k) % ST) * PER * 32;                                \
-			const bf16 *r_ = qkv + (size_t)tk_ * 3 * d;                                  \
-			for (int j = 0; j < NC; j++) {                                               \
-				int c = 8 * (lane + 32 * j);                                         \
-				cp_async16(sb_ + (3 * j) * 32, r_ + c, ef, pol);                     \
-				cp_async16(sb_ + (3 * j + 1) * 32, r_ + d + c, ef, pol);             \
-				cp_async16(sb_ + (3 * j + 2) * 32, r_ + 2 * d + c, ef, pol);         \
-			}                                                                            \
-		}                                                                                    \
-		cp_async_commit();                                                                   \
-	} while (0)
-#pragma unroll
-	for (int k = 0; k < ST - 1; k++)
-		QKV_ISSUE(k);
-	pdl_trigger();
-	for (int k = 0;; k++) {
-		int tok = gw + k * nw;
-		const uint4 *sb = ring + (k % ST) * PER * 32;
-		uint4 rq[NC], rk[NC], rv[NC];
-
-		if (tok >= t)
-			break;
-		QKV_ISSUE(k + ST - 1);
-		cp_async_wait<ST - 1>();
-#pragma unroll
-		for (int j = 0; j < NC; j++) {
-			rq[j] = sb[(3 * j) * 32];
-			rk[j] = sb[(3 * j + 1) * 32];
-			rv[j] = sb[(3 * j + 2) * 32];
-		}
-		qkv_row<NC>(rq, rk, rv, tok, q_out, kc, vc, kv_bstride, d, hd, n_per_slot, l, w2, g_q, g_k, rope,
-			    start_frame, write_row, eps);
-	}
-#undef QKV_ISSUE
-}
-
 extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
 				    void *vcache, int64_t kv_bstride, int t, int d, int hd,
 				    int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
@@ -1440,30 +1191,6 @@ extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_ou
 	if (hd % 2 || d % hd) {
 		snprintf(err, errlen, "head dim %d does not divide width %d evenly", hd, d);
 		return -1;
-	}
-	if (vec && warp_ok(d, (uintptr_t)g_q | (uintptr_t)g_k) && warp_rows() == 2 && d == WR_MAXNC * 256) {
-		/* the cp.async pipeline (experiment), at the DiT's width only */
-		static const void *const kern[3] = { (const void *)k_qkv_rope_cache_p<WR_MAXNC, 2>,
-						      (const void *)k_qkv_rope_cache_p<WR_MAXNC, 3>,
-						      (const void *)k_qkv_rope_cache_p<WR_MAXNC, 4> };
-		static unsigned grid[3];
-		int sti = pipe_stages() - 2;
-		size_t smem = (size_t)WP_WARPS * pipe_stages() * WR_MAXNC * 3 * 512;
-
-		if (!grid[sti])
-			grid[sti] = pipe_blocks(kern[sti], smem, 1 << 30);
-#define QKV_P(ST) pdl_launch_smem(k_qkv_rope_cache_p<WR_MAXNC, ST>, grid[sti], WP_WARPS * 32, smem, st,       \
-				  (const bf16 *)qkv, (bf16 *)q_out, (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, \
-				  d, hd, n_per_slot, l, w2, g_q, g_k, (const float2 *)rope, start_frame,        \
-				  write_row, eps, (k_hint() & 2) != 0)
-		switch (sti) {
-		case 0: QKV_P(2); break;
-		case 1: QKV_P(3); break;
-		default: QKV_P(4); break;
-		}
-#undef QKV_P
-		LAUNCH_CHECK("k_qkv_rope_cache_p");
-		return 0;
 	}
 	if (vec && warp_ok(d, (uintptr_t)g_q | (uintptr_t)g_k)) {
 		LAUNCH_WARP(d / 256, 0, t, st, k_qkv_rope_cache_w, (const bf16 *)qkv, (bf16 *)q_out,

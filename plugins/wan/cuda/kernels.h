@@ -93,15 +93,9 @@ int wan_k_rows_per_block(int rows);
 /* One warp per token in the same row kernels (res_ln, qkv_rope_cache, rmsnorm at widths
  * divisible by 256 and at most 1536, per-channel vectors 16-byte aligned; wider rows keep the
  * block kernels of wan_k_rows_per_block): no shared memory and no barriers, bitwise the same
- * results. WAN_K_WARP=0 in the environment sets the first value to off (default on, 1; 2: the
- * residual+LN and q/k RMSNorm+RoPE rows of width 1536 through a cp.async shared-memory
- * pipeline, an experiment); on = 0, 1 or 2 sets it (tests, benchmarks), any other value only
- * asks. Returns the value in force. */
+ * results. WAN_K_WARP=0 in the environment sets the first value to off (default on); on = 0 or 1
+ * sets it (tests, benchmarks), any other value only asks. Returns the value in force. */
 int wan_k_warp_rows(int on);
-/* Ring stages per warp of the cp.async row pipeline (wan_k_warp_rows 2): 2, 3 or 4, bitwise the
- * same results. WAN_K_STAGES sets the first value (default 3); st = 2..4 sets it, any other
- * value only asks. Returns the value in force. */
-int wan_k_pipe_stages(int st);
 
 /* Programmatic dependent launch of this file's kernels (every one but the sink statistics):
  * 1 (the default) launches them with programmatic stream serialization, each waiting for its
