@@ -85,10 +85,10 @@ int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_out, void *kc
 			 const int *start_frame, const int *write_row, float eps,
 			 char *err, size_t errlen);
 /* Tokens per block of the vectorized row kernels (res_ln, qkv_rope_cache, rmsnorm at widths
- * divisible by 256): 1, 2, 4 or 8, bitwise the same results. The environment variable
- * WAN_K_ROWS sets the first value (default 4; 1 = one token per block); rows 1, 2, 4 or 8
- * sets it (tests and benchmarks), any other value only asks. Returns the value in force. Not
- * thread-safe against launches in flight on other threads. */
+ * divisible by 256, where wan_k_warp_rows does not apply): 1, 2, 4 or 8, bitwise the same
+ * results. The environment variable WAN_K_ROWS sets the first value (default 4; 1 = one token
+ * per block); rows 1, 2, 4 or 8 sets it (tests and benchmarks), any other value only asks.
+ * Returns the value in force. Not thread-safe against launches in flight on other threads. */
 int wan_k_rows_per_block(int rows);
 /* One warp per token in the same row kernels (res_ln, qkv_rope_cache, rmsnorm at widths
  * divisible by 256 and at most 1536, per-channel vectors 16-byte aligned; wider rows keep the
