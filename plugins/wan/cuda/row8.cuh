@@ -1,9 +1,10 @@
 /* row8.cuh: the per-row device helpers of the DiT's row kernels, shared by kernels.cu and
- * sink_kernels.cu so that both round exactly alike (the adaptive-sink write kernel must store
- * bitwise the K rows that k_qkv_rope_cache8r stores).
+ * sink_kernels.cu so that both round exactly alike (the adaptive-sink statistics must see
+ * bitwise the K rows that k_qkv_rope_cache8r and k_qkv_rope_cache_w store).
  *
  * A thread owns 8 consecutive channels of a row (one 16-byte access); sums over a row are a
- * warp tree, then the warps' partials in a second tree. */
+ * warp tree, then the warps' partials in a second tree (a block per row), or the same trees
+ * inside one warp (warp_row_sum: a warp per row). */
 #ifndef WAN_CUDA_ROW8_CUH
 #define WAN_CUDA_ROW8_CUH
 
