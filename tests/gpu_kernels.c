@@ -2,11 +2,13 @@
  * with each epilogue, attention on cuDNN and on the fallback kernel (uniform and ragged key
  * lengths, DiT shapes and odd ones), LayerNorm+modulation, the fused residual+LayerNorm and
  * RMSNorm on their vectorized and plain paths, q/k RMSNorm+RoPE+cache write, each row kernel at
- * 1, 2, 4 and 8 tokens per block (bitwise equal), the deferred residual against two plain
- * updates (bitwise); the fa3 (wgmma) attention kernel against a float64 reference on sampled
+ * 1, 2, 4 and 8 tokens per block and at one warp per token (bitwise equal), the deferred
+ * residual against two plain updates (bitwise); the fa3 (wgmma) attention kernel against a float64 reference on sampled
  * rows and against cuDNN on the full S=4 DiT shape. Fresh random inputs each check, outputs
  * poisoned first. Exits 77 without a GPU.
- * `gpu_kernels bench` then times fa3 against cuDNN on the DiT attention shapes. */
+ * `gpu_kernels bench` then times fa3 against cuDNN on the DiT attention shapes; `gpu_kernels
+ * rows` runs only the row-kernel checks, `gpu_kernels rowbench` times the row kernels of one
+ * S=4 layer in the block and the warp layout (`rowprof`: one call each, for ncu). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +63,17 @@ static void from_dev_bf16(const void *d, float *h, size_t n)
 	wan_k_bf16_to_f32(0, d, tmp, n, err, sizeof(err));
 	cudaMemcpy(h, tmp, n * 4, cudaMemcpyDeviceToHost);
 	cudaFree(tmp);
+}
+
+/* The row kernels' layout in force, for test names: "4 rows/block" or "warp/row". */
+static const char *row_mode(void)
+{
+	static char buf[32];
+
+	if (wan_k_warp_rows(-1))
+		return "warp/row";
+	snprintf(buf, sizeof(buf), "%d rows/block", wan_k_rows_per_block(0));
+	return buf;
 }
 
 static void test_gemm(struct wan_gemm *g, int m, int n, int k, enum wan_gemm_epi epi)
@@ -410,6 +423,109 @@ out:
 	cudaEventDestroy(e1);
 }
 
+/* `gpu_kernels rowbench` (and `rowprof`, one call of each for a profiler): the row kernels of
+ * one 1.3B 480x832 S=4 layer (6240 tokens of D = 1536, 4 slots of one frame, 6-frame caches),
+ * block and warp layouts, default cache hints. NSETS copies of every buffer are used in turn,
+ * so a call finds little of its input in L2 (as in the DiT, where GEMMs run in between).
+ * Prints us per call (mean of 20 back-to-back calls) and the bytes moved per second. */
+#define NSETS 3
+static void bench_rows(int prof)
+{
+	const int B = 4, L = 1560, T = B * L, D = 1536, kvr = 6 * L, w2 = 52;
+	size_t nx = (size_t)T * D, nc = (size_t)B * kvr * D;
+	float *x[NSETS], *mv, *gb, *rope;
+	void *y[NSETS], *y2[NSETS], *out[NSETS], *qkv[NSETS], *kc[NSETS], *vc[NSETS];
+	int *sf, *wr, h_sf[4] = { 5, 5, 5, 5 }, h_wr[4] = { 5 * L, 5 * L, 5 * L, 5 * L }, reps = prof ? 1 : 20;
+	int saved_warp = wan_k_warp_rows(-1);
+	char err[256];
+	cudaEvent_t e0, e1;
+	static const char *names[5] = { "res+LN after cross-attn (14·D)", "res+LN after FFN (12·D)",
+					"norm3 res+LN, x not stored (8·D)", "q/k RMSNorm+RoPE+cache (12·D)",
+					"cross-q RMSNorm (4·D)" };
+	static const int bytes[5] = { 14, 12, 8, 12, 4 };
+
+	cudaEventCreate(&e0);
+	cudaEventCreate(&e1);
+	for (int i = 0; i < NSETS; i++) {
+		if (cudaMalloc((void **)&x[i], nx * 4) || cudaMalloc(&y[i], nx * 2) || cudaMalloc(&y2[i], nx * 2) ||
+		    cudaMalloc(&out[i], nx * 2) || cudaMalloc(&qkv[i], nx * 6) || cudaMalloc(&kc[i], nc * 2) ||
+		    cudaMalloc(&vc[i], nc * 2)) {
+			printf("rowbench: out of device memory\n");
+			return;
+		}
+		wan_k_fill_uniform_f32(0, x[i], nx, 1 + i, 0.0f, 2.0f, err, sizeof(err));
+		wan_k_fill_uniform_bf16(0, y[i], nx, 11 + i, 1.0f, err, sizeof(err));
+		wan_k_fill_uniform_bf16(0, y2[i], nx, 21 + i, 1.0f, err, sizeof(err));
+		wan_k_fill_uniform_bf16(0, qkv[i], nx * 3, 31 + i, 1.0f, err, sizeof(err));
+	}
+	cudaMalloc((void **)&mv, (size_t)B * 6 * D * 4);
+	cudaMalloc((void **)&gb, (size_t)4 * D * 4);
+	cudaMalloc((void **)&rope, (size_t)1024 * 64 * 8);
+	cudaMalloc((void **)&sf, sizeof(h_sf));
+	cudaMalloc((void **)&wr, sizeof(h_wr));
+	wan_k_fill_uniform_f32(0, mv, (size_t)B * 6 * D, 41, 0.0f, 0.5f, err, sizeof(err));
+	wan_k_fill_uniform_f32(0, gb, (size_t)4 * D, 42, 1.0f, 0.5f, err, sizeof(err));
+	wan_k_fill_uniform_f32(0, rope, (size_t)1024 * 64 * 2, 43, 0.0f, 1.0f, err, sizeof(err));
+	cudaMemcpy(sf, h_sf, sizeof(h_sf), cudaMemcpyHostToDevice);
+	cudaMemcpy(wr, h_wr, sizeof(h_wr), cudaMemcpyHostToDevice);
+	cudaDeviceSynchronize();
+	printf("rowbench: 1.3B 480x832 S=4 layer, %d tokens x %d, %d buffer sets in turn, hints %d\n", T, D,
+	       NSETS, wan_k_hints(-1));
+	for (int k = 0; k < 5; k++) {
+		float ms[2] = { -1.0f, -1.0f };
+
+		for (int mode = 0; mode < 2; mode++) { /* block, warp */
+			int ok = 1;
+
+			wan_k_warp_rows(mode);
+			for (int r = prof ? 0 : -3; r < (prof ? 1 : reps * NSETS) && ok; r++) {
+				int i = (r + 3) % NSETS;
+
+				if (r == 0)
+					cudaEventRecord(e0, 0);
+				switch (k) {
+				case 0:
+					ok = !wan_k_res_ln2(0, x[i], 1, y[i], mv, 2, y2[i], out[i], mv, 6, 3, 4, NULL, NULL, T,
+							    D, L, L, 1e-6f, err, sizeof(err));
+					break;
+				case 1:
+					ok = !wan_k_res_ln(0, x[i], y[i], mv, 5, out[i], mv, 6, 0, 1, NULL, NULL, T, D, L, L,
+							   1e-6f, err, sizeof(err));
+					break;
+				case 2:
+					ok = !wan_k_res_ln2(0, x[i], 0, y[i], mv, 2, NULL, out[i], NULL, 0, 0, 0, gb, gb + D,
+							    T, D, L, L, 1e-6f, err, sizeof(err));
+					break;
+				case 3:
+					ok = !wan_k_qkv_rope_cache(0, qkv[i], out[i], kc[i], vc[i], (int64_t)kvr * D, T, D,
+								   128, L, L, w2, gb, gb + D, rope, sf, wr, 1e-6f, err,
+								   sizeof(err));
+					break;
+				default:
+					ok = !wan_k_rmsnorm(0, y[i], D, out[i], T, D, gb + 2 * D, 1e-6f, err, sizeof(err));
+					break;
+				}
+			}
+			cudaEventRecord(e1, 0);
+			if (ok && cudaEventSynchronize(e1) == cudaSuccess && cudaEventElapsedTime(&ms[mode], e0, e1) == cudaSuccess)
+				ms[mode] /= prof ? 1 : reps * NSETS;
+			else
+				printf("rowbench %s: %s\n", names[k], ok ? "timing failed" : err);
+		}
+		printf("rowbench %-34s block (%d rows) %7.2f us %5.2f TB/s   warp/row %7.2f us %5.2f TB/s\n",
+		       names[k], wan_k_rows_per_block(0), ms[0] * 1e3, ms[0] > 0 ? bytes[k] * (double)nx / ms[0] / 1e9 : 0.0,
+		       ms[1] * 1e3, ms[1] > 0 ? bytes[k] * (double)nx / ms[1] / 1e9 : 0.0);
+	}
+	wan_k_warp_rows(saved_warp);
+	for (int i = 0; i < NSETS; i++) {
+		cudaFree(x[i]); cudaFree(y[i]); cudaFree(y2[i]); cudaFree(out[i]); cudaFree(qkv[i]);
+		cudaFree(kc[i]); cudaFree(vc[i]);
+	}
+	cudaFree(mv); cudaFree(gb); cudaFree(rope); cudaFree(sf); cudaFree(wr);
+	cudaEventDestroy(e0);
+	cudaEventDestroy(e1);
+}
+
 static void test_ln_mod(int b, int fr, int l, int d)
 {
 	int n = fr * l, t = b * n, m = b * fr;
@@ -609,8 +725,8 @@ static void test_qkv_rope(int b, int fr, int h2, int w2, int d, int hd, int kv_r
 	cudaMemcpy(drope, rope, (size_t)npos * half * 8, cudaMemcpyHostToDevice);
 	cudaMemcpy(dstart, start, sizeof(start), cudaMemcpyHostToDevice);
 	cudaMemcpy(dwrow, wrow, sizeof(wrow), cudaMemcpyHostToDevice);
-	snprintf(what, sizeof(what), "qkv rmsnorm+rope+cache D=%d hd=%d %d slots x %d frames [%d rows/block]",
-		 d, hd, b, fr, wan_k_rows_per_block(0));
+	snprintf(what, sizeof(what), "qkv rmsnorm+rope+cache D=%d hd=%d %d slots x %d frames [%s]",
+		 d, hd, b, fr, row_mode());
 	if (wan_k_qkv_rope_cache(0, dqkv, dq, dkc, dvc, (int64_t)kv_rows * d, t, d, hd, n, l, w2, dg, dg + d,
 				 drope, dstart, dwrow, 1e-6f, err, sizeof(err)) ||
 	    cudaDeviceSynchronize() != cudaSuccess) {
@@ -656,9 +772,10 @@ static void test_qkv_rope(int b, int fr, int h2, int w2, int d, int hd, int kv_r
 	free(qkv); free(g); free(rope); free(q); free(rq); free(kc); free(vc); free(rk); free(rv);
 }
 
-/* The row kernels give bitwise the same results for 1, 2, 4 and 8 tokens per block, on a
- * token count that is no multiple of 4 or 8 and frames that change inside a block: the fused
- * residual+LN (modulated and affine), RMSNorm and q/k RMSNorm+RoPE+cache. */
+/* The row kernels give bitwise the same results for 1, 2, 4 and 8 tokens per block and for
+ * one warp per token, with every set of cache hints, on a token count that is no multiple of 4
+ * or 8 and frames that change inside a block: the fused residual+LN (modulated and affine),
+ * RMSNorm and q/k RMSNorm+RoPE+cache. */
 static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 {
 	int l = h2 * w2, n = fr * l, t = b * n, m = b * fr, kv_rows = 2 * n, npos = 64;
@@ -668,6 +785,7 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 	float *g = malloc((size_t)2 * d * 4), *rope = malloc((size_t)npos * hd * 4);
 	unsigned char *ref = malloc(outb), *got = malloc(outb);
 	int zero[8] = { 0 }, *dzero, saved = wan_k_rows_per_block(0), saved_hints = wan_k_hints(-1), bad = 0;
+	int saved_warp = wan_k_warp_rows(-1);
 	float *dx, *dmv, *dg, *drope;
 	void *dy, *dqkv, *dout, *dkc, *dvc;
 	char err[256];
@@ -692,13 +810,15 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 	cudaMemcpy(dg, g, (size_t)2 * d * 4, cudaMemcpyHostToDevice);
 	cudaMemcpy(drope, rope, (size_t)npos * hd * 4, cudaMemcpyHostToDevice);
 	cudaMemcpy(dzero, zero, sizeof(zero), cudaMemcpyHostToDevice);
-	/* 1, 2, 4, 8 tokens per block, then 4 with each set of cache hints */
-	for (int ri = 0; ri < 8; ri++) {
+	/* 1, 2, 4, 8 tokens per block, then 4 with each set of cache hints, then one warp per
+	 * token with each set */
+	for (int ri = 0; ri < 12; ri++) {
 		int rows = ri < 4 ? 1 << ri : 4;
 		char *o = dout;
 
 		wan_k_rows_per_block(rows);
-		wan_k_hints(ri < 4 ? 0 : ri - 4);
+		wan_k_hints(ri < 4 ? 0 : ri % 4);
+		wan_k_warp_rows(ri >= 8);
 		cudaMemcpy(dx, x, nx * 4, cudaMemcpyHostToDevice);
 		cudaMemset(dout, 0xff, nx * 2 * 5);
 		cudaMemset(dkc, 0x7f, nc * 2);
@@ -710,7 +830,7 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 		    wan_k_qkv_rope_cache(0, dqkv, o + nx * 6, dkc, dvc, (int64_t)kv_rows * d, t, d, hd, n, l, w2, dg,
 					 dg + d, drope, dzero, dzero, 1e-6f, err, sizeof(err)) ||
 		    cudaDeviceSynchronize() != cudaSuccess) {
-			fprintf(stderr, "FAIL row kernels at %d rows per block: %s\n", rows, err);
+			fprintf(stderr, "FAIL row kernels at %s: %s\n", row_mode(), err);
 			failures++;
 			bad = 1;
 			break;
@@ -722,8 +842,8 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 		if (rows == 1) {
 			memcpy(ref, got, nx * 12 + nc * 4);
 		} else if (memcmp(ref, got, nx * 12 + nc * 4)) {
-			fprintf(stderr, "FAIL row kernels at %d rows per block (cache hints %d) differ from one "
-				"row per block (%d tokens, D=%d)\n", rows, wan_k_hints(-1), t, d);
+			fprintf(stderr, "FAIL row kernels at %s (cache hints %d) differ from one "
+				"row per block (%d tokens, D=%d)\n", row_mode(), wan_k_hints(-1), t, d);
 			failures++;
 			bad = 1;
 		}
@@ -731,11 +851,13 @@ static void test_rows_bitwise(int b, int fr, int h2, int w2, int d, int hd)
 	if (!bad) {
 		char what[96];
 
-		snprintf(what, sizeof(what), "row kernels, 1/2/4/8 tokens per block, hints 0-3, D=%d, %d tokens", d, t);
+		snprintf(what, sizeof(what), "row kernels, 1/2/4/8 tokens per block and warp/token, hints 0-3, "
+			 "D=%d, %d tokens", d, t);
 		printf("ok   %-50s bitwise\n", what);
 	}
 	wan_k_rows_per_block(saved);
 	wan_k_hints(saved_hints);
+	wan_k_warp_rows(saved_warp);
 	cudaFree(dx); cudaFree(dmv); cudaFree(dg); cudaFree(drope); cudaFree(dzero); cudaFree(dy);
 	cudaFree(dqkv); cudaFree(dout); cudaFree(dkc); cudaFree(dvc);
 	free(x); free(y); free(mv); free(qkv); free(g); free(rope); free(ref); free(got);
@@ -907,8 +1029,8 @@ static void test_res_ln2(int b, int fr, int l, int d)
 	cudaMalloc(&o1, nx * 2);
 	cudaMemcpy(dmv, mv, nm * 4, cudaMemcpyHostToDevice);
 	cudaMemcpy(dgb, gb, (size_t)2 * d * 4, cudaMemcpyHostToDevice);
-	snprintf(what, sizeof(what), "deferred residual D=%d (%d slots x %d frames) [%d rows/block]", d, b,
-		 fr, wan_k_rows_per_block(0));
+	snprintf(what, sizeof(what), "deferred residual D=%d (%d slots x %d frames) [%s]", d, b,
+		 fr, row_mode());
 	/* two updates: x += y·gate2, LN·gamma+beta -> o1; x += y2, LN·mod(3,4) -> y2a (copied out) */
 	cudaMemcpy(dx, x, nx * 4, cudaMemcpyHostToDevice);
 	rc = wan_k_res_ln(0, dx, dy, dmv, 2, o1, NULL, 0, 0, 0, dgb, dgb + d, t, d, n, l, 1e-6f, err,
@@ -944,6 +1066,51 @@ static void test_res_ln2(int b, int fr, int l, int d)
 	free(x); free(y); free(mv); free(gb); free(ra); free(rb);
 }
 
+/* Every row-kernel check (`gpu_kernels rows` runs only these): the default layout against the
+ * C reference, the layouts against each other bitwise, and each layout against the C reference
+ * and the deferred residual. */
+static void row_tests(void)
+{
+	int warp = wan_k_warp_rows(-1);
+
+	test_ln_mod(2, 2, 24, 1536);
+	test_res_ln(2, 2, 24, 1536);
+	test_res_ln(1, 1, 40, 5120);
+	test_res_ln(1, 2, 10, 200);
+	test_ln_affine_fused(37, 1536);
+	test_ln_affine_fused(5, 96);
+	test_rmsnorm(64, 1536, 1536);
+	test_rmsnorm(33, 1536, 4608);
+	test_rmsnorm(20, 5120, 5120);
+	test_rmsnorm(9, 200, 208);
+	test_qkv_rope(2, 2, 6, 5, 1536, 128, 200);
+	test_qkv_rope(3, 1, 7, 3, 1536, 128, 50);
+	test_qkv_rope(1, 2, 3, 4, 5120, 128, 40);
+	test_qkv_rope(2, 1, 5, 3, 240, 40, 30);
+	test_rows_bitwise(3, 2, 1, 7, 1536, 128);
+	test_rows_bitwise(1, 3, 3, 4, 5120, 128);
+	test_rows_bitwise(2, 2, 3, 5, 1280, 128); /* 5 chunks per lane */
+	test_rows_bitwise(2, 1, 4, 5, 512, 64); /* 2 chunks per lane, head dim 64 */
+	test_rows_bitwise(1, 1, 3, 3, 256, 32); /* 1 chunk per lane */
+	test_rows_bitwise(4, 1, 30, 52, 1536, 128); /* the S=4 layer */
+	/* 1, 2, 4, 8 tokens per block, then one warp per token */
+	for (int ri = 0; ri < 5; ri++) {
+		wan_k_warp_rows(ri == 4);
+		if (ri < 4)
+			wan_k_rows_per_block(1 << ri);
+		printf("-- %s\n", row_mode());
+		test_res_ln(1, 3, 13, 1536);
+		test_rmsnorm(37, 1536, 4608);
+		test_qkv_rope(3, 1, 7, 3, 1536, 128, 50);
+		test_qkv_rope(2, 1, 4, 5, 512, 64, 60);
+		test_res_ln2(3, 2, 7, 1536);
+	}
+	wan_k_warp_rows(warp);
+	wan_k_rows_per_block(4);
+	test_res_ln2(2, 1, 9, 200);
+	test_res_ln2(1, 2, 5, 5120);
+}
+
 int main(int argc, char **argv)
 {
 	int ndev = 0;
@@ -964,6 +1131,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	wan_attn_set_fa3(dnn, -1);
+	if (argc > 1 && (!strcmp(argv[1], "rowbench") || !strcmp(argv[1], "rowprof"))) {
+		bench_rows(!strcmp(argv[1], "rowprof"));
+		goto done;
+	}
+	if (argc > 1 && !strcmp(argv[1], "rows")) {
+		row_tests();
+		goto done;
+	}
 	if (argc > 1 && !strcmp(argv[1], "bench")) {
 		bench_attn(dnn, "1.3B 480x832 S=4 self", 4, 12, 1560, 9360);
 		bench_attn(dnn, "1.3B 480x832 S=1 self", 1, 12, 1560, 9360);
@@ -998,33 +1173,7 @@ int main(int argc, char **argv)
 	test_attn(a, 1, 3, 64, 77, 131, 0, "odd");
 	test_attn(fb, 2, 4, 128, 100, 600, 0, "self");
 	test_attn(fb, 3, 2, 40, 50, 300, 1, "odd");
-	test_ln_mod(2, 2, 24, 1536);
-	test_res_ln(2, 2, 24, 1536);
-	test_res_ln(1, 1, 40, 5120);
-	test_res_ln(1, 2, 10, 200);
-	test_ln_affine_fused(37, 1536);
-	test_ln_affine_fused(5, 96);
-	test_rmsnorm(64, 1536, 1536);
-	test_rmsnorm(33, 1536, 4608);
-	test_rmsnorm(20, 5120, 5120);
-	test_rmsnorm(9, 200, 208);
-	test_qkv_rope(2, 2, 6, 5, 1536, 128, 200);
-	test_qkv_rope(3, 1, 7, 3, 1536, 128, 50);
-	test_qkv_rope(1, 2, 3, 4, 5120, 128, 40);
-	test_qkv_rope(2, 1, 5, 3, 240, 40, 30);
-	test_rows_bitwise(3, 2, 1, 7, 1536, 128);
-	test_rows_bitwise(1, 3, 3, 4, 5120, 128);
-	for (int rows = 1; rows <= 8; rows *= 2) {
-		wan_k_rows_per_block(rows);
-		printf("-- %d token(s) per block\n", rows);
-		test_res_ln(1, 3, 13, 1536);
-		test_rmsnorm(37, 1536, 4608);
-		test_qkv_rope(3, 1, 7, 3, 1536, 128, 50);
-		test_res_ln2(3, 2, 7, 1536);
-	}
-	wan_k_rows_per_block(4);
-	test_res_ln2(2, 1, 9, 200);
-	test_res_ln2(1, 2, 5, 5120);
+	row_tests();
 	test_pdl(g, 6240, 1536, 6);
 	test_pdl(g, 77, 1536, 3);
 done:

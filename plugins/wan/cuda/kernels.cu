@@ -159,6 +159,52 @@ extern "C" int wan_k_rows_per_block(int rows)
 	return rows_per_block();
 }
 
+/* One warp per row (row8.cuh) for the vectorized row kernels at widths of at most
+ * WR_MAXNC·256 channels: WAN_K_WARP=0 keeps the block kernels (benchmark A/B);
+ * wan_k_warp_rows overrides it. */
+#define WR_MAXNC 6
+#define WR_WARPS 2 /* rows (warps) per block */
+static int k_warp = -1;
+
+static int warp_rows(void)
+{
+	if (k_warp < 0) {
+		const char *e = getenv("WAN_K_WARP");
+
+		k_warp = !(e && e[0] == '0');
+	}
+	return k_warp;
+}
+
+extern "C" int wan_k_warp_rows(int on)
+{
+	if (on == 0 || on == 1)
+		k_warp = on;
+	return warp_rows();
+}
+
+/* The warp kernels serve width d (a multiple of 256, vec8_ok) when on, at most WR_MAXNC·256
+ * wide, and every per-channel vector they read as float4 is 16-byte aligned. */
+static int warp_ok(int d, uintptr_t vectors)
+{
+	return warp_rows() && d <= WR_MAXNC * 256 && !(vectors & 15);
+}
+
+/* Launches KERN<d/256, V> (one warp per row, WR_WARPS rows per block) over T rows on stream
+ * ST; V is the kernel's compile-time variant; the rest are the kernel's arguments. */
+#define LAUNCH_WARP(nc, V, t, st, kern, ...)                                                \
+	do {                                                                                 \
+		unsigned blocks_ = (unsigned)(((t) + WR_WARPS - 1) / WR_WARPS);                \
+		switch (nc) {                                                                \
+		case 1: pdl_launch(kern<1, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
+		case 2: pdl_launch(kern<2, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
+		case 3: pdl_launch(kern<3, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
+		case 4: pdl_launch(kern<4, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
+		case 5: pdl_launch(kern<5, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;    \
+		default: pdl_launch(kern<6, V>, blocks_, WR_WARPS * 32, st, __VA_ARGS__); break;   \
+		}                                                                            \
+	} while (0)
+
 /* Tokens per block for a row kernel whose instances for 2, 4 and 8 tokens are kern[0..2],
  * launched with `threads` threads: the setting, lowered while an instance cannot launch that
  * many threads (its registers: 14B's 640-thread rows at 4 or 8 tokens). maxthr caches each
@@ -721,6 +767,162 @@ __global__ void k_res_ln8r(float *x, int store_x, const bf16 *y, const float *gv
 	}
 }
 
+/* The fused residual+LN of one row after its loads, for one warp (row8.cuh's layout: lane L
+ * owns the chunks L + 32·j of 8 channels, j < NC = d/256): v holds x, yr and zr the raw y and
+ * y2 (Y2 = 0: no y2) of the lane's chunks. The arithmetic per channel and the order of every
+ * sum are k_res_ln8r's: bitwise the same results. */
+template <int NC, int Y2>
+static __device__ __forceinline__ void res_ln_row(float (*v)[8], const uint4 *yr, const uint4 *zr, float *x,
+						  size_t ro, int store_x, int cs, int has_y, const float *gv,
+						  int gidx, bf16 *out, const float *mv, int nj, int sh_idx,
+						  int sc_idx, const float *gamma, const float *beta, int d,
+						  int mi, float eps)
+{
+	int lane = threadIdx.x & 31;
+	float s[NC], mean, rstd;
+
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		int c = 8 * (lane + 32 * j);
+
+		if (has_y) {
+			float yy[8];
+
+			bf16x8_to_f(yr[j], yy);
+			if (gidx >= 0) {
+				const float4 *g = reinterpret_cast<const float4 *>(gv + ((size_t)mi * 6 + gidx) * d + c);
+				float4 g0 = g[0], g1 = g[1];
+				float p0[8] = { g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w };
+
+#pragma unroll
+				for (int k = 0; k < 8; k++)
+					yy[k] *= p0[k];
+			}
+#pragma unroll
+			for (int k = 0; k < 8; k++)
+				v[j][k] += yy[k];
+		}
+		if (Y2) {
+			float zz[8];
+
+			bf16x8_to_f(zr[j], zz);
+#pragma unroll
+			for (int k = 0; k < 8; k++)
+				v[j][k] += zz[k];
+		}
+		if ((has_y || Y2) && store_x) {
+			float4 *xr = reinterpret_cast<float4 *>(x + ro + c);
+			float4 w0 = make_float4(v[j][0], v[j][1], v[j][2], v[j][3]);
+			float4 w1 = make_float4(v[j][4], v[j][5], v[j][6], v[j][7]);
+
+			if (cs) {
+				__stcs(xr, w0);
+				__stcs(xr + 1, w1);
+			} else {
+				xr[0] = w0;
+				xr[1] = w1;
+			}
+		}
+		s[j] = 0.0f;
+#pragma unroll
+		for (int k = 0; k < 8; k++)
+			s[j] += v[j][k];
+	}
+	mean = warp_row_sum<NC>(s) / d;
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		s[j] = 0.0f;
+#pragma unroll
+		for (int k = 0; k < 8; k++) {
+			v[j][k] -= mean;
+			s[j] += v[j][k] * v[j][k];
+		}
+	}
+	rstd = rsqrtf(warp_row_sum<NC>(s) / d + eps);
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		int c = 8 * (lane + 32 * j);
+		float o[8], p0[8], p1[8];
+
+		if (mv) {
+			const float4 *sc = reinterpret_cast<const float4 *>(mv + ((size_t)mi * nj + sc_idx) * d + c);
+			const float4 *sf = reinterpret_cast<const float4 *>(mv + ((size_t)mi * nj + sh_idx) * d + c);
+			float4 a0 = sc[0], a1 = sc[1], b0 = sf[0], b1 = sf[1];
+
+			p0[0] = a0.x; p0[1] = a0.y; p0[2] = a0.z; p0[3] = a0.w;
+			p0[4] = a1.x; p0[5] = a1.y; p0[6] = a1.z; p0[7] = a1.w;
+			p1[0] = b0.x; p1[1] = b0.y; p1[2] = b0.z; p1[3] = b0.w;
+			p1[4] = b1.x; p1[5] = b1.y; p1[6] = b1.z; p1[7] = b1.w;
+#pragma unroll
+			for (int k = 0; k < 8; k++)
+				o[k] = v[j][k] * rstd * (1.0f + p0[k]) + p1[k];
+		} else {
+			const float4 *ga = reinterpret_cast<const float4 *>(gamma + c);
+			const float4 *be = reinterpret_cast<const float4 *>(beta + c);
+			float4 a0 = ga[0], a1 = ga[1], b0 = be[0], b1 = be[1];
+
+			p0[0] = a0.x; p0[1] = a0.y; p0[2] = a0.z; p0[3] = a0.w;
+			p0[4] = a1.x; p0[5] = a1.y; p0[6] = a1.z; p0[7] = a1.w;
+			p1[0] = b0.x; p1[1] = b0.y; p1[2] = b0.z; p1[3] = b0.w;
+			p1[4] = b1.x; p1[5] = b1.y; p1[6] = b1.z; p1[7] = b1.w;
+#pragma unroll
+			for (int k = 0; k < 8; k++)
+				o[k] = v[j][k] * rstd * p0[k] + p1[k];
+		}
+		*reinterpret_cast<uint4 *>(out + ro + c) = f_to_bf16x8(o);
+	}
+}
+
+/* Token -> its modulation row b·F + f (32-bit: T < 2^31). */
+static __device__ __forceinline__ int tok_frame(int tok, int n_per_slot, int l)
+{
+	int b = tok / n_per_slot;
+
+	return b * (n_per_slot / l) + (tok - b * n_per_slot) / l;
+}
+
+/* Same contract as k_res_ln8r, one warp per row (res_ln_row), WR_WARPS rows per block, no
+ * shared memory and no barriers: each warp loads its row, reduces with shuffles and stores,
+ * independent of the others. Y2: y2 is read (the launcher picks the instance, so the others
+ * need fewer registers). */
+template <int NC, int Y2>
+__global__ void __launch_bounds__(WR_WARPS * 32)
+k_res_ln_w(float *x, int store_x, const bf16 *y, const float *gv, int gidx, const bf16 *y2,
+	   bf16 *out, const float *mv, int nj, int sh_idx, int sc_idx, const float *gamma,
+	   const float *beta, int t, int d, int n_per_slot, int l, float eps)
+{
+	pdl_wait();
+	int lane = threadIdx.x & 31, tok = blockIdx.x * WR_WARPS + (threadIdx.x >> 5);
+	/* store_x bit 1 (WAN_K_HINT=1): x, y and y2 loaded and x stored evict-first (streaming) */
+	int cs = store_x & 2;
+	float v[NC][8];
+	uint4 yr[NC], zr[NC];
+	size_t ro;
+
+	store_x &= 1;
+	if (tok >= t)
+		return;
+	ro = (size_t)tok * d;
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		int c = 8 * (lane + 32 * j);
+		const float4 *xr = reinterpret_cast<const float4 *>(x + ro + c);
+		float4 a0 = cs ? __ldcs(xr) : xr[0], a1 = cs ? __ldcs(xr + 1) : xr[1];
+		const uint4 *yp = reinterpret_cast<const uint4 *>(y + ro + c);
+		const uint4 *zp = reinterpret_cast<const uint4 *>(y2 + ro + c);
+
+		v[j][0] = a0.x; v[j][1] = a0.y; v[j][2] = a0.z; v[j][3] = a0.w;
+		v[j][4] = a1.x; v[j][5] = a1.y; v[j][6] = a1.z; v[j][7] = a1.w;
+		if (y)
+			yr[j] = cs ? __ldcs(yp) : *yp;
+		if (Y2)
+			zr[j] = cs ? __ldcs(zp) : *zp;
+	}
+	pdl_trigger();
+	res_ln_row<NC, Y2>(v, yr, zr, x, ro, store_x, cs, y != NULL, gv, gidx, out, mv, nj, sh_idx, sc_idx,
+			   gamma, beta, d, tok_frame(tok, n_per_slot, l), eps);
+}
+
 extern "C" int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void *y,
 			     const float *gv, int gidx, const void *y2, void *out, const float *mv,
 			     int nj, int sh_idx, int sc_idx, const float *gamma, const float *beta,
@@ -736,7 +938,17 @@ extern "C" int wan_k_res_ln2(cudaStream_t st, float *x, int store_x, const void 
 			 RL_THREADS * 4 * RL_MAXV, d);
 		return -1;
 	}
-	if (vec8_ok(d)) {
+	if (vec8_ok(d) && warp_ok(d, (uintptr_t)mv | (uintptr_t)gv | (uintptr_t)gamma | (uintptr_t)beta)) {
+		int sx = (store_x ? 1 : 0) | (k_hint() & 1 ? 2 : 0), nc = d / 256;
+
+		if (zb) {
+			LAUNCH_WARP(nc, 1, t, st, k_res_ln_w, x, sx, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
+				    sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
+		} else {
+			LAUNCH_WARP(nc, 0, t, st, k_res_ln_w, x, sx, yb, gv, gidx, zb, (bf16 *)out, mv, nj, sh_idx,
+				    sc_idx, gamma, beta, t, d, n_per_slot, l, eps);
+		}
+	} else if (vec8_ok(d)) {
 		int r = rows_fit(kern, maxthr, d / 8);
 
 		LAUNCH_ROWS(r, t, d / 8, st, k_res_ln8r, x, (store_x ? 1 : 0) | (k_hint() & 1 ? 2 : 0), yb, gv,
@@ -882,6 +1094,88 @@ __global__ void k_qkv_rope_cache8r(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 
 	}
 }
 
+/* q/k RMSNorm + RoPE + cache write of one row after its loads, for one warp (row8.cuh's
+ * layout, NC = d/256 chunks of 8 channels per lane; rq, rk, rv the lane's raw q, k, v): v goes
+ * to the cache first, the RoPE table entries of a chunk are looked up once for q and k.
+ * Bitwise k_qkv_rope_cache8r's results. */
+template <int NC>
+static __device__ __forceinline__ void qkv_row(const uint4 *rq, const uint4 *rk, const uint4 *rv, int tok,
+					       bf16 *q_out, bf16 *kc, bf16 *vc, int64_t kv_bstride, int d,
+					       int hd, int n_per_slot, int l, int w2, const float *g_q,
+					       const float *g_k, const float2 *rope, const int *start_frame,
+					       const int *write_row, float eps)
+{
+	int lane = threadIdx.x & 31, half = hd / 2, ch = hd / 6, ct = half - 2 * ch;
+	int b = tok / n_per_slot, i = tok - b * n_per_slot, rem = i % l;
+	int pos_t = start_frame[b] + i / l, pos_y = rem / w2, pos_x = rem % w2;
+	int wr = write_row[b]; /* < 0: a refused adaptive-sink write, q only */
+	float sq[NC], sk[NC], sumq, sumk;
+	size_t row = 0;
+
+	if (wr >= 0) {
+		row = (size_t)b * kv_bstride + (size_t)(wr + i) * d;
+#pragma unroll
+		for (int j = 0; j < NC; j++)
+			*reinterpret_cast<uint4 *>(vc + row + 8 * (lane + 32 * j)) = rv[j];
+	}
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		sq[j] = sq8(rq[j]);
+		sk[j] = sq8(rk[j]);
+	}
+	sumq = warp_row_sum<NC>(sq);
+	sumk = warp_row_sum<NC>(sk);
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		int c = 8 * (lane + 32 * j);
+		float2 cs[4];
+		float g[8];
+		const float4 *gp = reinterpret_cast<const float4 *>(g_q + c);
+		float4 g0 = gp[0], g1 = gp[1];
+
+		rope_cs4(cs, rope, (c % hd) / 2, half, ct, ch, pos_t, pos_y, pos_x);
+		g[0] = g0.x; g[1] = g0.y; g[2] = g0.z; g[3] = g0.w;
+		g[4] = g1.x; g[5] = g1.y; g[6] = g1.z; g[7] = g1.w;
+		*reinterpret_cast<uint4 *>(q_out + (size_t)tok * d + c) = norm_rope8_cs(rq[j], sumq, g, d, eps, cs);
+		if (wr < 0)
+			continue;
+		gp = reinterpret_cast<const float4 *>(g_k + c);
+		g0 = gp[0];
+		g1 = gp[1];
+		g[0] = g0.x; g[1] = g0.y; g[2] = g0.z; g[3] = g0.w;
+		g[4] = g1.x; g[5] = g1.y; g[6] = g1.z; g[7] = g1.w;
+		*reinterpret_cast<uint4 *>(kc + row + c) = norm_rope8_cs(rk[j], sumk, g, d, eps, cs);
+	}
+}
+
+/* Same contract as k_qkv_rope_cache8r, one warp per row (qkv_row), WR_WARPS rows per block, no
+ * barriers. */
+template <int NC, int V>
+__global__ void __launch_bounds__(WR_WARPS * 32)
+k_qkv_rope_cache_w(const bf16 *qkv, bf16 *q_out, bf16 *kc, bf16 *vc, int64_t kv_bstride, int t,
+		   int d, int hd, int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
+		   const float2 *rope, const int *start_frame, const int *write_row, float eps, int ef)
+{
+	pdl_wait();
+	int lane = threadIdx.x & 31, tok = blockIdx.x * WR_WARPS + (threadIdx.x >> 5);
+	uint4 rq[NC], rk[NC], rv[NC];
+
+	if (tok >= t)
+		return;
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		const uint4 *q = reinterpret_cast<const uint4 *>(qkv + (size_t)tok * 3 * d + 8 * (lane + 32 * j));
+
+		/* ef (WAN_K_HINT bit 1): qkv is read once, evict-first */
+		rq[j] = ef ? __ldcs(q) : q[0];
+		rk[j] = ef ? __ldcs(q + d / 8) : q[d / 8];
+		rv[j] = ef ? __ldcs(q + d / 4) : q[d / 4];
+	}
+	pdl_trigger();
+	qkv_row<NC>(rq, rk, rv, tok, q_out, kc, vc, kv_bstride, d, hd, n_per_slot, l, w2, g_q, g_k, rope,
+		    start_frame, write_row, eps);
+}
+
 extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_out, void *kcache,
 				    void *vcache, int64_t kv_bstride, int t, int d, int hd,
 				    int n_per_slot, int l, int w2, const float *g_q, const float *g_k,
@@ -897,6 +1191,13 @@ extern "C" int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_ou
 	if (hd % 2 || d % hd) {
 		snprintf(err, errlen, "head dim %d does not divide width %d evenly", hd, d);
 		return -1;
+	}
+	if (vec && warp_ok(d, (uintptr_t)g_q | (uintptr_t)g_k)) {
+		LAUNCH_WARP(d / 256, 0, t, st, k_qkv_rope_cache_w, (const bf16 *)qkv, (bf16 *)q_out,
+			    (bf16 *)kcache, (bf16 *)vcache, kv_bstride, t, d, hd, n_per_slot, l, w2, g_q,
+			    g_k, (const float2 *)rope, start_frame, write_row, eps, (k_hint() & 2) != 0);
+		LAUNCH_CHECK("k_qkv_rope_cache_w");
+		return 0;
 	}
 	if (vec) {
 		int r = rows_fit(kern, maxthr, d / 8);
@@ -980,13 +1281,63 @@ __global__ void k_rmsnorm8r(const bf16 *x, int ldx, bf16 *out, int t, int d, con
 	}
 }
 
+/* Same contract, one warp per row (row8.cuh's layout), WR_WARPS rows per block, no barriers;
+ * bitwise k_rmsnorm8r's results. */
+template <int NC, int V>
+__global__ void __launch_bounds__(WR_WARPS * 32)
+k_rmsnorm_w(const bf16 *x, int ldx, bf16 *out, int t, int d, const float *g, float eps, int cs)
+{
+	pdl_wait();
+	int lane = threadIdx.x & 31, tok = blockIdx.x * WR_WARPS + (threadIdx.x >> 5);
+	uint4 raw[NC];
+	float s[NC], sum;
+
+	if (tok >= t)
+		return;
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		const uint4 *p = reinterpret_cast<const uint4 *>(x + (size_t)tok * ldx + 8 * (lane + 32 * j));
+
+		raw[j] = cs ? __ldcs(p) : *p;
+	}
+	pdl_trigger();
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		float f[8];
+
+		bf16x8_to_f(raw[j], f);
+		s[j] = 0.0f;
+#pragma unroll
+		for (int k = 0; k < 8; k++)
+			s[j] += f[k] * f[k];
+	}
+	sum = warp_row_sum<NC>(s);
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		int c = 8 * (lane + 32 * j);
+		float f[8], rr = rsqrtf(sum / d + eps);
+		const float4 *gp = reinterpret_cast<const float4 *>(g + c);
+		float4 g0 = gp[0], g1 = gp[1];
+		float gg[8] = { g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w };
+
+		bf16x8_to_f(raw[j], f);
+#pragma unroll
+		for (int k = 0; k < 8; k++)
+			f[k] *= rr * gg[k];
+		*reinterpret_cast<uint4 *>(out + (size_t)tok * d + c) = f_to_bf16x8(f);
+	}
+}
+
 extern "C" int wan_k_rmsnorm(cudaStream_t st, const void *x, int ldx, void *out, int t, int d,
 			     const float *g, float eps, char *err, size_t errlen)
 {
 	static const void *const kern[3] = { (const void *)k_rmsnorm8r<2>, (const void *)k_rmsnorm8r<4>,
 					      (const void *)k_rmsnorm8r<8> };
 	static int maxthr[3];
-	if (vec8_ok(d) && ldx % 8 == 0) {
+	if (vec8_ok(d) && ldx % 8 == 0 && warp_ok(d, (uintptr_t)g)) {
+		LAUNCH_WARP(d / 256, 0, t, st, k_rmsnorm_w, (const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps,
+			    (k_hint() & 2) != 0);
+	} else if (vec8_ok(d) && ldx % 8 == 0) {
 		int r = rows_fit(kern, maxthr, d / 8);
 
 		LAUNCH_ROWS(r, t, d / 8, st, k_rmsnorm8r, (const bf16 *)x, ldx, (bf16 *)out, t, d, g, eps,

@@ -85,11 +85,17 @@ int wan_k_qkv_rope_cache(cudaStream_t st, const void *qkv, void *q_out, void *kc
 			 const int *start_frame, const int *write_row, float eps,
 			 char *err, size_t errlen);
 /* Tokens per block of the vectorized row kernels (res_ln, qkv_rope_cache, rmsnorm at widths
- * divisible by 256): 1, 2, 4 or 8, bitwise the same results. The environment variable
- * WAN_K_ROWS sets the first value (default 4; 1 = one token per block); rows 1, 2, 4 or 8
- * sets it (tests and benchmarks), any other value only asks. Returns the value in force. Not
- * thread-safe against launches in flight on other threads. */
+ * divisible by 256, where wan_k_warp_rows does not apply): 1, 2, 4 or 8, bitwise the same
+ * results. The environment variable WAN_K_ROWS sets the first value (default 4; 1 = one token
+ * per block); rows 1, 2, 4 or 8 sets it (tests and benchmarks), any other value only asks.
+ * Returns the value in force. Not thread-safe against launches in flight on other threads. */
 int wan_k_rows_per_block(int rows);
+/* One warp per token in the same row kernels (res_ln, qkv_rope_cache, rmsnorm at widths
+ * divisible by 256 and at most 1536, per-channel vectors 16-byte aligned; wider rows keep the
+ * block kernels of wan_k_rows_per_block): no shared memory and no barriers, bitwise the same
+ * results. WAN_K_WARP=0 in the environment sets the first value to off (default on); on = 0 or 1
+ * sets it (tests, benchmarks), any other value only asks. Returns the value in force. */
+int wan_k_warp_rows(int on);
 
 /* Programmatic dependent launch of this file's kernels (every one but the sink statistics):
  * 1 (the default) launches them with programmatic stream serialization, each waiting for its

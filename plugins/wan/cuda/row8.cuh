@@ -1,9 +1,10 @@
 /* row8.cuh: the per-row device helpers of the DiT's row kernels, shared by kernels.cu and
- * sink_kernels.cu so that both round exactly alike (the adaptive-sink write kernel must store
- * bitwise the K rows that k_qkv_rope_cache8r stores).
+ * sink_kernels.cu so that both round exactly alike (the adaptive-sink statistics must see
+ * bitwise the K rows that k_qkv_rope_cache8r and k_qkv_rope_cache_w store).
  *
  * A thread owns 8 consecutive channels of a row (one 16-byte access); sums over a row are a
- * warp tree, then the warps' partials in a second tree. */
+ * warp tree, then the warps' partials in a second tree (a block per row), or the same trees
+ * inside one warp (warp_row_sum: a warp per row). */
 #ifndef WAN_CUDA_ROW8_CUH
 #define WAN_CUDA_ROW8_CUH
 
@@ -77,6 +78,16 @@ static __device__ __forceinline__ float sq8(uint4 raw)
 	return s;
 }
 
+/* RMSNorm·g (r = 1/RMS) and RoPE (table entry cs) of pair j of 8 channels f. */
+static __device__ __forceinline__ void norm_rope_pair(float *f, int j, float r, const float *g,
+						      float2 cs)
+{
+	float k0 = f[2 * j] * r * g[2 * j], k1 = f[2 * j + 1] * r * g[2 * j + 1];
+
+	f[2 * j] = k0 * cs.x - k1 * cs.y;
+	f[2 * j + 1] = k0 * cs.y + k1 * cs.x;
+}
+
 /* RMSNorm·g and 3-D RoPE of 8 channels (pairs pj0..pj0+3 of a head; half = head dim / 2, the
  * first ct pairs rotate by the frame position, the next ch by the row, the rest by the
  * column) of a row whose sum of squares over its d channels is sum; rounded to bf16. */
@@ -90,13 +101,58 @@ static __device__ __forceinline__ uint4 norm_rope8(uint4 raw, float sum, const f
 #pragma unroll
 	for (int j = 0; j < 4; j++) {
 		int pj = pj0 + j, pos = pj < ct ? pos_t : (pj < ct + ch ? pos_y : pos_x);
-		float2 cs = rope[(size_t)pos * half + pj];
-		float k0 = f[2 * j] * r * g[2 * j], k1 = f[2 * j + 1] * r * g[2 * j + 1];
 
-		f[2 * j] = k0 * cs.x - k1 * cs.y;
-		f[2 * j + 1] = k0 * cs.y + k1 * cs.x;
+		norm_rope_pair(f, j, r, g, rope[(size_t)pos * half + pj]);
 	}
 	return f_to_bf16x8(f);
+}
+
+/* The table entries of norm_rope8's 8 channels, looked up once for q and k (norm_rope8_cs). */
+static __device__ __forceinline__ void rope_cs4(float2 *cs, const float2 *rope, int pj0, int half,
+						int ct, int ch, int pos_t, int pos_y, int pos_x)
+{
+#pragma unroll
+	for (int j = 0; j < 4; j++) {
+		int pj = pj0 + j, pos = pj < ct ? pos_t : (pj < ct + ch ? pos_y : pos_x);
+
+		cs[j] = rope[(size_t)pos * half + pj];
+	}
+}
+
+/* norm_rope8 with the table entries given (rope_cs4): the same arithmetic. */
+static __device__ __forceinline__ uint4 norm_rope8_cs(uint4 raw, float sum, const float *g, int d,
+						      float eps, const float2 *cs)
+{
+	float f[8], r = rsqrtf(sum / d + eps);
+
+	bf16x8_to_f(raw, f);
+#pragma unroll
+	for (int j = 0; j < 4; j++)
+		norm_rope_pair(f, j, r, g, cs[j]);
+	return f_to_bf16x8(f);
+}
+
+/* ---- one warp per row ----
+ * The block kernels give a row to d/8 threads: thread i owns the 8 channels [8i, 8i+8), lane
+ * i % 32 of warp i / 32. The warp kernels give a row to one warp whose lane L owns the chunks
+ * L + 32·j, j < NC = d/256: slot j of the warp holds exactly what warp j of a block holds, lane
+ * for lane. So the row sum below is bitwise block_sum_rows's: per slot the same butterfly over
+ * the same lanes (every lane ends with the same bits: the additions are commutative), then
+ * the NC partials in the block's second tree (lane j holds partial j, the other lanes 0). */
+template <int NC>
+static __device__ __forceinline__ float warp_row_sum(const float *s)
+{
+	int lane = threadIdx.x & 31;
+	float v = 0.0f;
+
+#pragma unroll
+	for (int j = 0; j < NC; j++) {
+		float w = warp_sum(s[j]);
+
+		if (lane == j)
+			v = w;
+	}
+	return warp_sum(v);
 }
 
 #endif
