@@ -407,7 +407,8 @@ START_TEST(test_stream_prepare)
 					.w = 6, .nctx = 1 };
 	struct rec_eng r = { 0 }, plain, prep;
 	ck_assert_msg(dit_cpu_engine_open(m, &ep, &r.in, err, sizeof(err)) == 0, "%s", err);
-	struct dit_engine eng = { &r, rec_forward, rec_expand, rec_reset, rec_set_context, NULL };
+	struct dit_engine eng = { .impl = &r, .forward = rec_forward, .expand = rec_expand,
+				  .reset = rec_reset, .set_context = rec_set_context };
 	int64_t n, nn;
 	float *lat = load(fix_path("stream_in_s2.safetensors"), "latents", &n);
 	float *ctx = load(fix_path("stream_in_s2.safetensors"), "context", &n);
@@ -468,6 +469,217 @@ START_TEST(test_stream_prepare)
 }
 END_TEST
 
+/* ---- the split forward: forward_begin / forward_end and host_alloc (dit_stream.h) ---- */
+
+/* The C reference behind the optional hooks: begin only records the call (the forward runs
+ * in end, so X must really stay unchanged in between and the stream's draws really happen
+ * between the two), end runs it and computes x0; host memory is counted. */
+struct split_eng {
+	struct dit_engine in;
+	struct dit_kv *kv;
+	int nslots, frames;
+	const float *x;
+	int64_t t[16], c_start[8];
+	float *flow;
+	int pending, begun, ended, allocs, frees, draws_at_begin, draws_seen;
+	const struct dit_noise_array *mn; /* borrowed: to see draws made between begin and end */
+};
+
+static int split_forward(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
+			 const int64_t *t, const int64_t *c_start, float *flow, char *err,
+			 size_t errlen)
+{
+	struct split_eng *e = impl;
+	return e->in.forward(e->in.impl, kv, nslots, frames, x, t, c_start, flow, err, errlen);
+}
+
+static int split_begin(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
+		       const int64_t *t, const int64_t *c_start, char *err, size_t errlen)
+{
+	struct split_eng *e = impl;
+	ck_assert_int_eq(e->pending, 0);
+	ck_assert_int_le(nslots * frames, 16);
+	e->kv = kv;
+	e->nslots = nslots;
+	e->frames = frames;
+	e->x = x;
+	memcpy(e->t, t, (size_t)nslots * frames * sizeof(*t));
+	memcpy(e->c_start, c_start, (size_t)nslots * sizeof(*c_start));
+	e->pending = 1;
+	e->begun++;
+	e->draws_at_begin = e->mn ? (int)e->mn->used : 0;
+	return 0;
+}
+
+static int split_end(void *impl, const double *sigma, float *out, char *err, size_t errlen)
+{
+	struct split_eng *e = impl;
+	size_t per = (size_t)e->frames * 16 * 24;
+	ck_assert_int_eq(e->pending, 1);
+	e->pending = 0;
+	e->ended++;
+	e->draws_seen += e->mn && (int)e->mn->used > e->draws_at_begin;
+	if (e->in.forward(e->in.impl, e->kv, e->nslots, e->frames, e->x, e->t, e->c_start, e->flow,
+			  err, errlen))
+		return -1;
+	for (int b = 0; b < e->nslots; b++)
+		for (size_t i = 0; i < per; i++)
+			out[b * per + i] = (float)((double)e->x[b * per + i] -
+						   sigma[b] * (double)e->flow[b * per + i]);
+	return 0;
+}
+
+static void *split_alloc(void *impl, size_t bytes)
+{
+	struct split_eng *e = impl;
+	e->allocs++;
+	return calloc(1, bytes);
+}
+
+static void split_free(void *impl, void *p)
+{
+	struct split_eng *e = impl;
+	e->frees++;
+	free(p);
+}
+
+static int split_expand(void *impl, int slots, char *err, size_t errlen)
+{
+	struct split_eng *e = impl;
+	return e->in.expand(e->in.impl, slots, err, errlen);
+}
+
+static void split_reset(void *impl)
+{
+	struct split_eng *e = impl;
+	e->in.reset(e->in.impl);
+}
+
+static int split_set_context(void *impl, const float *ctx, char *err, size_t errlen)
+{
+	struct split_eng *e = impl;
+	return e->in.set_context(e->in.impl, ctx, err, errlen);
+}
+
+/* A noise source that fails at draw FAIL_AT (counting from 0) and hands out zeros before. */
+struct failing_noise {
+	int drawn, fail_at;
+};
+
+static int failing_next(void *ctx, float *dst, size_t n, char *err, size_t errlen)
+{
+	struct failing_noise *f = ctx;
+	if (f->drawn++ == f->fail_at) {
+		snprintf(err, errlen, "the camera went away");
+		return -1;
+	}
+	memset(dst, 0, n * sizeof(float));
+	return 0;
+}
+
+/* With the hooks a stream gives bitwise the x0 of the plain forward, draws the same noise in
+ * the same order (some of it between begin and end), pairs every begin with an end (also
+ * when a draw between them fails), and frees all the host memory it took from the engine;
+ * WAN_STREAM_HOST=1 ignores the hooks. */
+START_TEST(test_stream_split)
+{
+	char err[256];
+	struct wan_dit_config cfg;
+	const int S = prep_cases[_i].steps, chunks = 14, kvf = 6;
+	const bool batch = prep_cases[_i].batch;
+	ck_assert_msg(wan_dit_config_load(cfgpath, &cfg, err, sizeof(err)) == 0, "%s", err);
+	struct wan_dit_model *m = wan_dit_model_open(weights, &cfg, err, sizeof(err));
+	ck_assert_msg(m != NULL, "%s", err);
+	struct dit_engine_params ep = { .max_slots = batch ? S : 1, .kv_rows = kvf * 6, .h = 4,
+					.w = 6, .nctx = 1 };
+	struct dit_engine plain;
+	struct split_eng se = { 0 };
+	ck_assert_msg(dit_cpu_engine_open(m, &ep, &plain, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(dit_cpu_engine_open(m, &ep, &se.in, err, sizeof(err)) == 0, "%s", err);
+	se.flow = calloc(16 * 16 * 24, sizeof(float));
+	ck_assert_ptr_nonnull(se.flow);
+	struct dit_engine split = { .impl = &se, .forward = split_forward, .expand = split_expand,
+				    .reset = split_reset, .set_context = split_set_context,
+				    .forward_begin = split_begin, .forward_end = split_end,
+				    .host_alloc = split_alloc, .host_free = split_free };
+	int64_t n, nn;
+	float *lat = load(fix_path("stream_in_s2.safetensors"), "latents", &n);
+	float *ctx = load(fix_path("stream_in_s2.safetensors"), "context", &n);
+	float *scale = load(fix_path("stream_in_s2.safetensors"), "noise_scale", &n);
+	float *noise = load(fix_path("stream_in_s2.safetensors"), "noise", &nn);
+	struct dit_noise_array mn = { noise, (size_t)nn, 0 };
+	size_t nx = (size_t)(chunks + 1) * 384;
+	float *x0a = calloc(nx, sizeof(float)), *x0b = calloc(nx, sizeof(float));
+	ck_assert_ptr_nonnull(x0a);
+	ck_assert_ptr_nonnull(x0b);
+	ck_assert_int_eq(plain.set_context(plain.impl, ctx, err, sizeof(err)), 0);
+	ck_assert_int_eq(split.set_context(split.impl, ctx, err, sizeof(err)), 0);
+	struct dit_stream_config sc = { .steps = S, .batch = batch, .kv_frames = kvf,
+					.sink_frames = 3, .sink_threshold = prep_cases[_i].thr,
+					.channels = 16, .h = 4, .w = 6, .layers = cfg.num_layers };
+
+	struct dit_stream *st = dit_stream_new(&sc, &plain, err, sizeof(err));
+	ck_assert_msg(st != NULL, "%s", err);
+	run_chunks(st, lat, scale, &mn, chunks, x0a);
+	size_t used_plain = mn.used;
+	dit_stream_free(st);
+
+	se.mn = &mn;
+	st = dit_stream_new(&sc, &split, err, sizeof(err));
+	ck_assert_msg(st != NULL, "%s", err);
+	ck_assert_int_gt(se.allocs, 0);
+	run_chunks(st, lat, scale, &mn, chunks, x0b);
+	ck_assert_msg(memcmp(x0a, x0b, nx * sizeof(float)) == 0, "the split forward changed x0");
+	ck_assert_uint_eq(mn.used, used_plain);
+	ck_assert_int_eq(se.begun, S + (batch ? 1 : S) * (chunks - 1));
+	ck_assert_int_eq(se.ended, se.begun);
+	if (S > 1) /* the re-noising draws were made while the "device" ran */
+		ck_assert_int_gt(se.draws_seen, 0);
+
+	/* a draw that fails between begin and end: the call fails with its message, the
+	 * forward is still ended, and the stream must start again */
+	struct failing_noise fn = { 0, S > 1 ? 2 + 2 * (S - 1) + 1 : -1 };
+	bool emitted;
+	se.mn = NULL;
+	if (S > 1) {
+		ck_assert_int_eq(dit_stream_first(st, lat, 0.7, failing_next, &fn, x0b, err,
+						  sizeof(err)), 0);
+		ck_assert_int_eq(dit_stream_next(st, lat, 0.5, failing_next, &fn, x0b, &emitted, err,
+						 sizeof(err)), -1);
+		ck_assert_str_eq(err, "the camera went away");
+		ck_assert_int_eq(se.pending, 0);
+		ck_assert_int_eq(se.ended, se.begun);
+		ck_assert_int_eq(dit_stream_next(st, lat, 0.5, failing_next, &fn, x0b, &emitted, err,
+						 sizeof(err)), -1);
+	}
+	dit_stream_free(st);
+	ck_assert_int_eq(se.frees, se.allocs);
+
+	/* WAN_STREAM_HOST=1: the hooks are not used, the results are the same */
+	int begun = se.begun, allocs = se.allocs;
+	setenv("WAN_STREAM_HOST", "1", 1);
+	st = dit_stream_new(&sc, &split, err, sizeof(err));
+	unsetenv("WAN_STREAM_HOST");
+	ck_assert_msg(st != NULL, "%s", err);
+	run_chunks(st, lat, scale, &mn, chunks, x0b);
+	ck_assert_msg(memcmp(x0a, x0b, nx * sizeof(float)) == 0, "the host path changed x0");
+	ck_assert_int_eq(se.begun, begun);
+	ck_assert_int_eq(se.allocs, allocs);
+	dit_stream_free(st);
+
+	plain.destroy(plain.impl);
+	se.in.destroy(se.in.impl);
+	wan_dit_model_free(m);
+	free(se.flow);
+	free(lat);
+	free(ctx);
+	free(scale);
+	free(noise);
+	free(x0a);
+	free(x0b);
+}
+END_TEST
+
 int main(void)
 {
 	const char *src = getenv("top_srcdir");
@@ -498,6 +710,7 @@ int main(void)
 	tcase_add_test(tc, test_stream_events);
 	tcase_add_loop_test(tc, test_stream_prepare, 0, (int)(sizeof(prep_cases) / sizeof(prep_cases[0])));
 	tcase_add_test(tc, test_model_foreach);
+	tcase_add_loop_test(tc, test_stream_split, 0, (int)(sizeof(prep_cases) / sizeof(prep_cases[0])));
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	int failed = 1;

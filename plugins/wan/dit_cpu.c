@@ -455,7 +455,8 @@ int dit_cpu_engine_open(const struct wan_dit_model *model, const struct dit_engi
 					errlen);
 	if (!c)
 		return -1;
-	*out = (struct dit_engine){ c, eng_forward, eng_expand, eng_reset, eng_set_context,
-				    eng_destroy };
+	*out = (struct dit_engine){ .impl = c, .forward = eng_forward, .expand = eng_expand,
+				    .reset = eng_reset, .set_context = eng_set_context,
+				    .destroy = eng_destroy };
 	return 0;
 }

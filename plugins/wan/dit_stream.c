@@ -8,8 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ops_ref.h"
+
+/* WAN_STREAM_TRACE=1: the wall time of each later call's host phases (see trace_print). */
+enum { TR_DRAW, TR_MATH, TR_LAUNCH, TR_WAIT, TR_COUNT };
 
 struct dit_stream {
 	struct dit_stream_config c;
@@ -21,14 +25,57 @@ struct dit_stream {
 	size_t fe;                   /* elements of one latent frame, C*h*w */
 	float *hidden;               /* [S][fe]: the stream-batch slots */
 	float *x;                    /* [2*fe] work latent (2 frames for the first chunk) */
-	float *flow;                 /* [max(S,2)][fe] */
-	float *eps;                  /* [2*fe] */
+	float *flow;                 /* [max(S,2)][fe] (the host path's forwards) */
+	float *eps;                  /* [max(S,2)][fe]: one call's draws */
+	float *tmp;                  /* [fe]: one draw of a 2-frame chunk before its scatter */
+	bool split;                  /* the engine's forward_begin/end (not WAN_STREAM_HOST=1) */
+	bool pinned;                 /* the buffers above came from the engine's host_alloc */
+	bool trace;                  /* WAN_STREAM_TRACE=1 */
+	double tr[TR_COUNT];         /* this call's phases (ms) */
 	int64_t starts[WAN_MAX_STEPS];
 	int64_t ts[WAN_MAX_STEPS];
 	int next_frame;              /* temporal position of the next chunk */
 	int calls;                   /* later chunks processed since the first */
 	bool started;
 };
+
+/* N zeroed floats of the stream's latent state: pinned through the engine when it offers. */
+static float *lat_alloc(struct dit_stream *st, size_t n)
+{
+	if (st->pinned)
+		return st->eng.host_alloc(st->eng.impl, n * sizeof(float));
+	return calloc(n, sizeof(float));
+}
+
+static void lat_free(struct dit_stream *st, float *p)
+{
+	if (!p)
+		return;
+	if (st->pinned)
+		st->eng.host_free(st->eng.impl, p);
+	else
+		free(p);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Adds the time since *T0 to phase I (when tracing) and restarts the clock. */
+static void tr_mark(struct dit_stream *st, int i, double *t0)
+{
+	double t;
+
+	if (!st->trace)
+		return;
+	t = now_ms();
+	st->tr[i] += t - *t0;
+	*t0 = t;
+}
 
 struct dit_stream *dit_stream_new(const struct dit_stream_config *c, const struct dit_engine *eng,
 				  char *err, size_t errlen)
@@ -64,11 +111,17 @@ struct dit_stream *dit_stream_new(const struct dit_stream_config *c, const struc
 	if (!st->kv)
 		goto fail;
 	int nf = c->steps > 2 ? c->steps : 2;
-	st->hidden = calloc((size_t)c->steps * st->fe, sizeof(float));
-	st->x = calloc(2 * st->fe, sizeof(float));
-	st->flow = calloc((size_t)nf * st->fe, sizeof(float));
-	st->eps = calloc(2 * st->fe, sizeof(float));
-	if (!st->hidden || !st->x || !st->flow || !st->eps) {
+	const char *host = getenv("WAN_STREAM_HOST"), *trace = getenv("WAN_STREAM_TRACE");
+	bool plain = host && !strcmp(host, "1");
+	st->split = !plain && eng->forward_begin && eng->forward_end;
+	st->pinned = !plain && eng->host_alloc && eng->host_free;
+	st->trace = trace && !strcmp(trace, "1");
+	st->hidden = lat_alloc(st, (size_t)c->steps * st->fe);
+	st->x = lat_alloc(st, 2 * st->fe);
+	st->flow = lat_alloc(st, (size_t)nf * st->fe);
+	st->eps = lat_alloc(st, (size_t)nf * st->fe);
+	st->tmp = lat_alloc(st, st->fe);
+	if (!st->hidden || !st->x || !st->flow || !st->eps || !st->tmp) {
 		snprintf(err, errlen, "out of memory for the stream state");
 		goto fail;
 	}
@@ -83,10 +136,11 @@ void dit_stream_free(struct dit_stream *st)
 	if (!st)
 		return;
 	dit_kv_free(st->kv);
-	free(st->hidden);
-	free(st->x);
-	free(st->flow);
-	free(st->eps);
+	lat_free(st, st->hidden);
+	lat_free(st, st->x);
+	lat_free(st, st->flow);
+	lat_free(st, st->eps);
+	lat_free(st, st->tmp);
 	free(st);
 }
 
@@ -114,15 +168,13 @@ int dit_noise_array_next(void *ctx, float *dst, size_t n, char *err, size_t errl
 	return 0;
 }
 
-/* Draws FRAMES latent frames into DST laid out [C, frames, hw] (frame 0 first). */
-static int draw(struct dit_stream *st, dit_noise_fn noise, void *ctx, float *dst, int frames,
-		char *err, size_t errlen)
+static int draw_frames(struct dit_stream *st, dit_noise_fn noise, void *ctx, float *dst,
+		       int frames, char *err, size_t errlen)
 {
 	size_t hw = (size_t)st->c.h * st->c.w;
+
 	for (int f = 0; f < frames; f++) {
-		float *tmp = st->flow; /* free scratch between forwards: [C, hw] */
-		if (frames == 1)
-			tmp = dst;
+		float *tmp = frames == 1 ? dst : st->tmp;
 		if (noise(ctx, tmp, st->fe, err, errlen))
 			return -1;
 		if (frames > 1)
@@ -131,6 +183,58 @@ static int draw(struct dit_stream *st, dit_noise_fn noise, void *ctx, float *dst
 				       hw * sizeof(float));
 	}
 	return 0;
+}
+
+/* Draws FRAMES latent frames into DST laid out [C, frames, hw] (frame 0 first). */
+static int draw(struct dit_stream *st, dit_noise_fn noise, void *ctx, float *dst, int frames,
+		char *err, size_t errlen)
+{
+	double t0 = st->trace ? now_ms() : 0;
+	int rc = draw_frames(st, noise, ctx, dst, frames, err, errlen);
+
+	tr_mark(st, TR_DRAW, &t0);
+	return rc;
+}
+
+/* One forward of X (NSLOTS slots of FRAMES frames, timesteps T, positions C_START); OUT gets
+ * x0 = x - SIGMA[slot]·flow per slot (OUT may be X). Then the next NDRAW draws of DFRAMES
+ * frames each go to st->eps, one after the other: on the host path after the forward, with a
+ * split engine while the device runs it. The draws and their order are the same either way,
+ * and so are the bits of OUT (forward_end's contract). 0 or -1. */
+static int step(struct dit_stream *st, int nslots, int frames, const float *x, const int64_t *t,
+		const int64_t *c_start, const double *sigma, float *out, dit_noise_fn noise,
+		void *noise_ctx, int ndraw, int dframes, char *err, size_t errlen)
+{
+	size_t per = (size_t)frames * st->fe, dn = (size_t)dframes * st->fe;
+	double t0 = st->trace ? now_ms() : 0;
+	char err2[256];
+	int rc = 0;
+
+	if (!st->split) {
+		if (st->eng.forward(st->eng.impl, st->kv, nslots, frames, x, t, c_start, st->flow,
+				    err, errlen))
+			return -1;
+		tr_mark(st, TR_WAIT, &t0);
+		for (int j = 0; j < ndraw; j++)
+			if (draw(st, noise, noise_ctx, st->eps + j * dn, dframes, err, errlen))
+				return -1;
+		t0 = st->trace ? now_ms() : 0;
+		for (int b = 0; b < nslots; b++)
+			ops_flow_to_x0(out + b * per, x + b * per, st->flow + b * per, per, sigma[b]);
+		tr_mark(st, TR_MATH, &t0);
+		return 0;
+	}
+	if (st->eng.forward_begin(st->eng.impl, st->kv, nslots, frames, x, t, c_start, err, errlen))
+		return -1;
+	tr_mark(st, TR_LAUNCH, &t0);
+	for (int j = 0; j < ndraw && !rc; j++)
+		rc = draw(st, noise, noise_ctx, st->eps + j * dn, dframes, err, errlen);
+	t0 = st->trace ? now_ms() : 0;
+	/* the forward is always finished; a failed draw's message is the one reported */
+	if (st->eng.forward_end(st->eng.impl, sigma, out, rc ? err2 : err, rc ? sizeof(err2) : errlen))
+		rc = -1;
+	tr_mark(st, TR_WAIT, &t0);
+	return rc;
 }
 
 int dit_stream_first(struct dit_stream *st, const float *latent, double s, dit_noise_fn noise,
@@ -153,16 +257,13 @@ int dit_stream_first(struct dit_stream *st, const float *latent, double s, dit_n
 	int64_t start = 0;
 	for (int i = 0; i < S; i++) {
 		int64_t t2[2] = { st->list[i], st->list[i] };
-		if (st->eng.forward(st->eng.impl, st->kv, 1, 2, st->x, t2, &start, st->flow, err,
-				    errlen))
+		double sigma = wan_sched_sigma(&st->sched, st->list[i]);
+		if (step(st, 1, 2, st->x, t2, &start, &sigma, x0, noise, noise_ctx, i < S - 1, 2,
+			 err, errlen))
 			return -1;
-		ops_flow_to_x0(x0, st->x, st->flow, n2, wan_sched_sigma(&st->sched, st->list[i]));
-		if (i < S - 1) {
-			if (draw(st, noise, noise_ctx, st->eps, 2, err, errlen))
-				return -1;
+		if (i < S - 1)
 			ops_add_noise(st->x, x0, st->eps, n2,
 				      wan_sched_sigma(&st->sched, st->list[i + 1]));
-		}
 	}
 	if (st->c.batch) {
 		if (dit_kv_expand(st->kv, S, err, errlen) ||
@@ -184,32 +285,34 @@ static int next_batch(struct dit_stream *st, const float *latent, double s, dit_
 {
 	const int S = st->c.steps;
 	const size_t fe = st->fe;
+	double sig[WAN_MAX_STEPS], t0;
 	if (draw(st, noise, noise_ctx, st->eps, 1, err, errlen))
 		return -1;
+	t0 = st->trace ? now_ms() : 0;
 	/* shift the slots down; the new chunk enters slot 0 */
 	memmove(st->hidden + fe, st->hidden, (size_t)(S - 1) * fe * sizeof(float));
 	memmove(st->starts + 1, st->starts, (size_t)(S - 1) * sizeof(int64_t));
 	ops_add_noise(st->hidden, latent, st->eps, fe, s);
+	tr_mark(st, TR_MATH, &t0);
 	st->starts[0] = c_start;
 	st->ts[0] = wan_first_step(s);
 	for (int i = 1; i < S; i++)
 		st->ts[i] = st->list[i];
-	if (st->eng.forward(st->eng.impl, st->kv, S, 1, st->hidden, st->ts, st->starts, st->flow,
-			    err, errlen))
-		return -1;
 	for (int i = 0; i < S; i++)
-		ops_flow_to_x0(st->hidden + i * fe, st->hidden + i * fe, st->flow + i * fe, fe,
-			       wan_sched_sigma(&st->sched, st->ts[i]));
+		sig[i] = wan_sched_sigma(&st->sched, st->ts[i]);
+	/* x0 of every slot in place; the S-1 re-noising draws while the device runs */
+	if (step(st, S, 1, st->hidden, st->ts, st->starts, sig, st->hidden, noise, noise_ctx, S - 1,
+		 1, err, errlen))
+		return -1;
+	t0 = st->trace ? now_ms() : 0;
 	st->calls++;
 	*emitted = st->calls >= S;
 	if (*emitted)
 		memcpy(x0, st->hidden + (size_t)(S - 1) * fe, fe * sizeof(float));
-	for (int i = 0; i < S - 1; i++) {
-		if (draw(st, noise, noise_ctx, st->eps, 1, err, errlen))
-			return -1;
-		ops_add_noise(st->hidden + i * fe, st->hidden + i * fe, st->eps, fe,
+	for (int i = 0; i < S - 1; i++)
+		ops_add_noise(st->hidden + i * fe, st->hidden + i * fe, st->eps + i * fe, fe,
 			      wan_sched_sigma(&st->sched, st->list[i + 1]));
-	}
+	tr_mark(st, TR_MATH, &t0);
 	return 0;
 }
 
@@ -218,29 +321,46 @@ static int next_nobatch(struct dit_stream *st, const float *latent, double s, di
 {
 	const int S = st->c.steps;
 	const size_t fe = st->fe;
+	double t0;
 	if (draw(st, noise, noise_ctx, st->eps, 1, err, errlen))
 		return -1;
+	t0 = st->trace ? now_ms() : 0;
 	ops_add_noise(st->x, latent, st->eps, fe, s);
+	tr_mark(st, TR_MATH, &t0);
 	st->list[0] = wan_first_step(s);
 	for (int i = 0; i < S; i++) {
-		if (st->eng.forward(st->eng.impl, st->kv, 1, 1, st->x, &st->list[i], &c_start,
-				    st->flow, err, errlen))
+		double sigma = wan_sched_sigma(&st->sched, st->list[i]);
+		if (step(st, 1, 1, st->x, &st->list[i], &c_start, &sigma, x0, noise, noise_ctx,
+			 i < S - 1, 1, err, errlen))
 			return -1;
-		ops_flow_to_x0(x0, st->x, st->flow, fe, wan_sched_sigma(&st->sched, st->list[i]));
 		if (i < S - 1) {
-			if (draw(st, noise, noise_ctx, st->eps, 1, err, errlen))
-				return -1;
+			t0 = st->trace ? now_ms() : 0;
 			ops_add_noise(st->x, x0, st->eps, fe,
 				      wan_sched_sigma(&st->sched, st->list[i + 1]));
+			tr_mark(st, TR_MATH, &t0);
 		}
 	}
 	st->calls++;
 	return 0;
 }
 
+/* WAN_STREAM_TRACE=1: one line per later call on stderr; what is not in a phase (the KV
+ * bookkeeping outside the engine, the callers' glue) is "other". */
+static void trace_print(const struct dit_stream *st, double total)
+{
+	const double *t = st->tr;
+
+	fprintf(stderr, "[stream call %d: %.3f ms = draws %.3f (%s) + host math %.3f + %s %.3f + %s %.3f + other %.3f]\n",
+		st->calls, total, t[TR_DRAW], st->split ? "while the device runs" : "serial",
+		t[TR_MATH], st->split ? "launch" : "-", t[TR_LAUNCH],
+		st->split ? "wait+x0" : "forward", t[TR_WAIT],
+		total - t[TR_DRAW] - t[TR_MATH] - t[TR_LAUNCH] - t[TR_WAIT]);
+}
+
 int dit_stream_next(struct dit_stream *st, const float *latent, double s, dit_noise_fn noise,
 		    void *noise_ctx, float *x0, bool *emitted, char *err, size_t errlen)
 {
+	double t0 = st->trace ? now_ms() : 0;
 	*emitted = false;
 	if (!st->started) {
 		snprintf(err, errlen, "the stream has not started (no first chunk)");
@@ -250,6 +370,7 @@ int dit_stream_next(struct dit_stream *st, const float *latent, double s, dit_no
 		snprintf(err, errlen, "noise scale must be 0.1..1, got %g", s);
 		return -1;
 	}
+	memset(st->tr, 0, sizeof(st->tr));
 	/* RoPE refresh (spec §4.8, demo path): from frame 50 restart at kv_frames - 1 */
 	int frame = dit_stream_next_frame(st);
 	int64_t c_start = (int64_t)frame * st->L;
@@ -264,6 +385,8 @@ int dit_stream_next(struct dit_stream *st, const float *latent, double s, dit_no
 		st->next_frame = frame + 1;
 	else
 		st->started = false; /* the caches are in an unknown state: start again */
+	if (st->trace && rc == 0)
+		trace_print(st, now_ms() - t0);
 	return rc;
 }
 

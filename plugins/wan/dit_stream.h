@@ -10,7 +10,12 @@
  *     re-noisings between its sequential steps, 2 frames;
  *   later chunk: its mixing noise (1 frame), then the S-1 re-noising draws of its call:
  *     batch mode in slot order 0..S-2, no-batch mode in step order.
- * Latents are clean VAE latents (not normalized); a chunk is mixed as (1-s)·z + s·ε. */
+ * Latents are clean VAE latents (not normalized); a chunk is mixed as (1-s)·z + s·ε.
+ * With an engine that splits its forward (forward_begin/forward_end) the draws that follow a
+ * forward are made while the device runs it (same draws, same order), and x0 comes back
+ * computed on the device; WAN_STREAM_HOST=1 (read by dit_stream_new) ignores the engine's
+ * optional hooks (the host path, for comparisons), WAN_STREAM_TRACE=1 prints each call's
+ * host phases on stderr. */
 #ifndef HERU_WAN_DIT_STREAM_H
 #define HERU_WAN_DIT_STREAM_H
 
@@ -46,6 +51,21 @@ struct dit_engine {
 	 * filled from it at the next forward. */
 	int (*set_context)(void *impl, const float *ctx, char *err, size_t errlen);
 	void (*destroy)(void *impl);
+	/* Optional (NULL on the C reference): the forward split in two, so that the stream draws
+	 * its next noise while the device runs. forward_begin takes forward's arguments less
+	 * FLOW and queues the call; X must stay unchanged until forward_end returns. forward_end
+	 * waits for it, finishes the KV bookkeeping and writes OUT [nslots][C, frames, h, w] =
+	 * x - SIGMA[slot]·flow exactly as ops_flow_to_x0 computes it (double math, one rounding
+	 * to float), so the stream's x0 is bitwise the one of forward + ops_flow_to_x0. Every
+	 * forward_begin that returned 0 is followed by exactly one forward_end, whatever
+	 * happens in between; OUT may be X. An engine has both or neither. */
+	int (*forward_begin)(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
+			     const int64_t *t, const int64_t *c_start, char *err, size_t errlen);
+	int (*forward_end)(void *impl, const double *sigma, float *out, char *err, size_t errlen);
+	/* Optional: zeroed host memory the engine copies from and to fastest (pinned), for the
+	 * stream's latents; NULL: calloc/free. host_alloc returns NULL when out of memory. */
+	void *(*host_alloc)(void *impl, size_t bytes);
+	void (*host_free)(void *impl, void *p);
 };
 
 /* What an engine is sized for. */

@@ -1509,6 +1509,51 @@ int dit_cuda_sync(struct dit_cuda *m, char *err, size_t errlen)
 	return 0;
 }
 
+int dit_cuda_x0_to_host(struct dit_cuda *m, int slots, int frames, const double *sigma, float *out,
+			char *err, size_t errlen)
+{
+	size_t per = (size_t)16 * frames * m->p.lat_h * m->p.lat_w;
+
+	if (slots < 1 || frames < 1 || slots > DIT_CUDA_MAX_SLOTS || slots * frames > m->max_frames_total) {
+		snprintf(err, errlen, "x0 of %d slots x %d frames exceeds the plan", slots, frames);
+		return -1;
+	}
+	if (wan_k_flow_to_x0_f64(m->st, m->x_in, m->flow, m->x0, sigma, slots, per, err, errlen))
+		return -1;
+	CU_RET(cudaMemcpyAsync(out, m->x0, (size_t)slots * per * 4, cudaMemcpyDeviceToHost, m->st));
+	return 0;
+}
+
+int dit_cuda_sink_rec_to_host(struct dit_cuda *m, int slots, struct wan_sink_rec *rec, char *err,
+			      size_t errlen)
+{
+	if (slots < 1 || slots > m->p.slots) {
+		snprintf(err, errlen, "sink decisions of %d slots (the plan has %d)", slots, m->p.slots);
+		return -1;
+	}
+	CU_RET(cudaMemcpyAsync(rec, m->sink_rec, (size_t)m->d.num_layers * slots * sizeof(*rec),
+			       cudaMemcpyDeviceToHost, m->st));
+	return 0;
+}
+
+void *dit_cuda_host_alloc(size_t bytes)
+{
+	void *p = NULL;
+
+	if (cudaMallocHost(&p, bytes ? bytes : 1) != cudaSuccess) {
+		cudaGetLastError();
+		return NULL;
+	}
+	memset(p, 0, bytes);
+	return p;
+}
+
+void dit_cuda_host_free(void *p)
+{
+	if (p)
+		cudaFreeHost(p);
+}
+
 /* An eager forward of C with an event between op groups (HOOK: the device sink path, whose
  * state is uploaded); ms[] gets the time per component. */
 static int profile_call(struct dit_cuda *m, const struct dit_cuda_call *c, const struct dit_cuda_sink *s,

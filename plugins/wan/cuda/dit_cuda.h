@@ -162,6 +162,19 @@ int dit_cuda_forward(struct dit_cuda *m, const struct dit_cuda_call *c, const fl
 		     float *x0, float *flow, char *err, size_t errlen);
 /* Waits for the queued work. */
 int dit_cuda_sync(struct dit_cuda *m, char *err, size_t errlen);
+/* After a forward of SLOTS x FRAMES queued without host outputs: queues x0 = x - SIGMA[slot]·flow
+ * in double, bitwise ops_flow_to_x0 (wan_k_flow_to_x0_f64), and its copy to the host array
+ * OUT [slots][16, frames, h, w]. Not synchronous (OUT is written once the stream gets there;
+ * pinned OUT makes the copy asynchronous). 0, or -1 with ERR. */
+int dit_cuda_x0_to_host(struct dit_cuda *m, int slots, int frames, const double *sigma, float *out,
+			char *err, size_t errlen);
+/* Queues the copy of the last device-sink call's decisions (SLOTS call slots) to REC
+ * [num_layers][slots]. Not synchronous. 0, or -1 with ERR. */
+int dit_cuda_sink_rec_to_host(struct dit_cuda *m, int slots, struct wan_sink_rec *rec, char *err,
+			      size_t errlen);
+/* Zeroed page-locked host memory (the fastest copies), or NULL; free with dit_cuda_host_free. */
+void *dit_cuda_host_alloc(size_t bytes);
+void dit_cuda_host_free(void *p);
 /* The device input buffer (f32, room for the largest call), for benchmarks. borrowed. */
 float *dit_cuda_input(struct dit_cuda *m);
 /* Eager forward with an event between op groups; ms[] gets the time per component. */

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dit_kv.h"
 #include "dit_model.h"
@@ -38,7 +39,23 @@ struct cuda_eng {
 	float *ctx;             /* new: host copy of the prompts [nctx, text_len, text_dim] */
 	int ctx_pending;
 	int text_len, text_dim;
+	/* the split forward (forward_begin .. forward_end) */
+	int pending;                 /* a begun call waits for its end */
+	int pend_replay;             /* ... and for the host replay of its sink decisions */
+	struct dit_cuda_call pend;   /* its shape (the replay's rows) */
+	struct dit_kv *pend_kv;      /* borrowed: the stream's bookkeeping */
+	int64_t pend_start[DIT_CUDA_MAX_SLOTS];
+	int trace;                   /* WAN_STREAM_TRACE=1: each end's phases on stderr */
+	double tr_pack, tr_launch;   /* ms of the begun call's host work */
 };
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 struct upload_ctx {
 	struct dit_cuda *m;
@@ -161,14 +178,17 @@ static int sink_replay(struct cuda_eng *e, struct dit_kv *kv, const struct dit_c
 	return 0;
 }
 
-static int eng_forward(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
-		       const int64_t *t, const int64_t *c_start, float *flow, char *err,
-		       size_t errlen)
+/* Queues a forward. FLOW non-NULL: the whole call (flow to the host, synchronous, the sink
+ * decisions replayed). FLOW NULL: the results stay on the device and a device-sink call's
+ * replay waits for eng_forward_end (e->pend_replay). */
+static int eng_launch(struct cuda_eng *e, struct dit_kv *kv, int nslots, int frames, const float *x,
+		      const int64_t *t, const int64_t *c_start, float *flow, char *err, size_t errlen)
 {
-	struct cuda_eng *e = impl;
 	struct dit_cuda_call c;
 	int n = frames * e->L;
+	double t0 = e->trace ? now_ms() : 0;
 
+	e->pend_replay = 0;
 	if (nslots < 1 || nslots > e->max_slots || nslots > dit_kv_slots(kv) || frames < 1 ||
 	    frames > DIT_CUDA_MAX_FRAMES) {
 		snprintf(err, errlen, "CUDA DiT: %d slots of %d frames do not fit the engine (%d slots, %d frames)",
@@ -207,9 +227,20 @@ static int eng_forward(void *impl, struct dit_kv *kv, int nslots, int frames, co
 				 dit_kv_config(kv)->layers, e->layers);
 			return -1;
 		}
-		if (sink_pack(e, kv, &c, c_start, n, &s, err, errlen) ||
-		    dit_cuda_forward_sink(e->m, &c, &s, x, flow, err, errlen))
+		if (sink_pack(e, kv, &c, c_start, n, &s, err, errlen))
 			return -1;
+		e->tr_pack = e->trace ? now_ms() - t0 : 0;
+		if (!flow)
+			s.rec = NULL; /* read back at the end */
+		if (dit_cuda_forward_sink(e->m, &c, &s, x, flow, err, errlen))
+			return -1;
+		if (!flow) {
+			e->pend_replay = 1;
+			e->pend = c;
+			e->pend_kv = kv;
+			memcpy(e->pend_start, c_start, (size_t)nslots * sizeof(*c_start));
+			return 0;
+		}
 		return sink_replay(e, kv, &c, c_start, n, err, errlen);
 	}
 	for (int b = 0; b < nslots; b++) {
@@ -227,7 +258,75 @@ static int eng_forward(void *impl, struct dit_kv *kv, int nslots, int frames, co
 		if (rc)
 			return -1;
 	}
+	e->tr_pack = e->trace ? now_ms() - t0 : 0;
 	return dit_cuda_forward(e->m, &c, x, NULL, flow, err, errlen);
+}
+
+static int eng_forward(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
+		       const int64_t *t, const int64_t *c_start, float *flow, char *err,
+		       size_t errlen)
+{
+	return eng_launch(impl, kv, nslots, frames, x, t, c_start, flow, err, errlen);
+}
+
+/* forward_begin (dit_stream.h): the call queued, its results left on the device. */
+static int eng_forward_begin(void *impl, struct dit_kv *kv, int nslots, int frames, const float *x,
+			     const int64_t *t, const int64_t *c_start, char *err, size_t errlen)
+{
+	struct cuda_eng *e = impl;
+	double t0 = e->trace ? now_ms() : 0;
+
+	if (e->pending) {
+		snprintf(err, errlen, "CUDA DiT: a forward began before the last one ended");
+		return -1;
+	}
+	if (eng_launch(e, kv, nslots, frames, x, t, c_start, NULL, err, errlen))
+		return -1;
+	e->pending = 1;
+	e->pend.slots = nslots;
+	e->pend.frames = frames;
+	e->tr_launch = e->trace ? now_ms() - t0 : 0;
+	return 0;
+}
+
+/* forward_end: x0 on the device, copied out, the wait, then the sink decisions replayed. */
+static int eng_forward_end(void *impl, const double *sigma, float *out, char *err, size_t errlen)
+{
+	struct cuda_eng *e = impl;
+	double t0 = e->trace ? now_ms() : 0, t1, t2;
+	int rc = 0;
+
+	if (!e->pending) {
+		snprintf(err, errlen, "CUDA DiT: no forward to end");
+		return -1;
+	}
+	e->pending = 0;
+	if (dit_cuda_x0_to_host(e->m, e->pend.slots, e->pend.frames, sigma, out, err, errlen) ||
+	    (e->pend_replay && dit_cuda_sink_rec_to_host(e->m, e->pend.slots, e->rec, err, errlen)) ||
+	    dit_cuda_sync(e->m, err, errlen))
+		rc = -1;
+	t1 = e->trace ? now_ms() : 0;
+	if (!rc && e->pend_replay)
+		rc = sink_replay(e, e->pend_kv, &e->pend, e->pend_start, e->pend.frames * e->L, err, errlen);
+	e->pend_replay = 0;
+	if (e->trace) {
+		t2 = now_ms();
+		fprintf(stderr, "[engine %d x %d: kv pack %.3f + launch %.3f (H2D, upload, graph) | wait+x0+D2H %.3f + sink replay %.3f ms]\n",
+			e->pend.slots, e->pend.frames, e->tr_pack, e->tr_launch - e->tr_pack, t1 - t0, t2 - t1);
+	}
+	return rc;
+}
+
+static void *eng_host_alloc(void *impl, size_t bytes)
+{
+	(void)impl;
+	return dit_cuda_host_alloc(bytes);
+}
+
+static void eng_host_free(void *impl, void *p)
+{
+	(void)impl;
+	dit_cuda_host_free(p);
 }
 
 static int eng_expand(void *impl, int slots, char *err, size_t errlen)
@@ -337,7 +436,12 @@ static int engine_open(const struct wan_dit_config *cf, const struct wan_dit_mod
 		return -1;
 	}
 	e->ctx_pending = 1;
-	*out = (struct dit_engine){e, eng_forward, eng_expand, eng_reset, eng_set_context, eng_destroy};
+	e->trace = getenv("WAN_STREAM_TRACE") && !strcmp(getenv("WAN_STREAM_TRACE"), "1");
+	*out = (struct dit_engine){.impl = e, .forward = eng_forward, .expand = eng_expand,
+				   .reset = eng_reset, .set_context = eng_set_context,
+				   .destroy = eng_destroy, .forward_begin = eng_forward_begin,
+				   .forward_end = eng_forward_end, .host_alloc = eng_host_alloc,
+				   .host_free = eng_host_free};
 	return 0;
 }
 

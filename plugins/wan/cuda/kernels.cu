@@ -1570,3 +1570,38 @@ extern "C" int wan_attn_combine(cudaStream_t st, const void *opart, const float 
 	LAUNCH_CHECK("k_attn_combine");
 	return 0;
 }
+
+/* ---- a stream's x0 in double (see kernels.h) ---- */
+
+struct sigma8 {
+	double s[8];
+};
+
+__global__ void k_flow_to_x0_f64(const float *x_in, const float *flow, float *x0, struct sigma8 sg,
+				 int b, size_t per)
+{
+	size_t total = (size_t)b * per;
+
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		double s = sg.s[i / per];
+
+		x0[i] = __double2float_rn(__dsub_rn((double)x_in[i], __dmul_rn(s, (double)flow[i])));
+	}
+}
+
+extern "C" int wan_k_flow_to_x0_f64(cudaStream_t st, const float *x_in, const float *flow, float *x0,
+				    const double *sigma, int b, size_t per, char *err, size_t errlen)
+{
+	struct sigma8 sg;
+
+	if (b < 1 || b > 8) {
+		snprintf(err, errlen, "x0 of %d slots (at most 8)", b);
+		return -1;
+	}
+	for (int i = 0; i < 8; i++)
+		sg.s[i] = i < b ? sigma[i] : 0.0;
+	k_flow_to_x0_f64<<<grid_for((size_t)b * per), 256, 0, st>>>(x_in, flow, x0, sg, b, per);
+	LAUNCH_CHECK("k_flow_to_x0_f64");
+	return 0;
+}

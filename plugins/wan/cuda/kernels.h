@@ -128,6 +128,13 @@ int wan_k_residual(cudaStream_t st, float *x, const void *y, int t, int d, int n
 int wan_k_unpatchify_x0(cudaStream_t st, const void *o, const float *x_in, const float *sigma,
 			float *flow, float *x0, int b, int f, int h, int w, char *err, size_t errlen);
 
+/* A stream's x0 on the device: x0 = x_in - sigma[slot]·flow over B slots of PER floats each,
+ * in double with one rounding to float per element (__dmul_rn, __dsub_rn, __double2float_rn:
+ * no contraction), so bitwise ops_flow_to_x0 on the host. SIGMA is a host array [b], b at
+ * most 8. A plain launch (no PDL): it may follow a graph replay. */
+int wan_k_flow_to_x0_f64(cudaStream_t st, const float *x_in, const float *flow, float *x0,
+			 const double *sigma, int b, size_t per, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
