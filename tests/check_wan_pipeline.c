@@ -12,6 +12,7 @@
 #include "wan_config.h"
 #include "wan_dit_weights.h"
 #include "wan_pipeline.h"
+#include "wan_rng.h"
 #include "wan_sched.h"
 
 #define FIX WAN_TOP_SRCDIR "/tests/fixtures/wan"
@@ -146,6 +147,44 @@ static int feed(struct wan_pipeline *p, struct sink *s, int first, int n,
 	}
 	return s->n - before;
 }
+
+/* The pipeline's noise source: values generated ahead (wan_rng_prefetch, dit_stream's idle
+ * hook on a device) are the values generating them when asked would give, in the same order,
+ * whatever the draw sizes; a new seed forgets them. */
+START_TEST(test_rng_ahead)
+{
+	enum { N = 1001 }; /* odd: the Box-Muller spare crosses draws */
+	struct wan_rng a = { 0 }, b = { 0 };
+	float *va = malloc(4 * N * sizeof(float)), *vb = malloc(4 * N * sizeof(float));
+	ck_assert_ptr_nonnull(va);
+	ck_assert_ptr_nonnull(vb);
+	wan_rng_seed(&a, 42);
+	wan_rng_seed(&b, 42);
+	for (int i = 0; i < 4; i++)
+		wan_rng_fill(&a, va + i * N, N);
+	wan_rng_fill(&b, vb, N);
+	ck_assert_int_eq(wan_rng_prefetch(&b, N), 0);
+	ck_assert_int_eq(wan_rng_prefetch(&b, N), 0); /* already ahead: nothing more */
+	wan_rng_fill(&b, vb + N, N);
+	ck_assert_int_eq(wan_rng_prefetch(&b, N), 0);
+	wan_rng_fill(&b, vb + 2 * N, 10);         /* a shorter draw: the rest stays ahead */
+	wan_rng_fill(&b, vb + 2 * N + 10, N + 20); /* a longer one: the rest, then new values */
+	wan_rng_fill(&b, vb + 3 * N + 30, N - 30);
+	ck_assert_int_eq(memcmp(va, vb, 4 * N * sizeof(float)), 0);
+	double sum = 0;
+	for (int i = 0; i < 4 * N; i++)
+		sum += (double)va[i] * va[i];
+	ck_assert(sum / (4 * N) > 0.8 && sum / (4 * N) < 1.2); /* standard normals */
+	ck_assert_int_eq(wan_rng_prefetch(&b, N), 0);
+	wan_rng_seed(&b, 42);
+	wan_rng_fill(&b, vb, N);
+	ck_assert_int_eq(memcmp(va, vb, N * sizeof(float)), 0);
+	wan_rng_release(&a);
+	wan_rng_release(&b);
+	free(va);
+	free(vb);
+}
+END_TEST
 
 START_TEST(test_counts_order_vae)
 {
@@ -440,6 +479,7 @@ int main(void)
 	tcase_add_test(tc, test_preserve_map_is_local);
 	tcase_add_test(tc, test_missing_files);
 	tcase_add_test(tc, test_bad_input);
+	tcase_add_test(tc, test_rng_ahead);
 	suite_add_tcase(su, tc);
 	SRunner *sr = srunner_create(su);
 	srunner_set_fork_status(sr, CK_NOFORK);

@@ -10,15 +10,22 @@
  *     algorithms);
  *   - with the tuning off (WAN_GEMM_TUNE=0, WAN_ATTN_TUNE=0, WAN_ATTN=cudnn: every choice is
  *     the heuristics', the same in every engine), a fresh engine without prepare and one with
- *     it give bitwise the same x0.
+ *     it give bitwise the same x0;
+ *   - the stream's split forward (draws while the device runs, x0 computed on the device,
+ *     pinned latents) gives bitwise the x0 of the host path (WAN_STREAM_HOST=1) on the same
+ *     engine.
  * Exits 77 without a GPU.
  *
  * Benchmark: gpu_dit_prepare --bench [--model 1.3b] [--height 480] [--width 832] [--steps 4]
- * [--mode batch|nobatch] [--chunks 12] [--no-prepare] [--sink-threshold 0.2]: random weights
- * of the real shapes; prints the engine's load, prepare and each chunk's wall time (chunk 0 is
- * the first chunk's S forwards; a later chunk one forward in batch mode, S without), with how
- * many of the chunk's forwards ran eagerly and how many GEMM/attention shapes and graphs it
- * added. */
+ * [--mode batch|nobatch] [--chunks 12] [--no-prepare] [--sink-threshold 0.2]
+ * [--noise array|normal] [--path split|host|both]: random weights of the real shapes; prints
+ * the engine's load, prepare and each chunk's wall time (chunk 0 is the first chunk's S
+ * forwards; a later chunk one forward in batch mode, S without), with how many of the chunk's
+ * forwards ran eagerly and how many GEMM/attention shapes and graphs it added. --noise: the
+ * draws copied from memory (default) or generated as the pipeline does (wan_rng: Box-Muller,
+ * the next draw generated ahead in dit_stream's idle hook); --path: the stream's split
+ * forward (default), the host path (WAN_STREAM_HOST=1), or both one after the other on the
+ * same engine (A/B; the x0 of both must be bitwise equal). */
 #include "config.h"
 
 #include <math.h>
@@ -32,6 +39,7 @@
 #include "dit_stream.h"
 #include "plugins/wan/cuda/dit_cuda.h"
 #include "wan_config.h"
+#include "wan_rng.h"
 
 static int failures;
 
@@ -63,6 +71,17 @@ static void fill(float *v, size_t n, uint64_t seed)
 	}
 }
 
+static int rng_draw(void *ctx, float *dst, size_t n, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	wan_rng_fill(ctx, dst, n);
+	return 0;
+}
+
+struct run;
+static void rng_ahead(void *ctx);
+
 /* One stream over an engine: latents, noise and strengths from fixed seeds. */
 struct run {
 	struct dit_engine eng;
@@ -72,14 +91,24 @@ struct run {
 	int chunks;
 	float *lat, *noise, *ctx;
 	size_t fe, nnoise;
+	int normal;      /* draws from wan_rng (the pipeline's source) instead of noise[] */
+	struct wan_rng rng;
 	double *ms;      /* [chunks] wall time of each chunk */
 	long *eager;     /* [chunks] forwards of each chunk not replayed from a graph */
 	long *added;     /* [chunks] GEMM + attention shapes + graphs the chunk added */
 };
 
+static void rng_ahead(void *ctx)
+{
+	struct run *r = ctx;
+
+	(void)wan_rng_prefetch(&r->rng, r->fe);
+}
+
 static void run_free(struct run *r)
 {
 	dit_stream_free(r->st);
+	wan_rng_release(&r->rng);
 	if (r->eng.destroy)
 		r->eng.destroy(r->eng.impl);
 	free(r->lat);
@@ -126,6 +155,19 @@ static int run_open(struct run *r, const struct wan_dit_config *cfg, int h, int 
 	return r->st ? 0 : -1;
 }
 
+/* A new stream on R's engine: the host path (WAN_STREAM_HOST=1) or the split forward. */
+static int run_restream(struct run *r, int host, char *err, size_t errlen)
+{
+	dit_stream_free(r->st);
+	if (host)
+		setenv("WAN_STREAM_HOST", "1", 1);
+	r->st = dit_stream_new(&r->sc, &r->eng, err, errlen);
+	unsetenv("WAN_STREAM_HOST");
+	if (r->st && r->normal)
+		dit_stream_set_idle(r->st, rng_ahead, r);
+	return r->st ? 0 : -1;
+}
+
 static long added_of(const struct dit_cuda_counters *a, const struct dit_cuda_counters *b)
 {
 	return (b->gemm_shapes - a->gemm_shapes) + (b->attn_plans - a->attn_plans) +
@@ -137,6 +179,8 @@ static long added_of(const struct dit_cuda_counters *a, const struct dit_cuda_co
 static int run_stream(struct run *r, float *x0, char *err, size_t errlen)
 {
 	struct dit_noise_array mn = {r->noise, r->nnoise, 0};
+	dit_noise_fn nfn = r->normal ? rng_draw : dit_noise_array_next;
+	void *nctx = r->normal ? (void *)&r->rng : (void *)&mn;
 	struct dit_cuda *m = dit_cuda_engine_dit(&r->eng);
 	struct dit_cuda_counters c0, c1;
 	size_t hw = r->fe / 16;
@@ -157,10 +201,11 @@ static int run_stream(struct run *r, float *x0, char *err, size_t errlen)
 
 		dit_cuda_get_counters(m, &c0);
 		t0 = now_ms();
-		if (k == 0 ? dit_stream_first(r->st, chunk, 0.7, dit_noise_array_next, &mn, x0, err, errlen)
+		if (k == 0)
+			wan_rng_seed(&r->rng, 2);
+		if (k == 0 ? dit_stream_first(r->st, chunk, 0.7, nfn, nctx, x0, err, errlen)
 			   : dit_stream_next(r->st, r->lat + (size_t)(k + 1) * r->fe, 0.5 + 0.02 * (k % 5),
-					     dit_noise_array_next, &mn, x0 + (size_t)(k + 1) * r->fe, &emitted,
-					     err, errlen))
+					     nfn, nctx, x0 + (size_t)(k + 1) * r->fe, &emitted, err, errlen))
 			goto cleanup;
 		r->ms[k] = now_ms() - t0;
 		dit_cuda_get_counters(m, &c1);
@@ -219,6 +264,19 @@ static void check_mode(const struct wan_dit_config *cfg, int S, bool batch, doub
 	CHECK(run_stream(&a, x0p, err, sizeof(err)) == 0, "%s: %s", tag, err);
 	CHECK(!memcmp(x0n, x0p, n * sizeof(float)), "%s: the stream after prepare differs (rel L2 %.3g)",
 	      tag, rel_l2(x0p, x0n, n));
+	/* the host path on the same engine: bitwise the split forward's x0; and with the
+	 * pipeline's noise source (its next draw generated ahead while the device runs) too */
+	CHECK(run_restream(&a, 1, err, sizeof(err)) == 0 && run_stream(&a, x0q, err, sizeof(err)) == 0,
+	      "%s: host path: %s", tag, err);
+	CHECK(!memcmp(x0n, x0q, n * sizeof(float)), "%s: the host path differs from the split forward (rel L2 %.3g)",
+	      tag, rel_l2(x0q, x0n, n));
+	a.normal = 1;
+	CHECK(run_restream(&a, 0, err, sizeof(err)) == 0 && run_stream(&a, x0p, err, sizeof(err)) == 0 &&
+	      run_restream(&a, 1, err, sizeof(err)) == 0 && run_stream(&a, x0q, err, sizeof(err)) == 0,
+	      "%s: generated noise: %s", tag, err);
+	CHECK(!memcmp(x0p, x0q, n * sizeof(float)),
+	      "%s: with generated noise the split forward differs from the host path (rel L2 %.3g)", tag,
+	      rel_l2(x0q, x0p, n));
 	/* engine B: prepare first; the stream then plans and captures nothing */
 	if (run_open(&b, cfg, TH, TW, S, batch, thr, CHUNKS, err, sizeof(err))) {
 		CHECK(0, "%s: %s", tag, err);
@@ -243,7 +301,7 @@ static void check_mode(const struct wan_dit_config *cfg, int S, bool batch, doub
 	      "%s: %ld of %ld forwards replayed", tag, c3.graph_replays - c2.graph_replays,
 	      c3.forwards - c2.forwards);
 	CHECK(rel_l2(x0q, x0n, n) <= 1e-2, "%s: fresh prepared engine off by %.3g", tag, rel_l2(x0q, x0n, n));
-	printf("%-22s stream alone: %ld graphs, %ld GEMM shapes, %ld attention plans; prepared: %ld graphs, %ld forwards all replayed, fresh engine rel L2 %.2g\n",
+	printf("%-22s stream alone: %ld graphs, %ld GEMM shapes, %ld attention plans; prepared: %ld graphs, %ld forwards all replayed, fresh engine rel L2 %.2g; host path = split forward\n",
 	       tag, c1.graph_captures - c0.graph_captures, c1.gemm_shapes - c0.gemm_shapes,
 	       c1.attn_plans - c0.attn_plans, c2.graph_captures, c3.forwards - c2.forwards,
 	       rel_l2(x0q, x0n, n));
@@ -297,14 +355,15 @@ done:
 
 static int bench(int argc, char **argv)
 {
-	const char *model = "1.3b", *mode = "batch";
+	const char *model = "1.3b", *mode = "batch", *noise = "array", *path = "split";
 	int h = 480, w = 832, S = 4, chunks = 12, prep = 1;
 	double thr = 0.2, t0, open_ms, prep_ms = 0;
 	char err[512];
 	struct wan_dit_config cfg;
 	struct run r;
-	float *x0;
+	float *x0, *x0b;
 	struct dit_cuda_counters c;
+	int rc = 0;
 
 	for (int i = 2; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -325,14 +384,19 @@ static int bench(int argc, char **argv)
 			chunks = atoi(argv[++i]);
 		else if (v && !strcmp(argv[i], "--sink-threshold"))
 			thr = atof(argv[++i]);
+		else if (v && !strcmp(argv[i], "--noise"))
+			noise = argv[++i];
+		else if (v && !strcmp(argv[i], "--path"))
+			path = argv[++i];
 		else {
 			fprintf(stderr, "gpu_dit_prepare --bench: unknown or incomplete option '%s'\n", argv[i]);
 			return 2;
 		}
 	}
 	if (h % 16 || w % 16 || h < 16 || w < 16 || S < 1 || S > 8 || chunks < 1 || chunks > 200 ||
-	    (strcmp(mode, "batch") && strcmp(mode, "nobatch"))) {
-		fprintf(stderr, "gpu_dit_prepare --bench: height and width multiples of 16, steps 1..8, chunks 1..200, mode batch|nobatch\n");
+	    (strcmp(mode, "batch") && strcmp(mode, "nobatch")) || (strcmp(noise, "array") && strcmp(noise, "normal")) ||
+	    (strcmp(path, "split") && strcmp(path, "host") && strcmp(path, "both"))) {
+		fprintf(stderr, "gpu_dit_prepare --bench: height and width multiples of 16, steps 1..8, chunks 1..200, mode batch|nobatch, noise array|normal, path split|host|both\n");
 		return 2;
 	}
 	if (wan_dit_config_load(model, &cfg, err, sizeof(err))) {
@@ -355,29 +419,48 @@ static int bench(int argc, char **argv)
 		}
 		prep_ms = now_ms() - t0;
 	}
+	r.normal = !strcmp(noise, "normal");
 	x0 = malloc((chunks + 1) * r.fe * sizeof(float));
-	if (!x0 || run_stream(&r, x0, err, sizeof(err))) {
-		fprintf(stderr, "gpu_dit_prepare: %s\n", x0 ? err : "out of memory");
-		free(x0);
-		run_free(&r);
-		return 1;
-	}
+	x0b = malloc((chunks + 1) * r.fe * sizeof(float));
 	dit_cuda_get_counters(dit_cuda_engine_dit(&r.eng), &c);
-	printf("model %s %dx%d S=%d %s sink %s, %s: engine open %.0f ms, prepare %.0f ms (%d later chunks), %ld graphs, %ld GEMM shapes, %ld attention plans\n",
-	       model, h, w, S, mode, thr > -1 ? "on" : "off", prep ? "prepared" : "not prepared", open_ms,
+	printf("model %s %dx%d S=%d %s sink %s, noise %s, %s: engine open %.0f ms, prepare %.0f ms (%d later chunks), %ld graphs, %ld GEMM shapes, %ld attention plans\n",
+	       model, h, w, S, mode, thr > -1 ? "on" : "off", noise, prep ? "prepared" : "not prepared", open_ms,
 	       prep_ms, prep ? dit_stream_prepare_chunks(&r.sc) : 0, c.graph_captures, c.gemm_shapes,
 	       c.attn_plans);
-	printf("%5s %10s %6s %6s\n", "chunk", "ms", "eager", "added");
-	for (int k = 0; k < chunks; k++)
-		printf("%5d %10.2f %6ld %6ld\n", k, r.ms[k], r.eager[k], r.added[k]);
-	printf("RESULT model=%s res=%dx%d S=%d mode=%s prepare=%d prepare_ms=%.0f calls_ms=", model, h, w, S,
-	       mode, prep, prep_ms);
-	for (int k = 0; k < chunks; k++)
-		printf("%s%.1f", k ? "," : "", r.ms[k]);
-	printf("\n");
+	for (int pass = 0; pass < 2; pass++) {
+		int host = !strcmp(path, "both") ? pass == 0 : !strcmp(path, "host");
+		const char *pname = host ? "host" : "split";
+
+		if ((pass == 1 && strcmp(path, "both")) || !x0 || !x0b)
+			break;
+		if (run_restream(&r, host, err, sizeof(err)) || run_stream(&r, pass ? x0b : x0, err, sizeof(err))) {
+			fprintf(stderr, "gpu_dit_prepare: %s\n", err);
+			rc = 1;
+			goto done;
+		}
+		printf("path %s\n%5s %10s %6s %6s\n", pname, "chunk", "ms", "eager", "added");
+		for (int k = 0; k < chunks; k++)
+			printf("%5d %10.2f %6ld %6ld\n", k, r.ms[k], r.eager[k], r.added[k]);
+		printf("RESULT model=%s res=%dx%d S=%d mode=%s prepare=%d prepare_ms=%.0f noise=%s path=%s calls_ms=",
+		       model, h, w, S, mode, prep, prep_ms, noise, pname);
+		for (int k = 0; k < chunks; k++)
+			printf("%s%.1f", k ? "," : "", r.ms[k]);
+		printf("\n");
+	}
+	if (!x0 || !x0b) {
+		fprintf(stderr, "gpu_dit_prepare: out of memory\n");
+		rc = 1;
+	} else if (!strcmp(path, "both")) {
+		int same = !memcmp(x0, x0b, (chunks + 1) * r.fe * sizeof(float));
+
+		printf("host and split x0 %s\n", same ? "bitwise equal" : "DIFFER");
+		rc = same ? 0 : 1;
+	}
+done:
 	free(x0);
+	free(x0b);
 	run_free(&r);
-	return 0;
+	return rc;
 }
 
 int main(int argc, char **argv)

@@ -7,7 +7,8 @@ libwan_la_SOURCES += \
 	plugins/wan/dit_kv.c plugins/wan/dit_kv.h \
 	plugins/wan/dit_model.c plugins/wan/dit_model.h \
 	plugins/wan/dit_cpu.c plugins/wan/dit_cpu.h \
-	plugins/wan/dit_stream.c plugins/wan/dit_stream.h
+	plugins/wan/dit_stream.c plugins/wan/dit_stream.h \
+	plugins/wan/wan_rng.c plugins/wan/wan_rng.h
 heru_wan_SOURCES += plugins/wan/cli_dit.c
 
 check_PROGRAMS += tests/check_sched tests/check_dit_ops tests/check_dit

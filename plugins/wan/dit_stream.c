@@ -31,6 +31,8 @@ struct dit_stream {
 	bool split;                  /* the engine's forward_begin/end (not WAN_STREAM_HOST=1) */
 	bool pinned;                 /* the buffers above came from the engine's host_alloc */
 	bool trace;                  /* WAN_STREAM_TRACE=1 */
+	dit_idle_fn idle;            /* dit_stream_set_idle */
+	void *idle_ctx;
 	double tr[TR_COUNT];         /* this call's phases (ms) */
 	int64_t starts[WAN_MAX_STEPS];
 	int64_t ts[WAN_MAX_STEPS];
@@ -144,6 +146,12 @@ void dit_stream_free(struct dit_stream *st)
 	free(st);
 }
 
+void dit_stream_set_idle(struct dit_stream *st, dit_idle_fn fn, void *ctx)
+{
+	st->idle = fn;
+	st->idle_ctx = ctx;
+}
+
 const struct dit_kv *dit_stream_kv(const struct dit_stream *st)
 {
 	return st->kv;
@@ -229,6 +237,11 @@ static int step(struct dit_stream *st, int nslots, int frames, const float *x, c
 	tr_mark(st, TR_LAUNCH, &t0);
 	for (int j = 0; j < ndraw && !rc; j++)
 		rc = draw(st, noise, noise_ctx, st->eps + j * dn, dframes, err, errlen);
+	if (!rc && st->idle) {
+		t0 = st->trace ? now_ms() : 0;
+		st->idle(st->idle_ctx);
+		tr_mark(st, TR_DRAW, &t0);
+	}
 	t0 = st->trace ? now_ms() : 0;
 	/* the forward is always finished; a failed draw's message is the one reported */
 	if (st->eng.forward_end(st->eng.impl, sigma, out, rc ? err2 : err, rc ? sizeof(err2) : errlen))

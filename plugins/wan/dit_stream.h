@@ -156,6 +156,13 @@ int dit_stream_prepare(struct dit_stream *st, char *err, size_t errlen);
 /* The number of later chunks dit_stream_prepare runs after the first for config C. */
 int dit_stream_prepare_chunks(const struct dit_stream_config *c);
 
+/* FN(CTX) is called while the device runs each forward of a split engine, after the stream's
+ * own draws for it: the host has nothing else to do until the device is done (the pipeline
+ * generates its next noise there). Never called on the host path. FN NULL: none. CTX is
+ * borrowed. */
+typedef void (*dit_idle_fn)(void *ctx);
+void dit_stream_set_idle(struct dit_stream *st, dit_idle_fn fn, void *ctx);
+
 /* Inspection: the KV bookkeeping, and the temporal position (latent frame) the next chunk
  * will use. */
 const struct dit_kv *dit_stream_kv(const struct dit_stream *st);

@@ -25,6 +25,7 @@
 #include "vae_config.h"
 #include "vae_model.h"
 #include "wan_config.h"
+#include "wan_rng.h"
 #include "wan_sched.h"
 #include "wt_file.h"
 
@@ -33,13 +34,6 @@
 
 const char *const wan_stage_names[WAN_STAGE_COUNT] = {
 	"text", "resize", "encode", "dit", "decode", "output"
-};
-
-/* xoshiro256** seeded through splitmix64; standard normals by Box-Muller (both values used). */
-struct wan_rng {
-	uint64_t s[4];
-	bool have_spare;
-	double spare;
 };
 
 struct wan_pipeline {
@@ -112,54 +106,6 @@ static void stage_done(struct wan_pipeline *p, enum wan_stage s, double t0)
 	p->st.last_ms[s] = ms;
 	p->st.runs[s]++;
 	p->st.mean_ms[s] += (ms - p->st.mean_ms[s]) / (double)p->st.runs[s];
-}
-
-static uint64_t splitmix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static void rng_seed(struct wan_rng *r, uint64_t seed)
-{
-	uint64_t x = seed;
-	for (int i = 0; i < 4; i++)
-		r->s[i] = splitmix(&x);
-	r->have_spare = false;
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(struct wan_rng *r)
-{
-	uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return out;
-}
-
-static double rng_normal(struct wan_rng *r)
-{
-	if (r->have_spare) {
-		r->have_spare = false;
-		return r->spare;
-	}
-	/* u1 in (0,1], u2 in [0,1) from 53-bit mantissas */
-	double u1 = ((rng_next(r) >> 11) + 1) * 0x1.0p-53;
-	double u2 = (rng_next(r) >> 11) * 0x1.0p-53;
-	double m = sqrt(-2.0 * log(u1));
-	r->spare = m * sin(2.0 * M_PI * u2);
-	r->have_spare = true;
-	return m * cos(2.0 * M_PI * u2);
 }
 
 static float clamp01f(float v)
@@ -328,6 +274,8 @@ oom:
 	return -1;
 }
 
+static void noise_ahead(void *ctx);
+
 static int open_dit(struct wan_pipeline *p, char *err, size_t errlen)
 {
 	struct dit_engine_params ep;
@@ -356,6 +304,8 @@ static int open_dit(struct wan_pipeline *p, char *err, size_t errlen)
 		.sink_threshold = p->files.sink_threshold, .channels = p->C, .h = p->h, .w = p->w,
 		.layers = p->dcfg.num_layers };
 	p->stream = dit_stream_new(&sc, &p->eng, err, errlen);
+	if (p->stream)
+		dit_stream_set_idle(p->stream, noise_ahead, p);
 	return p->stream ? 0 : -1;
 }
 
@@ -464,6 +414,7 @@ void wan_pipeline_free(struct wan_pipeline *p)
 		p->cu->destroy(p->cuda);
 #endif
 	dit_stream_free(p->stream);
+	wan_rng_release(&p->rng);
 	if (p->eng_open)
 		p->eng.destroy(p->eng.impl);
 	wan_dit_model_free(p->dit);
@@ -597,6 +548,15 @@ static void resize_in(struct wan_pipeline *p, const uint8_t *rgb, int sw, int sh
 
 /* ---- mixing noise ---- */
 
+/* dit_stream's idle hook: the next draw (one latent frame of normals) generated while the
+ * device runs, so the chunk's mixing draw, made before its forward, is a copy (wan_rng.h).
+ * Out of memory only means it is generated when asked. */
+static void noise_ahead(void *ctx)
+{
+	struct wan_pipeline *p = ctx;
+	(void)wan_rng_prefetch(&p->rng, p->fe);
+}
+
 struct noise_ctx {
 	struct wan_pipeline *p;
 	int mix_left;          /* draws still to come that are the chunk's mixing noise */
@@ -615,8 +575,7 @@ static int draw_noise(void *vctx, float *dst, size_t n, char *err, size_t errlen
 	struct wan_pipeline *p = nc->p;
 	(void)err;
 	(void)errlen;
-	for (size_t i = 0; i < n; i++)
-		dst[i] = (float)rng_normal(&p->rng);
+	wan_rng_fill(&p->rng, dst, n);
 	if (nc->mix_left > 0) {
 		if (nc->per_pixel) {
 			const float *z = nc->z + (size_t)nc->mix_index * p->fe;
@@ -791,7 +750,7 @@ static int run_first_chunk(struct wan_pipeline *p, const struct wan_pipeline_par
 	t0 = now_ms();
 	p->init_scale = wan_pipeline_init_scale(prm->prompt_dominance);
 	double s = p->init_scale;
-	rng_seed(&p->rng, p->seed);
+	wan_rng_seed(&p->rng, p->seed);
 	struct noise_ctx nc = { .p = p, .mix_left = 2, .z = p->lat, .s = s };
 	nc.per_pixel = build_strength(p, prm, s);
 	if (nc.per_pixel)
