@@ -37,6 +37,7 @@
 #include <cuda_runtime.h>
 
 #include "dit_stream.h"
+#include "ops_ref.h"
 #include "plugins/wan/cuda/dit_cuda.h"
 #include "wan_config.h"
 #include "wan_rng.h"
@@ -353,6 +354,69 @@ done:
 	free(x0p);
 }
 
+/* The host phases of one steady call measured one by one (the bench's prediction table):
+ * copies of the call's latents (S frames in batch mode, 1 without) each way from pageable
+ * and pinned memory, its S noise draws copied or generated (wan_rng), and its host math
+ * (mixing, flow -> x0, re-noising, the slot shift). Medians of 7. */
+static void measure_parts(const struct run *r)
+{
+	int S = r->sc.steps, fr = r->sc.batch ? S : 1;
+	size_t fe = r->fe, n = (size_t)fr * fe, bytes = n * sizeof(float);
+	float *pg = malloc(bytes), *pg2 = malloc(bytes), *pn = dit_cuda_host_alloc(bytes), *dv = NULL;
+	double t[8][7], med[8];
+	struct wan_rng rng = {0};
+
+	if (!pg || !pg2 || !pn || cudaMalloc((void **)&dv, bytes) != cudaSuccess) {
+		printf("parts: out of memory\n");
+		goto cleanup;
+	}
+	fill(pg, n, 5);
+	fill(pg2, n, 6);
+	wan_rng_seed(&rng, 9);
+	for (int it = 0; it < 7; it++) {
+		double t0 = now_ms();
+
+		cudaMemcpy(dv, pg, bytes, cudaMemcpyHostToDevice);
+		t[0][it] = now_ms() - t0, t0 = now_ms();
+		cudaMemcpy(dv, pn, bytes, cudaMemcpyHostToDevice);
+		t[1][it] = now_ms() - t0, t0 = now_ms();
+		cudaMemcpy(pg, dv, bytes, cudaMemcpyDeviceToHost);
+		t[2][it] = now_ms() - t0, t0 = now_ms();
+		cudaMemcpy(pn, dv, bytes, cudaMemcpyDeviceToHost);
+		t[3][it] = now_ms() - t0, t0 = now_ms();
+		for (int f = 0; f < S; f++)
+			memcpy(pg2 + (f % fr) * fe, r->noise + f * fe, fe * sizeof(float));
+		t[4][it] = now_ms() - t0, t0 = now_ms();
+		for (int f = 0; f < S; f++)
+			wan_rng_fill(&rng, pg2 + (f % fr) * fe, fe);
+		t[5][it] = now_ms() - t0, t0 = now_ms();
+		ops_add_noise(pn, pg, pg2, fe, 0.5);
+		ops_flow_to_x0(pn, pn, pg2, n, 0.7);
+		ops_add_noise(pn, pn, pg2, (size_t)(fr > 1 ? fr - 1 : S > 1) * fe, 0.3);
+		t[6][it] = now_ms() - t0, t0 = now_ms();
+		memmove(pn + (fr > 1 ? fe : 0), pn, (size_t)(fr > 1 ? fr - 1 : 0) * fe * sizeof(float));
+		t[7][it] = now_ms() - t0;
+	}
+	for (int k = 0; k < 8; k++) {
+		for (int i = 1; i < 7; i++)
+			for (int j = i; j > 0 && t[k][j - 1] > t[k][j]; j--) {
+				double x = t[k][j];
+
+				t[k][j] = t[k][j - 1];
+				t[k][j - 1] = x;
+			}
+		med[k] = t[k][3];
+	}
+	printf("parts (one call: %d frames of %zu floats = %.2f MB; %d draws): H2D pageable %.3f pinned %.3f, D2H pageable %.3f pinned %.3f, draws copied %.3f generated %.3f, host math %.3f, slot shift %.3f ms\n",
+	       fr, fe, bytes / 1e6, S, med[0], med[1], med[2], med[3], med[4], med[5], med[6], med[7]);
+cleanup:
+	wan_rng_release(&rng);
+	free(pg);
+	free(pg2);
+	dit_cuda_host_free(pn);
+	cudaFree(dv);
+}
+
 static int bench(int argc, char **argv)
 {
 	const char *model = "1.3b", *mode = "batch", *noise = "array", *path = "split";
@@ -427,6 +491,7 @@ static int bench(int argc, char **argv)
 	       model, h, w, S, mode, thr > -1 ? "on" : "off", noise, prep ? "prepared" : "not prepared", open_ms,
 	       prep_ms, prep ? dit_stream_prepare_chunks(&r.sc) : 0, c.graph_captures, c.gemm_shapes,
 	       c.attn_plans);
+	measure_parts(&r);
 	for (int pass = 0; pass < 2; pass++) {
 		int host = !strcmp(path, "both") ? pass == 0 : !strcmp(path, "host");
 		const char *pname = host ? "host" : "split";

@@ -362,12 +362,14 @@ static int next_nobatch(struct dit_stream *st, const float *latent, double s, di
 static void trace_print(const struct dit_stream *st, double total)
 {
 	const double *t = st->tr;
+	double other = total - t[TR_DRAW] - t[TR_MATH] - t[TR_LAUNCH] - t[TR_WAIT];
 
-	fprintf(stderr, "[stream call %d: %.3f ms = draws %.3f (%s) + host math %.3f + %s %.3f + %s %.3f + other %.3f]\n",
-		st->calls, total, t[TR_DRAW], st->split ? "while the device runs" : "serial",
-		t[TR_MATH], st->split ? "launch" : "-", t[TR_LAUNCH],
-		st->split ? "wait+x0" : "forward", t[TR_WAIT],
-		total - t[TR_DRAW] - t[TR_MATH] - t[TR_LAUNCH] - t[TR_WAIT]);
+	if (st->split)
+		fprintf(stderr, "[stream call %d: %.3f ms = launch %.3f + draws %.3f (while the device runs) + wait+x0 %.3f + host math %.3f + other %.3f]\n",
+			st->calls, total, t[TR_LAUNCH], t[TR_DRAW], t[TR_WAIT], t[TR_MATH], other);
+	else
+		fprintf(stderr, "[stream call %d: %.3f ms = forward %.3f + draws %.3f + host math %.3f + other %.3f]\n",
+			st->calls, total, t[TR_WAIT], t[TR_DRAW], t[TR_MATH], other);
 }
 
 int dit_stream_next(struct dit_stream *st, const float *latent, double s, dit_noise_fn noise,

@@ -189,6 +189,7 @@ static int eng_launch(struct cuda_eng *e, struct dit_kv *kv, int nslots, int fra
 	double t0 = e->trace ? now_ms() : 0;
 
 	e->pend_replay = 0;
+	e->tr_pack = 0;
 	if (nslots < 1 || nslots > e->max_slots || nslots > dit_kv_slots(kv) || frames < 1 ||
 	    frames > DIT_CUDA_MAX_FRAMES) {
 		snprintf(err, errlen, "CUDA DiT: %d slots of %d frames do not fit the engine (%d slots, %d frames)",
@@ -266,7 +267,14 @@ static int eng_forward(void *impl, struct dit_kv *kv, int nslots, int frames, co
 		       const int64_t *t, const int64_t *c_start, float *flow, char *err,
 		       size_t errlen)
 {
-	return eng_launch(impl, kv, nslots, frames, x, t, c_start, flow, err, errlen);
+	struct cuda_eng *e = impl;
+	double t0 = e->trace ? now_ms() : 0;
+	int rc = eng_launch(e, kv, nslots, frames, x, t, c_start, flow, err, errlen);
+
+	if (e->trace && !rc)
+		fprintf(stderr, "[engine %d x %d (host path): kv pack %.3f + forward %.3f ms (pageable H2D, graph, pageable D2H, sink replay)]\n",
+			nslots, frames, e->tr_pack, now_ms() - t0 - e->tr_pack);
+	return rc;
 }
 
 /* forward_begin (dit_stream.h): the call queued, its results left on the device. */
