@@ -41,16 +41,6 @@ struct attn_plan {
 };
 
 #define RETIRED_MAX 64
-#define ATTN_LANES 3 /* streams with scratch of their own besides the default set */
-
-/* One stream's scratch (wan_attn_add_stream): the same buffers as the default set, grown with
- * it, so attention calls on different streams may run concurrently. */
-struct attn_lane {
-	cudaStream_t st;
-	void *workspace, *qdup, *opart;    /* new (cudaMalloc) */
-	float *stats;
-	size_t workspace_bytes, qdup_bytes, opart_bytes, stats_bytes;
-};
 
 struct wan_attn {
 	int use_cudnn;
@@ -69,8 +59,6 @@ struct wan_attn {
 	 * graphs may still point into them */
 	void *retired[RETIRED_MAX];
 	int nretired;
-	struct attn_lane lanes[ATTN_LANES];
-	int nlanes;
 };
 
 /* Makes *buf at least `bytes` long. The old buffer is retired, not freed. */
@@ -93,47 +81,6 @@ static int grow(struct wan_attn *a, void **buf, size_t *cap, size_t bytes, char 
 	*buf = p;
 	*cap = bytes;
 	return 0;
-}
-
-/* Grows every stream's scratch to the default set's sizes (after the default set grew). */
-static int lanes_grow(struct wan_attn *a, char *err, size_t errlen)
-{
-	for (int i = 0; i < a->nlanes; i++) {
-		struct attn_lane *l = &a->lanes[i];
-
-		if (grow(a, &l->workspace, &l->workspace_bytes, a->workspace_bytes, err, errlen) ||
-		    grow(a, &l->qdup, &l->qdup_bytes, a->qdup_bytes, err, errlen) ||
-		    grow(a, &l->opart, &l->opart_bytes, a->opart_bytes, err, errlen) ||
-		    grow(a, (void **)&l->stats, &l->stats_bytes, a->stats_bytes, err, errlen))
-			return -1;
-	}
-	return 0;
-}
-
-/* The scratch attention calls on st use. */
-static struct attn_lane lane_for(const struct wan_attn *a, cudaStream_t st)
-{
-	struct attn_lane d = {.st = st, .workspace = a->workspace, .qdup = a->qdup,
-			      .opart = a->opart, .stats = a->stats};
-
-	for (int i = 0; i < a->nlanes; i++)
-		if (a->lanes[i].st == st)
-			return a->lanes[i];
-	return d;
-}
-
-int wan_attn_add_stream(struct wan_attn *a, cudaStream_t st, char *err, size_t errlen)
-{
-	for (int i = 0; i < a->nlanes; i++)
-		if (a->lanes[i].st == st)
-			return 0;
-	if (a->nlanes == ATTN_LANES) {
-		snprintf(err, errlen, "more than %d attention streams", ATTN_LANES);
-		return -1;
-	}
-	memset(&a->lanes[a->nlanes], 0, sizeof(a->lanes[0]));
-	a->lanes[a->nlanes++].st = st;
-	return lanes_grow(a, err, errlen);
 }
 
 struct wan_attn *wan_attn_new(int use_cudnn, char *err, size_t errlen)
@@ -187,13 +134,6 @@ void wan_attn_free(struct wan_attn *a)
 		cudaFree(a->opart);
 	if (a->stats)
 		cudaFree(a->stats);
-	for (int i = 0; i < a->nlanes; i++) {
-		void *b[4] = {a->lanes[i].workspace, a->lanes[i].qdup, a->lanes[i].opart, a->lanes[i].stats};
-
-		for (int j = 0; j < 4; j++)
-			if (b[j])
-				cudaFree(b[j]);
-	}
 	if (a->dnn)
 		cudnnDestroy(a->dnn);
 	free(a);
@@ -465,8 +405,6 @@ static struct attn_plan *plan_get(struct wan_attn *a, const struct wan_attn_shap
 			goto cleanup;
 		}
 	}
-	if (lanes_grow(a, err, errlen))
-		rc = -1;
 cleanup:
 	if (rc) {
 		if (p->plan)
@@ -531,12 +469,12 @@ int wan_attn_split(struct wan_attn *a, const struct wan_attn_shape *s)
 
 /* One execution of PLAN with these operands on the handle's stream. */
 static cudnnStatus_t exec_plan(struct wan_attn *a, cudnnBackendDescriptor_t plan, int nptr,
-			       const int64_t *uids, void **ptrs, void *ws)
+			       const int64_t *uids, void **ptrs)
 {
 	cudnnBackendDescriptor_t vp = NULL;
 	cudnnStatus_t s;
 
-	if ((s = cudnn_be_variant_pack(&vp, nptr, uids, ptrs, ws)) == 0)
+	if ((s = cudnn_be_variant_pack(&vp, nptr, uids, ptrs, a->workspace)) == 0)
 		s = cudnnBackendExecute(a->dnn, plan, vp);
 	if (vp)
 		cudnnBackendDestroyDescriptor(vp);
@@ -569,17 +507,15 @@ static int tune_plan(struct wan_attn *a, struct attn_plan *p, cudaStream_t st, i
 		if ((size_t)ws[i] > a->workspace_bytes &&
 		    grow(a, &a->workspace, &a->workspace_bytes, (size_t)ws[i], err, errlen))
 			return -1;
-	if (lanes_grow(a, err, errlen))
-		return -1;
 	CU_TRY(cudaEventCreate(&e0));
 	CU_TRY(cudaEventCreate(&e1));
 	for (int i = 0; i < nc; i++) {
 		float ms = 0.0f;
-		int ok = exec_plan(a, cand[i], nptr, uids, ptrs, lane_for(a, st).workspace) == CUDNN_STATUS_SUCCESS &&
+		int ok = exec_plan(a, cand[i], nptr, uids, ptrs) == CUDNN_STATUS_SUCCESS &&
 			 cudaEventRecord(e0, st) == cudaSuccess;
 
 		for (int r = 0; r < ATTN_TUNE_REPS && ok; r++)
-			ok = exec_plan(a, cand[i], nptr, uids, ptrs, lane_for(a, st).workspace) == CUDNN_STATUS_SUCCESS;
+			ok = exec_plan(a, cand[i], nptr, uids, ptrs) == CUDNN_STATUS_SUCCESS;
 		if (ok && cudaEventRecord(e1, st) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess &&
 		    cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess && (best_ms < 0.0f || ms < best_ms)) {
 			best_ms = ms;
@@ -614,7 +550,6 @@ static int run_cudnn(struct wan_attn *a, struct attn_plan *p, cudaStream_t st,
 	void *ptrs[6] = {0};
 	float scale = s->scale;
 	int rc = 0, nptr;
-	struct attn_lane ln = lane_for(a, st);
 
 	nptr = p->split > 1 ? 6 : 5;
 	ptrs[0] = (void *)q; ptrs[1] = (void *)k; ptrs[2] = (void *)v; ptrs[3] = o; ptrs[4] = &scale;
@@ -623,13 +558,13 @@ static int run_cudnn(struct wan_attn *a, struct attn_plan *p, cudaStream_t st,
 
 		if (!p->q_shared) {
 			for (int i = 0; i < s->b * p->split; i++)
-				CU_TRY(cudaMemcpyAsync((char *)ln.qdup + i * qbytes,
+				CU_TRY(cudaMemcpyAsync((char *)a->qdup + i * qbytes,
 						       (const char *)q + (size_t)(i / p->split) * s->q_bstride * 2,
 						       qbytes, cudaMemcpyDeviceToDevice, st));
-			ptrs[0] = ln.qdup;
+			ptrs[0] = a->qdup;
 		}
-		ptrs[3] = ln.opart;
-		ptrs[5] = ln.stats;
+		ptrs[3] = a->opart;
+		ptrs[5] = a->stats;
 	}
 	DNN_TRY(cudnnSetStream(a->dnn, st));
 	if (p->nalt && tune_plan(a, p, st, nptr, uids, ptrs, err, errlen))
@@ -637,10 +572,10 @@ static int run_cudnn(struct wan_attn *a, struct attn_plan *p, cudaStream_t st,
 	DNN_TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp));
 	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, nptr, uids));
 	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, nptr, ptrs));
-	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ln.workspace));
+	DNN_TRY(cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &a->workspace));
 	DNN_TRY(cudnnBackendFinalize(vp));
 	DNN_TRY(cudnnBackendExecute(a->dnn, p->plan, vp));
-	if (p->split > 1 && wan_attn_combine(st, ln.opart, ln.stats, o, s->b, p->split, s->h, s->d,
+	if (p->split > 1 && wan_attn_combine(st, a->opart, a->stats, o, s->b, p->split, s->h, s->d,
 					     s->sq, s->o_bstride, s->o_sstride, err, errlen))
 		rc = -1;
 cleanup:
@@ -656,11 +591,9 @@ static int run_fa3(struct wan_attn *a, int split, int bn, cudaStream_t st,
 		   const struct wan_attn_shape *s, const void *q, const void *k, const void *v, void *o,
 		   char *err, size_t errlen)
 {
-	struct attn_lane ln = lane_for(a, st);
-
 	if (split < 0)
-		return wan_attn_fa3_tail(st, s, -split, bn, q, k, v, ln.opart, ln.stats, o, err, errlen);
-	return wan_attn_fa3_split(st, s, split, bn, q, k, v, ln.opart, ln.stats, o, err, errlen);
+		return wan_attn_fa3_tail(st, s, -split, bn, q, k, v, a->opart, a->stats, o, err, errlen);
+	return wan_attn_fa3_split(st, s, split, bn, q, k, v, a->opart, a->stats, o, err, errlen);
 }
 
 /* ATTN_TUNE_REPS runs (after one warm-up) of cuDNN (split 0) or fa3 with `split` key parts

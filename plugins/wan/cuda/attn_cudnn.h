@@ -33,12 +33,6 @@ struct wan_attn; /* opaque: cuDNN handle, plan cache, workspace */
 /* use_cudnn = 0 forces the fallback kernel everywhere (tests, WAN_ATTN=fallback). */
 struct wan_attn *wan_attn_new(int use_cudnn, char *err, size_t errlen);
 void wan_attn_free(struct wan_attn *a);
-/* Attention calls on stream st get scratch of their own (cuDNN workspace, split-key copies,
- * partial outputs, statistics), grown with the default set, so they may run concurrently with
- * calls on other streams (two branches of one CUDA graph). Plans and their tuning stay shared:
- * run a shape's first (tuning) call eagerly before running it concurrently. Up to 3 streams;
- * adding one twice is a no-op. 0, or -1 with err set. */
-int wan_attn_add_stream(struct wan_attn *a, cudaStream_t st, char *err, size_t errlen);
 
 /* O = softmax(Q·Kᵀ·scale)·V. Plans the shape on first use (cuDNN, else the fallback kernel).
  * All pointers borrowed device memory. */

@@ -26,10 +26,6 @@
 #define GRAPH_RAGGED_RESERVE 4 /* entries only uniform shapes may take */
 #define PROF_EVENTS 4096
 #define BF 2 /* bytes per bf16 */
-/* Calls of at least this many slots (uniform key lengths) run as two half-batches on two
- * streams inside their graph (0: never, the default: measured slower on H100, NOTES.md
- * "twostream"); WAN_SPLIT=N overrides (N >= 2; 1 means 4). */
-#define SPLIT_MIN_DEFAULT 0
 
 const char *const dit_cuda_comp_names[DIT_C_COUNT] = {
 	"embed+time", "norms/rope/residual", "qkv gemm", "self-attention", "o/cross-q gemms",
@@ -62,11 +58,6 @@ struct dit_cuda {
 	struct dit_cuda_plan p;
 	int l, h2, w2, hd, kv_rows, max_tokens, max_frames_total, ncontexts, nctx_set;
 	cudaStream_t st;
-	/* split calls (see enqueue_call): the second half's stream inside a captured graph, the
-	 * fork and join events; split_min: fewest slots a call needs to be split (0: never) */
-	cudaStream_t st2;
-	cudaEvent_t ev_fork, ev_join;
-	int split_min, split_joint;
 	/* time embedding cache: the modulation vectors (mvec, hvec, e) of the call shape and
 	 * timesteps below are in place; the graphs do not compute them (emb_cache on) */
 	int emb_cache, emb_ok, emb_b, emb_f;
@@ -322,30 +313,19 @@ struct dit_cuda *dit_cuda_new(const struct dit_cuda_dims *dims, const struct dit
 		goto cleanup;
 	}
 	CU_TRY(cudaStreamCreateWithFlags(&m->st, cudaStreamNonBlocking));
-	CU_TRY(cudaStreamCreateWithFlags(&m->st2, cudaStreamNonBlocking));
-	CU_TRY(cudaEventCreateWithFlags(&m->ev_fork, cudaEventDisableTiming));
-	CU_TRY(cudaEventCreateWithFlags(&m->ev_join, cudaEventDisableTiming));
 	{
-		const char *sp = getenv("WAN_SPLIT"), *ec = getenv("WAN_EMB_CACHE");
+		const char *ec = getenv("WAN_EMB_CACHE");
 
-		m->split_min = sp ? atoi(sp) : SPLIT_MIN_DEFAULT;
-		if (m->split_min == 1)
-			m->split_min = 4;
-		if (m->split_min < 0)
-			m->split_min = 0;
 		m->emb_cache = !(ec && ec[0] == '0');
-		sp = getenv("WAN_SPLIT_ATTN");
-		m->split_joint = sp && !strcmp(sp, "joint");
 	}
-	/* the second stream's GEMM workspace and attention scratch only when calls may split */
 	m->gemm = wan_gemm_new((size_t)32 << 20, err, errlen);
-	if (!m->gemm || (m->split_min >= 2 && wan_gemm_add_stream(m->gemm, m->st2, err, errlen))) {
+	if (!m->gemm) {
 		rc = -1;
 		goto cleanup;
 	}
 	wan_gemm_set_tuning(m->gemm, 1);
 	m->attn = wan_attn_new(m->use_cudnn, err, errlen);
-	if (!m->attn || (m->split_min >= 2 && wan_attn_add_stream(m->attn, m->st2, err, errlen))) {
+	if (!m->attn) {
 		rc = -1;
 		goto cleanup;
 	}
@@ -416,12 +396,6 @@ void dit_cuda_free(struct dit_cuda *m)
 		cudaFreeHost(m->h_sink_params);
 	if (m->st)
 		cudaStreamDestroy(m->st);
-	if (m->st2)
-		cudaStreamDestroy(m->st2);
-	if (m->ev_fork)
-		cudaEventDestroy(m->ev_fork);
-	if (m->ev_join)
-		cudaEventDestroy(m->ev_join);
 	free(m->layers);
 	free(m);
 }
@@ -434,10 +408,6 @@ void dit_cuda_set_options(struct dit_cuda *m, int use_graphs, int use_cudnn)
 	if (use_cudnn != m->use_cudnn) {
 		struct wan_attn *a = wan_attn_new(use_cudnn, err, sizeof(err));
 
-		if (a && m->split_min >= 2 && wan_attn_add_stream(a, m->st2, err, sizeof(err))) {
-			wan_attn_free(a);
-			a = NULL;
-		}
 		if (a) {
 			wan_attn_free(m->attn);
 			m->attn = a;
@@ -885,115 +855,81 @@ static int enqueue_embed(struct dit_cuda *m, int B, int Fr, char *err, size_t er
 	return 0;
 }
 
-/* Enqueues, on stream st, everything after the time embedding for slots [b0, b0 + nb) of a
- * call of B slots x Fr frames: patch embedding, every layer, head and x0. The slots are
- * independent in every op (they share only weights and, with one prompt, the cross cache),
- * so each half of a split call runs this on its own rows of every buffer, its own caches and
- * its own rows of the call block; the modulation vectors keep the whole call's layout.
- * kv_uniform > 0: every slot attends kv_uniform rows; 0: ragged lengths from the device call
- * block (one-slot cuDNN calls or the fallback kernel; only unsplit, b0 = 0 and nb = B). */
-/* The self- and cross-attention shapes of nb slots x n tokens attending kv keys each (the
- * cross keys: one prompt, batch 1 over all nb·n tokens; one prompt per slot, batch nb). */
-static void attn_shapes(const struct dit_cuda *m, int nb, int n, int kv, struct wan_attn_shape *self,
+/* The self- and cross-attention shapes of B slots x n tokens attending kv keys each (the
+ * cross keys: one prompt, batch 1 over all B·n tokens; one prompt per slot, batch B). */
+static void attn_shapes(const struct dit_cuda *m, int B, int n, int kv, struct wan_attn_shape *self,
 			struct wan_attn_shape *cross)
 {
-	int D = m->d.dim, per_slot = m->nctx_set > 1, cq = per_slot ? n : nb * n;
+	int D = m->d.dim, per_slot = m->nctx_set > 1, cq = per_slot ? n : B * n;
 
 	*self = (struct wan_attn_shape){
-		.b = nb, .h = m->d.num_heads, .d = m->hd, .sq = n, .skv = kv,
+		.b = B, .h = m->d.num_heads, .d = m->hd, .sq = n, .skv = kv,
 		.q_bstride = (int64_t)n * D, .q_sstride = D,
 		.kv_bstride = (int64_t)m->kv_rows * D, .kv_sstride = D,
 		.o_bstride = (int64_t)n * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
 	};
 	*cross = (struct wan_attn_shape){
-		.b = per_slot ? nb : 1, .h = m->d.num_heads, .d = m->hd, .sq = cq,
+		.b = per_slot ? B : 1, .h = m->d.num_heads, .d = m->hd, .sq = cq,
 		.skv = m->d.text_len, .q_bstride = (int64_t)cq * D, .q_sstride = D,
 		.kv_bstride = (int64_t)m->d.text_len * D, .kv_sstride = D,
 		.o_bstride = (int64_t)cq * D, .o_sstride = D, .scale = 1.0f / sqrtf((float)m->hd),
 	};
 }
 
-/* Steps of a body, for enqueue_range: 0 the patch embedding, then per layer li three:
- * 1 + 3·li its QKV GEMM and RoPE/cache write, 2 + 3·li its self-attention, 3 + 3·li the rest
- * of the layer (through the next LayerNorm); 1 + 3·layers the head. */
-#define STEP_QKV(li) (1 + 3 * (li))
-#define STEP_ATTN(li) (2 + 3 * (li))
-#define STEP_POST(li) (3 + 3 * (li))
-#define STEP_HEAD(m) (1 + 3 * (m)->d.num_layers)
-
-/* The steps [from, to) of the body of slots [b0, b0 + nb) (see enqueue_body). */
-static int enqueue_range(struct dit_cuda *m, cudaStream_t st, int b0, int nb, int B, int Fr,
-			 int kv_uniform, const struct fwd_hook *hook, int from, int to, char *err,
-			 size_t errlen)
+/* Enqueues, on m->st, everything after the time embedding of a call of B slots x Fr frames:
+ * patch embedding, every layer, head and x0. kv_uniform > 0: every slot attends kv_uniform
+ * rows; 0: ragged lengths from the device call block (one-slot cuDNN calls or the fallback
+ * kernel). HOOK: the adaptive-sink path (host callback or device decision), or NULL. */
+static int enqueue_body(struct dit_cuda *m, int B, int Fr, int kv_uniform, const struct fwd_hook *hook,
+			char *err, size_t errlen)
 {
-	int D = m->d.dim, FF = m->d.ffn_dim, L = m->l, n = Fr * L, T = nb * n, M = B * Fr;
-	size_t r0 = (size_t)b0 * n, mo = (size_t)b0 * Fr, px = (size_t)16 * Fr * m->p.lat_h * m->p.lat_w;
-	size_t kvs = (size_t)b0 * m->kv_rows * D * BF;
+	int D = m->d.dim, FF = m->d.ffn_dim, L = m->l, n = Fr * L, T = B * n, M = B * Fr;
+	cudaStream_t st = m->st;
 	float eps = (float)m->d.eps;
-	const int *d_start = m->call_i + M + b0, *d_write = m->call_i + M + B + b0;
-	const int *d_kv = m->call_i + M + 2 * B + b0, *h_kv = m->h_call_i + M + 2 * B + b0;
-	float *x = m->x + r0 * D, *x_in = m->x_in + b0 * px;
-	char *cols = (char *)m->cols + r0 * 64 * BF, *hbuf = (char *)m->hbuf + r0 * D * BF;
-	char *qkv = (char *)m->qkv + r0 * 3 * D * BF, *qbuf = (char *)m->qbuf + r0 * D * BF;
-	char *abuf = (char *)m->abuf + r0 * D * BF, *ybuf = (char *)m->ybuf + r0 * D * BF;
-	char *fbuf = (char *)m->fbuf + r0 * FF * BF, *obuf = (char *)m->obuf + r0 * 64 * BF;
+	const int *d_start = m->call_i + M, *d_write = m->call_i + M + B;
+	const int *d_kv = m->call_i + M + 2 * B, *h_kv = m->h_call_i + M + 2 * B;
+	float *x = m->x, *x_in = m->x_in;
+	void *cols = m->cols, *hbuf = m->hbuf, *qkv = m->qkv, *qbuf = m->qbuf;
+	void *abuf = m->abuf, *ybuf = m->ybuf, *fbuf = m->fbuf, *obuf = m->obuf;
 	struct wan_attn_shape self, cross;
-	/* one prompt: every token of the call attends the same 512 keys (batch 1); one prompt
-	 * per slot: batch B */
-	int per_slot = m->nctx_set > 1;
-	size_t xo = per_slot ? (size_t)b0 * m->d.text_len * D * BF : 0;
 
-	attn_shapes(m, nb, n, kv_uniform, &self, &cross);
-	if (hook && (b0 || nb != B || st != m->st)) {
-		snprintf(err, errlen, "the adaptive-sink forward cannot be split");
-		return -1;
-	}
-	if (from <= 0 && 0 < to) {
-		prof_mark(m, DIT_C_EMBED);
-		TRY(wan_k_patchify(st, x_in, cols, nb, Fr, m->p.lat_h, m->p.lat_w, err, errlen));
-		TRY(wan_gemm_bf16(m->gemm, st, T, D, 64, cols, 64, m->pe_w, 64, m->pe_b, WAN_EPI_BIAS,
-				  ybuf, D, err, errlen));
-		TRY(wan_k_bf16_to_f32(st, ybuf, x, (size_t)T * D, err, errlen));
-		prof_mark(m, DIT_C_NORMS);
-		TRY(wan_k_res_ln(st, x, NULL, NULL, -1, hbuf, m->mvec + mo * 6 * D, 6, 0, 1, NULL, NULL, T,
-				 D, n, L, eps, err, errlen));
-	}
+	attn_shapes(m, B, n, kv_uniform, &self, &cross);
+	prof_mark(m, DIT_C_EMBED);
+	TRY(wan_k_patchify(st, x_in, cols, B, Fr, m->p.lat_h, m->p.lat_w, err, errlen));
+	TRY(wan_gemm_bf16(m->gemm, st, T, D, 64, cols, 64, m->pe_w, 64, m->pe_b, WAN_EPI_BIAS,
+			  ybuf, D, err, errlen));
+	TRY(wan_k_bf16_to_f32(st, ybuf, x, (size_t)T * D, err, errlen));
+	prof_mark(m, DIT_C_NORMS);
+	TRY(wan_k_res_ln(st, x, NULL, NULL, -1, hbuf, m->mvec, 6, 0, 1, NULL, NULL, T, D, n, L, eps,
+			 err, errlen));
 	for (int li = 0; li < m->d.num_layers; li++) {
 		struct layer_w *w = &m->layers[li];
-		const float *mv = m->mvec + ((size_t)li * M + mo) * 6 * D;
-		void *kc = (char *)w->kc + kvs, *vc = (char *)w->vc + kvs;
+		const float *mv = m->mvec + (size_t)li * M * 6 * D;
 		int last = li + 1 == m->d.num_layers;
 
-		if (STEP_POST(li) < from || STEP_QKV(li) >= to)
-			continue;
 		/* hbuf holds LN(x)·(1+scale1)+shift1 (fused into the previous residual) */
-		if (from <= STEP_QKV(li) && STEP_QKV(li) < to) {
-			prof_mark(m, DIT_C_QKV);
-			TRY(wan_gemm_bf16(m->gemm, st, T, 3 * D, D, hbuf, D, w->wqkv, D, w->bqkv, WAN_EPI_BIAS,
-					  qkv, 3 * D, err, errlen));
-			prof_mark(m, DIT_C_NORMS);
-			if (hook && hook->fn)
-				TRY(hooked_kv(m, hook, li, B, n, d_start, &kv_uniform, err, errlen));
-			else if (hook)
-				TRY(sink_kv_device(m, hook->nsink, hook->cached, li, B, n, d_start, (int *)d_write,
-						   err, errlen));
-			else
-				TRY(wan_k_qkv_rope_cache(st, qkv, qbuf, kc, vc, (int64_t)m->kv_rows * D, T, D, m->hd,
-							 n, L, m->w2, w->gq, w->gk, m->rope, d_start, d_write, eps,
-							 err, errlen));
-		}
-		if (from <= STEP_ATTN(li) && STEP_ATTN(li) < to) {
-			prof_mark(m, DIT_C_SELF_ATTN);
-			self.skv = kv_uniform;
-			if (kv_uniform > 0)
-				TRY(wan_attn_run(m->attn, st, &self, qbuf, kc, vc, abuf, err, errlen));
-			else if (ragged_on_cudnn(m, &self, nb, hook ? m->h_kvlen : h_kv))
-				TRY(self_attn_per_slot(m, &self, nb, hook ? m->h_kvlen : h_kv, w, err, errlen));
-			else
-				TRY(wan_attn_run_ragged(m->attn, st, &self, d_kv, qbuf, kc, vc, abuf, err, errlen));
-		}
-		if (STEP_POST(li) >= to)
-			continue;
+		prof_mark(m, DIT_C_QKV);
+		TRY(wan_gemm_bf16(m->gemm, st, T, 3 * D, D, hbuf, D, w->wqkv, D, w->bqkv, WAN_EPI_BIAS,
+				  qkv, 3 * D, err, errlen));
+		prof_mark(m, DIT_C_NORMS);
+		if (hook && hook->fn)
+			TRY(hooked_kv(m, hook, li, B, n, d_start, &kv_uniform, err, errlen));
+		else if (hook)
+			TRY(sink_kv_device(m, hook->nsink, hook->cached, li, B, n, d_start, (int *)d_write,
+					   err, errlen));
+		else
+			TRY(wan_k_qkv_rope_cache(st, qkv, qbuf, w->kc, w->vc, (int64_t)m->kv_rows * D, T, D,
+						 m->hd, n, L, m->w2, w->gq, w->gk, m->rope, d_start, d_write,
+						 eps, err, errlen));
+		prof_mark(m, DIT_C_SELF_ATTN);
+		self.skv = kv_uniform;
+		if (kv_uniform > 0)
+			TRY(wan_attn_run(m->attn, st, &self, qbuf, w->kc, w->vc, abuf, err, errlen));
+		else if (ragged_on_cudnn(m, &self, B, hook ? m->h_kvlen : h_kv))
+			TRY(self_attn_per_slot(m, &self, B, hook ? m->h_kvlen : h_kv, w, err, errlen));
+		else
+			TRY(wan_attn_run_ragged(m->attn, st, &self, d_kv, qbuf, w->kc, w->vc, abuf, err,
+						errlen));
 		prof_mark(m, DIT_C_PROJ);
 		/* o stays in ybuf until the cross residual adds it to x */
 		TRY(wan_gemm_bf16(m->gemm, st, T, D, D, abuf, D, w->wo, D, w->bo, WAN_EPI_BIAS, ybuf, D,
@@ -1008,8 +944,7 @@ static int enqueue_range(struct dit_cuda *m, cudaStream_t st, int b0, int nb, in
 		prof_mark(m, DIT_C_NORMS);
 		TRY(wan_k_rmsnorm(st, abuf, D, qbuf, T, D, w->cgq, eps, err, errlen));
 		prof_mark(m, DIT_C_CROSS_ATTN);
-		TRY(wan_attn_run(m->attn, st, &cross, qbuf, (char *)w->xk + xo, (char *)w->xv + xo, abuf,
-				 err, errlen));
+		TRY(wan_attn_run(m->attn, st, &cross, qbuf, w->xk, w->xv, abuf, err, errlen));
 		prof_mark(m, DIT_C_PROJ);
 		TRY(wan_gemm_bf16(m->gemm, st, T, D, D, abuf, D, w->cwo, D, w->cbo, WAN_EPI_BIAS, hbuf, D,
 				  err, errlen));
@@ -1025,113 +960,39 @@ static int enqueue_range(struct dit_cuda *m, cudaStream_t st, int b0, int nb, in
 		prof_mark(m, last ? DIT_C_HEAD : DIT_C_NORMS);
 		/* x += ffn·gate2; hbuf = the next layer's LN+mod (or the head's) */
 		if (last)
-			TRY(wan_k_res_ln(st, x, ybuf, mv, 5, hbuf, m->hvec + mo * 2 * D, 2, 0, 1, NULL, NULL, T,
-					 D, n, L, eps, err, errlen));
+			TRY(wan_k_res_ln(st, x, ybuf, mv, 5, hbuf, m->hvec, 2, 0, 1, NULL, NULL, T, D, n, L,
+					 eps, err, errlen));
 		else
 			TRY(wan_k_res_ln(st, x, ybuf, mv, 5, hbuf, mv + (size_t)M * 6 * D, 6, 0, 1, NULL, NULL,
 					 T, D, n, L, eps, err, errlen));
 	}
-	if (from <= STEP_HEAD(m) && STEP_HEAD(m) < to) {
-		prof_mark(m, DIT_C_HEAD);
-		TRY(wan_gemm_bf16(m->gemm, st, T, 64, D, hbuf, D, m->head_w, D, m->head_b, WAN_EPI_BIAS,
-				  obuf, 64, err, errlen));
-		TRY(wan_k_unpatchify_x0(st, obuf, x_in, m->call_f + mo, m->flow + b0 * px,
-					m->x0 + b0 * px, nb, Fr, m->p.lat_h, m->p.lat_w, err, errlen));
-		prof_mark(m, DIT_C_COUNT);
-	}
-	return 0;
-}
-
-static int enqueue_body(struct dit_cuda *m, cudaStream_t st, int b0, int nb, int B, int Fr,
-			int kv_uniform, const struct fwd_hook *hook, char *err, size_t errlen)
-{
-	return enqueue_range(m, st, b0, nb, B, Fr, kv_uniform, hook, 0, STEP_HEAD(m) + 1, err, errlen);
-}
-
-/* 1 when a call of B slots with these key lengths runs as two half-batches. */
-static int call_split(const struct dit_cuda *m, int B, int Fr, int kv_uniform)
-{
-	/* the second half's operands start 256-byte aligned (cuBLASLt's algorithms are chosen
-	 * for that alignment): its row offset in every buffer, its cache and prompt offsets */
-	size_t r0 = (size_t)(B / 2) * Fr * m->l, D = m->d.dim;
-	size_t off[] = {r0 * 64 * BF, r0 * D * BF, r0 * 3 * D * BF, r0 * m->d.ffn_dim * BF,
-			(size_t)(B / 2) * m->kv_rows * D * BF, (size_t)(B / 2) * m->d.text_len * D * BF};
-
-	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++)
-		if (off[i] % 256)
-			return 0;
-	return m->split_min >= 2 && B >= m->split_min && kv_uniform > 0;
-}
-
-/* A split call whose self-attention stays whole (WAN_SPLIT_ATTN=joint): the halves run
- * every other step on their own streams (fork is 1) or one after the other (0), and join
- * before each layer's self-attention, which runs once over all B slots on m->st (a batch of
- * B keeps the attention kernel's grid as full as the unsplit call's). */
-static int enqueue_joint(struct dit_cuda *m, int B, int Fr, int kv_uniform, int fork, char *err,
-			 size_t errlen)
-{
-	int h = B / 2, nl = m->d.num_layers;
-	cudaStream_t s2 = fork ? m->st2 : m->st;
-
-	for (int li = 0; li <= nl; li++) {
-		/* the halves: steps up to layer li's attention (li = nl: the rest) */
-		int from = li ? STEP_POST(li - 1) : 0, to = li < nl ? STEP_ATTN(li) : STEP_HEAD(m) + 1;
-
-		if (fork) {
-			CU_RET(cudaEventRecord(m->ev_fork, m->st));
-			CU_RET(cudaStreamWaitEvent(m->st2, m->ev_fork, 0));
-		}
-		TRY(enqueue_range(m, m->st, 0, h, B, Fr, kv_uniform, NULL, from, to, err, errlen));
-		TRY(enqueue_range(m, s2, h, B - h, B, Fr, kv_uniform, NULL, from, to, err, errlen));
-		if (fork) {
-			CU_RET(cudaEventRecord(m->ev_join, m->st2));
-			CU_RET(cudaStreamWaitEvent(m->st, m->ev_join, 0));
-		}
-		if (li < nl)
-			TRY(enqueue_range(m, m->st, 0, B, B, Fr, kv_uniform, NULL, STEP_ATTN(li),
-					  STEP_ATTN(li) + 1, err, errlen));
-	}
+	prof_mark(m, DIT_C_HEAD);
+	TRY(wan_gemm_bf16(m->gemm, st, T, 64, D, hbuf, D, m->head_w, D, m->head_b, WAN_EPI_BIAS,
+			  obuf, 64, err, errlen));
+	TRY(wan_k_unpatchify_x0(st, obuf, x_in, m->call_f, m->flow, m->x0, B, Fr, m->p.lat_h,
+				m->p.lat_w, err, errlen));
+	prof_mark(m, DIT_C_COUNT);
 	return 0;
 }
 
 /* Enqueues one forward on m->st: the time embedding when with_emb, then the body (with the
- * device sink hook when HOOK is not NULL; such a call is never split). A split
- * call (call_split) enqueues slots [0, B/2) and [B/2, B) one after the other on m->st when
- * fork is 0 (eager runs: every GEMM and attention shape is planned and tuned on the main
- * stream), or, when fork is 1 (inside a capture), the second half on m->st2, forked from and
- * joined back into m->st by events, so the graph has two independent branches. */
+ * sink hook when HOOK is not NULL). */
 static int enqueue_call(struct dit_cuda *m, int B, int Fr, int kv_uniform, const struct fwd_hook *hook,
-			int with_emb, int fork, char *err, size_t errlen)
+			int with_emb, char *err, size_t errlen)
 {
-	int h = B / 2;
-
 	if (with_emb)
 		TRY(enqueue_embed(m, B, Fr, err, errlen));
-	/* the device sink path decides every slot's rows in one kernel per layer: never split */
-	if (hook || !call_split(m, B, Fr, kv_uniform))
-		return enqueue_body(m, m->st, 0, B, B, Fr, kv_uniform, hook, err, errlen);
-	if (m->split_joint)
-		return enqueue_joint(m, B, Fr, kv_uniform, fork, err, errlen);
-	if (!fork)
-		return enqueue_body(m, m->st, 0, h, B, Fr, kv_uniform, NULL, err, errlen) ||
-		       enqueue_body(m, m->st, h, B - h, B, Fr, kv_uniform, NULL, err, errlen) ? -1 : 0;
-	CU_RET(cudaEventRecord(m->ev_fork, m->st));
-	CU_RET(cudaStreamWaitEvent(m->st2, m->ev_fork, 0));
-	TRY(enqueue_body(m, m->st, 0, h, B, Fr, kv_uniform, NULL, err, errlen));
-	TRY(enqueue_body(m, m->st2, h, B - h, B, Fr, kv_uniform, NULL, err, errlen));
-	CU_RET(cudaEventRecord(m->ev_join, m->st2));
-	CU_RET(cudaStreamWaitEvent(m->st, m->ev_join, 0));
-	return 0;
+	return enqueue_body(m, B, Fr, kv_uniform, hook, err, errlen);
 }
 
-/* The whole forward, unsplit, eager (profile, adaptive-sink hook). The modulation vectors
+/* The whole forward, eager (profile, adaptive-sink hook). The modulation vectors
  * it writes are this call's: the embedding cache is invalidated. */
 static int enqueue_forward(struct dit_cuda *m, int B, int Fr, int kv_uniform,
 			   const struct fwd_hook *hook, char *err, size_t errlen)
 {
 	m->emb_ok = 0;
 	TRY(enqueue_embed(m, B, Fr, err, errlen));
-	return enqueue_body(m, m->st, 0, B, B, Fr, kv_uniform, hook, err, errlen);
+	return enqueue_body(m, B, Fr, kv_uniform, hook, err, errlen);
 }
 
 static int check_call(struct dit_cuda *m, const struct dit_cuda_call *c, int *kv_uniform,
@@ -1300,7 +1161,7 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, const str
 	if (!s)
 		m->smean_ns = 0; /* a plain call writes cache rows the kept sink means do not follow */
 	if (!m->use_graphs)
-		return enqueue_call(m, B, Fr, kvu, hook, emb, 0, err, errlen);
+		return enqueue_call(m, B, Fr, kvu, hook, emb, err, errlen);
 	for (int i = 0; i < m->ngraphs; i++)
 		if (m->graphs[i].slots == B && m->graphs[i].frames == Fr && m->graphs[i].kv_len == kvu &&
 		    m->graphs[i].nsink == nsink && m->graphs[i].sink_cached == cached &&
@@ -1314,15 +1175,15 @@ static int run_call(struct dit_cuda *m, const struct dit_cuda_call *c, const str
 	}
 	/* First call of this shape: run eagerly (builds every GEMM/attention plan, which may
 	 * allocate, and tunes them on the main stream), then capture the same sequence for later
-	 * calls (a split call with its halves on two streams). */
-	if (enqueue_call(m, B, Fr, kvu, hook, emb, 0, err, errlen))
+	 * calls. */
+	if (enqueue_call(m, B, Fr, kvu, hook, emb, err, errlen))
 		return -1;
 	/* ragged shapes (a stream's warm-up calls) leave room for the uniform ones */
 	if (m->ngraphs == GRAPH_CACHE_MAX || (!kvu && m->ngraphs >= GRAPH_CACHE_MAX - GRAPH_RAGGED_RESERVE))
 		return 0;
 	CU_RET(cudaStreamSynchronize(m->st));
 	CU_RET(cudaStreamBeginCapture(m->st, cudaStreamCaptureModeThreadLocal));
-	if (enqueue_call(m, B, Fr, kvu, hook, emb, 1, err, errlen)) {
+	if (enqueue_call(m, B, Fr, kvu, hook, emb, err, errlen)) {
 		/* a library refused to be captured: the eager run above already produced this
 		 * call's result, so stay eager from now on */
 		cudaStreamEndCapture(m->st, &graph);

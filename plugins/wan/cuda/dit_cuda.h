@@ -29,17 +29,10 @@
  * rows (no staging copy); any other cache
  * write (plain forward, slot copy, clear) makes the next sink call re-read them. The
  * host-callback forward (forward_hooked) runs eagerly with one readback per layer.
- * Optional overlap (dit_cuda.c, enqueue_call; off by default: measured no faster on an H100,
- * see NOTES.md "twostream"): WAN_SPLIT=N runs calls of N or more slots (N >= 2; 1 means 4)
- * with uniform key lengths as two half-batches, slots [0, B/2) on the main stream and
- * [B/2, B) on a second one, as two independent branches of the call's graph (each half on its
- * own rows of every buffer, its own caches, its own GEMM workspace and attention scratch; the
- * eager first call runs the halves one after the other on the main stream, where the shapes
- * are tuned). The per-row math is unchanged: the halves are bitwise two unsplit calls of half
- * the slots. WAN_SPLIT_ATTN=joint joins the halves for each layer's self-attention, which
- * then runs once over all slots. The time embedding (timestep MLP, every layer's modulation
- * vectors) is computed outside the graphs, only when a call's slot timesteps differ from the
- * previous call's (WAN_EMB_CACHE=0: inside the graph, every call).
+ * Every call runs on the engine's one stream (splitting a call's slots over two streams was
+ * measured slower and removed: NOTES.md "twostream"). The time embedding (timestep MLP, every
+ * layer's modulation vectors) is computed outside the graphs, only when a call's slot
+ * timesteps differ from the previous call's (WAN_EMB_CACHE=0: inside the graph, every call).
  * Thread-affine: every call on one thread (the CUDA context's).
  */
 #ifndef WAN_CUDA_DIT_CUDA_H

@@ -35,7 +35,6 @@
 #define GEMM_ENUM_CHECKS 1500 /* cublasLtMatmulAlgoCheck calls per shape at most */
 #define GEMM_ENUM_IDS 64
 #define GEMM_CAND_MAX (GEMM_TUNE_ALGOS + GEMM_SPLITK_EXTRA + GEMM_ENUM_MAX)
-#define GEMM_LANES 4 /* streams with their own workspace */
 
 enum cand_src { SRC_HEUR = 0, SRC_SPLITK, SRC_ENUM };
 
@@ -60,37 +59,7 @@ struct wan_gemm {
 	int sms;              /* multiprocessors of the device (wave model) */
 	int nplans;
 	struct gemm_plan plans[GEMM_CACHE_MAX];
-	/* streams with a workspace of their own (wan_gemm_add_stream): GEMMs that may run
-	 * concurrently must not share one */
-	cudaStream_t lane_st[GEMM_LANES];
-	void *lane_ws[GEMM_LANES];      /* new (cudaMalloc), workspace_bytes each */
-	int nlanes;
 };
-
-/* The workspace for GEMMs launched on st. */
-static void *ws_for(const struct wan_gemm *g, cudaStream_t st)
-{
-	for (int i = 0; i < g->nlanes; i++)
-		if (g->lane_st[i] == st)
-			return g->lane_ws[i];
-	return g->workspace;
-}
-
-int wan_gemm_add_stream(struct wan_gemm *g, cudaStream_t st, char *err, size_t errlen)
-{
-	for (int i = 0; i < g->nlanes; i++)
-		if (g->lane_st[i] == st)
-			return 0;
-	if (g->nlanes == GEMM_LANES) {
-		snprintf(err, errlen, "more than %d GEMM streams", GEMM_LANES);
-		return -1;
-	}
-	g->lane_ws[g->nlanes] = NULL;
-	if (g->workspace_bytes)
-		CU_RET(cudaMalloc(&g->lane_ws[g->nlanes], g->workspace_bytes));
-	g->lane_st[g->nlanes++] = st;
-	return 0;
-}
 
 struct wan_gemm *wan_gemm_new(size_t workspace_bytes, char *err, size_t errlen)
 {
@@ -142,9 +111,6 @@ void wan_gemm_free(struct wan_gemm *g)
 		plan_release(&g->plans[i]);
 	if (g->workspace)
 		cudaFree(g->workspace);
-	for (int i = 0; i < g->nlanes; i++)
-		if (g->lane_ws[i])
-			cudaFree(g->lane_ws[i]);
 	if (g->lt)
 		cublasLtDestroy(g->lt);
 	free(g);
@@ -602,7 +568,7 @@ static float time_cand(struct wan_gemm *g, struct gemm_plan *p, int i, int reps,
 		if (r == 1 && cudaEventRecord(e0, st) != cudaSuccess)
 			return -1.0f;
 		if (cublasLtMatmul(g->lt, p->desc, &one, w, p->la, x, p->lb, &zero, y, p->lc, y, p->lc,
-				   &p->cand[i], ws_for(g, st), g->workspace_bytes, st) != CUBLAS_STATUS_SUCCESS)
+				   &p->cand[i], g->workspace, g->workspace_bytes, st) != CUBLAS_STATUS_SUCCESS)
 			return -1.0f;
 	}
 	if (cudaEventRecord(e1, st) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
@@ -751,7 +717,7 @@ int wan_gemm_ex(struct wan_gemm *g, cudaStream_t st, enum wan_gemm_type tin,
 	if (!p->tuned)
 		plan_tune(g, p, st, x, w, y);
 	LT_RET(cublasLtMatmul(g->lt, p->desc, &one, w, p->la, x, p->lb, &zero, y, p->lc, y, p->lc,
-			      &p->algo, ws_for(g, st), g->workspace_bytes, st));
+			      &p->algo, g->workspace, g->workspace_bytes, st));
 	return 0;
 }
 

@@ -25,10 +25,6 @@ struct wan_gemm; /* opaque */
 /* New handle with a private workspace of `workspace_bytes` (32 MiB is plenty on Hopper). */
 struct wan_gemm *wan_gemm_new(size_t workspace_bytes, char *err, size_t errlen);
 void wan_gemm_free(struct wan_gemm *g);
-/* GEMMs launched on stream st get a workspace of their own (the handle's size), so they may
- * run concurrently with GEMMs on other streams (two branches of one CUDA graph). Plans and
- * tuning stay shared. Up to 4 streams; adding one twice is a no-op. 0, or -1 with err set. */
-int wan_gemm_add_stream(struct wan_gemm *g, cudaStream_t st, char *err, size_t errlen);
 /* On: each new shape's first call (outside stream capture) times, on its operands, the
  * cuBLASLt heuristic's candidates, split-K variants and, for shapes that fill the GPU, up to
  * 32 configurations of the heuristic's algorithm ids enumerated by tile size and ranked by

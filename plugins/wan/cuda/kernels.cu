@@ -30,14 +30,21 @@ typedef __nv_bfloat16 bf16;
  * Without the launch attribute both instructions are no-ops. */
 static int pdl_on = -1;
 
+/* An on/off switch of the environment, read once into *V (-1: not read yet): on unless NAME
+ * is set and starts with '0'. */
+static int env_switch(int *v, const char *name)
+{
+	if (*v < 0) {
+		const char *e = getenv(name);
+
+		*v = !(e && e[0] == '0');
+	}
+	return *v;
+}
+
 static int pdl_enabled(void)
 {
-	if (pdl_on < 0) {
-		const char *e = getenv("WAN_PDL");
-
-		pdl_on = !(e && e[0] == '0');
-	}
-	return pdl_on;
+	return env_switch(&pdl_on, "WAN_PDL");
 }
 
 extern "C" int wan_k_pdl(int on)
@@ -109,12 +116,7 @@ static int vec8_ok(int d)
 {
 	static int env = -1;
 
-	if (env < 0) {
-		const char *e = getenv("WAN_K_VEC");
-
-		env = !(e && e[0] == '0');
-	}
-	return env && d % 256 == 0 && d / 8 <= 1024;
+	return env_switch(&env, "WAN_K_VEC") && d % 256 == 0 && d / 8 <= 1024;
 }
 
 /* Evict-first (streaming) accesses for data the row kernels read once (wan_k_hints). */
@@ -168,12 +170,7 @@ static int k_warp = -1;
 
 static int warp_rows(void)
 {
-	if (k_warp < 0) {
-		const char *e = getenv("WAN_K_WARP");
-
-		k_warp = !(e && e[0] == '0');
-	}
-	return k_warp;
+	return env_switch(&k_warp, "WAN_K_WARP");
 }
 
 extern "C" int wan_k_warp_rows(int on)

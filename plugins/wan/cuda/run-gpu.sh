@@ -1,17 +1,13 @@
 #!/bin/sh
 # run-gpu.sh: the GPU tests and benchmarks of the CUDA DiT in one go (for a lent GPU machine).
-# Usage: run-gpu.sh BINDIR OUTDIR [ITERS] [ab|ab5]. BINDIR holds gpu_kernels, gpu_dit,
+# Usage: run-gpu.sh BINDIR OUTDIR [ITERS] [ab5]. BINDIR holds gpu_kernels, gpu_dit,
 # gpu_dit_stream, optionally gpu_dit_prepare, heru-wan (or bench-dit) and optionally fix/
 # (tests/fixtures/wan/dit). Writes
 # one log per step into OUTDIR and prints a summary last. The benchmarks run only when the
 # kernel test shows cuDNN attention (without it the fallback kernel is too slow to time).
 # "ab5" adds 1.3B 480x832 S=4 runs with each optimisation of v5 switched off in turn
 # (WAN_GEMM_ENUM=0: the heuristic's GEMM candidates only; WAN_K_ROWS=1: one token per block in
-# the row kernels) and with both off. "ab" (twostream) runs gpu_dit and gpu_dit_stream again
-# with S=2 calls split (WAN_SPLIT=2, also with WAN_SPLIT_ATTN=joint) and adds S=4 with the
-# two-stream split (WAN_SPLIT=4), split with whole self-attention (WAN_SPLIT_ATTN=joint),
-# without the time-embedding cache (WAN_EMB_CACHE=0), S=2 both ways split, S=1 without the
-# cache, and the S=4 triple (default, split, joint) once more at the end.
+# the row kernels) and with both off.
 bin=${1:?bin dir}; out=${2:?out dir}; iters=${3:-20}; ab=${4:-}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" 2>&1
@@ -22,22 +18,11 @@ if [ -x "$bin/gpu_dit_stream" ]; then
 	fix=; [ -d "$bin/fix" ] && fix="$bin/fix"
 	timeout 120 "$bin/gpu_dit_stream" $fix > "$out/gpu_dit_stream.log" 2>&1
 	echo "gpu_dit_stream rc=$?" >> "$out/summary.txt"
-	if [ "$ab" = ab ]; then
-		WAN_SPLIT=2 timeout 120 "$bin/gpu_dit_stream" $fix > "$out/gpu_dit_stream-split2.log" 2>&1
-		echo "gpu_dit_stream WAN_SPLIT=2 rc=$?" >> "$out/summary.txt"
-		WAN_SPLIT=2 WAN_SPLIT_ATTN=joint timeout 120 "$bin/gpu_dit_stream" $fix > "$out/gpu_dit_stream-joint2.log" 2>&1
-		echo "gpu_dit_stream WAN_SPLIT=2 WAN_SPLIT_ATTN=joint rc=$?" >> "$out/summary.txt"
-	fi
 fi
 if [ -x "$bin/gpu_dit_prepare" ]; then
 	timeout 120 "$bin/gpu_dit_prepare" > "$out/gpu_dit_prepare.log" 2>&1
 	echo "gpu_dit_prepare rc=$?" >> "$out/summary.txt"
 fi
-if [ "$ab" = ab ]; then
-	WAN_SPLIT=2 timeout 120 "$bin/gpu_dit" > "$out/gpu_dit-split2.log" 2>&1
-	echo "gpu_dit WAN_SPLIT=2 rc=$?" >> "$out/summary.txt"
-fi
-grep -h "split" "$out"/gpu_dit*.log >> "$out/summary.txt"
 if [ -x "$bin/heru-wan" ]; then bench="$bin/heru-wan bench-dit"; else bench="$bin/bench-dit"; fi
 # b NAME [VAR=value ...] -- bench arguments
 b() {
@@ -50,14 +35,6 @@ b() {
 }
 if grep -q '\[cuDNN' "$out/gpu_kernels.log"; then
 	b 13b-480-s4 WAN_GEMM_DEBUG=1 WAN_ATTN_DEBUG=1 -- --model 1.3b --height 480 --width 832 --steps 4
-	if [ "$ab" = ab ]; then
-		b 13b-480-s4-split WAN_SPLIT=4 -- --model 1.3b --height 480 --width 832 --steps 4
-		b 13b-480-s4-joint WAN_SPLIT=4 WAN_SPLIT_ATTN=joint -- --model 1.3b --height 480 --width 832 --steps 4
-		b 13b-480-s4-noemb WAN_EMB_CACHE=0 -- --model 1.3b --height 480 --width 832 --steps 4
-		b 13b-480-s2-split WAN_SPLIT=2 -- --model 1.3b --height 480 --width 832 --steps 2
-		b 13b-480-s2-joint WAN_SPLIT=2 WAN_SPLIT_ATTN=joint -- --model 1.3b --height 480 --width 832 --steps 2
-		b 13b-480-s1-noemb WAN_EMB_CACHE=0 -- --model 1.3b --height 480 --width 832 --steps 1
-	fi
 	if [ "$ab" = ab5 ]; then
 		b 13b-480-s4-noenum WAN_GEMM_ENUM=0 -- --model 1.3b --height 480 --width 832 --steps 4
 		b 13b-480-s4-rows1 WAN_K_ROWS=1 -- --model 1.3b --height 480 --width 832 --steps 4
@@ -67,11 +44,6 @@ if grep -q '\[cuDNN' "$out/gpu_kernels.log"; then
 	b 13b-512-s1 -- --model 1.3b --height 512 --width 512 --steps 1
 	b 13b-480-s2 -- --model 1.3b --height 480 --width 832 --steps 2
 	b 14b-480-s1 -- --model 14b --height 480 --width 832 --steps 1
-	if [ "$ab" = ab ]; then
-		b 13b-480-s4-again -- --model 1.3b --height 480 --width 832 --steps 4
-		b 13b-480-s4-split-again WAN_SPLIT=4 -- --model 1.3b --height 480 --width 832 --steps 4
-		b 13b-480-s4-joint-again WAN_SPLIT=4 WAN_SPLIT_ATTN=joint -- --model 1.3b --height 480 --width 832 --steps 4
-	fi
 else
 	b 13b-512-s1-fallback -- --model 1.3b --height 512 --width 512 --steps 1 --iters 2
 fi
