@@ -313,7 +313,7 @@ struct call_shape {
 };
 
 struct rec_eng {
-	struct dit_engine in;
+	struct dit_engine in; /* first member: wrap_* read it through impl */
 	struct call_shape seen[64];
 	int nseen, calls;
 };
@@ -337,22 +337,24 @@ static int rec_forward(void *impl, struct dit_kv *kv, int nslots, int frames, co
 	return r->in.forward(r->in.impl, kv, nslots, frames, x, t, c_start, flow, err, errlen);
 }
 
-static int rec_expand(void *impl, int slots, char *err, size_t errlen)
+/* Pass-throughs for a wrapper engine whose struct starts with the wrapped engine (rec_eng,
+ * split_eng): only forward (and the split hooks) differ between the wrappers. */
+static int wrap_expand(void *impl, int slots, char *err, size_t errlen)
 {
-	struct rec_eng *r = impl;
-	return r->in.expand(r->in.impl, slots, err, errlen);
+	struct dit_engine *in = impl;
+	return in->expand(in->impl, slots, err, errlen);
 }
 
-static void rec_reset(void *impl)
+static void wrap_reset(void *impl)
 {
-	struct rec_eng *r = impl;
-	r->in.reset(r->in.impl);
+	struct dit_engine *in = impl;
+	in->reset(in->impl);
 }
 
-static int rec_set_context(void *impl, const float *ctx, char *err, size_t errlen)
+static int wrap_set_context(void *impl, const float *ctx, char *err, size_t errlen)
 {
-	struct rec_eng *r = impl;
-	return r->in.set_context(r->in.impl, ctx, err, errlen);
+	struct dit_engine *in = impl;
+	return in->set_context(in->impl, ctx, err, errlen);
 }
 
 /* 1 when every shape of A is in B and back. */
@@ -407,8 +409,8 @@ START_TEST(test_stream_prepare)
 					.w = 6, .nctx = 1 };
 	struct rec_eng r = { 0 }, plain, prep;
 	ck_assert_msg(dit_cpu_engine_open(m, &ep, &r.in, err, sizeof(err)) == 0, "%s", err);
-	struct dit_engine eng = { .impl = &r, .forward = rec_forward, .expand = rec_expand,
-				  .reset = rec_reset, .set_context = rec_set_context };
+	struct dit_engine eng = { .impl = &r, .forward = rec_forward, .expand = wrap_expand,
+				  .reset = wrap_reset, .set_context = wrap_set_context };
 	int64_t n, nn;
 	float *lat = load(fix_path("stream_in_s2.safetensors"), "latents", &n);
 	float *ctx = load(fix_path("stream_in_s2.safetensors"), "context", &n);
@@ -475,7 +477,7 @@ END_TEST
  * in end, so X must really stay unchanged in between and the stream's draws really happen
  * between the two), end runs it and computes x0; host memory is counted. */
 struct split_eng {
-	struct dit_engine in;
+	struct dit_engine in; /* first member: wrap_* read it through impl */
 	struct dit_kv *kv;
 	int nslots, frames;
 	const float *x;
@@ -543,24 +545,6 @@ static void split_free(void *impl, void *p)
 	free(p);
 }
 
-static int split_expand(void *impl, int slots, char *err, size_t errlen)
-{
-	struct split_eng *e = impl;
-	return e->in.expand(e->in.impl, slots, err, errlen);
-}
-
-static void split_reset(void *impl)
-{
-	struct split_eng *e = impl;
-	e->in.reset(e->in.impl);
-}
-
-static int split_set_context(void *impl, const float *ctx, char *err, size_t errlen)
-{
-	struct split_eng *e = impl;
-	return e->in.set_context(e->in.impl, ctx, err, errlen);
-}
-
 /* A noise source that fails at draw FAIL_AT (counting from 0) and hands out zeros before. */
 struct failing_noise {
 	int drawn, fail_at;
@@ -598,8 +582,8 @@ START_TEST(test_stream_split)
 	ck_assert_msg(dit_cpu_engine_open(m, &ep, &se.in, err, sizeof(err)) == 0, "%s", err);
 	se.flow = calloc(16 * 16 * 24, sizeof(float));
 	ck_assert_ptr_nonnull(se.flow);
-	struct dit_engine split = { .impl = &se, .forward = split_forward, .expand = split_expand,
-				    .reset = split_reset, .set_context = split_set_context,
+	struct dit_engine split = { .impl = &se, .forward = split_forward, .expand = wrap_expand,
+				    .reset = wrap_reset, .set_context = wrap_set_context,
 				    .forward_begin = split_begin, .forward_end = split_end,
 				    .host_alloc = split_alloc, .host_free = split_free };
 	int64_t n, nn;
