@@ -651,14 +651,11 @@ __global__ void k_res_ln8r(float *x, int store_x, const bf16 *y, const float *gv
 #pragma unroll
 	for (int r = 0; r < R; r++) {
 		size_t tok = tok0 + (r < nr ? r : 0); /* rows past the end repeat the first (not stored) */
-		const float4 *xr = reinterpret_cast<const float4 *>(x + tok * d + c);
-		float4 a0 = cs ? __ldcs(xr) : xr[0], a1 = cs ? __ldcs(xr + 1) : xr[1];
 		const uint4 *yp = reinterpret_cast<const uint4 *>(y + tok * d + c);
 		const uint4 *zp = reinterpret_cast<const uint4 *>(y2 + tok * d + c);
 
+		f8_load(x + tok * d + c, v[r], cs);
 		mi[r] = (tok / n_per_slot) * fpslot + (tok % n_per_slot) / l;
-		v[r][0] = a0.x; v[r][1] = a0.y; v[r][2] = a0.z; v[r][3] = a0.w;
-		v[r][4] = a1.x; v[r][5] = a1.y; v[r][6] = a1.z; v[r][7] = a1.w;
 		if (y)
 			yr[r] = cs ? __ldcs(yp) : *yp;
 		if (y2)
@@ -668,47 +665,16 @@ __global__ void k_res_ln8r(float *x, int store_x, const bf16 *y, const float *gv
 #pragma unroll
 	for (int r = 0; r < R; r++) {
 		if (y) {
-			float yy[8];
-
-			bf16x8_to_f(yr[r], yy);
-			if (gidx >= 0) {
-				if (mi[r] != mprev) {
-					const float4 *g = reinterpret_cast<const float4 *>(gv + (mi[r] * 6 + gidx) * d + c);
-					float4 g0 = g[0], g1 = g[1];
-
-					p0[0] = g0.x; p0[1] = g0.y; p0[2] = g0.z; p0[3] = g0.w;
-					p0[4] = g1.x; p0[5] = g1.y; p0[6] = g1.z; p0[7] = g1.w;
-					mprev = mi[r];
-				}
-#pragma unroll
-				for (int j = 0; j < 8; j++)
-					yy[j] *= p0[j];
+			if (gidx >= 0 && mi[r] != mprev) {
+				f8_load(gv + (mi[r] * 6 + gidx) * d + c, p0);
+				mprev = mi[r];
 			}
-#pragma unroll
-			for (int j = 0; j < 8; j++)
-				v[r][j] += yy[j];
+			add_bf16x8(v[r], yr[r], p0, gidx >= 0);
 		}
-		if (y2) {
-			float zz[8];
-
-			bf16x8_to_f(zr[r], zz);
-#pragma unroll
-			for (int j = 0; j < 8; j++)
-				v[r][j] += zz[j];
-		}
-		if ((y || y2) && store_x && r < nr) {
-			float4 *xr = reinterpret_cast<float4 *>(x + (tok0 + r) * d + c);
-			float4 w0 = make_float4(v[r][0], v[r][1], v[r][2], v[r][3]);
-			float4 w1 = make_float4(v[r][4], v[r][5], v[r][6], v[r][7]);
-
-			if (cs) {
-				__stcs(xr, w0);
-				__stcs(xr + 1, w1);
-			} else {
-				xr[0] = w0;
-				xr[1] = w1;
-			}
-		}
+		if (y2)
+			add_bf16x8(v[r], zr[r]);
+		if ((y || y2) && store_x && r < nr)
+			f8_store(x + (tok0 + r) * d + c, v[r], cs);
 		s[r] = 0.0f;
 #pragma unroll
 		for (int j = 0; j < 8; j++)
@@ -783,43 +749,16 @@ static __device__ __forceinline__ void res_ln_row(float (*v)[8], const uint4 *yr
 		int c = 8 * (lane + 32 * j);
 
 		if (has_y) {
-			float yy[8];
+			float g[8];
 
-			bf16x8_to_f(yr[j], yy);
-			if (gidx >= 0) {
-				const float4 *g = reinterpret_cast<const float4 *>(gv + ((size_t)mi * 6 + gidx) * d + c);
-				float4 g0 = g[0], g1 = g[1];
-				float p0[8] = { g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w };
-
-#pragma unroll
-				for (int k = 0; k < 8; k++)
-					yy[k] *= p0[k];
-			}
-#pragma unroll
-			for (int k = 0; k < 8; k++)
-				v[j][k] += yy[k];
+			if (gidx >= 0)
+				f8_load(gv + ((size_t)mi * 6 + gidx) * d + c, g);
+			add_bf16x8(v[j], yr[j], g, gidx >= 0);
 		}
-		if (Y2) {
-			float zz[8];
-
-			bf16x8_to_f(zr[j], zz);
-#pragma unroll
-			for (int k = 0; k < 8; k++)
-				v[j][k] += zz[k];
-		}
-		if ((has_y || Y2) && store_x) {
-			float4 *xr = reinterpret_cast<float4 *>(x + ro + c);
-			float4 w0 = make_float4(v[j][0], v[j][1], v[j][2], v[j][3]);
-			float4 w1 = make_float4(v[j][4], v[j][5], v[j][6], v[j][7]);
-
-			if (cs) {
-				__stcs(xr, w0);
-				__stcs(xr + 1, w1);
-			} else {
-				xr[0] = w0;
-				xr[1] = w1;
-			}
-		}
+		if (Y2)
+			add_bf16x8(v[j], zr[j]);
+		if ((has_y || Y2) && store_x)
+			f8_store(x + ro + c, v[j], cs);
 		s[j] = 0.0f;
 #pragma unroll
 		for (int k = 0; k < 8; k++)
@@ -842,26 +781,14 @@ static __device__ __forceinline__ void res_ln_row(float (*v)[8], const uint4 *yr
 		float o[8], p0[8], p1[8];
 
 		if (mv) {
-			const float4 *sc = reinterpret_cast<const float4 *>(mv + ((size_t)mi * nj + sc_idx) * d + c);
-			const float4 *sf = reinterpret_cast<const float4 *>(mv + ((size_t)mi * nj + sh_idx) * d + c);
-			float4 a0 = sc[0], a1 = sc[1], b0 = sf[0], b1 = sf[1];
-
-			p0[0] = a0.x; p0[1] = a0.y; p0[2] = a0.z; p0[3] = a0.w;
-			p0[4] = a1.x; p0[5] = a1.y; p0[6] = a1.z; p0[7] = a1.w;
-			p1[0] = b0.x; p1[1] = b0.y; p1[2] = b0.z; p1[3] = b0.w;
-			p1[4] = b1.x; p1[5] = b1.y; p1[6] = b1.z; p1[7] = b1.w;
+			f8_load(mv + ((size_t)mi * nj + sc_idx) * d + c, p0);
+			f8_load(mv + ((size_t)mi * nj + sh_idx) * d + c, p1);
 #pragma unroll
 			for (int k = 0; k < 8; k++)
 				o[k] = v[j][k] * rstd * (1.0f + p0[k]) + p1[k];
 		} else {
-			const float4 *ga = reinterpret_cast<const float4 *>(gamma + c);
-			const float4 *be = reinterpret_cast<const float4 *>(beta + c);
-			float4 a0 = ga[0], a1 = ga[1], b0 = be[0], b1 = be[1];
-
-			p0[0] = a0.x; p0[1] = a0.y; p0[2] = a0.z; p0[3] = a0.w;
-			p0[4] = a1.x; p0[5] = a1.y; p0[6] = a1.z; p0[7] = a1.w;
-			p1[0] = b0.x; p1[1] = b0.y; p1[2] = b0.z; p1[3] = b0.w;
-			p1[4] = b1.x; p1[5] = b1.y; p1[6] = b1.z; p1[7] = b1.w;
+			f8_load(gamma + c, p0);
+			f8_load(beta + c, p1);
 #pragma unroll
 			for (int k = 0; k < 8; k++)
 				o[k] = v[j][k] * rstd * p0[k] + p1[k];
@@ -903,13 +830,10 @@ k_res_ln_w(float *x, int store_x, const bf16 *y, const float *gv, int gidx, cons
 #pragma unroll
 	for (int j = 0; j < NC; j++) {
 		int c = 8 * (lane + 32 * j);
-		const float4 *xr = reinterpret_cast<const float4 *>(x + ro + c);
-		float4 a0 = cs ? __ldcs(xr) : xr[0], a1 = cs ? __ldcs(xr + 1) : xr[1];
 		const uint4 *yp = reinterpret_cast<const uint4 *>(y + ro + c);
 		const uint4 *zp = reinterpret_cast<const uint4 *>(y2 + ro + c);
 
-		v[j][0] = a0.x; v[j][1] = a0.y; v[j][2] = a0.z; v[j][3] = a0.w;
-		v[j][4] = a1.x; v[j][5] = a1.y; v[j][6] = a1.z; v[j][7] = a1.w;
+		f8_load(x + ro + c, v[j], cs);
 		if (y)
 			yr[j] = cs ? __ldcs(yp) : *yp;
 		if (Y2)
@@ -1127,20 +1051,13 @@ static __device__ __forceinline__ void qkv_row(const uint4 *rq, const uint4 *rk,
 		int c = 8 * (lane + 32 * j);
 		float2 cs[4];
 		float g[8];
-		const float4 *gp = reinterpret_cast<const float4 *>(g_q + c);
-		float4 g0 = gp[0], g1 = gp[1];
 
+		f8_load(g_q + c, g);
 		rope_cs4(cs, rope, (c % hd) / 2, half, ct, ch, pos_t, pos_y, pos_x);
-		g[0] = g0.x; g[1] = g0.y; g[2] = g0.z; g[3] = g0.w;
-		g[4] = g1.x; g[5] = g1.y; g[6] = g1.z; g[7] = g1.w;
 		*reinterpret_cast<uint4 *>(q_out + (size_t)tok * d + c) = norm_rope8_cs(rq[j], sumq, g, d, eps, cs);
 		if (wr < 0)
 			continue;
-		gp = reinterpret_cast<const float4 *>(g_k + c);
-		g0 = gp[0];
-		g1 = gp[1];
-		g[0] = g0.x; g[1] = g0.y; g[2] = g0.z; g[3] = g0.w;
-		g[4] = g1.x; g[5] = g1.y; g[6] = g1.z; g[7] = g1.w;
+		f8_load(g_k + c, g);
 		*reinterpret_cast<uint4 *>(kc + row + c) = norm_rope8_cs(rk[j], sumk, g, d, eps, cs);
 	}
 }
@@ -1312,11 +1229,9 @@ k_rmsnorm_w(const bf16 *x, int ldx, bf16 *out, int t, int d, const float *g, flo
 #pragma unroll
 	for (int j = 0; j < NC; j++) {
 		int c = 8 * (lane + 32 * j);
-		float f[8], rr = rsqrtf(sum / d + eps);
-		const float4 *gp = reinterpret_cast<const float4 *>(g + c);
-		float4 g0 = gp[0], g1 = gp[1];
-		float gg[8] = { g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w };
+		float f[8], gg[8], rr = rsqrtf(sum / d + eps);
 
+		f8_load(g + c, gg);
 		bf16x8_to_f(raw[j], f);
 #pragma unroll
 		for (int k = 0; k < 8; k++)

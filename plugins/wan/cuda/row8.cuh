@@ -43,6 +43,48 @@ static __device__ __forceinline__ uint4 f_to_bf16x8(const float *f)
 	return r;
 }
 
+/* 8 floats (two 16-byte accesses, P 16-byte aligned) into registers and back; CS: the
+ * evict-first (streaming) variants, for data read or written once. */
+static __device__ __forceinline__ void f8_load(const float *p, float *o, int cs = 0)
+{
+	const float4 *q = reinterpret_cast<const float4 *>(p);
+	float4 a = cs ? __ldcs(q) : q[0], b = cs ? __ldcs(q + 1) : q[1];
+
+	o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w;
+	o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;
+}
+
+static __device__ __forceinline__ void f8_store(float *p, const float *v, int cs)
+{
+	float4 *q = reinterpret_cast<float4 *>(p);
+	float4 a = make_float4(v[0], v[1], v[2], v[3]), b = make_float4(v[4], v[5], v[6], v[7]);
+
+	if (cs) {
+		__stcs(q, a);
+		__stcs(q + 1, b);
+	} else {
+		q[0] = a;
+		q[1] = b;
+	}
+}
+
+/* v += y for the 8 bf16 of RAW, each y times G's when GATED (a gated branch). */
+static __device__ __forceinline__ void add_bf16x8(float *v, uint4 raw, const float *g = nullptr,
+						  bool gated = false)
+{
+	float y[8];
+
+	bf16x8_to_f(raw, y);
+	if (gated) {
+#pragma unroll
+		for (int j = 0; j < 8; j++)
+			y[j] *= g[j];
+	}
+#pragma unroll
+	for (int j = 0; j < 8; j++)
+		v[j] += y[j];
+}
+
 /* R sums per thread reduced over the block at once (blockDim.x a multiple of 32): per value
  * a warp tree, then the warps' partials in a second tree, one pair of barriers for all R.
  * sh holds R x 32 floats. */

@@ -149,16 +149,6 @@ static __device__ __forceinline__ double warp_sum_d(double v)
 	return v;
 }
 
-static __device__ __forceinline__ void add8(float *acc, uint4 raw)
-{
-	float f[8];
-
-	bf16x8_to_f(raw, f);
-#pragma unroll
-	for (int j = 0; j < 8; j++)
-		acc[j] += f[j];
-}
-
 /* ---- partial sums of rows already in memory ---- */
 
 /* Block (chunk c, set): set = (b·2 + kv)·nsets + j. Thread i sums columns [8i, 8i+8) (VEC)
@@ -188,10 +178,9 @@ __global__ void k_sink_row_parts(const bf16 *kc, const bf16 *vc, int64_t slot_st
 #pragma unroll
 				for (int q = 0; q < 8; q++)
 					if (q < m)
-						add8(acc, raw[q]);
+						add_bf16x8(acc, raw[q]);
 			}
-			*reinterpret_cast<float4 *>(out + c) = make_float4(acc[0], acc[1], acc[2], acc[3]);
-			*reinterpret_cast<float4 *>(out + c + 4) = make_float4(acc[4], acc[5], acc[6], acc[7]);
+			f8_store(out + c, acc, 0);
 		}
 	} else {
 		for (int c = threadIdx.x; c < d; c += blockDim.x) {
@@ -272,15 +261,13 @@ __global__ void k_sink_fresh_parts(const bf16 *qkv, int n, int d, int hd, int l,
 
 			if (r0 + r >= nr)
 				break;
-			add8(acck, norm_rope8(rk[r], s[r], gk, d, eps, pj0, half, ct, ch, rope,
+			add_bf16x8(acck, norm_rope8(rk[r], s[r], gk, d, eps, pj0, half, ct, ch, rope,
 					      start_frame[b] + i / l, rem / w2, rem % w2));
-			add8(accv, rv[r]);
+			add_bf16x8(accv, rv[r]);
 		}
 	}
-	*reinterpret_cast<float4 *>(ok + c) = make_float4(acck[0], acck[1], acck[2], acck[3]);
-	*reinterpret_cast<float4 *>(ok + c + 4) = make_float4(acck[4], acck[5], acck[6], acck[7]);
-	*reinterpret_cast<float4 *>(ov + c) = make_float4(accv[0], accv[1], accv[2], accv[3]);
-	*reinterpret_cast<float4 *>(ov + c + 4) = make_float4(accv[4], accv[5], accv[6], accv[7]);
+	f8_store(ok + c, acck, 0);
+	f8_store(ov + c, accv, 0);
 }
 
 /* The largest of 8, 4, 2, 1 rows per round whose instance launches THREADS threads (its
