@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <cuda_runtime.h>
 
 #include "dit_stream.h"
@@ -41,6 +40,7 @@
 #include "plugins/wan/cuda/dit_cuda.h"
 #include "wan_config.h"
 #include "wan_rng.h"
+#include "plugins/wan/wan_clock.h"
 
 static int failures;
 
@@ -53,14 +53,6 @@ static int failures;
 			printf("\n");                 \
 		}                                     \
 	} while (0)
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static void fill(float *v, size_t n, uint64_t seed)
 {
@@ -201,14 +193,14 @@ static int run_stream(struct run *r, float *x0, char *err, size_t errlen)
 		double t0;
 
 		dit_cuda_get_counters(m, &c0);
-		t0 = now_ms();
+		t0 = wan_now_ms();
 		if (k == 0)
 			wan_rng_seed(&r->rng, 2);
 		if (k == 0 ? dit_stream_first(r->st, chunk, 0.7, nfn, nctx, x0, err, errlen)
 			   : dit_stream_next(r->st, r->lat + (size_t)(k + 1) * r->fe, 0.5 + 0.02 * (k % 5),
 					     nfn, nctx, x0 + (size_t)(k + 1) * r->fe, &emitted, err, errlen))
 			goto cleanup;
-		r->ms[k] = now_ms() - t0;
+		r->ms[k] = wan_now_ms() - t0;
 		dit_cuda_get_counters(m, &c1);
 		r->eager[k] = (c1.forwards - c0.forwards) - (c1.graph_replays - c0.graph_replays);
 		r->added[k] = added_of(&c0, &c1);
@@ -374,28 +366,28 @@ static void measure_parts(const struct run *r)
 	fill(pg2, n, 6);
 	wan_rng_seed(&rng, 9);
 	for (int it = 0; it < 7; it++) {
-		double t0 = now_ms();
+		double t0 = wan_now_ms();
 
 		cudaMemcpy(dv, pg, bytes, cudaMemcpyHostToDevice);
-		t[0][it] = now_ms() - t0, t0 = now_ms();
+		t[0][it] = wan_now_ms() - t0, t0 = wan_now_ms();
 		cudaMemcpy(dv, pn, bytes, cudaMemcpyHostToDevice);
-		t[1][it] = now_ms() - t0, t0 = now_ms();
+		t[1][it] = wan_now_ms() - t0, t0 = wan_now_ms();
 		cudaMemcpy(pg, dv, bytes, cudaMemcpyDeviceToHost);
-		t[2][it] = now_ms() - t0, t0 = now_ms();
+		t[2][it] = wan_now_ms() - t0, t0 = wan_now_ms();
 		cudaMemcpy(pn, dv, bytes, cudaMemcpyDeviceToHost);
-		t[3][it] = now_ms() - t0, t0 = now_ms();
+		t[3][it] = wan_now_ms() - t0, t0 = wan_now_ms();
 		for (int f = 0; f < S; f++)
 			memcpy(pg2 + (f % fr) * fe, r->noise + f * fe, fe * sizeof(float));
-		t[4][it] = now_ms() - t0, t0 = now_ms();
+		t[4][it] = wan_now_ms() - t0, t0 = wan_now_ms();
 		for (int f = 0; f < S; f++)
 			wan_rng_fill(&rng, pg2 + (f % fr) * fe, fe);
-		t[5][it] = now_ms() - t0, t0 = now_ms();
+		t[5][it] = wan_now_ms() - t0, t0 = wan_now_ms();
 		ops_add_noise(pn, pg, pg2, fe, 0.5);
 		ops_flow_to_x0(pn, pn, pg2, n, 0.7);
 		ops_add_noise(pn, pn, pg2, (size_t)(fr > 1 ? fr - 1 : S > 1) * fe, 0.3);
-		t[6][it] = now_ms() - t0, t0 = now_ms();
+		t[6][it] = wan_now_ms() - t0, t0 = wan_now_ms();
 		memmove(pn + (fr > 1 ? fe : 0), pn, (size_t)(fr > 1 ? fr - 1 : 0) * fe * sizeof(float));
-		t[7][it] = now_ms() - t0;
+		t[7][it] = wan_now_ms() - t0;
 	}
 	for (int k = 0; k < 8; k++) {
 		for (int i = 1; i < 7; i++)
@@ -467,21 +459,21 @@ static int bench(int argc, char **argv)
 		fprintf(stderr, "gpu_dit_prepare: %s\n", err);
 		return 1;
 	}
-	t0 = now_ms();
+	t0 = wan_now_ms();
 	if (run_open(&r, &cfg, h / 8, w / 8, S, !strcmp(mode, "batch"), thr, chunks, err, sizeof(err))) {
 		fprintf(stderr, "gpu_dit_prepare: %s\n", err);
 		run_free(&r);
 		return 1;
 	}
-	open_ms = now_ms() - t0;
+	open_ms = wan_now_ms() - t0;
 	if (prep) {
-		t0 = now_ms();
+		t0 = wan_now_ms();
 		if (dit_stream_prepare(r.st, err, sizeof(err))) {
 			fprintf(stderr, "gpu_dit_prepare: prepare: %s\n", err);
 			run_free(&r);
 			return 1;
 		}
-		prep_ms = now_ms() - t0;
+		prep_ms = wan_now_ms() - t0;
 	}
 	r.normal = !strcmp(noise, "normal");
 	x0 = malloc((chunks + 1) * r.fe * sizeof(float));

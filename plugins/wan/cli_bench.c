@@ -12,6 +12,7 @@
 #include "config.h"
 #include "plugins/wan/cli_bench.h"
 #include "plugins/wan/cli.h"
+#include "plugins/wan/wan_clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,14 +52,6 @@ static float sigma_of_t(int t)
 		}
 	}
 	return (float)sig;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -173,7 +166,7 @@ static int time_calls(struct dit_cuda *m, const struct dit_cuda_call *c, int hoo
 		      size_t errlen)
 {
 	for (int it = -2; it < iters; it++) {
-		double t0 = now_ms();
+		double t0 = wan_now_ms();
 
 		if (sink ? dit_cuda_forward_sink(m, c, sink, NULL, NULL, err, errlen)
 		    : hooked ? dit_cuda_forward_hooked(m, c, nsink, bench_kv_hook, (void *)c, NULL, NULL, err, errlen)
@@ -182,7 +175,7 @@ static int time_calls(struct dit_cuda *m, const struct dit_cuda_call *c, int hoo
 		if (dit_cuda_sync(m, err, errlen))
 			return -1;
 		if (it >= 0)
-			t[it] = now_ms() - t0;
+			t[it] = wan_now_ms() - t0;
 	}
 	qsort(t, (size_t)iters, sizeof(double), cmp_double);
 	*med = t[iters / 2];
@@ -202,14 +195,14 @@ static int time_pair(struct dit_cuda *m, const struct dit_cuda_call *c, const st
 	while (n[0] < iters || n[1] < iters) {
 		for (int sk = 0; sk < 2; sk++) /* a run of plain calls, then one of sink calls */
 			for (int k = -1; k < 4; k++) {
-				double t0 = now_ms();
+				double t0 = wan_now_ms();
 
 				if ((sk ? dit_cuda_forward_sink(m, c, sink, NULL, NULL, err, errlen)
 					: dit_cuda_forward(m, c, NULL, NULL, NULL, err, errlen)) ||
 				    dit_cuda_sync(m, err, errlen))
 					return -1;
 				if (k >= 0 && n[sk] < iters)
-					ts[sk][n[sk]++] = now_ms() - t0;
+					ts[sk][n[sk]++] = wan_now_ms() - t0;
 			}
 	}
 	qsort(t, (size_t)iters, sizeof(double), cmp_double);
@@ -227,10 +220,10 @@ static int time_pair(struct dit_cuda *m, const struct dit_cuda_call *c, const st
 static int time_paced(struct dit_cuda *m, const struct dit_cuda_call *c, int iters, double period_ms,
 		      double *t, double *med, char *err, size_t errlen)
 {
-	double next = now_ms();
+	double next = wan_now_ms();
 
 	for (int it = -1; it < iters; it++) {
-		double t0 = now_ms();
+		double t0 = wan_now_ms();
 
 		if (t0 < next) {
 			struct timespec ts;
@@ -239,13 +232,13 @@ static int time_paced(struct dit_cuda *m, const struct dit_cuda_call *c, int ite
 			ts.tv_sec = (time_t)(w / 1000);
 			ts.tv_nsec = (long)((w - ts.tv_sec * 1000.0) * 1e6);
 			nanosleep(&ts, NULL);
-			t0 = now_ms();
+			t0 = wan_now_ms();
 		}
 		next = t0 + period_ms;
 		if (dit_cuda_forward(m, c, NULL, NULL, NULL, err, errlen) || dit_cuda_sync(m, err, errlen))
 			return -1;
 		if (it >= 0)
-			t[it] = now_ms() - t0;
+			t[it] = wan_now_ms() - t0;
 	}
 	qsort(t, (size_t)iters, sizeof(double), cmp_double);
 	*med = t[iters / 2];
@@ -301,7 +294,7 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 
 	/* first chunk: S sequential 1-slot x 2-frame forwards on an empty cache */
 	for (int it = -2; it < iters; it++) {
-		double t0 = now_ms();
+		double t0 = wan_now_ms();
 
 		for (int s = 0; s < steps; s++) {
 			fill_call(&c, 1, 2, L, kv_frames, 1, 0, steps, s);
@@ -311,14 +304,14 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 		if (dit_cuda_sync(m, err, sizeof(err)))
 			goto fail;
 		if (it >= 0)
-			t[it] = now_ms() - t0;
+			t[it] = wan_now_ms() - t0;
 	}
 	qsort(t, (size_t)iters, sizeof(double), cmp_double);
 	first_ms = t[iters / 2];
 
 	/* steady state, full cache */
 	for (int it = -3; it < iters; it++) {
-		double t0 = now_ms();
+		double t0 = wan_now_ms();
 
 		for (int s = 0; s < calls_per_chunk; s++) {
 			fill_call(&c, nslots, 1, L, kv_frames, 0, it + 3, steps, s);
@@ -328,12 +321,12 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 		if (dit_cuda_sync(m, err, sizeof(err)))
 			goto fail;
 		if (it >= 0)
-			t[it] = now_ms() - t0;
+			t[it] = wan_now_ms() - t0;
 	}
 	qsort(t, (size_t)iters, sizeof(double), cmp_double);
 	steady_ms = t[iters / 2];
 	{
-		double t0 = now_ms();
+		double t0 = wan_now_ms();
 
 		for (int it = 0; it < iters; it++)
 			for (int s = 0; s < calls_per_chunk; s++) {
@@ -343,7 +336,7 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 			}
 		if (dit_cuda_sync(m, err, sizeof(err)))
 			goto fail;
-		tput_ms = (now_ms() - t0) / iters;
+		tput_ms = (wan_now_ms() - t0) / iters;
 	}
 	/* the same call at a live stream's pace (batch mode: one call per latent frame) */
 	if (batch) {

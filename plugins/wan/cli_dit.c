@@ -8,13 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "dit_model.h"
 #include "dit_stream.h"
 #include "wan_config.h"
 #include "wt_file.h"
+#include "plugins/wan/wan_clock.h"
 
 struct dit_args {
 	const char *weights, *model, *input, *output, *device, *mode;
@@ -333,14 +333,6 @@ done:
 
 /* ---- stream ---- */
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static void stream_usage(FILE *out)
 {
 	fprintf(out,
@@ -446,12 +438,12 @@ int cli_stream(int argc, char **argv)
 		goto fail;
 	/* on the GPU: every call shape of the mode planned, tuned and captured before chunk 0 */
 	if (!strcmp(a.device, "cuda") && !a.no_prepare) {
-		double t0 = now_ms();
+		double t0 = wan_now_ms();
 
 		if (dit_stream_prepare(st, err, sizeof(err)))
 			goto fail;
 		if (a.per_call)
-			fprintf(stderr, "prepare: %.1f ms (%d later chunks)\n", now_ms() - t0,
+			fprintf(stderr, "prepare: %.1f ms (%d later chunks)\n", wan_now_ms() - t0,
 				dit_stream_prepare_chunks(&sc));
 	}
 	size_t fe = (size_t)cfg.in_dim * h * w, hw = (size_t)h * w;
@@ -469,11 +461,11 @@ int cli_stream(int argc, char **argv)
 		for (int f = 0; f < 2; f++)
 			memcpy(chunk + ((size_t)c * 2 + f) * hw, lat + f * fe + c * hw,
 			       hw * sizeof(float));
-	double t0 = now_ms();
+	double t0 = wan_now_ms();
 	if (dit_stream_first(st, chunk, scale[0], dit_noise_array_next, &src, res, err, sizeof(err)))
 		goto fail;
 	if (a.per_call)
-		fprintf(stderr, "chunk 0: %.2f ms\n", now_ms() - t0);
+		fprintf(stderr, "chunk 0: %.2f ms\n", wan_now_ms() - t0);
 	for (int c = 0; c < cfg.in_dim; c++)
 		for (int f = 0; f < 2; f++)
 			memcpy(out + f * fe + c * hw, res + ((size_t)c * 2 + f) * hw,
@@ -481,12 +473,12 @@ int cli_stream(int argc, char **argv)
 	int nemit = 2;
 	for (int k = 1; k < C; k++) {
 		bool emitted;
-		t0 = now_ms();
+		t0 = wan_now_ms();
 		if (dit_stream_next(st, lat + (size_t)(k + 1) * fe, scale[k], dit_noise_array_next,
 				    &src, res, &emitted, err, sizeof(err)))
 			goto fail;
 		if (a.per_call)
-			fprintf(stderr, "chunk %d: %.2f ms\n", k, now_ms() - t0);
+			fprintf(stderr, "chunk %d: %.2f ms\n", k, wan_now_ms() - t0);
 		if (emitted) {
 			if (nemit >= nout) {
 				snprintf(err, sizeof(err), "internal: more outputs than expected");

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "cli.h"
 #include "taehv_model.h"
@@ -20,6 +19,7 @@
 #include "vae_model.h"
 #include "vae_source.h"
 #include "wt_file.h"
+#include "plugins/wan/wan_clock.h"
 #ifdef HERU_WAN_VAE_CUDA
 #include "plugins/wan/cuda/vae_cuda.h"
 #endif
@@ -411,13 +411,6 @@ out:
 
 /* ---- bench-vae (CPU reference; the CUDA engine reports through the same lines) ---- */
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static void report(const char *what, double ms, double flops)
 {
 	if (flops > 0)
@@ -434,14 +427,14 @@ static int bench_cuda(const struct vae_config *cfg, const struct vae_source *src
 	char err[512];
 	int sp = vae_config_spatial(cfg), tf = vae_config_temporal(cfg), rc = 1;
 	size_t fsz = (size_t)3 * H * W, lsz = (size_t)cfg->z_dim * (H / sp) * (W / sp);
-	double t0 = now_ms();
+	double t0 = wan_now_ms();
 	struct vae_model *m = vae_model_load(cfg, src, VAE_LOAD_ENCODER | VAE_LOAD_DECODER, err,
 					     sizeof(err));
-	double t_load = now_ms() - t0;
-	t0 = now_ms();
+	double t_load = wan_now_ms() - t0;
+	t0 = wan_now_ms();
 	struct vae_cuda *v = m ? vae_cuda_new(m, VAE_LOAD_ENCODER | VAE_LOAD_DECODER, H, W,
 					      !getenv("HERU_VAE_NO_FIND"), err, sizeof(err)) : NULL;
-	double t_build = now_ms() - t0;
+	double t_build = wan_now_ms() - t0;
 	float *frames = malloc(sizeof(float) * fsz * (1 + tf));
 	float *lat = malloc(sizeof(float) * lsz * 2);
 	float *out = malloc(sizeof(float) * fsz * (1 + tf));
@@ -456,17 +449,17 @@ static int bench_cuda(const struct vae_config *cfg, const struct vae_source *src
 	       vae_cuda_decoder_fp16(v) ? "fp16" : "bf16", getenv("HERU_VAE_FUSE") ? " fused" : "", iters);
 	printf("%-34s %10.1f ms (host fp32 random weights), build %.1f ms\n", "load", t_load, t_build);
 	double fe = vae_flops_encode(cfg, H, W), fd = vae_flops_decode(cfg, H, W);
-	t0 = now_ms();
+	t0 = wan_now_ms();
 	if (vae_cuda_encode(v, frames, 1 + tf, lat, err, sizeof(err)))
 		goto fail;
-	printf("%-34s %10.2f ms wall, %8.2f ms GPU\n", "first encode (1+4 frames)", now_ms() - t0,
+	printf("%-34s %10.2f ms wall, %8.2f ms GPU\n", "first encode (1+4 frames)", wan_now_ms() - t0,
 	       vae_cuda_last_gpu_ms(v));
 	double best = 1e30, bestw = 1e30, sum = 0;
 	for (int i = 0; i < iters + 1; i++) {
-		t0 = now_ms();
+		t0 = wan_now_ms();
 		if (vae_cuda_encode(v, frames, tf, out, err, sizeof(err)))
 			goto fail;
-		double wall = now_ms() - t0, g = vae_cuda_last_gpu_ms(v);
+		double wall = wan_now_ms() - t0, g = vae_cuda_last_gpu_ms(v);
 		if (i == 0)
 			continue; /* the graph is captured on the second steady call */
 		best = g < best ? g : best;
@@ -475,18 +468,18 @@ static int bench_cuda(const struct vae_config *cfg, const struct vae_source *src
 	}
 	report("steady encode (4 frames), GPU", best, fe);
 	printf("%-34s %10.2f ms mean GPU, %.2f ms wall best (incl. host copies)\n", "", sum / iters, bestw);
-	t0 = now_ms();
+	t0 = wan_now_ms();
 	if (vae_cuda_decode(v, lat, 2, out, err, sizeof(err)))
 		goto fail;
-	printf("%-34s %10.2f ms wall, %8.2f ms GPU\n", "first decode (2 latents)", now_ms() - t0,
+	printf("%-34s %10.2f ms wall, %8.2f ms GPU\n", "first decode (2 latents)", wan_now_ms() - t0,
 	       vae_cuda_last_gpu_ms(v));
 	best = bestw = 1e30;
 	sum = 0;
 	for (int i = 0; i < iters + 1; i++) {
-		t0 = now_ms();
+		t0 = wan_now_ms();
 		if (vae_cuda_decode(v, lat, 1, out, err, sizeof(err)))
 			goto fail;
-		double wall = now_ms() - t0, g = vae_cuda_last_gpu_ms(v);
+		double wall = wan_now_ms() - t0, g = vae_cuda_last_gpu_ms(v);
 		if (i == 0)
 			continue;
 		best = g < best ? g : best;
@@ -532,13 +525,13 @@ static int bench_cuda(const struct vae_config *cfg, const struct vae_source *src
 			}
 			best = bestw = 1e30;
 			for (int i = 0; i < iters + 4; i++) {
-				t0 = now_ms();
+				t0 = wan_now_ms();
 				if (taehv_cuda_decode(t, lat, 1, out, err, sizeof(err))) {
 					taehv_cuda_free(t);
 					taehv_model_free(tm);
 					goto fail;
 				}
-				double wall = now_ms() - t0, g = taehv_cuda_last_gpu_ms(t);
+				double wall = wan_now_ms() - t0, g = taehv_cuda_last_gpu_ms(t);
 				if (i < 4)
 					continue; /* context filled, graphs captured */
 				best = g < best ? g : best;
@@ -607,30 +600,30 @@ int cli_bench_vae(int argc, char **argv)
 		frames[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
 	printf("bench-vae: %dx%d, device cpu (fp32 reference), random weights, %d iters\n", H, W,
 	       o.iters);
-	double t0 = now_ms();
+	double t0 = wan_now_ms();
 	if (vae_encode(m, s, frames, 1 + tf, H, W, lat, err, sizeof(err)))
 		goto fail;
-	report("first encode (1+4 frames)", now_ms() - t0, -1);
+	report("first encode (1+4 frames)", wan_now_ms() - t0, -1);
 	double fe = vae_flops_encode(&cfg, H, W), fd = vae_flops_decode(&cfg, H, W);
 	double best = 1e30;
 	for (int i = 0; i < o.iters; i++) {
-		t0 = now_ms();
+		t0 = wan_now_ms();
 		if (vae_encode(m, s, frames, tf, H, W, out, err, sizeof(err)))
 			goto fail;
-		double ms = now_ms() - t0;
+		double ms = wan_now_ms() - t0;
 		best = ms < best ? ms : best;
 	}
 	report("steady encode (4 frames)", best, fe);
-	t0 = now_ms();
+	t0 = wan_now_ms();
 	if (vae_decode(m, s, lat, 2, h, w, out, err, sizeof(err)))
 		goto fail;
-	report("first decode (2 latents)", now_ms() - t0, -1);
+	report("first decode (2 latents)", wan_now_ms() - t0, -1);
 	best = 1e30;
 	for (int i = 0; i < o.iters; i++) {
-		t0 = now_ms();
+		t0 = wan_now_ms();
 		if (vae_decode(m, s, lat, 1, h, w, out, err, sizeof(err)))
 			goto fail;
-		double ms = now_ms() - t0;
+		double ms = wan_now_ms() - t0;
 		best = ms < best ? ms : best;
 	}
 	report("steady decode (1 latent)", best, fd);
@@ -640,10 +633,10 @@ int cli_bench_vae(int argc, char **argv)
 			goto fail;
 		best = 1e30;
 		for (int i = 0; i < o.iters + 3; i++) { /* fill the 3-latent context first */
-			t0 = now_ms();
+			t0 = wan_now_ms();
 			if (taehv_decode(tm, ts[k], lat, 1, h, w, out, err, sizeof(err)))
 				goto fail;
-			double ms = now_ms() - t0;
+			double ms = wan_now_ms() - t0;
 			best = ms < best ? ms : best;
 		}
 		report(k ? "TAEHV incremental decode (1 latent)" : "TAEHV context decode (3+1 latents)",

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ops_ref.h"
+#include "plugins/wan/wan_clock.h"
 
 /* WAN_STREAM_TRACE=1: the wall time of each later call's host phases (see trace_print). */
 enum { TR_DRAW, TR_MATH, TR_LAUNCH, TR_WAIT, TR_COUNT };
@@ -59,14 +59,6 @@ static void lat_free(struct dit_stream *st, float *p)
 		free(p);
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* Adds the time since *T0 to phase I (when tracing) and restarts the clock. */
 static void tr_mark(struct dit_stream *st, int i, double *t0)
 {
@@ -74,7 +66,7 @@ static void tr_mark(struct dit_stream *st, int i, double *t0)
 
 	if (!st->trace)
 		return;
-	t = now_ms();
+	t = wan_now_ms();
 	st->tr[i] += t - *t0;
 	*t0 = t;
 }
@@ -197,7 +189,7 @@ static int draw_frames(struct dit_stream *st, dit_noise_fn noise, void *ctx, flo
 static int draw(struct dit_stream *st, dit_noise_fn noise, void *ctx, float *dst, int frames,
 		char *err, size_t errlen)
 {
-	double t0 = st->trace ? now_ms() : 0;
+	double t0 = st->trace ? wan_now_ms() : 0;
 	int rc = draw_frames(st, noise, ctx, dst, frames, err, errlen);
 
 	tr_mark(st, TR_DRAW, &t0);
@@ -214,7 +206,7 @@ static int step(struct dit_stream *st, int nslots, int frames, const float *x, c
 		void *noise_ctx, int ndraw, int dframes, char *err, size_t errlen)
 {
 	size_t per = (size_t)frames * st->fe, dn = (size_t)dframes * st->fe;
-	double t0 = st->trace ? now_ms() : 0;
+	double t0 = st->trace ? wan_now_ms() : 0;
 	char err2[256];
 	int rc = 0;
 
@@ -226,7 +218,7 @@ static int step(struct dit_stream *st, int nslots, int frames, const float *x, c
 		for (int j = 0; j < ndraw; j++)
 			if (draw(st, noise, noise_ctx, st->eps + j * dn, dframes, err, errlen))
 				return -1;
-		t0 = st->trace ? now_ms() : 0;
+		t0 = st->trace ? wan_now_ms() : 0;
 		for (int b = 0; b < nslots; b++)
 			ops_flow_to_x0(out + b * per, x + b * per, st->flow + b * per, per, sigma[b]);
 		tr_mark(st, TR_MATH, &t0);
@@ -238,11 +230,11 @@ static int step(struct dit_stream *st, int nslots, int frames, const float *x, c
 	for (int j = 0; j < ndraw && !rc; j++)
 		rc = draw(st, noise, noise_ctx, st->eps + j * dn, dframes, err, errlen);
 	if (!rc && st->idle) {
-		t0 = st->trace ? now_ms() : 0;
+		t0 = st->trace ? wan_now_ms() : 0;
 		st->idle(st->idle_ctx);
 		tr_mark(st, TR_DRAW, &t0);
 	}
-	t0 = st->trace ? now_ms() : 0;
+	t0 = st->trace ? wan_now_ms() : 0;
 	/* the forward is always finished; a failed draw's message is the one reported */
 	if (st->eng.forward_end(st->eng.impl, sigma, out, rc ? err2 : err, rc ? sizeof(err2) : errlen))
 		rc = -1;
@@ -301,7 +293,7 @@ static int next_batch(struct dit_stream *st, const float *latent, double s, dit_
 	double sig[WAN_MAX_STEPS], t0;
 	if (draw(st, noise, noise_ctx, st->eps, 1, err, errlen))
 		return -1;
-	t0 = st->trace ? now_ms() : 0;
+	t0 = st->trace ? wan_now_ms() : 0;
 	/* shift the slots down; the new chunk enters slot 0 */
 	memmove(st->hidden + fe, st->hidden, (size_t)(S - 1) * fe * sizeof(float));
 	memmove(st->starts + 1, st->starts, (size_t)(S - 1) * sizeof(int64_t));
@@ -317,7 +309,7 @@ static int next_batch(struct dit_stream *st, const float *latent, double s, dit_
 	if (step(st, S, 1, st->hidden, st->ts, st->starts, sig, st->hidden, noise, noise_ctx, S - 1,
 		 1, err, errlen))
 		return -1;
-	t0 = st->trace ? now_ms() : 0;
+	t0 = st->trace ? wan_now_ms() : 0;
 	st->calls++;
 	*emitted = st->calls >= S;
 	if (*emitted)
@@ -337,7 +329,7 @@ static int next_nobatch(struct dit_stream *st, const float *latent, double s, di
 	double t0;
 	if (draw(st, noise, noise_ctx, st->eps, 1, err, errlen))
 		return -1;
-	t0 = st->trace ? now_ms() : 0;
+	t0 = st->trace ? wan_now_ms() : 0;
 	ops_add_noise(st->x, latent, st->eps, fe, s);
 	tr_mark(st, TR_MATH, &t0);
 	st->list[0] = wan_first_step(s);
@@ -347,7 +339,7 @@ static int next_nobatch(struct dit_stream *st, const float *latent, double s, di
 			 i < S - 1, 1, err, errlen))
 			return -1;
 		if (i < S - 1) {
-			t0 = st->trace ? now_ms() : 0;
+			t0 = st->trace ? wan_now_ms() : 0;
 			ops_add_noise(st->x, x0, st->eps, fe,
 				      wan_sched_sigma(&st->sched, st->list[i + 1]));
 			tr_mark(st, TR_MATH, &t0);
@@ -375,7 +367,7 @@ static void trace_print(const struct dit_stream *st, double total)
 int dit_stream_next(struct dit_stream *st, const float *latent, double s, dit_noise_fn noise,
 		    void *noise_ctx, float *x0, bool *emitted, char *err, size_t errlen)
 {
-	double t0 = st->trace ? now_ms() : 0;
+	double t0 = st->trace ? wan_now_ms() : 0;
 	*emitted = false;
 	if (!st->started) {
 		snprintf(err, errlen, "the stream has not started (no first chunk)");
@@ -401,7 +393,7 @@ int dit_stream_next(struct dit_stream *st, const float *latent, double s, dit_no
 	else
 		st->started = false; /* the caches are in an unknown state: start again */
 	if (st->trace && rc == 0)
-		trace_print(st, now_ms() - t0);
+		trace_print(st, wan_now_ms() - t0);
 	return rc;
 }
 

@@ -4,7 +4,7 @@
 noinst_LTLIBRARIES += libwan.la
 libwan_la_SOURCES = \
 	plugins/wan/wt_file.c plugins/wan/wt_file.h plugins/wan/wt_internal.h \
-	plugins/wan/wan_err.h \
+	plugins/wan/wan_err.h plugins/wan/wan_clock.h \
 	plugins/wan/wt_safetensors.c plugins/wan/wt_writer.c \
 	plugins/wan/wt_torchzip.c plugins/wan/wt_unpickle.c \
 	plugins/wan/wan_config.c plugins/wan/wan_config.h \

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dit_model.h"
 #include "t5_model.h"
@@ -28,6 +27,7 @@
 #include "wan_rng.h"
 #include "wan_sched.h"
 #include "wt_file.h"
+#include "plugins/wan/wan_clock.h"
 
 #define WAN_TAGS 64            /* in-flight input tags: (S-1)*4 + 5 + 4 <= 37 */
 #define WAN_MAX_INPUT 16384
@@ -93,16 +93,9 @@ struct wan_pipeline {
 
 /* ---- small helpers ---- */
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static void stage_done(struct wan_pipeline *p, enum wan_stage s, double t0)
 {
-	double ms = now_ms() - t0;
+	double ms = wan_now_ms() - t0;
 	p->st.last_ms[s] = ms;
 	p->st.runs[s]++;
 	p->st.mean_ms[s] += (ms - p->st.mean_ms[s]) / (double)p->st.runs[s];
@@ -388,10 +381,10 @@ struct wan_pipeline *wan_pipeline_open(const struct wan_pipeline_options *o, cha
 			goto fail;
 		/* like TAEHV's plans above: every DiT call shape of the stream is planned, tuned
 		 * and captured now, in the load phase, not in a live stream's first chunks */
-		double t0 = now_ms();
+		double t0 = wan_now_ms();
 		if (dit_stream_prepare(p->stream, err, errlen))
 			goto fail;
-		p->st.dit_prepare_ms = now_ms() - t0;
+		p->st.dit_prepare_ms = wan_now_ms() - t0;
 	}
 #endif
 	p->st.width = p->W;
@@ -708,7 +701,7 @@ static int maybe_restart(struct wan_pipeline *p, const struct wan_pipeline_param
 		free(p->prompt);
 		p->prompt = dup;
 		p->have_ctx = false;
-		double t0 = now_ms();
+		double t0 = wan_now_ms();
 		if (run_text(p, err, errlen))
 			return -1;
 		stage_done(p, WAN_STAGE_TEXT, t0);
@@ -742,12 +735,12 @@ static int run_first_chunk(struct wan_pipeline *p, const struct wan_pipeline_par
 			   wan_pipeline_emit_fn emit, void *ectx, char *err, size_t errlen)
 {
 	const size_t hw = (size_t)p->h * p->w;
-	double t0 = now_ms();
+	double t0 = wan_now_ms();
 	if (run_encode(p, p->frames, 5, p->lat, err, errlen))
 		return -1;
 	stage_done(p, WAN_STAGE_ENCODE, t0);
 
-	t0 = now_ms();
+	t0 = wan_now_ms();
 	p->init_scale = wan_pipeline_init_scale(prm->prompt_dominance);
 	double s = p->init_scale;
 	wan_rng_seed(&p->rng, p->seed);
@@ -772,7 +765,7 @@ static int run_first_chunk(struct wan_pipeline *p, const struct wan_pipeline_par
 	p->st.chunks++;
 	memcpy(p->prev_last, p->frames + 4 * 3 * p->npix, 3 * p->npix * sizeof(float));
 
-	t0 = now_ms();
+	t0 = wan_now_ms();
 	for (int f = 0; f < 2; f++)
 		for (int c = 0; c < p->C; c++)
 			memcpy(p->x0f + (size_t)f * p->fe + (size_t)c * hw,
@@ -783,7 +776,7 @@ static int run_first_chunk(struct wan_pipeline *p, const struct wan_pipeline_par
 	stage_done(p, WAN_STAGE_DECODE, t0);
 	if (p->taehv) /* TAEHV drops the first latent's frame: frame 0 has no output */
 		tags_pop(p);
-	t0 = now_ms();
+	t0 = wan_now_ms();
 	int rc = emit_frames(p, n, emit, ectx);
 	stage_done(p, WAN_STAGE_OUTPUT, t0);
 	return rc;
@@ -793,12 +786,12 @@ static int run_later_chunk(struct wan_pipeline *p, const struct wan_pipeline_par
 			   wan_pipeline_emit_fn emit, void *ectx, char *err, size_t errlen)
 {
 	bool emitted = false;
-	double t0 = now_ms();
+	double t0 = wan_now_ms();
 	if (run_encode(p, p->frames, 4, p->lat, err, errlen))
 		return -1;
 	stage_done(p, WAN_STAGE_ENCODE, t0);
 
-	t0 = now_ms();
+	t0 = wan_now_ms();
 	/* a live prompt_dominance change moves s_init; the controller follows it smoothly */
 	p->init_scale = wan_pipeline_init_scale(prm->prompt_dominance);
 	double s = wan_pipeline_ctl_step(p->init_scale, p->scale_prev, motion_dhat(p),
@@ -824,12 +817,12 @@ static int run_later_chunk(struct wan_pipeline *p, const struct wan_pipeline_par
 	if (!emitted)
 		return 0;
 
-	t0 = now_ms();
+	t0 = wan_now_ms();
 	int n = run_decode(p, p->x0, 1, p->out, err, errlen);
 	if (n < 0)
 		return -1;
 	stage_done(p, WAN_STAGE_DECODE, t0);
-	t0 = now_ms();
+	t0 = wan_now_ms();
 	int rc = emit_frames(p, n, emit, ectx);
 	stage_done(p, WAN_STAGE_OUTPUT, t0);
 	return rc;
@@ -858,7 +851,7 @@ int wan_pipeline_push(struct wan_pipeline *p, const uint8_t *rgb, int width, int
 	p->st.frames_in++;
 	if (maybe_restart(p, prm, err, errlen))
 		return -1;
-	double t0 = now_ms();
+	double t0 = wan_now_ms();
 	resize_in(p, rgb, width, height, stride, p->frames + (size_t)p->nframes * 3 * p->npix);
 	stage_done(p, WAN_STAGE_RESIZE, t0);
 	p->nframes++;

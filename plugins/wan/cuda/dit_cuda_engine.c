@@ -20,13 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dit_kv.h"
 #include "dit_model.h"
 #include "dit_stream.h"
 #include "ops_ref.h"
 #include "plugins/wan/cuda/dit_cuda.h"
+#include "plugins/wan/wan_clock.h"
 
 struct cuda_eng {
 	struct dit_cuda *m;     /* new */
@@ -48,14 +48,6 @@ struct cuda_eng {
 	int trace;                   /* WAN_STREAM_TRACE=1: each end's phases on stderr */
 	double tr_pack, tr_launch;   /* ms of the begun call's host work */
 };
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 struct upload_ctx {
 	struct dit_cuda *m;
@@ -186,7 +178,7 @@ static int eng_launch(struct cuda_eng *e, struct dit_kv *kv, int nslots, int fra
 {
 	struct dit_cuda_call c;
 	int n = frames * e->L;
-	double t0 = e->trace ? now_ms() : 0;
+	double t0 = e->trace ? wan_now_ms() : 0;
 
 	e->pend_replay = 0;
 	e->tr_pack = 0;
@@ -230,7 +222,7 @@ static int eng_launch(struct cuda_eng *e, struct dit_kv *kv, int nslots, int fra
 		}
 		if (sink_pack(e, kv, &c, c_start, n, &s, err, errlen))
 			return -1;
-		e->tr_pack = e->trace ? now_ms() - t0 : 0;
+		e->tr_pack = e->trace ? wan_now_ms() - t0 : 0;
 		if (!flow)
 			s.rec = NULL; /* read back at the end */
 		if (dit_cuda_forward_sink(e->m, &c, &s, x, flow, err, errlen))
@@ -259,7 +251,7 @@ static int eng_launch(struct cuda_eng *e, struct dit_kv *kv, int nslots, int fra
 		if (rc)
 			return -1;
 	}
-	e->tr_pack = e->trace ? now_ms() - t0 : 0;
+	e->tr_pack = e->trace ? wan_now_ms() - t0 : 0;
 	return dit_cuda_forward(e->m, &c, x, NULL, flow, err, errlen);
 }
 
@@ -268,12 +260,12 @@ static int eng_forward(void *impl, struct dit_kv *kv, int nslots, int frames, co
 		       size_t errlen)
 {
 	struct cuda_eng *e = impl;
-	double t0 = e->trace ? now_ms() : 0;
+	double t0 = e->trace ? wan_now_ms() : 0;
 	int rc = eng_launch(e, kv, nslots, frames, x, t, c_start, flow, err, errlen);
 
 	if (e->trace && !rc)
 		fprintf(stderr, "[engine %d x %d (host path): kv pack %.3f + forward %.3f ms (pageable H2D, graph, pageable D2H, sink replay)]\n",
-			nslots, frames, e->tr_pack, now_ms() - t0 - e->tr_pack);
+			nslots, frames, e->tr_pack, wan_now_ms() - t0 - e->tr_pack);
 	return rc;
 }
 
@@ -282,7 +274,7 @@ static int eng_forward_begin(void *impl, struct dit_kv *kv, int nslots, int fram
 			     const int64_t *t, const int64_t *c_start, char *err, size_t errlen)
 {
 	struct cuda_eng *e = impl;
-	double t0 = e->trace ? now_ms() : 0;
+	double t0 = e->trace ? wan_now_ms() : 0;
 
 	if (e->pending) {
 		snprintf(err, errlen, "CUDA DiT: a forward began before the last one ended");
@@ -293,7 +285,7 @@ static int eng_forward_begin(void *impl, struct dit_kv *kv, int nslots, int fram
 	e->pending = 1;
 	e->pend.slots = nslots;
 	e->pend.frames = frames;
-	e->tr_launch = e->trace ? now_ms() - t0 : 0;
+	e->tr_launch = e->trace ? wan_now_ms() - t0 : 0;
 	return 0;
 }
 
@@ -301,7 +293,7 @@ static int eng_forward_begin(void *impl, struct dit_kv *kv, int nslots, int fram
 static int eng_forward_end(void *impl, const double *sigma, float *out, char *err, size_t errlen)
 {
 	struct cuda_eng *e = impl;
-	double t0 = e->trace ? now_ms() : 0, t1, t2;
+	double t0 = e->trace ? wan_now_ms() : 0, t1, t2;
 	int rc = 0;
 
 	if (!e->pending) {
@@ -313,12 +305,12 @@ static int eng_forward_end(void *impl, const double *sigma, float *out, char *er
 	    (e->pend_replay && dit_cuda_sink_rec_to_host(e->m, e->pend.slots, e->rec, err, errlen)) ||
 	    dit_cuda_sync(e->m, err, errlen))
 		rc = -1;
-	t1 = e->trace ? now_ms() : 0;
+	t1 = e->trace ? wan_now_ms() : 0;
 	if (!rc && e->pend_replay)
 		rc = sink_replay(e, e->pend_kv, &e->pend, e->pend_start, e->pend.frames * e->L, err, errlen);
 	e->pend_replay = 0;
 	if (e->trace) {
-		t2 = now_ms();
+		t2 = wan_now_ms();
 		fprintf(stderr, "[engine %d x %d: kv pack %.3f + launch %.3f (H2D, upload, graph) | wait+x0+D2H %.3f + sink replay %.3f ms]\n",
 			e->pend.slots, e->pend.frames, e->tr_pack, e->tr_launch - e->tr_pack, t1 - t0, t2 - t1);
 	}

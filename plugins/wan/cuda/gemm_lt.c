@@ -20,9 +20,9 @@
 #include <string.h>
 #include <math.h>
 #include <stdint.h>
-#include <time.h>
 #include <cublasLt.h>
 #include "plugins/wan/cuda/cuda_check.h"
+#include "plugins/wan/wan_clock.h"
 
 #define GEMM_CACHE_MAX 128
 #define GEMM_TUNE_ALGOS 24 /* heuristic candidates asked for on a shape's first call */
@@ -577,14 +577,6 @@ static float time_cand(struct wan_gemm *g, struct gemm_plan *p, int i, int reps,
 	return ms / reps;
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* Times every candidate algorithm of P on these operands (device events, the mean of
  * GEMM_TUNE_REPS runs after one warm-up), then the GEMM_FINAL_N fastest and the heuristic's
  * first choice again with GEMM_FINAL_REPS runs each, and keeps the fastest of that round (ties:
@@ -603,7 +595,7 @@ static void plan_tune(struct wan_gemm *g, struct gemm_plan *p, cudaStream_t st, 
 	int fin[GEMM_FINAL_N + 1], nfin = 0, best_i = 0;
 	const char *dbg = getenv("WAN_GEMM_DEBUG");
 	int debug = dbg ? atoi(dbg) : 0;
-	double t_start = now_ms();
+	double t_start = wan_now_ms();
 
 	p->tuned = 1;
 	if (cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone ||
@@ -676,7 +668,7 @@ static void plan_tune(struct wan_gemm *g, struct gemm_plan *p, cudaStream_t st, 
 		fprintf(stderr,
 			"gemm M=%d N=%d K=%d epi %d: %d heuristic + %d split-K + %d enumerated (%d checks), "
 			"%.0f ms tuning\n  heuristic #0 %.4f ms [%s]\n  best #%d (%s) %.4f ms [%s]\n",
-			p->m, p->n, p->k, p->epi, p->nheur, nk, ne, p->checks, now_ms() - t_start, first, d0,
+			p->m, p->n, p->k, p->epi, p->nheur, nk, ne, p->checks, wan_now_ms() - t_start, first, d0,
 			best_i, p->src[best_i] == SRC_HEUR ? "heuristic" : p->src[best_i] == SRC_SPLITK ? "split-K" : "enumerated",
 			best, db);
 	}
