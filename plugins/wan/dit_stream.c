@@ -59,6 +59,12 @@ static void lat_free(struct dit_stream *st, float *p)
 		free(p);
 }
 
+/* The clock of a phase's start: the time when tracing, else 0 (no clock read). */
+static double tr_now(const struct dit_stream *st)
+{
+	return st->trace ? wan_now_ms() : 0;
+}
+
 /* Adds the time since *T0 to phase I (when tracing) and restarts the clock. */
 static void tr_mark(struct dit_stream *st, int i, double *t0)
 {
@@ -189,7 +195,7 @@ static int draw_frames(struct dit_stream *st, dit_noise_fn noise, void *ctx, flo
 static int draw(struct dit_stream *st, dit_noise_fn noise, void *ctx, float *dst, int frames,
 		char *err, size_t errlen)
 {
-	double t0 = st->trace ? wan_now_ms() : 0;
+	double t0 = tr_now(st);
 	int rc = draw_frames(st, noise, ctx, dst, frames, err, errlen);
 
 	tr_mark(st, TR_DRAW, &t0);
@@ -206,7 +212,7 @@ static int step(struct dit_stream *st, int nslots, int frames, const float *x, c
 		void *noise_ctx, int ndraw, int dframes, char *err, size_t errlen)
 {
 	size_t per = (size_t)frames * st->fe, dn = (size_t)dframes * st->fe;
-	double t0 = st->trace ? wan_now_ms() : 0;
+	double t0 = tr_now(st);
 	char err2[256];
 	int rc = 0;
 
@@ -218,7 +224,7 @@ static int step(struct dit_stream *st, int nslots, int frames, const float *x, c
 		for (int j = 0; j < ndraw; j++)
 			if (draw(st, noise, noise_ctx, st->eps + j * dn, dframes, err, errlen))
 				return -1;
-		t0 = st->trace ? wan_now_ms() : 0;
+		t0 = tr_now(st);
 		for (int b = 0; b < nslots; b++)
 			ops_flow_to_x0(out + b * per, x + b * per, st->flow + b * per, per, sigma[b]);
 		tr_mark(st, TR_MATH, &t0);
@@ -230,11 +236,11 @@ static int step(struct dit_stream *st, int nslots, int frames, const float *x, c
 	for (int j = 0; j < ndraw && !rc; j++)
 		rc = draw(st, noise, noise_ctx, st->eps + j * dn, dframes, err, errlen);
 	if (!rc && st->idle) {
-		t0 = st->trace ? wan_now_ms() : 0;
+		t0 = tr_now(st);
 		st->idle(st->idle_ctx);
 		tr_mark(st, TR_DRAW, &t0);
 	}
-	t0 = st->trace ? wan_now_ms() : 0;
+	t0 = tr_now(st);
 	/* the forward is always finished; a failed draw's message is the one reported */
 	if (st->eng.forward_end(st->eng.impl, sigma, out, rc ? err2 : err, rc ? sizeof(err2) : errlen))
 		rc = -1;
@@ -293,7 +299,7 @@ static int next_batch(struct dit_stream *st, const float *latent, double s, dit_
 	double sig[WAN_MAX_STEPS], t0;
 	if (draw(st, noise, noise_ctx, st->eps, 1, err, errlen))
 		return -1;
-	t0 = st->trace ? wan_now_ms() : 0;
+	t0 = tr_now(st);
 	/* shift the slots down; the new chunk enters slot 0 */
 	memmove(st->hidden + fe, st->hidden, (size_t)(S - 1) * fe * sizeof(float));
 	memmove(st->starts + 1, st->starts, (size_t)(S - 1) * sizeof(int64_t));
@@ -309,7 +315,7 @@ static int next_batch(struct dit_stream *st, const float *latent, double s, dit_
 	if (step(st, S, 1, st->hidden, st->ts, st->starts, sig, st->hidden, noise, noise_ctx, S - 1,
 		 1, err, errlen))
 		return -1;
-	t0 = st->trace ? wan_now_ms() : 0;
+	t0 = tr_now(st);
 	st->calls++;
 	*emitted = st->calls >= S;
 	if (*emitted)
@@ -329,7 +335,7 @@ static int next_nobatch(struct dit_stream *st, const float *latent, double s, di
 	double t0;
 	if (draw(st, noise, noise_ctx, st->eps, 1, err, errlen))
 		return -1;
-	t0 = st->trace ? wan_now_ms() : 0;
+	t0 = tr_now(st);
 	ops_add_noise(st->x, latent, st->eps, fe, s);
 	tr_mark(st, TR_MATH, &t0);
 	st->list[0] = wan_first_step(s);
@@ -339,7 +345,7 @@ static int next_nobatch(struct dit_stream *st, const float *latent, double s, di
 			 i < S - 1, 1, err, errlen))
 			return -1;
 		if (i < S - 1) {
-			t0 = st->trace ? wan_now_ms() : 0;
+			t0 = tr_now(st);
 			ops_add_noise(st->x, x0, st->eps, fe,
 				      wan_sched_sigma(&st->sched, st->list[i + 1]));
 			tr_mark(st, TR_MATH, &t0);
@@ -367,7 +373,7 @@ static void trace_print(const struct dit_stream *st, double total)
 int dit_stream_next(struct dit_stream *st, const float *latent, double s, dit_noise_fn noise,
 		    void *noise_ctx, float *x0, bool *emitted, char *err, size_t errlen)
 {
-	double t0 = st->trace ? wan_now_ms() : 0;
+	double t0 = tr_now(st);
 	*emitted = false;
 	if (!st->started) {
 		snprintf(err, errlen, "the stream has not started (no first chunk)");
