@@ -19,7 +19,7 @@ void wan_rng_seed(struct wan_rng *r, uint64_t seed)
 	for (int i = 0; i < 4; i++)
 		r->s[i] = splitmix(&x);
 	r->have_spare = false;
-	r->ahead_ok = false;
+	r->ahead_n = 0;
 }
 
 void wan_rng_release(struct wan_rng *r)
@@ -27,7 +27,6 @@ void wan_rng_release(struct wan_rng *r)
 	free(r->ahead);
 	r->ahead = NULL;
 	r->ahead_cap = r->ahead_n = 0;
-	r->ahead_ok = false;
 }
 
 static uint64_t rotl(uint64_t x, int k)
@@ -66,13 +65,12 @@ void wan_rng_fill(struct wan_rng *r, float *dst, size_t n)
 {
 	size_t i = 0;
 
-	if (r->ahead_ok) {
+	if (r->ahead_n > 0) {
 		i = n < r->ahead_n ? n : r->ahead_n;
 		memcpy(dst, r->ahead, i * sizeof(float));
 		if (i < r->ahead_n) /* a shorter draw: the rest stays ahead, in order */
 			memmove(r->ahead, r->ahead + i, (r->ahead_n - i) * sizeof(float));
 		r->ahead_n -= i;
-		r->ahead_ok = r->ahead_n > 0;
 	}
 	for (; i < n; i++)
 		dst[i] = (float)wan_rng_normal(r);
@@ -80,7 +78,7 @@ void wan_rng_fill(struct wan_rng *r, float *dst, size_t n)
 
 int wan_rng_prefetch(struct wan_rng *r, size_t n)
 {
-	if (r->ahead_ok || n == 0)
+	if (r->ahead_n > 0 || n == 0)
 		return 0;
 	if (n > r->ahead_cap) {
 		float *a = realloc(r->ahead, n * sizeof(float));
@@ -92,6 +90,5 @@ int wan_rng_prefetch(struct wan_rng *r, size_t n)
 	for (size_t i = 0; i < n; i++)
 		r->ahead[i] = (float)wan_rng_normal(r);
 	r->ahead_n = n;
-	r->ahead_ok = true;
 	return 0;
 }

@@ -23,9 +23,8 @@ struct wan_rng {
 	uint64_t s[4];
 	bool have_spare;
 	double spare;
-	float *ahead;    /* new: the next AHEAD_N values, generated early (valid while ahead_ok) */
+	float *ahead;    /* new: the next AHEAD_N values (0: none), generated early */
 	size_t ahead_n, ahead_cap;
-	bool ahead_ok;
 };
 
 /* Seeds R (forgetting any value generated ahead; keeps the buffer). */
