@@ -160,14 +160,30 @@ static void bench_sink_fill(struct dit_cuda_sink *s, struct wan_sink_ring *rings
 
 /* Median ms of ITERS calls of C (after 2 untimed ones): plain forwards (graphs), hooked
  * forwards (HOOKED: the host-decided adaptive sink, eager, one statistics readback per
- * layer), or the device-decided adaptive sink (SINK). */
+ * layer), or the device-decided adaptive sink (SINK). PERIOD_MS > 0: each call starts
+ * PERIOD_MS after the one before, the GPU idle in between, as a live stream issues them (at
+ * S slots one call emits one latent frame, i.e. 4 video frames, so a 30 fps camera starts a
+ * call every 133 ms; a sustained back-to-back loop holds an H100 at its power cap, NOTES.md
+ * "pdl"); 0: one right after the other. */
 static int time_calls(struct dit_cuda *m, const struct dit_cuda_call *c, int hooked, int nsink,
-		      const struct dit_cuda_sink *sink, int iters, double *t, double *med, char *err,
-		      size_t errlen)
+		      const struct dit_cuda_sink *sink, double period_ms, int iters, double *t,
+		      double *med, char *err, size_t errlen)
 {
+	double next = wan_now_ms();
+
 	for (int it = -2; it < iters; it++) {
 		double t0 = wan_now_ms();
 
+		if (t0 < next) {
+			struct timespec ts;
+			double w = next - t0;
+
+			ts.tv_sec = (time_t)(w / 1000);
+			ts.tv_nsec = (long)((w - ts.tv_sec * 1000.0) * 1e6);
+			nanosleep(&ts, NULL);
+			t0 = wan_now_ms();
+		}
+		next = t0 + period_ms;
 		if (sink ? dit_cuda_forward_sink(m, c, sink, NULL, NULL, err, errlen)
 		    : hooked ? dit_cuda_forward_hooked(m, c, nsink, bench_kv_hook, (void *)c, NULL, NULL, err, errlen)
 			   : dit_cuda_forward(m, c, NULL, NULL, NULL, err, errlen))
@@ -209,39 +225,6 @@ static int time_pair(struct dit_cuda *m, const struct dit_cuda_call *c, const st
 	qsort(t2, (size_t)iters, sizeof(double), cmp_double);
 	*plain_med = t[iters / 2];
 	*sink_med = t2[iters / 2];
-	return 0;
-}
-
-/* Median ms of ITERS calls of C started at a fixed period (PERIOD_MS from one call's start to
- * the next; the GPU idles in between), as a live stream issues them: at S slots one call
- * emits one latent frame, i.e. 4 video frames, so a 30 fps camera starts a call every
- * 133 ms. A sustained back-to-back loop holds an H100 at its power cap (NOTES.md "pdl");
- * this is the call time a stream at that pace sees. */
-static int time_paced(struct dit_cuda *m, const struct dit_cuda_call *c, int iters, double period_ms,
-		      double *t, double *med, char *err, size_t errlen)
-{
-	double next = wan_now_ms();
-
-	for (int it = -1; it < iters; it++) {
-		double t0 = wan_now_ms();
-
-		if (t0 < next) {
-			struct timespec ts;
-			double w = next - t0;
-
-			ts.tv_sec = (time_t)(w / 1000);
-			ts.tv_nsec = (long)((w - ts.tv_sec * 1000.0) * 1e6);
-			nanosleep(&ts, NULL);
-			t0 = wan_now_ms();
-		}
-		next = t0 + period_ms;
-		if (dit_cuda_forward(m, c, NULL, NULL, NULL, err, errlen) || dit_cuda_sync(m, err, errlen))
-			return -1;
-		if (it >= 0)
-			t[it] = wan_now_ms() - t0;
-	}
-	qsort(t, (size_t)iters, sizeof(double), cmp_double);
-	*med = t[iters / 2];
 	return 0;
 }
 
@@ -341,16 +324,16 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	/* the same call at a live stream's pace (batch mode: one call per latent frame) */
 	if (batch) {
 		fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
-		if (time_paced(m, &c, iters, pace_ms, t, &paced_ms, err, sizeof(err)))
+		if (time_calls(m, &c, 0, 0, NULL, pace_ms, iters, t, &paced_ms, err, sizeof(err)))
 			goto fail;
 	}
 	/* the adaptive sink on the same steady call: decided on the device (graphed), and by a
 	 * host callback (eager, per-layer readback) */
 	fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
 	bench_sink_fill(&sink, rings, rec, &c, d->num_layers, L, kv_frames, kv_frames > 3 ? 3 : kv_frames - 1, steps);
-	if (time_calls(m, &c, 0, 0, &sink, iters, t, &sink_ms, err, sizeof(err)) ||
+	if (time_calls(m, &c, 0, 0, &sink, 0, iters, t, &sink_ms, err, sizeof(err)) ||
 	    time_pair(m, &c, &sink, iters, t, t2, &alt_plain_ms, &alt_sink_ms, err, sizeof(err)) ||
-	    time_calls(m, &c, 1, kv_frames > 3 ? 3 : kv_frames - 1, NULL, iters, t, &hooked_ms, err, sizeof(err)))
+	    time_calls(m, &c, 1, kv_frames > 3 ? 3 : kv_frames - 1, NULL, 0, iters, t, &hooked_ms, err, sizeof(err)))
 		goto fail;
 	/* a stream warm-up call: slot b has 2 + b frames cached (ragged key lengths) */
 	if (nslots > 1) {
@@ -361,7 +344,7 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 			c.kv_len[b] = fr * L;
 			c.write_row[b] = (fr - 1) * L;
 		}
-		if (time_calls(m, &c, 0, 0, NULL, iters, t, &ragged_ms, err, sizeof(err)))
+		if (time_calls(m, &c, 0, 0, NULL, 0, iters, t, &ragged_ms, err, sizeof(err)))
 			goto fail;
 	}
 	fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
