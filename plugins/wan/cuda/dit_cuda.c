@@ -1354,9 +1354,8 @@ int dit_cuda_forward_sink(struct dit_cuda *m, const struct dit_cuda_call *c,
 	if (run_call(m, &cc, s, cached, err, errlen))
 		return -1;
 	sink_kept(m, s, c->slots, aligned, cached);
-	if (s->rec)
-		CU_RET(cudaMemcpyAsync(s->rec, m->sink_rec, (size_t)m->d.num_layers * c->slots * sizeof(*s->rec),
-				       cudaMemcpyDeviceToHost, m->st));
+	if (s->rec && dit_cuda_sink_rec_to_host(m, c->slots, s->rec, err, errlen))
+		return -1;
 	if (flow)
 		CU_RET(cudaMemcpyAsync(flow, m->flow, px * 4, cudaMemcpyDeviceToHost, m->st));
 	if (flow || s->rec)
