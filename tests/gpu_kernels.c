@@ -8,15 +8,19 @@
  * poisoned first. Exits 77 without a GPU.
  * `gpu_kernels bench` then times fa3 against cuDNN on the DiT attention shapes; `gpu_kernels
  * rows` runs only the row-kernel checks, `gpu_kernels rowbench` times the row kernels of one
- * S=4 layer in the block and the warp layout (`rowprof`: one call each, for ncu). */
+ * S=4 layer in the block and the warp layout (`rowprof`: one call each, for ncu); `gpu_kernels
+ * energy` runs each op of one 1.3B 480x832 S=4 layer back to back for a second on random
+ * data and prints its time and energy per call (NVML), and their sum over the 30 layers. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cuda_runtime.h>
 #include "plugins/wan/cuda/attn_cudnn.h"
 #include "plugins/wan/cuda/attn_fa3.h"
 #include "plugins/wan/cuda/gemm_lt.h"
+#include "plugins/wan/cuda/gpu_energy.h"
 #include "plugins/wan/cuda/kernels.h"
 #include "tests/gpu_ref.h"
 
@@ -421,6 +425,194 @@ out:
 	cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dO); cudaFree(opart); cudaFree(lse);
 	cudaEventDestroy(e0);
 	cudaEventDestroy(e1);
+}
+
+/* ---- `gpu_kernels energy` ---- */
+
+struct eop {
+	const char *name;
+	int per_layer;   /* how often one DiT layer runs it */
+	double flop;     /* per call, 0 for memory-bound ops */
+	int kind;        /* 0 fa3 self, 1 cuDNN cross, 2 GEMM, 3 the five row kernels */
+	int m, n, k, epi; /* kind 0: m = key tile (0: the default); kind 3: m = 1 one warp per row */
+};
+
+struct ebuf {
+	struct wan_gemm *g;
+	struct wan_attn *dnn;
+	struct wan_attn_shape self, cross;
+	void *q, *k, *v, *o, *ck, *cv, *x, *w, *bias, *y;
+	/* rows: 3 sets used in turn so that a call finds little in L2, as in the DiT */
+	float *rx[3], *mv, *gb, *rope;
+	void *ry[3], *ry2[3], *rout[3], *rqkv[3], *rkc[3], *rvc[3];
+	int *sf, *wr, turn;
+};
+
+static double wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int eop_run(struct ebuf *b, const struct eop *op, char *err, size_t n)
+{
+	const int B = 4, L = 1560, T = B * L, D = 1536;
+	int i = b->turn++ % 3;
+
+	switch (op->kind) {
+	case 0:
+		return wan_attn_fa3_split(0, &b->self, 1, op->m, b->q, b->k, b->v, NULL, NULL, b->o, err, n);
+	case 1:
+		return wan_attn_run(b->dnn, 0, &b->cross, b->q, b->ck, b->cv, b->o, err, n);
+	case 2:
+		return wan_gemm_bf16(b->g, 0, op->m, op->n, op->k, b->x, op->k, b->w, op->k,
+				     op->epi == WAN_EPI_NONE ? NULL : b->bias, (enum wan_gemm_epi)op->epi, b->y, op->n,
+				     err, n);
+	default:
+		wan_k_warp_rows(op->m);
+		return wan_k_res_ln2(0, b->rx[i], 1, b->ry[i], b->mv, 2, b->ry2[i], b->rout[i], b->mv, 6, 3, 4, NULL, NULL,
+				     T, D, L, L, 1e-6f, err, n) ||
+		       wan_k_res_ln(0, b->rx[i], b->ry[i], b->mv, 5, b->rout[i], b->mv, 6, 0, 1, NULL, NULL, T, D, L, L,
+				    1e-6f, err, n) ||
+		       wan_k_res_ln2(0, b->rx[i], 0, b->ry[i], b->mv, 2, NULL, b->rout[i], NULL, 0, 0, 0, b->gb,
+				     b->gb + D, T, D, L, L, 1e-6f, err, n) ||
+		       wan_k_qkv_rope_cache(0, b->rqkv[i], b->rout[i], b->rkc[i], b->rvc[i], (int64_t)6 * L * D, T, D, 128,
+					    L, L, 52, b->gb, b->gb + D, b->rope, b->sf, b->wr, 1e-6f, err, n) ||
+		       wan_k_rmsnorm(0, b->ry[i], D, b->rout[i], T, D, b->gb + 2 * D, 1e-6f, err, n);
+	}
+}
+
+/* Each op of one 1.3B 480x832 S=4 layer on random data, back to back: 0.3 s of warm-up, then
+ * calls for about a second between two readings of the energy counter. Sustained like this,
+ * the compute-bound ops run at the GPU's power limit, as the DiT's back-to-back calls do. */
+static void energy_layer(struct wan_gemm *g, struct wan_attn *dnn)
+{
+	const int B = 4, L = 1560, T = B * L, D = 1536, F = 8960, kvr = 6 * L;
+	struct eop ops[] = {
+		{"self-attention (fa3, default tile)", 1, 4.0 * B * 12 * (double)L * kvr * 128, 0, 0, 0, 0, 0},
+		{"self-attention (fa3, key tile 128)", 0, 4.0 * B * 12 * (double)L * kvr * 128, 0, 128, 0, 0, 0},
+		{"self-attention (fa3, key tile 176)", 0, 4.0 * B * 12 * (double)L * kvr * 128, 0, 176, 0, 0, 0},
+		{"cross-attention (cuDNN)", 1, 4.0 * B * 12 * (double)L * 512 * 128, 1, 0, 0, 0, 0},
+		{"QKV GEMM +bias", 1, 2.0 * T * 3 * D * D, 2, T, 3 * D, D, WAN_EPI_BIAS},
+		{"O / cross-q / cross-o GEMM +bias", 3, 2.0 * T * D * D, 2, T, D, D, WAN_EPI_BIAS},
+		{"FFN up GEMM +bias+GELU", 1, 2.0 * T * F * D, 2, T, F, D, WAN_EPI_BIAS_GELU},
+		{"FFN up GEMM +bias (no GELU)", 0, 2.0 * T * F * D, 2, T, F, D, WAN_EPI_BIAS},
+		{"FFN down GEMM +bias", 1, 2.0 * T * D * F, 2, T, D, F, WAN_EPI_BIAS},
+		{"row kernels (5 per layer, warp/row)", 1, 0, 3, 1, 0, 0, 0},
+		{"row kernels (5 per layer, blocks)", 0, 0, 3, 0, 0, 0, 0},
+	};
+	struct ebuf b = {.g = g, .dnn = dnn};
+	struct wan_energy en;
+	size_t nq = (size_t)T * D, nkv = (size_t)B * kvr * D, nx = (size_t)T * F;
+	double sum_j = 0, sum_ms = 0;
+	char err[256];
+	int saved_warp = wan_k_warp_rows(-1), ok = 1, h_sf[4] = {5, 5, 5, 5}, h_wr[4] = {5 * L, 5 * L, 5 * L, 5 * L};
+
+	if (wan_energy_open(&en)) {
+		printf("energy: NVML is not available here (libnvidia-ml.so.1)\n");
+		return;
+	}
+	b.self = (struct wan_attn_shape){.b = B, .h = 12, .d = 128, .sq = L, .skv = kvr,
+					 .q_bstride = (int64_t)L * D, .q_sstride = D,
+					 .kv_bstride = (int64_t)kvr * D, .kv_sstride = D,
+					 .o_bstride = (int64_t)L * D, .o_sstride = D, .scale = 1.0f / sqrtf(128.0f)};
+	b.cross = b.self;
+	b.cross.skv = 512;
+	b.cross.kv_bstride = (int64_t)512 * D;
+	ok = !cudaMalloc(&b.q, nq * 2) && !cudaMalloc(&b.k, nkv * 2) && !cudaMalloc(&b.v, nkv * 2) &&
+	     !cudaMalloc(&b.o, nq * 2) && !cudaMalloc(&b.ck, (size_t)B * 512 * D * 2) &&
+	     !cudaMalloc(&b.cv, (size_t)B * 512 * D * 2) && !cudaMalloc(&b.x, nx * 2) &&
+	     !cudaMalloc(&b.w, (size_t)F * D * 2) && !cudaMalloc(&b.bias, (size_t)F * 2) && !cudaMalloc(&b.y, nx * 2) &&
+	     !cudaMalloc((void **)&b.mv, (size_t)B * 6 * D * 4) && !cudaMalloc((void **)&b.gb, (size_t)4 * D * 4) &&
+	     !cudaMalloc((void **)&b.rope, (size_t)1024 * 64 * 8) && !cudaMalloc((void **)&b.sf, sizeof(h_sf)) &&
+	     !cudaMalloc((void **)&b.wr, sizeof(h_wr));
+	for (int i = 0; i < 3 && ok; i++)
+		ok = !cudaMalloc((void **)&b.rx[i], nq * 4) && !cudaMalloc(&b.ry[i], nq * 2) &&
+		     !cudaMalloc(&b.ry2[i], nq * 2) && !cudaMalloc(&b.rout[i], nq * 2) &&
+		     !cudaMalloc(&b.rqkv[i], nq * 6) && !cudaMalloc(&b.rkc[i], nkv * 2) && !cudaMalloc(&b.rvc[i], nkv * 2);
+	if (!ok) {
+		printf("energy: out of device memory\n");
+		return;
+	}
+	/* random operands everywhere (constant ones would draw less power) */
+	wan_k_fill_uniform_bf16(0, b.q, nq, 1, 2.0f, err, sizeof(err));
+	wan_k_fill_uniform_bf16(0, b.k, nkv, 2, 2.0f, err, sizeof(err));
+	wan_k_fill_uniform_bf16(0, b.v, nkv, 3, 1.0f, err, sizeof(err));
+	wan_k_fill_uniform_bf16(0, b.ck, (size_t)B * 512 * D, 4, 2.0f, err, sizeof(err));
+	wan_k_fill_uniform_bf16(0, b.cv, (size_t)B * 512 * D, 5, 1.0f, err, sizeof(err));
+	wan_k_fill_uniform_bf16(0, b.x, nx, 6, 1.0f, err, sizeof(err));
+	wan_k_fill_uniform_bf16(0, b.w, (size_t)F * D, 7, 1.0f / sqrtf((float)D), err, sizeof(err));
+	wan_k_fill_uniform_bf16(0, b.bias, F, 8, 0.5f, err, sizeof(err));
+	wan_k_fill_uniform_f32(0, b.mv, (size_t)B * 6 * D, 41, 0.0f, 0.5f, err, sizeof(err));
+	wan_k_fill_uniform_f32(0, b.gb, (size_t)4 * D, 42, 1.0f, 0.5f, err, sizeof(err));
+	wan_k_fill_uniform_f32(0, b.rope, (size_t)1024 * 64 * 2, 43, 0.0f, 1.0f, err, sizeof(err));
+	for (int i = 0; i < 3; i++) {
+		wan_k_fill_uniform_f32(0, b.rx[i], nq, 1 + i, 0.0f, 2.0f, err, sizeof(err));
+		wan_k_fill_uniform_bf16(0, b.ry[i], nq, 11 + i, 1.0f, err, sizeof(err));
+		wan_k_fill_uniform_bf16(0, b.ry2[i], nq, 21 + i, 1.0f, err, sizeof(err));
+		wan_k_fill_uniform_bf16(0, b.rqkv[i], nq * 3, 31 + i, 1.0f, err, sizeof(err));
+	}
+	cudaMemcpy(b.sf, h_sf, sizeof(h_sf), cudaMemcpyHostToDevice);
+	cudaMemcpy(b.wr, h_wr, sizeof(h_wr), cudaMemcpyHostToDevice);
+	cudaDeviceSynchronize();
+	{
+		double mj0 = wan_energy_mj(&en), t0 = wall_ms(), mj1;
+		struct timespec one = {1, 0};
+
+		nanosleep(&one, NULL);
+		mj1 = wan_energy_mj(&en);
+		printf("energy: 1.3B 480x832 S=4 layer ops, random data, %s; power limit %.0f W; idle %.0f W\n",
+		       "back to back for ~1 s each", en.limit_mw / 1000.0, (mj1 - mj0) / (wall_ms() - t0));
+	}
+	printf("energy %-34s %9s %9s %8s %6s %9s %8s %12s\n", "op", "ms/call", "J/call", "W", "MHz", "TFLOP/s",
+	       "pJ/FLOP", "J per call x30");
+	for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
+		double t0 = wall_ms(), mj0 = -1, t1 = 0, mj1;
+		long calls = 0;
+		unsigned int mhz = 0;
+
+		ok = 1;
+		/* warm-up (tuning, plans, clock), then ~1 s measured in batches of 8 calls */
+		while (ok && wall_ms() - t0 < 300)
+			for (int r = 0; r < 8 && ok; r++)
+				ok = !eop_run(&b, &ops[o], err, sizeof(err));
+		cudaDeviceSynchronize();
+		mj0 = wan_energy_mj(&en);
+		t0 = wall_ms();
+		while (ok && wall_ms() - t0 < 1000) {
+			for (int r = 0; r < 8 && ok; r++, calls++)
+				ok = !eop_run(&b, &ops[o], err, sizeof(err));
+			cudaDeviceSynchronize();
+		}
+		mhz = wan_energy_sm_mhz(&en);
+		mj1 = wan_energy_mj(&en);
+		t1 = wall_ms() - t0;
+		if (!ok || calls == 0 || mj0 < 0 || mj1 < mj0) {
+			printf("energy %-34s failed: %s\n", ops[o].name, ok ? "no energy reading" : err);
+			continue;
+		}
+		{
+			double ms = t1 / calls, j = (mj1 - mj0) / 1e3 / calls;
+
+			printf("energy %-34s %9.4f %9.4f %8.0f %6u %9.1f %8.2f %12.2f\n", ops[o].name, ms, j,
+			       (mj1 - mj0) / t1, mhz, ops[o].flop > 0 ? ops[o].flop / ms / 1e9 : 0.0,
+			       ops[o].flop > 0 ? j / ops[o].flop * 1e12 : 0.0, 30.0 * ops[o].per_layer * j);
+			sum_j += 30.0 * ops[o].per_layer * j;
+			sum_ms += 30.0 * ops[o].per_layer * ms;
+		}
+	}
+	wan_k_warp_rows(saved_warp);
+	printf("energy %-34s %9.2f ms %8.2f J   (30 layers x the per-layer counts; the head, patch embedding and\n"
+	       "       the time embedding are left out)\n", "sum over one S=4 call", sum_ms, sum_j);
+	cudaFree(b.q); cudaFree(b.k); cudaFree(b.v); cudaFree(b.o); cudaFree(b.ck); cudaFree(b.cv);
+	cudaFree(b.x); cudaFree(b.w); cudaFree(b.bias); cudaFree(b.y); cudaFree(b.mv); cudaFree(b.gb);
+	cudaFree(b.rope); cudaFree(b.sf); cudaFree(b.wr);
+	for (int i = 0; i < 3; i++) {
+		cudaFree(b.rx[i]); cudaFree(b.ry[i]); cudaFree(b.ry2[i]); cudaFree(b.rout[i]); cudaFree(b.rqkv[i]);
+		cudaFree(b.rkc[i]); cudaFree(b.rvc[i]);
+	}
 }
 
 /* `gpu_kernels rowbench` (and `rowprof`, one call of each for a profiler): the row kernels of
@@ -1133,6 +1325,10 @@ int main(int argc, char **argv)
 	wan_attn_set_fa3(dnn, -1);
 	if (argc > 1 && (!strcmp(argv[1], "rowbench") || !strcmp(argv[1], "rowprof"))) {
 		bench_rows(!strcmp(argv[1], "rowprof"));
+		goto done;
+	}
+	if (argc > 1 && !strcmp(argv[1], "energy")) {
+		energy_layer(g, dnn);
 		goto done;
 	}
 	if (argc > 1 && !strcmp(argv[1], "rows")) {

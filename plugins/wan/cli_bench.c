@@ -8,7 +8,8 @@
  *   - the same steady call paced like a live stream (one call every 133 ms: 4 video frames
  *     per latent frame at 30 fps), since back-to-back calls hold an H100 at its power cap;
  * with the per-component breakdown of one profiled (eager) call, achieved TFLOP/s next to
- * the FLOP count of spec §10, peak GPU memory, and upstream's eager numbers of spec §9. */
+ * the FLOP count of spec §10, peak GPU memory, upstream's eager numbers of spec §9, and (where
+ * NVML is there) the energy per steady and per paced call next to the GPU's power limit. */
 #include "config.h"
 #include "plugins/wan/cli_bench.h"
 #include "plugins/wan/cli.h"
@@ -22,6 +23,7 @@
 #ifdef HERU_HAVE_CUDA
 #include <cuda_runtime.h>
 #include "plugins/wan/cuda/dit_cuda.h"
+#include "plugins/wan/cuda/gpu_energy.h"
 #include "plugins/wan/cuda/kernels.h"
 #endif
 
@@ -158,6 +160,26 @@ static void bench_sink_fill(struct dit_cuda_sink *s, struct wan_sink_ring *rings
 		}
 }
 
+/* Energy and power of a timed loop: joules per call, mean watts, the SM clock at its end. */
+struct loop_power {
+	double j_per_call, watts;
+	unsigned int mhz;
+};
+
+static struct wan_energy energy; /* opened by run_bench */
+
+static void loop_power(double mj0, double t0_ms, int calls, struct loop_power *lp)
+{
+	double mj1 = wan_energy_mj(&energy), ms = wan_now_ms() - t0_ms;
+
+	memset(lp, 0, sizeof(*lp));
+	if (mj0 < 0 || mj1 < mj0 || calls <= 0 || ms <= 0)
+		return;
+	lp->j_per_call = (mj1 - mj0) / 1000.0 / calls;
+	lp->watts = (mj1 - mj0) / ms;
+	lp->mhz = wan_energy_sm_mhz(&energy);
+}
+
 /* Median ms of ITERS calls of C (after 2 untimed ones): plain forwards (graphs), hooked
  * forwards (HOOKED: the host-decided adaptive sink, eager, one statistics readback per
  * layer), or the device-decided adaptive sink (SINK). PERIOD_MS > 0: each call starts
@@ -167,12 +189,17 @@ static void bench_sink_fill(struct dit_cuda_sink *s, struct wan_sink_ring *rings
  * "pdl"); 0: one right after the other. */
 static int time_calls(struct dit_cuda *m, const struct dit_cuda_call *c, int hooked, int nsink,
 		      const struct dit_cuda_sink *sink, double period_ms, int iters, double *t,
-		      double *med, char *err, size_t errlen)
+		      double *med, struct loop_power *lp, char *err, size_t errlen)
 {
-	double next = wan_now_ms();
+	double next = wan_now_ms(), mj0 = -1, tl0 = 0;
 
 	for (int it = -2; it < iters; it++) {
 		double t0 = wan_now_ms();
+
+		if (it == 0 && lp) {
+			mj0 = wan_energy_mj(&energy);
+			tl0 = t0;
+		}
 
 		if (t0 < next) {
 			struct timespec ts;
@@ -193,6 +220,8 @@ static int time_calls(struct dit_cuda *m, const struct dit_cuda_call *c, int hoo
 		if (it >= 0)
 			t[it] = wan_now_ms() - t0;
 	}
+	if (lp)
+		loop_power(mj0, tl0, iters, lp);
 	qsort(t, (size_t)iters, sizeof(double), cmp_double);
 	*med = t[iters / 2];
 	return 0;
@@ -241,7 +270,9 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	double *t = calloc((size_t)iters, sizeof(double)), first_ms, steady_ms, tput_ms, ms[DIT_C_COUNT];
 	double ms_sink[DIT_C_COUNT], *t2 = calloc((size_t)iters, sizeof(double)), alt_plain_ms = 0, alt_sink_ms = 0;
 	struct dit_cuda_counters cnt;
-	double f_first, f_call, up, ragged_ms = 0, hooked_ms = 0, sink_ms = 0, paced_ms = 0;
+	double f_first, f_call, up, ragged_ms = 0, hooked_ms = 0, sink_ms = 0, paced_ms = 0, mj0 = -1, tl0 = 0;
+	struct loop_power pw_steady = {0}, pw_paced = {0};
+	double idle_w = 0;
 	const double pace_ms = 4 * 1000.0 / 30; /* one latent frame = 4 video frames at 30 fps */
 	struct wan_sink_ring *rings = calloc((size_t)d->num_layers * DIT_CUDA_MAX_SLOTS, sizeof(*rings));
 	struct wan_sink_rec *rec = calloc((size_t)d->num_layers * DIT_CUDA_MAX_SLOTS, sizeof(*rec));
@@ -261,6 +292,13 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 		goto out;
 	}
 	cudaMemGetInfo(&free0, &total);
+	if (wan_energy_open(&energy) == 0) { /* the idle draw, to tell a paced call's energy from the gaps' */
+		double e0 = wan_energy_mj(&energy), t0 = wan_now_ms();
+		struct timespec ts = {0, 500 * 1000000L};
+
+		nanosleep(&ts, NULL);
+		idle_w = (wan_energy_mj(&energy) - e0) / (wan_now_ms() - t0);
+	}
 	m = dit_cuda_new(d, &plan, err, sizeof(err));
 	if (!m)
 		goto fail;
@@ -296,6 +334,10 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	for (int it = -3; it < iters; it++) {
 		double t0 = wan_now_ms();
 
+		if (it == 0) {
+			mj0 = wan_energy_mj(&energy);
+			tl0 = t0;
+		}
 		for (int s = 0; s < calls_per_chunk; s++) {
 			fill_call(&c, nslots, 1, L, kv_frames, 0, it + 3, steps, s);
 			if (dit_cuda_forward(m, &c, NULL, NULL, NULL, err, sizeof(err)))
@@ -306,6 +348,7 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 		if (it >= 0)
 			t[it] = wan_now_ms() - t0;
 	}
+	loop_power(mj0, tl0, iters, &pw_steady);
 	qsort(t, (size_t)iters, sizeof(double), cmp_double);
 	steady_ms = t[iters / 2];
 	{
@@ -324,16 +367,16 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	/* the same call at a live stream's pace (batch mode: one call per latent frame) */
 	if (batch) {
 		fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
-		if (time_calls(m, &c, 0, 0, NULL, pace_ms, iters, t, &paced_ms, err, sizeof(err)))
+		if (time_calls(m, &c, 0, 0, NULL, pace_ms, iters, t, &paced_ms, &pw_paced, err, sizeof(err)))
 			goto fail;
 	}
 	/* the adaptive sink on the same steady call: decided on the device (graphed), and by a
 	 * host callback (eager, per-layer readback) */
 	fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
 	bench_sink_fill(&sink, rings, rec, &c, d->num_layers, L, kv_frames, kv_frames > 3 ? 3 : kv_frames - 1, steps);
-	if (time_calls(m, &c, 0, 0, &sink, 0, iters, t, &sink_ms, err, sizeof(err)) ||
+	if (time_calls(m, &c, 0, 0, &sink, 0, iters, t, &sink_ms, NULL, err, sizeof(err)) ||
 	    time_pair(m, &c, &sink, iters, t, t2, &alt_plain_ms, &alt_sink_ms, err, sizeof(err)) ||
-	    time_calls(m, &c, 1, kv_frames > 3 ? 3 : kv_frames - 1, NULL, 0, iters, t, &hooked_ms, err, sizeof(err)))
+	    time_calls(m, &c, 1, kv_frames > 3 ? 3 : kv_frames - 1, NULL, 0, iters, t, &hooked_ms, NULL, err, sizeof(err)))
 		goto fail;
 	/* a stream warm-up call: slot b has 2 + b frames cached (ragged key lengths) */
 	if (nslots > 1) {
@@ -344,7 +387,7 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 			c.kv_len[b] = fr * L;
 			c.write_row[b] = (fr - 1) * L;
 		}
-		if (time_calls(m, &c, 0, 0, NULL, 0, iters, t, &ragged_ms, err, sizeof(err)))
+		if (time_calls(m, &c, 0, 0, NULL, 0, iters, t, &ragged_ms, NULL, err, sizeof(err)))
 			goto fail;
 	}
 	fill_call(&c, nslots, 1, L, kv_frames, 0, 0, steps, 0);
@@ -380,6 +423,21 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	       alt_sink_ms - alt_plain_ms);
 	if (ragged_ms > 0)
 		printf("%-34s %10.2f\n", "warm-up call (ragged, 2..S+1 fr)", ragged_ms);
+	if (pw_steady.j_per_call > 0) {
+		double cap = energy.limit_mw / 1000.0;
+
+		printf("\nenergy (NVML counter over the timed calls; power limit %.0f W, SM clock at the loop's end):\n", cap);
+		printf("  steady: %.2f J per call, mean %.0f W, %u MHz", pw_steady.j_per_call, pw_steady.watts, pw_steady.mhz);
+		if (cap > 0)
+			printf("; at %.0f W a call of this energy takes >= %.2f ms", cap, pw_steady.j_per_call / cap * 1000);
+		printf("\n");
+		if (pw_paced.watts > 0)
+			printf("  paced: mean %.0f W over the loop, %.2f J per %.0f ms period; less the gaps at the idle %.0f W:\n"
+			       "         about %.1f J per call, %.0f W while it runs, %u MHz\n",
+			       pw_paced.watts, pw_paced.j_per_call, pace_ms, idle_w,
+			       pw_paced.j_per_call - idle_w * (pace_ms - paced_ms) / 1000,
+			       (pw_paced.j_per_call - idle_w * (pace_ms - paced_ms) / 1000) / paced_ms * 1000, pw_paced.mhz);
+	}
 	printf("\nper-component (one eager profiled %s call, event-timed):\n", batch ? "S-slot" : "1-slot");
 	{
 		double sum = 0;
@@ -414,9 +472,10 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 		printf("cuda graph: %s; self-attention: %s; cross-attention: %s\n",
 		       dit_cuda_graphs_used(m) ? "yes" : "no", self_what, cross_what);
 	}
-	printf("RESULT model=%s res=%dx%d S=%d mode=%s first_ms=%.2f call_ms=%.2f tput_ms=%.2f tflops=%.1f sink_ms=%.2f hooked_ms=%.2f ragged_ms=%.2f alt_plain_ms=%.2f alt_sink_ms=%.2f paced_ms=%.2f\n",
+	printf("RESULT model=%s res=%dx%d S=%d mode=%s first_ms=%.2f call_ms=%.2f tput_ms=%.2f tflops=%.1f sink_ms=%.2f hooked_ms=%.2f ragged_ms=%.2f alt_plain_ms=%.2f alt_sink_ms=%.2f paced_ms=%.2f steady_j=%.2f steady_w=%.0f steady_mhz=%u power_limit_w=%.0f\n",
 	       is14b ? "14b" : "1.3b", height, width, steps, batch ? "batch" : "nobatch", first_ms,
-	       steady_ms, tput_ms, f_call / steady_ms / 1e9, sink_ms, hooked_ms, ragged_ms, alt_plain_ms, alt_sink_ms, paced_ms);
+	       steady_ms, tput_ms, f_call / steady_ms / 1e9, sink_ms, hooked_ms, ragged_ms, alt_plain_ms, alt_sink_ms, paced_ms,
+	       pw_steady.j_per_call, pw_steady.watts, pw_steady.mhz, energy.limit_mw / 1000.0);
 	(void)free0;
 	rc = 0;
 	goto out;

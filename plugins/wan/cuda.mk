@@ -20,7 +20,7 @@ EXTRA_DIST += plugins/wan/cuda/NOTES.md plugins/wan/cuda/run-gpu.sh plugins/wan/
 WANCUDA_HDRS = plugins/wan/cuda/cuda_check.h plugins/wan/cuda/arena.h \
 	plugins/wan/cuda/gemm_lt.h plugins/wan/cuda/attn_cudnn.h plugins/wan/cuda/kernels.h \
 	plugins/wan/cuda/dit_cuda.h plugins/wan/cuda/sink_ring.h plugins/wan/cuda/sink_kernels.h \
-	plugins/wan/cuda/attn_fa3.h plugins/wan/cuda/row8.cuh
+	plugins/wan/cuda/attn_fa3.h plugins/wan/cuda/row8.cuh plugins/wan/cuda/gpu_energy.h
 
 if HAVE_CUDA
 # The .cu objects live in their own convenience library without per-target flags, so automake
@@ -30,7 +30,7 @@ libwancudak_la_SOURCES = plugins/wan/cuda/kernels.cu plugins/wan/cuda/sink_kerne
 	plugins/wan/cuda/attn_fa3.cu
 libwancuda_la_SOURCES = $(WANCUDA_HDRS) \
 	plugins/wan/cuda/cuda_check.c plugins/wan/cuda/arena.c plugins/wan/cuda/gemm_lt.c \
-	plugins/wan/cuda/attn_cudnn.c plugins/wan/cuda/dit_cuda.c
+	plugins/wan/cuda/attn_cudnn.c plugins/wan/cuda/dit_cuda.c plugins/wan/cuda/gpu_energy.c
 # the cuDNN backend-graph helpers shared by attn_cudnn.c and vae.mk's vae_conv_be.c
 libwancuda_la_SOURCES += plugins/wan/cuda/cudnn_be.c plugins/wan/cuda/cudnn_be.h
 libwancuda_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) $(CUDA_CFLAGS)
@@ -77,7 +77,8 @@ else
 EXTRA_DIST += $(WANCUDA_HDRS) plugins/wan/cuda/cuda_check.c plugins/wan/cuda/arena.c \
 	plugins/wan/cuda/gemm_lt.c plugins/wan/cuda/attn_cudnn.c plugins/wan/cuda/kernels.cu \
 	plugins/wan/cuda/sink_kernels.cu plugins/wan/cuda/attn_fa3.cu \
-	plugins/wan/cuda/dit_cuda.c plugins/wan/cuda/dit_cuda_engine.c tests/gpu_kernels.c \
+	plugins/wan/cuda/dit_cuda.c plugins/wan/cuda/dit_cuda_engine.c plugins/wan/cuda/gpu_energy.c \
+	tests/gpu_kernels.c \
 	tests/gpu_dit.c tests/gpu_ref.c tests/gpu_ref.h tests/gpu_dit_stream.c tests/gpu_dit_prepare.c
 EXTRA_DIST += plugins/wan/cuda/cudnn_be.c plugins/wan/cuda/cudnn_be.h
 WANCUDA_LIBADD =
