@@ -22,7 +22,8 @@ plugins_wan_wan14b_dist_la_LIBADD = $(JANSSON_LIBS) $(LIBS)
 # build it with the CUDA engines when configure found CUDA (HERU_WAN_PIPELINE_CUDA), while
 # the tests and CUDA-less builds use the CPU-only copy.
 WANPIPE_SRC = plugins/wan/wan_pipeline.c plugins/wan/wan_pipeline.h \
-	plugins/wan/wan_pipeline_internal.h plugins/wan/wan_pipeline_files.c
+	plugins/wan/wan_pipeline_internal.h plugins/wan/wan_pipeline_files.c \
+	plugins/wan/wan_resize.c plugins/wan/wan_resize.h
 noinst_LTLIBRARIES += libwanpipe.la
 libwanpipe_la_SOURCES = $(WANPIPE_SRC)
 libwanpipe_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/wan
@@ -74,8 +75,12 @@ plugins_wan_wan14b_dist_la_LIBADD += $(WANPIPE_PLUGIN_LIBS) $(PTHREAD_LIBS) -lm
 tests_check_plugin_SOURCES += $(WANPIPE_BACKEND)
 tests_check_plugin_LDADD += libwanpipe.la libwan.la $(PTHREAD_LIBS) -lm
 
-check_PROGRAMS += tests/check_wan_pipeline
-TESTS += tests/check_wan_pipeline tests/integration/test_wan_cpu.py
+check_PROGRAMS += tests/check_wan_pipeline tests/check_wan_resize
+TESTS += tests/check_wan_pipeline tests/check_wan_resize tests/integration/test_wan_cpu.py
+tests_check_wan_resize_SOURCES = tests/check_wan_resize.c
+tests_check_wan_resize_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/wan
+tests_check_wan_resize_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_wan_resize_LDADD = libwanpipe.la libwan.la $(CHECK_LIBS) $(JANSSON_LIBS) $(PTHREAD_LIBS) -lm
 dist_noinst_SCRIPTS += tests/integration/test_wan_cpu.py tests/gpu/wan_pipeline_e2e.sh \
 	tests/gpu/make_tiny_t5.py
 tests_check_wan_pipeline_SOURCES = tests/check_wan_pipeline.c

@@ -24,6 +24,7 @@
 #include "vae_config.h"
 #include "vae_model.h"
 #include "wan_config.h"
+#include "wan_resize.h"
 #include "wan_rng.h"
 #include "wan_sched.h"
 #include "wt_file.h"
@@ -86,7 +87,7 @@ struct wan_pipeline {
 	float *out;          /* [5][3][H][W] decoded frames */
 	uint8_t *rgb;        /* [H][W][3] */
 	float *strength;     /* [h][w] per-latent-pixel strength */
-	float *tmp;          /* [3][H][W] resize scratch */
+	struct wan_resize rs; /* camera frame -> frames: tables for the last input size */
 
 	struct wan_pipeline_stats st;
 };
@@ -317,9 +318,8 @@ static int alloc_buffers(struct wan_pipeline *p, char *err, size_t errlen)
 	p->out = calloc(5 * 3 * p->npix, sizeof(float));
 	p->rgb = calloc(3 * p->npix, 1);
 	p->strength = calloc((size_t)p->h * p->w, sizeof(float));
-	p->tmp = calloc(3 * p->npix, sizeof(float));
 	if (!p->ctx || !p->ids || !p->mask || !p->frames || !p->prev_last || !p->lat || !p->zin ||
-	    !p->x0 || !p->x0f || !p->out || !p->rgb || !p->strength || !p->tmp) {
+	    !p->x0 || !p->x0f || !p->out || !p->rgb || !p->strength) {
 		snprintf(err, errlen, "out of memory for the pipeline buffers at %dx%d", p->W, p->H);
 		return -1;
 	}
@@ -432,7 +432,7 @@ void wan_pipeline_free(struct wan_pipeline *p)
 	free(p->out);
 	free(p->rgb);
 	free(p->strength);
-	free(p->tmp);
+	wan_resize_release(&p->rs);
 	free(p);
 }
 
@@ -484,60 +484,6 @@ static int run_text(struct wan_pipeline *p, char *err, size_t errlen)
 }
 
 /* ---- frames in ---- */
-
-/* RGB8 of any size -> planes [3][H][W] in [-1,1]: area average when shrinking an axis,
- * bilinear (align_corners=False) when enlarging it. */
-static void resize_in(struct wan_pipeline *p, const uint8_t *rgb, int sw, int sh, size_t stride,
-		      float *dst)
-{
-	const int W = p->W, H = p->H;
-	const double fx = (double)sw / W, fy = (double)sh / H;
-	for (int y = 0; y < H; y++) {
-		double y0 = y * fy, y1 = (y + 1) * fy;
-		for (int x = 0; x < W; x++) {
-			double x0 = x * fx, x1 = (x + 1) * fx, acc[3] = { 0, 0, 0 }, wsum = 0;
-			if (fx > 1.0 || fy > 1.0) {
-				/* box filter over the source footprint (each axis at least 1 px) */
-				int ya = (int)y0, yb = (int)ceil(y1), xa = (int)x0, xb = (int)ceil(x1);
-				if (yb <= ya)
-					yb = ya + 1;
-				if (xb <= xa)
-					xb = xa + 1;
-				for (int sy = ya; sy < yb && sy < sh; sy++) {
-					double wy = fmin(y1, sy + 1) - fmax(y0, sy);
-					if (fy <= 1.0 || wy <= 0)
-						wy = 1.0;
-					for (int sx = xa; sx < xb && sx < sw; sx++) {
-						double wx = fmin(x1, sx + 1) - fmax(x0, sx);
-						if (fx <= 1.0 || wx <= 0)
-							wx = 1.0;
-						const uint8_t *px = rgb + (size_t)sy * stride + 3 * (size_t)sx;
-						for (int c = 0; c < 3; c++)
-							acc[c] += wx * wy * px[c];
-						wsum += wx * wy;
-					}
-				}
-			} else {
-				double sx = (x + 0.5) * fx - 0.5, sy = (y + 0.5) * fy - 0.5;
-				if (sx < 0)
-					sx = 0;
-				if (sy < 0)
-					sy = 0;
-				int ix = (int)sx, iy = (int)sy;
-				int ix1 = ix + 1 < sw ? ix + 1 : ix, iy1 = iy + 1 < sh ? iy + 1 : iy;
-				double ax = sx - ix, ay = sy - iy;
-				const uint8_t *r0 = rgb + (size_t)iy * stride, *r1 = rgb + (size_t)iy1 * stride;
-				for (int c = 0; c < 3; c++)
-					acc[c] = (1 - ay) * ((1 - ax) * r0[3 * ix + c] + ax * r0[3 * ix1 + c]) +
-						 ay * ((1 - ax) * r1[3 * ix + c] + ax * r1[3 * ix1 + c]);
-				wsum = 1.0;
-			}
-			for (int c = 0; c < 3; c++)
-				dst[(size_t)c * p->npix + (size_t)y * W + x] =
-					(float)(acc[c] / wsum / 127.5 - 1.0);
-		}
-	}
-}
 
 /* ---- mixing noise ---- */
 
@@ -852,7 +798,9 @@ int wan_pipeline_push(struct wan_pipeline *p, const uint8_t *rgb, int width, int
 	if (maybe_restart(p, prm, err, errlen))
 		return -1;
 	double t0 = wan_now_ms();
-	resize_in(p, rgb, width, height, stride, p->frames + (size_t)p->nframes * 3 * p->npix);
+	if (wan_resize_rgb8(&p->rs, rgb, width, height, stride, p->W, p->H,
+			    p->frames + (size_t)p->nframes * 3 * p->npix, err, errlen))
+		return -1;
 	stage_done(p, WAN_STAGE_RESIZE, t0);
 	p->nframes++;
 	tags_push(p, tag ? tag : &none);

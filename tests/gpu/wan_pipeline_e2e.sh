@@ -9,10 +9,11 @@
 # dim is the DiT's text_dim 4096; the real umT5-XXL is 11 GB).
 # Makes a weights folder in /tmp: DiT 1.3B random weights (heru-wan random-weights, bf16),
 # Wan VAE and TAEHV random weights at the real shapes (heru-wan random-vae) and a
-# heru-model.json naming them (512x512). Then runs herud with the plugins on the GPU and
-# streams with heru-smoke: Wan VAE S=1, Wan VAE S=2, TAEHV S=1. Logs, stats (the session's
-# /stats polled every second) and nvidia-smi memory samples go to OUTDIR; a summary is
-# printed last.
+# heru-model.json naming them (WIDTH x HEIGHT, default 512x512). Then runs herud with the
+# plugins on the GPU and streams with heru-smoke, one herud per run of RUNS (default
+# "wan-s1:wan:1 wan-s2:wan:2 tae-s1:taehv:1": NAME:DECODER:STEPS, the decoder `wan` or
+# `taehv`). Logs, stats (the session's /stats polled every second) and nvidia-smi memory
+# samples go to OUTDIR; a summary is printed last. FRAMES (120) and FPS (30) set the camera.
 # Preparing BINDIR from a CUDA build B (configure found nvcc) of this tree:
 #   mkdir -p D/lib D/fix && cp B/herud B/heru-wan B/server/heru-smoke B/plugins/mock/.libs/mock.so \
 #     B/plugins/wan/.libs/wan13b_cuda.so B/plugins/wan/.libs/wan_cuda_engine.so \
@@ -50,7 +51,7 @@ fi
 cat > "$W/heru-model.json" <<JSON
 {"vae_weights": "vae.safetensors", "taehv_weights": "taehv.safetensors",
  "t5_weights": "$bin/t5_4096.safetensors", "t5_config": "$bin/t5_4096_config.json",
- "tokenizer": "$bin/fix/bytefb.model", "width": 512, "height": 512}
+ "tokenizer": "$bin/fix/bytefb.model", "width": ${WIDTH:-512}, "height": ${HEIGHT:-512}}
 JSON
 ls -la "$W" "$W/ckpts/wan_causal_dmd_v2v" >> "$out/weights.log"
 
@@ -69,7 +70,7 @@ run() {
 		get $URL/api/session/$name/stats; echo; sleep 1; done ) > "$out/stats-$name.jsonl" 2>&1 &
 	sp=$!
 	timeout ${SMOKE_LIMIT:-150} "$bin/heru-smoke" --url $URL --session "$name" --steps "$steps" --frames "$frames" \
-		--fps "$fps" --require-core --timeout ${CORE_TIMEOUT:-120} --save "$out/$name.jpg" > "$out/smoke-$name.log" 2>&1
+		--width ${WIDTH:-512} --height ${HEIGHT:-512} --fps "$fps" --require-core --timeout ${CORE_TIMEOUT:-120} --save "$out/$name.jpg" > "$out/smoke-$name.log" 2>&1
 	rc=$?
 	log "smoke $name (vae $vae, S=$steps) rc=$rc"
 	grep -E "^\[|progression|frames:|latency" "$out/smoke-$name.log" | tee -a "$out/summary.txt"
@@ -78,9 +79,12 @@ run() {
 	kill $hp; wait $hp; kill $sp 2> /dev/null
 	tail -n 1 "$out/stats-$name.jsonl" | head -c 3000 >> "$out/summary.txt"; echo >> "$out/summary.txt"
 }
-run wan-s1 wan 1 ${FRAMES:-120} ${FPS:-30}
-run wan-s2 wan 2 ${FRAMES:-120} ${FPS:-30}
-run tae-s1 taehv 1 ${FRAMES:-120} ${FPS:-30}
+for r in ${RUNS:-wan-s1:wan:1 wan-s2:wan:2 tae-s1:taehv:1}; do
+	IFS=: read -r rn rv rs <<EOF2
+$r
+EOF2
+	run "$rn" "$rv" "$rs" ${FRAMES:-120} ${FPS:-30}
+done
 kill $smi
 log "peak GPU memory used: $(awk -F', ' 'NR>1 {gsub(/ MiB/,"",$2); if ($2+0>m) m=$2+0} END {print m}' "$out/gpu-mem.csv") MiB"
 cat "$out/summary.txt"
