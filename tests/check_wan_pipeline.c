@@ -358,6 +358,50 @@ START_TEST(test_controller)
 }
 END_TEST
 
+/* The controller inside the pipeline sees each later chunk's motion: the largest RMS step
+ * between its frames, the first one measured against the previous chunk's last frame. Uniform
+ * frames at the model size (no resize) make the steps known: byte value v is 2·v/255 - 1. */
+static void push_gray(struct wan_pipeline *p, struct sink *s, int v, uint64_t id,
+		      const struct wan_pipeline_params *prm)
+{
+	uint8_t rgb[PW * PH * 3];
+	struct wan_frame_tag t = { id, (double)id * 10.0 };
+	char err[256];
+	memset(rgb, v, sizeof(rgb));
+	ck_assert_msg(wan_pipeline_push(p, rgb, PW, PH, PW * 3, &t, prm, collect, s, err, sizeof(err)) == 0,
+		      "%s", err);
+}
+
+START_TEST(test_motion_in_pipeline)
+{
+	struct wan_pipeline *p = open_tiny(1, false);
+	struct sink s = { 0 };
+	struct wan_pipeline_params prm = params("a red fox", 3);
+	struct wan_pipeline_stats st;
+	/* chunk 0 ends on 100; chunk 1: 106 107 108 109 (largest step 6, from chunk 0's last
+	 * frame); chunk 2: 109 109 112 112 (largest 3, inside it); chunk 3: still (0) */
+	static const int chunks[3][4] = { { 106, 107, 108, 109 }, { 109, 109, 112, 112 }, { 112, 112, 112, 112 } };
+	static const int steps[3] = { 6, 3, 0 };
+	uint64_t id = 1;
+	double init = wan_pipeline_init_scale(prm.prompt_dominance), prev = init;
+
+	for (int i = 0; i < 5; i++)
+		push_gray(p, &s, 100, id++, &prm);
+	for (int c = 0; c < 3; c++) {
+		for (int i = 0; i < 4; i++)
+			push_gray(p, &s, chunks[c][i], id++, &prm);
+		double dhat = steps[c] / 127.5 / 0.2, want = wan_pipeline_ctl_step(init, prev, dhat, 0.0f);
+		wan_pipeline_get_stats(p, &st);
+		ck_assert_msg(fabs(st.noise_scale - want) < 1e-6, "chunk %d: s %.12f, want %.12f (dhat %.6f)", c + 1,
+			      st.noise_scale, want, dhat);
+		prev = st.noise_scale;
+	}
+	ck_assert(st.chunks == 4);
+	sink_free(&s);
+	wan_pipeline_free(p);
+}
+END_TEST
+
 /* Mean absolute difference of two frame sets (SIZE x SIZE) over columns [x0, x1). */
 static double diff_cols(const struct sink *a, const struct sink *b, int size, int x0, int x1)
 {
@@ -476,6 +520,7 @@ int main(void)
 	tcase_add_test(tc, test_prompt_change_restarts);
 	tcase_add_test(tc, test_locks_zero_are_unlocked);
 	tcase_add_test(tc, test_controller);
+	tcase_add_test(tc, test_motion_in_pipeline);
 	tcase_add_test(tc, test_preserve_map_is_local);
 	tcase_add_test(tc, test_missing_files);
 	tcase_add_test(tc, test_bad_input);

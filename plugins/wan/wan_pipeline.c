@@ -72,6 +72,7 @@ struct wan_pipeline {
 	float *frames;       /* [5][3][H][W]: the chunk being collected */
 	int nframes;
 	float *prev_last;    /* [3][H][W]: the previous chunk's last frame */
+	double motion_dj[4]; /* later chunks: RMS difference of frame j from the one before */
 	struct wan_frame_tag tags[WAN_TAGS];
 	int tag_head, tag_count;
 	bool started;
@@ -656,23 +657,29 @@ static int maybe_restart(struct wan_pipeline *p, const struct wan_pipeline_param
 	return 0;
 }
 
+/* RMS difference of frame J of a later chunk from the one before it (J = 0: the previous
+ * chunk's last frame), computed as each frame arrives, so that only the last one's falls on
+ * the chunk's own time. */
+static void motion_diff(struct wan_pipeline *p, int j)
+{
+	const size_t n = 3 * p->npix;
+	const float *a = p->frames + (size_t)j * n, *b = j ? a - n : p->prev_last;
+	double s2 = 0;
+	for (size_t i = 0; i < n; i++) {
+		double d = (double)a[i] - b[i];
+		s2 += d * d;
+	}
+	p->motion_dj[j] = sqrt(s2 / (double)n);
+}
+
 /* Largest frame-to-frame RMS difference over the chunk (prev_last then 4 frames), / 0.2,
  * clamped to 1: the dhat of wan_noise_ctl_update. */
 static double motion_dhat(const struct wan_pipeline *p)
 {
 	double dmax = 0;
-	const size_t n = 3 * p->npix;
-	for (int j = 0; j < 4; j++) {
-		const float *a = p->frames + (size_t)j * n, *b = j ? a - n : p->prev_last;
-		double s2 = 0;
-		for (size_t i = 0; i < n; i++) {
-			double d = (double)a[i] - b[i];
-			s2 += d * d;
-		}
-		double dj = sqrt(s2 / (double)n);
-		if (dj > dmax)
-			dmax = dj;
-	}
+	for (int j = 0; j < 4; j++)
+		if (p->motion_dj[j] > dmax)
+			dmax = p->motion_dj[j];
 	double dhat = dmax / 0.2;
 	return dhat > 1.0 ? 1.0 : dhat;
 }
@@ -801,6 +808,8 @@ int wan_pipeline_push(struct wan_pipeline *p, const uint8_t *rgb, int width, int
 	if (wan_resize_rgb8(&p->rs, rgb, width, height, stride, p->W, p->H,
 			    p->frames + (size_t)p->nframes * 3 * p->npix, err, errlen))
 		return -1;
+	if (p->started) /* a later chunk: its frames' motion, as they come */
+		motion_diff(p, p->nframes);
 	stage_done(p, WAN_STAGE_RESIZE, t0);
 	p->nframes++;
 	tags_push(p, tag ? tag : &none);
