@@ -611,13 +611,7 @@ static struct wan_frame_tag tags_pop(struct wan_pipeline *p)
 static int emit_frames(struct wan_pipeline *p, int n, wan_pipeline_emit_fn emit, void *ectx)
 {
 	for (int f = 0; f < n; f++) {
-		const float *src = p->out + (size_t)f * 3 * p->npix;
-		for (size_t i = 0; i < p->npix; i++)
-			for (int c = 0; c < 3; c++) {
-				float v = src[(size_t)c * p->npix + i] * 0.5f + 0.5f;
-				v = v != v ? 0.0f : clamp01f(v);
-				p->rgb[3 * i + c] = (uint8_t)(v * 255.0f); /* truncation, as upstream */
-			}
+		wan_rgb8_from_planes(p->out + (size_t)f * 3 * p->npix, p->npix, p->rgb);
 		struct wan_frame_tag t = tags_pop(p);
 		p->st.frames_out++;
 		int rc = emit ? emit(ectx, p->rgb, p->W, p->H, &t) : 0;

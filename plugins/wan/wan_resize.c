@@ -4,6 +4,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static void axis_free(struct wan_resize_axis *ax)
 {
@@ -159,4 +162,56 @@ int wan_resize_rgb8(struct wan_resize *r, const uint8_t *rgb, int sw, int sh, si
 		}
 	}
 	return 0;
+}
+
+/* One plane to bytes; SSE2 (every x86-64) does 16 values a step with the same operations in
+ * the same order: the multiply and the add apart, max(v, 0) (NaN to 0), min(v, 1),
+ * truncation. */
+static void plane_to_u8(const float *s, uint8_t *t, size_t n)
+{
+	size_t i = 0;
+
+#ifdef __SSE2__
+	const __m128 half = _mm_set1_ps(0.5f), zero = _mm_setzero_ps(), one = _mm_set1_ps(1.0f);
+	const __m128 k = _mm_set1_ps(255.0f);
+
+	for (; i + 16 <= n; i += 16) {
+		__m128i q[4];
+
+		for (int j = 0; j < 4; j++) {
+			__m128 v = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(s + i + 4 * j), half), half);
+
+			v = _mm_min_ps(_mm_max_ps(v, zero), one); /* max: NaN in its first operand gives 0 */
+			q[j] = _mm_cvttps_epi32(_mm_mul_ps(v, k));
+		}
+		_mm_storeu_si128((__m128i *)(t + i),
+				 _mm_packus_epi16(_mm_packs_epi32(q[0], q[1]), _mm_packs_epi32(q[2], q[3])));
+	}
+#endif
+	for (; i < n; i++) {
+		float v = s[i] * 0.5f + 0.5f;
+
+		v = v > 0.0f ? v : 0.0f; /* NaN to 0 */
+		v = v < 1.0f ? v : 1.0f;
+		t[i] = (uint8_t)(v * 255.0f);
+	}
+}
+
+void wan_rgb8_from_planes(const float *src, size_t npix, uint8_t *rgb)
+{
+	enum { BLOCK = 1024 };
+	uint8_t t[3][BLOCK];
+
+	for (size_t i0 = 0; i0 < npix; i0 += BLOCK) {
+		size_t n = npix - i0 < BLOCK ? npix - i0 : BLOCK;
+		uint8_t *d = rgb + 3 * i0;
+
+		for (int c = 0; c < 3; c++)
+			plane_to_u8(src + (size_t)c * npix + i0, t[c], n);
+		for (size_t i = 0; i < n; i++) {
+			d[3 * i] = t[0][i];
+			d[3 * i + 1] = t[1][i];
+			d[3 * i + 2] = t[2][i];
+		}
+	}
 }

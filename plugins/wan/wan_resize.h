@@ -1,4 +1,5 @@
-/* wan_resize.h: camera frames (RGB8, any size) to the model's planar float frames.
+/* wan_resize.h: camera frames (RGB8, any size) to the model's planar float frames, and the
+ * model's frames back to RGB8.
  *
  * Each output pixel is the bilinear sample of the source (when the output is at least as large
  * on both axes) or the average over its source footprint (box filter, each axis at least one
@@ -32,5 +33,9 @@ struct wan_resize {
 int wan_resize_rgb8(struct wan_resize *r, const uint8_t *rgb, int sw, int sh, size_t stride, int W,
 		    int H, float *dst, char *err, size_t errlen);
 void wan_resize_release(struct wan_resize *r);
+
+/* The way back: planes SRC [3][NPIX] in -1..1 to interleaved RGB8, each value v to
+ * (uint8_t)(clamp(v·0.5 + 0.5, 0, 1)·255) (truncation, as upstream), NaN to 0. */
+void wan_rgb8_from_planes(const float *src, size_t npix, uint8_t *rgb);
 
 #endif
