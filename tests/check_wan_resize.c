@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "check_util.h"
+#include "plugins/wan/wan_clock.h"
 #include "wan_resize.h"
 
 /* The definition, one output pixel at a time (what the pipeline computed before the tables). */
@@ -188,14 +188,6 @@ START_TEST(test_rgb8_back)
 }
 END_TEST
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* `bench`: ms per frame, the definition against the tables, common camera sizes. */
 static int bench(void)
 {
@@ -218,16 +210,16 @@ static int bench(void)
 			for (size_t i = 0; i < stride * (size_t)sh; i++)
 				rgb[i] = (uint8_t)((uint32_t)i * 2654435761u >> 24);
 			resize_ref(rgb, sw, sh, stride, W, H, d);
-			t0 = now_ms();
+			t0 = wan_now_ms();
 			for (int k = 0; k < 10; k++)
 				resize_ref(rgb, sw, sh, stride, W, H, d);
-			tref = (now_ms() - t0) / 10;
+			tref = (wan_now_ms() - t0) / 10;
 			if (wan_resize_rgb8(&r, rgb, sw, sh, stride, W, H, d, err, sizeof(err)))
 				return 1;
-			t1 = now_ms();
+			t1 = wan_now_ms();
 			for (int k = 0; k < 10; k++)
 				wan_resize_rgb8(&r, rgb, sw, sh, stride, W, H, d, err, sizeof(err));
-			t2 = now_ms();
+			t2 = wan_now_ms();
 			printf("  %4dx%-4d -> %dx%d: per-pixel definition %7.2f ms, tables %6.2f ms (%.1fx)\n", sw, sh, W, H,
 			       tref, (t2 - t1) / 10, tref / ((t2 - t1) / 10));
 			free(rgb);
@@ -244,13 +236,13 @@ static int bench(void)
 			return 1;
 		for (size_t i = 0; i < 3 * n; i++)
 			planes[i] = (float)(((uint32_t)i * 2654435761u) >> 8) / 16777216.0f * 2.6f - 1.3f;
-		t0 = now_ms();
+		t0 = wan_now_ms();
 		for (int k = 0; k < 10; k++)
 			rgb8_ref(planes, n, rgb);
-		t1 = now_ms();
+		t1 = wan_now_ms();
 		for (int k = 0; k < 10; k++)
 			wan_rgb8_from_planes(planes, n, rgb);
-		t2 = now_ms();
+		t2 = wan_now_ms();
 		printf("  832x480 planes -> RGB8: per-value definition %.2f ms, wan_rgb8_from_planes %.2f ms (%.1fx)\n",
 		       (t1 - t0) / 10, (t2 - t1) / 10, (t1 - t0) / (t2 - t1));
 		free(planes);

@@ -21,6 +21,7 @@
 #include "plugins/wan/cuda/attn_fa3.h"
 #include "plugins/wan/cuda/gemm_lt.h"
 #include "plugins/wan/cuda/gpu_energy.h"
+#include "plugins/wan/wan_clock.h"
 #include "plugins/wan/cuda/kernels.h"
 #include "tests/gpu_ref.h"
 
@@ -448,14 +449,6 @@ struct ebuf {
 	int *sf, *wr, turn;
 };
 
-static double wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static int eop_run(struct ebuf *b, const struct eop *op, char *err, size_t n)
 {
 	const int B = 4, L = 1560, T = B * L, D = 1536;
@@ -558,37 +551,37 @@ static void energy_layer(struct wan_gemm *g, struct wan_attn *dnn)
 	cudaMemcpy(b.wr, h_wr, sizeof(h_wr), cudaMemcpyHostToDevice);
 	cudaDeviceSynchronize();
 	{
-		double mj0 = wan_energy_mj(&en), t0 = wall_ms(), mj1;
+		double mj0 = wan_energy_mj(&en), t0 = wan_now_ms(), mj1;
 		struct timespec one = {1, 0};
 
 		nanosleep(&one, NULL);
 		mj1 = wan_energy_mj(&en);
 		printf("energy: 1.3B 480x832 S=4 layer ops, random data, %s; power limit %.0f W; idle %.0f W\n",
-		       "back to back for ~1 s each", en.limit_mw / 1000.0, (mj1 - mj0) / (wall_ms() - t0));
+		       "back to back for ~1 s each", en.limit_mw / 1000.0, (mj1 - mj0) / (wan_now_ms() - t0));
 	}
 	printf("energy %-34s %9s %9s %8s %6s %9s %8s %12s\n", "op", "ms/call", "J/call", "W", "MHz", "TFLOP/s",
 	       "pJ/FLOP", "J per call x30");
 	for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
-		double t0 = wall_ms(), mj0 = -1, t1 = 0, mj1;
+		double t0 = wan_now_ms(), mj0 = -1, t1 = 0, mj1;
 		long calls = 0;
 		unsigned int mhz = 0;
 
 		ok = 1;
 		/* warm-up (tuning, plans, clock), then ~1 s measured in batches of 8 calls */
-		while (ok && wall_ms() - t0 < 300)
+		while (ok && wan_now_ms() - t0 < 300)
 			for (int r = 0; r < 8 && ok; r++)
 				ok = !eop_run(&b, &ops[o], err, sizeof(err));
 		cudaDeviceSynchronize();
 		mj0 = wan_energy_mj(&en);
-		t0 = wall_ms();
-		while (ok && wall_ms() - t0 < 1000) {
+		t0 = wan_now_ms();
+		while (ok && wan_now_ms() - t0 < 1000) {
 			for (int r = 0; r < 8 && ok; r++, calls++)
 				ok = !eop_run(&b, &ops[o], err, sizeof(err));
 			cudaDeviceSynchronize();
 		}
 		mhz = wan_energy_sm_mhz(&en);
 		mj1 = wan_energy_mj(&en);
-		t1 = wall_ms() - t0;
+		t1 = wan_now_ms() - t0;
 		if (!ok || calls == 0 || mj0 < 0 || mj1 < mj0) {
 			printf("energy %-34s failed: %s\n", ops[o].name, ok ? "no energy reading" : err);
 			continue;
