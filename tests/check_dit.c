@@ -396,44 +396,80 @@ static void run_chunks(struct dit_stream *st, const float *lat, const float *sca
 			      "chunk %d: %s", k, err);
 }
 
+/* What the prepare and split tests share for prep_cases[I]: the fixture model and its
+ * stream input (stream_in_s2), the engine and stream configuration, and two x0 buffers. */
+enum { PREP_CHUNKS = 14, PREP_KVF = 6 };
+struct prep_fixture {
+	struct wan_dit_config cfg;
+	struct wan_dit_model *m;
+	struct dit_engine_params ep;
+	struct dit_stream_config sc;
+	float *lat, *ctx, *scale, *noise;
+	struct dit_noise_array mn;
+	size_t nx; /* floats of each x0 buffer */
+	float *x0a, *x0b;
+};
+
+static void prep_fixture_open(struct prep_fixture *f, int i)
+{
+	char err[256];
+	int64_t n, nn;
+	const int S = prep_cases[i].steps;
+	const bool batch = prep_cases[i].batch;
+
+	memset(f, 0, sizeof(*f));
+	ck_assert_msg(wan_dit_config_load(cfgpath, &f->cfg, err, sizeof(err)) == 0, "%s", err);
+	f->m = wan_dit_model_open(weights, &f->cfg, err, sizeof(err));
+	ck_assert_msg(f->m != NULL, "%s", err);
+	f->ep = (struct dit_engine_params){ .max_slots = batch ? S : 1, .kv_rows = PREP_KVF * 6, .h = 4,
+					    .w = 6, .nctx = 1 };
+	f->sc = (struct dit_stream_config){ .steps = S, .batch = batch, .kv_frames = PREP_KVF,
+					    .sink_frames = 3, .sink_threshold = prep_cases[i].thr,
+					    .channels = 16, .h = 4, .w = 6, .layers = f->cfg.num_layers };
+	f->lat = load(fix_path("stream_in_s2.safetensors"), "latents", &n);
+	f->ctx = load(fix_path("stream_in_s2.safetensors"), "context", &n);
+	f->scale = load(fix_path("stream_in_s2.safetensors"), "noise_scale", &n);
+	f->noise = load(fix_path("stream_in_s2.safetensors"), "noise", &nn);
+	f->mn = (struct dit_noise_array){ f->noise, (size_t)nn, 0 };
+	f->nx = (size_t)(PREP_CHUNKS + 1) * 384;
+	f->x0a = calloc(f->nx, sizeof(float));
+	f->x0b = calloc(f->nx, sizeof(float));
+	ck_assert_ptr_nonnull(f->x0a);
+	ck_assert_ptr_nonnull(f->x0b);
+}
+
+static void prep_fixture_close(struct prep_fixture *f)
+{
+	wan_dit_model_free(f->m);
+	free(f->lat);
+	free(f->ctx);
+	free(f->scale);
+	free(f->noise);
+	free(f->x0a);
+	free(f->x0b);
+}
+
 START_TEST(test_stream_prepare)
 {
 	char err[256];
-	struct wan_dit_config cfg;
-	const int S = prep_cases[_i].steps, chunks = 14, kvf = 6;
+	struct prep_fixture f;
+	prep_fixture_open(&f, _i);
+	const int S = prep_cases[_i].steps, chunks = PREP_CHUNKS, kvf = PREP_KVF;
 	const bool batch = prep_cases[_i].batch;
-	ck_assert_msg(wan_dit_config_load(cfgpath, &cfg, err, sizeof(err)) == 0, "%s", err);
-	struct wan_dit_model *m = wan_dit_model_open(weights, &cfg, err, sizeof(err));
-	ck_assert_msg(m != NULL, "%s", err);
-	struct dit_engine_params ep = { .max_slots = batch ? S : 1, .kv_rows = kvf * 6, .h = 4,
-					.w = 6, .nctx = 1 };
 	struct rec_eng r = { 0 }, plain, prep;
-	ck_assert_msg(dit_cpu_engine_open(m, &ep, &r.in, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(dit_cpu_engine_open(f.m, &f.ep, &r.in, err, sizeof(err)) == 0, "%s", err);
 	struct dit_engine eng = { .impl = &r, .forward = rec_forward, .expand = wrap_expand,
 				  .reset = wrap_reset, .set_context = wrap_set_context };
-	int64_t n, nn;
-	float *lat = load(fix_path("stream_in_s2.safetensors"), "latents", &n);
-	float *ctx = load(fix_path("stream_in_s2.safetensors"), "context", &n);
-	float *scale = load(fix_path("stream_in_s2.safetensors"), "noise_scale", &n);
-	float *noise = load(fix_path("stream_in_s2.safetensors"), "noise", &nn);
-	struct dit_noise_array mn = { noise, (size_t)nn, 0 };
-	float *x0a = calloc((size_t)(chunks + 1) * 384, sizeof(float));
-	float *x0b = calloc((size_t)(chunks + 1) * 384, sizeof(float));
-	ck_assert_ptr_nonnull(x0a);
-	ck_assert_ptr_nonnull(x0b);
-	ck_assert_int_eq(eng.set_context(eng.impl, ctx, err, sizeof(err)), 0);
-	struct dit_stream_config sc = { .steps = S, .batch = batch, .kv_frames = kvf,
-					.sink_frames = 3, .sink_threshold = prep_cases[_i].thr,
-					.channels = 16, .h = 4, .w = 6, .layers = cfg.num_layers };
-	struct dit_stream *st = dit_stream_new(&sc, &eng, err, sizeof(err));
+	ck_assert_int_eq(eng.set_context(eng.impl, f.ctx, err, sizeof(err)), 0);
+	struct dit_stream *st = dit_stream_new(&f.sc, &eng, err, sizeof(err));
 	ck_assert_msg(st != NULL, "%s", err);
 
 	/* a stream without prepare: its call shapes */
-	run_chunks(st, lat, scale, &mn, chunks, x0a);
+	run_chunks(st, f.lat, f.scale, &f.mn, chunks, f.x0a);
 	plain = r;
 	/* prepare runs those shapes and no others: the first chunk's S calls, then the later
 	 * chunks dit_stream_prepare_chunks says (S calls each without the stream batch) */
-	int later = dit_stream_prepare_chunks(&sc);
+	int later = dit_stream_prepare_chunks(&f.sc);
 	ck_assert_int_eq(later, batch ? S + kvf - 3 + 1 : kvf - 2 + 1);
 	r.nseen = r.calls = 0;
 	ck_assert_msg(dit_stream_prepare(st, err, sizeof(err)) == 0, "%s", err);
@@ -449,25 +485,19 @@ START_TEST(test_stream_prepare)
 		ck_assert_int_eq(plain.seen[i].sink, plain.seen[i].frames == 1 && prep_cases[_i].thr > -1);
 	/* afterwards the stream is new: not started, one cache slot, empty ring */
 	bool emitted;
-	ck_assert_int_eq(dit_stream_next(st, lat, 0.5, dit_noise_array_next, &mn, x0b, &emitted,
+	ck_assert_int_eq(dit_stream_next(st, f.lat, 0.5, dit_noise_array_next, &f.mn, f.x0b, &emitted,
 					 err, sizeof(err)), -1);
 	ck_assert_int_eq(dit_kv_slots(dit_stream_kv(st)), 1);
 	ck_assert_int_eq(dit_kv_local_end(dit_stream_kv(st), 0, 0), 0);
 	ck_assert_int_eq(dit_kv_sink_refreshes(dit_stream_kv(st)), 0);
 	ck_assert_int_eq(dit_stream_next_frame(st), 0);
 	/* and gives bitwise the same results as the stream without prepare */
-	run_chunks(st, lat, scale, &mn, chunks, x0b);
-	ck_assert_msg(memcmp(x0a, x0b, (size_t)(chunks + 1) * 384 * sizeof(float)) == 0,
+	run_chunks(st, f.lat, f.scale, &f.mn, chunks, f.x0b);
+	ck_assert_msg(memcmp(f.x0a, f.x0b, f.nx * sizeof(float)) == 0,
 		      "the stream after prepare differs");
 	dit_stream_free(st);
 	r.in.destroy(r.in.impl);
-	wan_dit_model_free(m);
-	free(lat);
-	free(ctx);
-	free(scale);
-	free(noise);
-	free(x0a);
-	free(x0b);
+	prep_fixture_close(&f);
 }
 END_TEST
 
@@ -568,53 +598,36 @@ static int failing_next(void *ctx, float *dst, size_t n, char *err, size_t errle
 START_TEST(test_stream_split)
 {
 	char err[256];
-	struct wan_dit_config cfg;
-	const int S = prep_cases[_i].steps, chunks = 14, kvf = 6;
+	struct prep_fixture f;
+	prep_fixture_open(&f, _i);
+	const int S = prep_cases[_i].steps, chunks = PREP_CHUNKS;
 	const bool batch = prep_cases[_i].batch;
-	ck_assert_msg(wan_dit_config_load(cfgpath, &cfg, err, sizeof(err)) == 0, "%s", err);
-	struct wan_dit_model *m = wan_dit_model_open(weights, &cfg, err, sizeof(err));
-	ck_assert_msg(m != NULL, "%s", err);
-	struct dit_engine_params ep = { .max_slots = batch ? S : 1, .kv_rows = kvf * 6, .h = 4,
-					.w = 6, .nctx = 1 };
 	struct dit_engine plain;
 	struct split_eng se = { 0 };
-	ck_assert_msg(dit_cpu_engine_open(m, &ep, &plain, err, sizeof(err)) == 0, "%s", err);
-	ck_assert_msg(dit_cpu_engine_open(m, &ep, &se.in, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(dit_cpu_engine_open(f.m, &f.ep, &plain, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(dit_cpu_engine_open(f.m, &f.ep, &se.in, err, sizeof(err)) == 0, "%s", err);
 	se.flow = calloc(16 * 16 * 24, sizeof(float));
 	ck_assert_ptr_nonnull(se.flow);
 	struct dit_engine split = { .impl = &se, .forward = split_forward, .expand = wrap_expand,
 				    .reset = wrap_reset, .set_context = wrap_set_context,
 				    .forward_begin = split_begin, .forward_end = split_end,
 				    .host_alloc = split_alloc, .host_free = split_free };
-	int64_t n, nn;
-	float *lat = load(fix_path("stream_in_s2.safetensors"), "latents", &n);
-	float *ctx = load(fix_path("stream_in_s2.safetensors"), "context", &n);
-	float *scale = load(fix_path("stream_in_s2.safetensors"), "noise_scale", &n);
-	float *noise = load(fix_path("stream_in_s2.safetensors"), "noise", &nn);
-	struct dit_noise_array mn = { noise, (size_t)nn, 0 };
-	size_t nx = (size_t)(chunks + 1) * 384;
-	float *x0a = calloc(nx, sizeof(float)), *x0b = calloc(nx, sizeof(float));
-	ck_assert_ptr_nonnull(x0a);
-	ck_assert_ptr_nonnull(x0b);
-	ck_assert_int_eq(plain.set_context(plain.impl, ctx, err, sizeof(err)), 0);
-	ck_assert_int_eq(split.set_context(split.impl, ctx, err, sizeof(err)), 0);
-	struct dit_stream_config sc = { .steps = S, .batch = batch, .kv_frames = kvf,
-					.sink_frames = 3, .sink_threshold = prep_cases[_i].thr,
-					.channels = 16, .h = 4, .w = 6, .layers = cfg.num_layers };
+	ck_assert_int_eq(plain.set_context(plain.impl, f.ctx, err, sizeof(err)), 0);
+	ck_assert_int_eq(split.set_context(split.impl, f.ctx, err, sizeof(err)), 0);
 
-	struct dit_stream *st = dit_stream_new(&sc, &plain, err, sizeof(err));
+	struct dit_stream *st = dit_stream_new(&f.sc, &plain, err, sizeof(err));
 	ck_assert_msg(st != NULL, "%s", err);
-	run_chunks(st, lat, scale, &mn, chunks, x0a);
-	size_t used_plain = mn.used;
+	run_chunks(st, f.lat, f.scale, &f.mn, chunks, f.x0a);
+	size_t used_plain = f.mn.used;
 	dit_stream_free(st);
 
-	se.mn = &mn;
-	st = dit_stream_new(&sc, &split, err, sizeof(err));
+	se.mn = &f.mn;
+	st = dit_stream_new(&f.sc, &split, err, sizeof(err));
 	ck_assert_msg(st != NULL, "%s", err);
 	ck_assert_int_gt(se.allocs, 0);
-	run_chunks(st, lat, scale, &mn, chunks, x0b);
-	ck_assert_msg(memcmp(x0a, x0b, nx * sizeof(float)) == 0, "the split forward changed x0");
-	ck_assert_uint_eq(mn.used, used_plain);
+	run_chunks(st, f.lat, f.scale, &f.mn, chunks, f.x0b);
+	ck_assert_msg(memcmp(f.x0a, f.x0b, f.nx * sizeof(float)) == 0, "the split forward changed x0");
+	ck_assert_uint_eq(f.mn.used, used_plain);
 	ck_assert_int_eq(se.begun, S + (batch ? 1 : S) * (chunks - 1));
 	ck_assert_int_eq(se.ended, se.begun);
 	if (S > 1) /* the re-noising draws were made while the "device" ran */
@@ -626,14 +639,14 @@ START_TEST(test_stream_split)
 	bool emitted;
 	se.mn = NULL;
 	if (S > 1) {
-		ck_assert_int_eq(dit_stream_first(st, lat, 0.7, failing_next, &fn, x0b, err,
+		ck_assert_int_eq(dit_stream_first(st, f.lat, 0.7, failing_next, &fn, f.x0b, err,
 						  sizeof(err)), 0);
-		ck_assert_int_eq(dit_stream_next(st, lat, 0.5, failing_next, &fn, x0b, &emitted, err,
+		ck_assert_int_eq(dit_stream_next(st, f.lat, 0.5, failing_next, &fn, f.x0b, &emitted, err,
 						 sizeof(err)), -1);
 		ck_assert_str_eq(err, "the camera went away");
 		ck_assert_int_eq(se.pending, 0);
 		ck_assert_int_eq(se.ended, se.begun);
-		ck_assert_int_eq(dit_stream_next(st, lat, 0.5, failing_next, &fn, x0b, &emitted, err,
+		ck_assert_int_eq(dit_stream_next(st, f.lat, 0.5, failing_next, &fn, f.x0b, &emitted, err,
 						 sizeof(err)), -1);
 	}
 	dit_stream_free(st);
@@ -642,25 +655,19 @@ START_TEST(test_stream_split)
 	/* WAN_STREAM_HOST=1: the hooks are not used, the results are the same */
 	int begun = se.begun, allocs = se.allocs;
 	setenv("WAN_STREAM_HOST", "1", 1);
-	st = dit_stream_new(&sc, &split, err, sizeof(err));
+	st = dit_stream_new(&f.sc, &split, err, sizeof(err));
 	unsetenv("WAN_STREAM_HOST");
 	ck_assert_msg(st != NULL, "%s", err);
-	run_chunks(st, lat, scale, &mn, chunks, x0b);
-	ck_assert_msg(memcmp(x0a, x0b, nx * sizeof(float)) == 0, "the host path changed x0");
+	run_chunks(st, f.lat, f.scale, &f.mn, chunks, f.x0b);
+	ck_assert_msg(memcmp(f.x0a, f.x0b, f.nx * sizeof(float)) == 0, "the host path changed x0");
 	ck_assert_int_eq(se.begun, begun);
 	ck_assert_int_eq(se.allocs, allocs);
 	dit_stream_free(st);
 
 	plain.destroy(plain.impl);
 	se.in.destroy(se.in.impl);
-	wan_dit_model_free(m);
 	free(se.flow);
-	free(lat);
-	free(ctx);
-	free(scale);
-	free(noise);
-	free(x0a);
-	free(x0b);
+	prep_fixture_close(&f);
 }
 END_TEST
 
