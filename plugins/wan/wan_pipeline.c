@@ -86,7 +86,6 @@ struct wan_pipeline {
 	float *x0;           /* [C][2][h][w] */
 	float *x0f;          /* [2][C][h][w] decoder input */
 	float *out;          /* [5][3][H][W] decoded frames */
-	bool frames_pinned;  /* frames and out came from the engine's host_alloc */
 	uint8_t *rgb;        /* [H][W][3] */
 	float *strength;     /* [h][w] per-latent-pixel strength */
 	struct wan_resize rs; /* camera frame -> frames: tables for the last input size */
@@ -308,16 +307,21 @@ static int open_dit(struct wan_pipeline *p, char *err, size_t errlen)
 /* The frames that go to the VAE encoder and come back from the decoder: page-locked where
  * the DiT engine offers it (CUDA), so that their copies (19 MB a 4-frame chunk at 480x832)
  * run at the bus's speed without a staging copy; else plain zeroed memory. */
+static bool frames_pinned(const struct wan_pipeline *p)
+{
+	return p->eng_open && p->eng.host_alloc && p->eng.host_free;
+}
+
 static float *frame_buf(struct wan_pipeline *p, size_t n)
 {
-	if (p->frames_pinned)
+	if (frames_pinned(p))
 		return p->eng.host_alloc(p->eng.impl, n * sizeof(float));
 	return calloc(n, sizeof(float));
 }
 
 static void frame_buf_free(struct wan_pipeline *p, float **b)
 {
-	if (p->frames_pinned && *b)
+	if (frames_pinned(p) && *b)
 		p->eng.host_free(p->eng.impl, *b);
 	else
 		free(*b);
@@ -327,7 +331,6 @@ static void frame_buf_free(struct wan_pipeline *p, float **b)
 static int alloc_buffers(struct wan_pipeline *p, char *err, size_t errlen)
 {
 	size_t tl = (size_t)p->dcfg.text_len;
-	p->frames_pinned = p->eng_open && p->eng.host_alloc && p->eng.host_free;
 	p->ctx = calloc(tl * (size_t)p->dcfg.text_dim, sizeof(float));
 	p->ids = calloc(tl, sizeof(int64_t));
 	p->mask = calloc(tl, sizeof(int64_t));
