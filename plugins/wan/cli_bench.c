@@ -160,23 +160,38 @@ static void bench_sink_fill(struct dit_cuda_sink *s, struct wan_sink_ring *rings
 		}
 }
 
-/* Energy and power of a timed loop: joules per call, mean watts, the SM clock at its end. */
+/* Energy and power of a timed loop: joules per call, mean watts, the SM clock at its end
+ * (all 0 when unknown); loop_power_start before its first timed call, loop_power_end after
+ * its last. NVML's counter moves in steps too coarse for a loop much shorter than a second
+ * (a 130 ms loop read 947 W against a 700 W limit), so loops are made at least
+ * ENERGY_MIN_MS long and the window is printed with the result. */
+#define ENERGY_MIN_MS 2000.0
 struct loop_power {
+	double mj0, t0, ms;
+	int calls;
 	double j_per_call, watts;
 	unsigned int mhz;
 };
 
 static struct wan_energy energy; /* opened by run_bench */
 
-static void loop_power(double mj0, double t0_ms, int calls, struct loop_power *lp)
+static void loop_power_start(struct loop_power *lp)
 {
-	double mj1 = wan_energy_mj(&energy), ms = wan_now_ms() - t0_ms;
-
 	memset(lp, 0, sizeof(*lp));
-	if (mj0 < 0 || mj1 < mj0 || calls <= 0 || ms <= 0)
+	lp->mj0 = wan_energy_mj(&energy);
+	lp->t0 = wan_now_ms();
+}
+
+static void loop_power_end(struct loop_power *lp, int calls)
+{
+	double mj1 = wan_energy_mj(&energy), ms = wan_now_ms() - lp->t0;
+
+	if (lp->mj0 < 0 || mj1 < lp->mj0 || calls <= 0 || ms <= 0)
 		return;
-	lp->j_per_call = (mj1 - mj0) / 1000.0 / calls;
-	lp->watts = (mj1 - mj0) / ms;
+	lp->ms = ms;
+	lp->calls = calls;
+	lp->j_per_call = (mj1 - lp->mj0) / 1000.0 / calls;
+	lp->watts = (mj1 - lp->mj0) / ms;
 	lp->mhz = wan_energy_sm_mhz(&energy);
 }
 
@@ -191,16 +206,13 @@ static int time_calls(struct dit_cuda *m, const struct dit_cuda_call *c, int hoo
 		      const struct dit_cuda_sink *sink, double period_ms, int iters, double *t,
 		      double *med, struct loop_power *lp, char *err, size_t errlen)
 {
-	double next = wan_now_ms(), mj0 = -1, tl0 = 0;
+	double next = wan_now_ms();
 
 	for (int it = -2; it < iters; it++) {
 		double t0 = wan_now_ms();
 
-		if (it == 0 && lp) {
-			mj0 = wan_energy_mj(&energy);
-			tl0 = t0;
-		}
-
+		if (it == 0 && lp)
+			loop_power_start(lp);
 		if (t0 < next) {
 			struct timespec ts;
 			double w = next - t0;
@@ -221,7 +233,7 @@ static int time_calls(struct dit_cuda *m, const struct dit_cuda_call *c, int hoo
 			t[it] = wan_now_ms() - t0;
 	}
 	if (lp)
-		loop_power(mj0, tl0, iters, lp);
+		loop_power_end(lp, iters);
 	qsort(t, (size_t)iters, sizeof(double), cmp_double);
 	*med = t[iters / 2];
 	return 0;
@@ -270,9 +282,8 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	double *t = calloc((size_t)iters, sizeof(double)), first_ms, steady_ms, tput_ms, ms[DIT_C_COUNT];
 	double ms_sink[DIT_C_COUNT], *t2 = calloc((size_t)iters, sizeof(double)), alt_plain_ms = 0, alt_sink_ms = 0;
 	struct dit_cuda_counters cnt;
-	double f_first, f_call, up, ragged_ms = 0, hooked_ms = 0, sink_ms = 0, paced_ms = 0, mj0 = -1, tl0 = 0;
+	double f_first, f_call, up, ragged_ms = 0, hooked_ms = 0, sink_ms = 0, paced_ms = 0, idle_w = 0;
 	struct loop_power pw_steady = {0}, pw_paced = {0};
-	double idle_w = 0;
 	const double pace_ms = 4 * 1000.0 / 30; /* one latent frame = 4 video frames at 30 fps */
 	struct wan_sink_ring *rings = calloc((size_t)d->num_layers * DIT_CUDA_MAX_SLOTS, sizeof(*rings));
 	struct wan_sink_rec *rec = calloc((size_t)d->num_layers * DIT_CUDA_MAX_SLOTS, sizeof(*rec));
@@ -292,7 +303,8 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 		goto out;
 	}
 	cudaMemGetInfo(&free0, &total);
-	if (wan_energy_open(&energy) == 0) { /* the idle draw, to tell a paced call's energy from the gaps' */
+	/* the idle draw, to tell a paced call's energy from the gaps' (batch mode is paced) */
+	if (wan_energy_open(&energy) == 0 && batch) {
 		double e0 = wan_energy_mj(&energy), t0 = wan_now_ms();
 		struct timespec ts = {0, 500 * 1000000L};
 
@@ -334,10 +346,6 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	for (int it = -3; it < iters; it++) {
 		double t0 = wan_now_ms();
 
-		if (it == 0) {
-			mj0 = wan_energy_mj(&energy);
-			tl0 = t0;
-		}
 		for (int s = 0; s < calls_per_chunk; s++) {
 			fill_call(&c, nslots, 1, L, kv_frames, 0, it + 3, steps, s);
 			if (dit_cuda_forward(m, &c, NULL, NULL, NULL, err, sizeof(err)))
@@ -348,9 +356,25 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 		if (it >= 0)
 			t[it] = wan_now_ms() - t0;
 	}
-	loop_power(mj0, tl0, iters, &pw_steady);
 	qsort(t, (size_t)iters, sizeof(double), cmp_double);
 	steady_ms = t[iters / 2];
+	/* the steady chunk's energy: the same synchronized chunks for at least ENERGY_MIN_MS */
+	if (energy.dev) {
+		int n = 0;
+
+		loop_power_start(&pw_steady);
+		do {
+			for (int s = 0; s < calls_per_chunk; s++) {
+				fill_call(&c, nslots, 1, L, kv_frames, 0, n, steps, s);
+				if (dit_cuda_forward(m, &c, NULL, NULL, NULL, err, sizeof(err)))
+					goto fail;
+			}
+			if (dit_cuda_sync(m, err, sizeof(err)))
+				goto fail;
+			n++;
+		} while (wan_now_ms() - pw_steady.t0 < ENERGY_MIN_MS);
+		loop_power_end(&pw_steady, n);
+	}
 	{
 		double t0 = wan_now_ms();
 
@@ -426,17 +450,21 @@ static int run_bench(const struct dit_cuda_dims *d, int is14b, int height, int w
 	if (pw_steady.j_per_call > 0) {
 		double cap = energy.limit_mw / 1000.0;
 
-		printf("\nenergy (NVML counter over the timed calls; power limit %.0f W, SM clock at the loop's end):\n", cap);
-		printf("  steady: %.2f J per call, mean %.0f W, %u MHz", pw_steady.j_per_call, pw_steady.watts, pw_steady.mhz);
+		printf("\nenergy (NVML counter; power limit %.0f W, SM clock at the loop's end):\n", cap);
+		printf("  steady (%d chunks back to back, %.1f s): %.2f J per chunk, mean %.0f W, %u MHz", pw_steady.calls,
+		       pw_steady.ms / 1000, pw_steady.j_per_call, pw_steady.watts, pw_steady.mhz);
 		if (cap > 0)
 			printf("; at %.0f W a call of this energy takes >= %.2f ms", cap, pw_steady.j_per_call / cap * 1000);
 		printf("\n");
-		if (pw_paced.watts > 0)
-			printf("  paced: mean %.0f W over the loop, %.2f J per %.0f ms period; less the gaps at the idle %.0f W:\n"
-			       "         about %.1f J per call, %.0f W while it runs, %u MHz\n",
-			       pw_paced.watts, pw_paced.j_per_call, pace_ms, idle_w,
-			       pw_paced.j_per_call - idle_w * (pace_ms - paced_ms) / 1000,
-			       (pw_paced.j_per_call - idle_w * (pace_ms - paced_ms) / 1000) / paced_ms * 1000, pw_paced.mhz);
+		if (pw_paced.watts > 0) {
+			double call_j = pw_paced.j_per_call - idle_w * (pace_ms - paced_ms) / 1000;
+
+			printf("  paced (%d calls, %.1f s%s): mean %.0f W over the loop, %.2f J per %.0f ms period; less the\n"
+			       "         gaps at the idle %.0f W: about %.1f J per call, %.0f W while it runs, %u MHz\n",
+			       pw_paced.calls, pw_paced.ms / 1000, pw_paced.ms < ENERGY_MIN_MS ? ", too short to trust: --iters" : "",
+			       pw_paced.watts, pw_paced.j_per_call, pace_ms, idle_w, call_j, call_j / paced_ms * 1000,
+			       pw_paced.mhz);
+		}
 	}
 	printf("\nper-component (one eager profiled %s call, event-timed):\n", batch ? "S-slot" : "1-slot");
 	{
